@@ -1,0 +1,175 @@
+//! Resident ID number (居民身份证号码, GB 11643-1999).
+
+use std::fmt;
+
+use chrono::NaiveDate;
+
+/// Weights of the first 17 digits in the check-digit sum.
+const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+/// Check characters indexed by the weighted sum modulo 11.
+const CHECK_CHARS: &[u8; 11] = b"10X98765432";
+const LENGTH: usize = 18;
+
+/// A valid 18-character resident ID number, upper-case `X` check character.
+///
+/// `Display` masks it (`3405**********001X`); use [`IdNumber::as_str`] only where the full
+/// number must leave the process (storage, responses to trusted platforms).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IdNumber(String);
+
+/// Why a string is not an ID number. Carries no part of the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdNumberError {
+    #[error("an ID number has 18 characters")]
+    Length,
+    #[error("an ID number has 17 digits and a digit or X")]
+    Characters,
+    #[error("the birth date inside the ID number is not a real date")]
+    BirthDate,
+    #[error("the check character of the ID number does not match")]
+    CheckDigit,
+}
+
+impl IdNumber {
+    /// Parses and validates; accepts a lower-case `x` and stores `X`.
+    pub fn parse(input: &str) -> Result<Self, IdNumberError> {
+        let bytes = input.as_bytes();
+        if bytes.len() != LENGTH {
+            return Err(IdNumberError::Length);
+        }
+        let (body, last) = bytes.split_at(LENGTH - 1);
+        if !body.iter().all(u8::is_ascii_digit) {
+            return Err(IdNumberError::Characters);
+        }
+        let last = last[0].to_ascii_uppercase();
+        if !(last.is_ascii_digit() || last == b'X') {
+            return Err(IdNumberError::Characters);
+        }
+        let sum: u32 = body
+            .iter()
+            .zip(WEIGHTS)
+            .map(|(digit, weight)| u32::from(digit - b'0') * weight)
+            .sum();
+        if CHECK_CHARS[(sum % 11) as usize] != last {
+            return Err(IdNumberError::CheckDigit);
+        }
+        let mut normalized = input.to_owned();
+        normalized.make_ascii_uppercase();
+        let id = Self(normalized);
+        if id.birth_date_checked().is_none() {
+            return Err(IdNumberError::BirthDate);
+        }
+        Ok(id)
+    }
+
+    /// The full number. Never log it: log the value itself, whose `Display` masks.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The birth date written in the number (characters 7 to 14).
+    pub fn birth_date(&self) -> NaiveDate {
+        self.birth_date_checked().unwrap_or(NaiveDate::MIN) // unreachable: parse checked it
+    }
+
+    /// The masked form, safe for logs and error messages.
+    pub fn masked(&self) -> String {
+        format!("{}{}{}", &self.0[..4], "*".repeat(10), &self.0[14..])
+    }
+
+    fn birth_date_checked(&self) -> Option<NaiveDate> {
+        let digits = &self.0[6..14];
+        let year = digits[..4].parse().ok()?;
+        let month = digits[4..6].parse().ok()?;
+        let day = digits[6..8].parse().ok()?;
+        NaiveDate::from_ymd_opt(year, month, day)
+    }
+}
+
+impl fmt::Display for IdNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl fmt::Debug for IdNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdNumber({})", self.masked())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_samples_are_valid() {
+        for sample in [
+            "11010519491231002X",
+            "440524188001010014",
+            "34052419800101001X",
+        ] {
+            assert!(IdNumber::parse(sample).is_ok(), "{sample}");
+        }
+    }
+
+    #[test]
+    fn a_lower_case_x_is_stored_upper_case() {
+        let id = IdNumber::parse("11010519491231002x").unwrap();
+        assert_eq!(id.as_str(), "11010519491231002X");
+    }
+
+    #[test]
+    fn a_wrong_check_digit_is_rejected() {
+        assert_eq!(
+            IdNumber::parse("110105194912310021"),
+            Err(IdNumberError::CheckDigit)
+        );
+    }
+
+    #[test]
+    fn wrong_lengths_and_characters_are_rejected() {
+        assert_eq!(IdNumber::parse(""), Err(IdNumberError::Length));
+        assert_eq!(
+            IdNumber::parse("1101051949123100"),
+            Err(IdNumberError::Length)
+        );
+        assert_eq!(
+            IdNumber::parse("1101051949123100AX"),
+            Err(IdNumberError::Characters)
+        );
+        assert_eq!(
+            IdNumber::parse("11010519491231002Y"),
+            Err(IdNumberError::Characters)
+        );
+    }
+
+    #[test]
+    fn an_impossible_birth_date_is_rejected_even_with_a_right_check_digit() {
+        // 1981-02-30 with its correct check character.
+        let body = "34052419810230001";
+        let sum: u32 = body
+            .bytes()
+            .zip(WEIGHTS)
+            .map(|(d, w)| u32::from(d - b'0') * w)
+            .sum();
+        let id = format!("{body}{}", CHECK_CHARS[(sum % 11) as usize] as char);
+        assert_eq!(IdNumber::parse(&id), Err(IdNumberError::BirthDate));
+    }
+
+    #[test]
+    fn display_and_debug_mask_the_middle() {
+        let id = IdNumber::parse("34052419800101001X").unwrap();
+        assert_eq!(id.to_string(), "3405**********001X");
+        assert_eq!(format!("{id:?}"), "IdNumber(3405**********001X)");
+    }
+
+    #[test]
+    fn the_birth_date_is_read_from_the_number() {
+        let id = IdNumber::parse("34052419800101001X").unwrap();
+        assert_eq!(
+            id.birth_date(),
+            NaiveDate::from_ymd_opt(1980, 1, 1).unwrap()
+        );
+    }
+}

@@ -1,0 +1,498 @@
+//! The TOML form of a policy, and its validation into the model with line-numbered errors.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    ops::Range,
+};
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{
+    BindingRules, Bucket, DateWindow, Policy, PremiumTerms, PremiumYear, Purpose, ReviewMode,
+    WaitingPeriod,
+};
+use crate::{CoverageYear, Money, RegionCode, Relationship};
+
+/// Most beneficiaries one authorizer may ever have, whatever a policy says.
+const MAX_BENEFICIARIES_LIMIT: u32 = 50;
+/// Most months any waiting-period parameter may hold.
+const MAX_WAITING_MONTHS: u32 = 12;
+
+/// A policy that cannot be used, with the place that says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct PolicyError {
+    origin: String,
+    line: Option<usize>,
+    message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "policy {}:{}: {}", self.origin, line, self.message),
+            None => write!(f, "policy {}: {}", self.origin, self.message),
+        }
+    }
+}
+
+impl PolicyError {
+    pub(super) fn unreadable(origin: &str, why: &str) -> Self {
+        Self {
+            origin: origin.to_owned(),
+            line: None,
+            message: format!("cannot read: {why}"),
+        }
+    }
+
+    /// The 1-based line the error names, if any.
+    pub fn line(&self) -> Option<usize> {
+        self.line
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    province_code: Spanned<String>,
+    rules: Vec<Spanned<RawRules>>,
+    premiums: Vec<Spanned<RawPremium>>,
+    waiting_period: Spanned<RawWaiting>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    effective_from: Spanned<String>,
+    allowed_relationships: Spanned<Vec<Spanned<String>>>,
+    cross_province_funds_sharing: bool,
+    usable_buckets: Spanned<Vec<Spanned<String>>>,
+    max_beneficiaries: Spanned<u32>,
+    review_mode: Spanned<String>,
+    purposes: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPremium {
+    coverage_year: Spanned<i32>,
+    amount: Spanned<String>,
+    window_start: Spanned<String>,
+    window_end: Spanned<String>,
+    #[serde(default)]
+    regions: Vec<Spanned<RawRegion>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegion {
+    region_code: Spanned<String>,
+    amount: Option<Spanned<String>>,
+    window_start: Spanned<String>,
+    window_end: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWaiting {
+    fixed_months: Spanned<u32>,
+    variable_months_per_gap_year: Spanned<u32>,
+    first_gap_year_counts: bool,
+    months_removed_per_back_paid_year: Spanned<u32>,
+    newborn_grace_days: Spanned<u32>,
+}
+
+/// Turns byte spans into line-numbered errors.
+struct Checker<'a> {
+    source: &'a str,
+    origin: &'a str,
+}
+
+impl Checker<'_> {
+    fn error(&self, span: Range<usize>, message: impl Into<String>) -> PolicyError {
+        let start = span.start.min(self.source.len());
+        let line = self.source[..start].bytes().filter(|b| *b == b'\n').count() + 1;
+        PolicyError {
+            origin: self.origin.to_owned(),
+            line: Some(line),
+            message: message.into(),
+        }
+    }
+
+    fn date(&self, raw: &Spanned<String>, what: &str) -> Result<NaiveDate, PolicyError> {
+        raw.get_ref().parse().map_err(|_| {
+            self.error(
+                raw.span(),
+                format!("{what} {:?} is not a YYYY-MM-DD date", raw.get_ref()),
+            )
+        })
+    }
+
+    fn money(&self, raw: &Spanned<String>) -> Result<Money, PolicyError> {
+        Money::parse(raw.get_ref())
+            .map_err(|e| self.error(raw.span(), format!("amount {:?}: {e}", raw.get_ref())))
+    }
+
+    fn window(
+        &self,
+        start: &Spanned<String>,
+        end: &Spanned<String>,
+    ) -> Result<DateWindow, PolicyError> {
+        let window = DateWindow {
+            start: self.date(start, "window_start")?,
+            end: self.date(end, "window_end")?,
+        };
+        if window.start > window.end {
+            return Err(self.error(end.span(), "window_end is before window_start"));
+        }
+        Ok(window)
+    }
+
+    fn bounded(
+        &self,
+        raw: &Spanned<u32>,
+        name: &str,
+        range: Range<u32>,
+    ) -> Result<u32, PolicyError> {
+        let value = *raw.get_ref();
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(self.error(
+                raw.span(),
+                format!(
+                    "{name} is {value}; it must be from {} to {}",
+                    range.start,
+                    range.end - 1
+                ),
+            ))
+        }
+    }
+
+    fn list<T: Ord + Copy>(
+        &self,
+        raw: &Spanned<Vec<Spanned<String>>>,
+        what: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Vec<T>, PolicyError> {
+        if raw.get_ref().is_empty() {
+            return Err(self.error(raw.span(), format!("{what} must not be empty")));
+        }
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::with_capacity(raw.get_ref().len());
+        for item in raw.get_ref() {
+            let value = parse(item.get_ref()).ok_or_else(|| {
+                self.error(item.span(), format!("unknown {what} {:?}", item.get_ref()))
+            })?;
+            if !seen.insert(value) {
+                return Err(self.error(
+                    item.span(),
+                    format!("{what} {:?} is listed twice", item.get_ref()),
+                ));
+            }
+            out.push(value);
+        }
+        Ok(out)
+    }
+}
+
+pub(super) fn parse(source: &str, origin: &str) -> Result<Policy, PolicyError> {
+    let check = Checker { source, origin };
+    let raw: RawPolicy = toml::from_str(source).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        check.error(span, e.message().to_owned())
+    })?;
+
+    let province = raw.province_code.get_ref();
+    if province.len() != 2 || RegionCode::parse(&format!("{province}0000")).is_err() {
+        return Err(check.error(
+            raw.province_code.span(),
+            "province_code must be a 2-digit province code",
+        ));
+    }
+
+    let rules = rules(&check, &raw.rules)?;
+    let premiums = premiums(&check, &raw.premiums, province)?;
+    let w = raw.waiting_period.get_ref();
+    let waiting_period = WaitingPeriod {
+        fixed_months: check.bounded(&w.fixed_months, "fixed_months", 0..MAX_WAITING_MONTHS + 1)?,
+        variable_months_per_gap_year: check.bounded(
+            &w.variable_months_per_gap_year,
+            "variable_months_per_gap_year",
+            0..MAX_WAITING_MONTHS + 1,
+        )?,
+        first_gap_year_counts: w.first_gap_year_counts,
+        months_removed_per_back_paid_year: check.bounded(
+            &w.months_removed_per_back_paid_year,
+            "months_removed_per_back_paid_year",
+            0..MAX_WAITING_MONTHS + 1,
+        )?,
+        newborn_grace_days: check.bounded(&w.newborn_grace_days, "newborn_grace_days", 0..367)?,
+    };
+
+    Ok(Policy {
+        province_code: province.clone(),
+        rules,
+        premiums,
+        waiting_period,
+    })
+}
+
+fn rules(check: &Checker<'_>, raw: &[Spanned<RawRules>]) -> Result<Vec<BindingRules>, PolicyError> {
+    let mut out: Vec<BindingRules> = Vec::with_capacity(raw.len());
+    if raw.is_empty() {
+        return Err(check.error(0..0, "at least one [[rules]] version is required"));
+    }
+    for spanned in raw {
+        let r = spanned.get_ref();
+        let effective_from = check.date(&r.effective_from, "effective_from")?;
+        if let Some(previous) = out.last()
+            && previous.effective_from >= effective_from
+        {
+            return Err(check.error(
+                r.effective_from.span(),
+                "rules versions must be in increasing effective_from order, without repeats",
+            ));
+        }
+        let review_mode = match r.review_mode.get_ref().as_str() {
+            "AUTOMATIC" => ReviewMode::Automatic,
+            "MANUAL" => ReviewMode::Manual,
+            other => {
+                return Err(check.error(
+                    r.review_mode.span(),
+                    format!("unknown review_mode {other:?}; expected AUTOMATIC or MANUAL"),
+                ));
+            }
+        };
+        out.push(BindingRules {
+            effective_from,
+            allowed_relationships: check.list(&r.allowed_relationships, "relationship", |s| {
+                s.parse::<Relationship>().ok()
+            })?,
+            cross_province_funds_sharing: r.cross_province_funds_sharing,
+            usable_buckets: check.list(&r.usable_buckets, "bucket", Bucket::parse)?,
+            max_beneficiaries: check.bounded(
+                &r.max_beneficiaries,
+                "max_beneficiaries",
+                1..MAX_BENEFICIARIES_LIMIT + 1,
+            )?,
+            review_mode,
+            purposes: check.list(&r.purposes, "purpose", |s| match s {
+                "PREMIUM" => Some(Purpose::Premium),
+                "MEDICAL_EXPENSE" => Some(Purpose::MedicalExpense),
+                _ => None,
+            })?,
+        });
+    }
+    Ok(out)
+}
+
+fn premiums(
+    check: &Checker<'_>,
+    raw: &[Spanned<RawPremium>],
+    province: &str,
+) -> Result<BTreeMap<CoverageYear, PremiumYear>, PolicyError> {
+    let mut out = BTreeMap::new();
+    // Windows seen so far per region key ("" for the province default), with the year.
+    let mut windows: Vec<(String, CoverageYear, DateWindow, Range<usize>)> = Vec::new();
+    for spanned in raw {
+        let p = spanned.get_ref();
+        let year = CoverageYear::parse(*p.coverage_year.get_ref())
+            .map_err(|e| check.error(p.coverage_year.span(), e.to_string()))?;
+        if out.contains_key(&year) {
+            return Err(check.error(
+                p.coverage_year.span(),
+                format!("coverage_year {year} is given twice"),
+            ));
+        }
+        let default = PremiumTerms {
+            amount: check.money(&p.amount)?,
+            window: check.window(&p.window_start, &p.window_end)?,
+        };
+        windows.push((String::new(), year, default.window, p.window_start.span()));
+        let mut overrides = BTreeMap::new();
+        for region_raw in &p.regions {
+            let r = region_raw.get_ref();
+            let code = RegionCode::parse(r.region_code.get_ref())
+                .map_err(|e| check.error(r.region_code.span(), format!("region_code: {e}")))?;
+            if code.province() != province {
+                return Err(check.error(
+                    r.region_code.span(),
+                    format!("region {code} is outside province {province}"),
+                ));
+            }
+            let terms = PremiumTerms {
+                amount: match &r.amount {
+                    Some(amount) => check.money(amount)?,
+                    None => default.amount,
+                },
+                window: check.window(&r.window_start, &r.window_end)?,
+            };
+            windows.push((code.to_string(), year, terms.window, r.window_start.span()));
+            if overrides.insert(code.clone(), terms).is_some() {
+                return Err(check.error(
+                    r.region_code.span(),
+                    format!("region {code} is given twice for {year}"),
+                ));
+            }
+        }
+        out.insert(year, PremiumYear { default, overrides });
+    }
+    check_overlaps(check, &out, &windows)?;
+    Ok(out)
+}
+
+/// Two coverage years' collection windows must not overlap for any region, or a payment
+/// date would not say which year it buys. `windows` holds each window as written: region
+/// key ("" for the province default), year, window, span.
+fn check_overlaps(
+    check: &Checker<'_>,
+    years: &BTreeMap<CoverageYear, PremiumYear>,
+    windows: &[(String, CoverageYear, DateWindow, Range<usize>)],
+) -> Result<(), PolicyError> {
+    let regions: BTreeSet<&str> = windows.iter().map(|(region, ..)| region.as_str()).collect();
+    for region in regions {
+        let code = RegionCode::parse(region).ok();
+        // The window in force for this region in each year, with the span that wrote it.
+        let effective: Vec<(CoverageYear, DateWindow, Range<usize>)> = years
+            .iter()
+            .map(|(year, terms)| {
+                let written = |key: &str| {
+                    windows
+                        .iter()
+                        .find(|(r, y, ..)| r == key && y == year)
+                        .map(|(.., span)| span.clone())
+                };
+                match code.as_ref().and_then(|c| terms.overrides.get(c)) {
+                    Some(t) => (*year, t.window, written(region).unwrap_or(0..0)),
+                    None => (*year, terms.default.window, written("").unwrap_or(0..0)),
+                }
+            })
+            .collect();
+        for (i, (year, window, span)) in effective.iter().enumerate() {
+            if let Some((other_year, ..)) =
+                effective[..i].iter().find(|(_, w, _)| w.overlaps(window))
+            {
+                let whom = if region.is_empty() {
+                    "the province default".to_owned()
+                } else {
+                    format!("region {region}")
+                };
+                return Err(check.error(
+                    span.clone(),
+                    format!(
+                        "the {year} collection window of {whom} overlaps its {other_year} window"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::ANHUI_DEFAULT_TOML;
+
+    fn error_of(source: &str) -> PolicyError {
+        parse(source, "test.toml").expect_err("the policy should be refused")
+    }
+
+    fn line_of(source: &str, needle: &str) -> usize {
+        source.lines().position(|l| l.contains(needle)).unwrap() + 1
+    }
+
+    #[test]
+    fn a_negative_amount_is_refused_with_its_line() {
+        let source = ANHUI_DEFAULT_TOML.replacen("amount = \"400.00\"", "amount = \"-400.00\"", 1);
+        let err = error_of(&source);
+        assert_eq!(err.line(), Some(line_of(&source, "-400.00")));
+        assert!(err.to_string().contains("must not be negative"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_relationship_is_refused_with_its_line() {
+        let source = ANHUI_DEFAULT_TOML.replacen(
+            "\"SPOUSE\", \"PARENT\", \"CHILD\"]",
+            "\"SPOUSE\", \"COUSIN\"]",
+            1,
+        );
+        let err = error_of(&source);
+        assert_eq!(err.line(), Some(line_of(&source, "COUSIN")));
+        assert!(err.to_string().contains("COUSIN"), "{err}");
+    }
+
+    #[test]
+    fn overlapping_windows_are_refused_with_the_later_line() {
+        let source = ANHUI_DEFAULT_TOML.replacen(
+            "window_start = \"2025-09-01\"",
+            "window_start = \"2025-02-01\"",
+            1,
+        );
+        let err = error_of(&source);
+        assert_eq!(err.line(), Some(line_of(&source, "2025-02-01")));
+        assert!(err.to_string().contains("overlaps"), "{err}");
+    }
+
+    #[test]
+    fn a_city_window_overlapping_the_next_year_is_refused() {
+        let source = ANHUI_DEFAULT_TOML.replacen(
+            "window_end = \"2024-12-31\"",
+            "window_end = \"2025-09-02\"",
+            1,
+        );
+        let err = error_of(&source);
+        assert!(err.to_string().contains("overlaps"), "{err}");
+    }
+
+    #[test]
+    fn malformed_toml_is_refused_with_its_line() {
+        let source = format!("{ANHUI_DEFAULT_TOML}\n[oops\n");
+        let err = error_of(&source);
+        assert_eq!(err.line(), Some(source.lines().count()));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let source = ANHUI_DEFAULT_TOML.replacen(
+            "max_beneficiaries = 6",
+            "max_beneficiaries = 6\nmax_benefits = 3",
+            1,
+        );
+        let err = error_of(&source);
+        assert_eq!(err.line(), Some(line_of(&source, "max_benefits")));
+    }
+
+    #[test]
+    fn rules_out_of_order_are_refused() {
+        let source = ANHUI_DEFAULT_TOML.replacen(
+            "effective_from = \"2026-01-01\"",
+            "effective_from = \"2023-01-01\"",
+            1,
+        );
+        let err = error_of(&source);
+        assert_eq!(err.line(), Some(line_of(&source, "2023-01-01")));
+    }
+
+    #[test]
+    fn a_window_ending_before_it_starts_is_refused() {
+        let source = ANHUI_DEFAULT_TOML.replacen(
+            "window_end = \"2026-12-31\"",
+            "window_end = \"2026-08-01\"",
+            1,
+        );
+        let err = error_of(&source);
+        assert_eq!(err.line(), Some(line_of(&source, "2026-08-01")));
+    }
+
+    #[test]
+    fn a_city_outside_the_province_is_refused() {
+        let source =
+            ANHUI_DEFAULT_TOML.replacen("region_code = \"340500\"", "region_code = \"320500\"", 1);
+        let err = error_of(&source);
+        assert!(err.to_string().contains("outside province"), "{err}");
+    }
+}

@@ -1,0 +1,265 @@
+//! The policy model: every rule that varies by year or region, loaded from a TOML file.
+//!
+//! The Anhui default (`deploy/policy/anhui.toml`) is compiled in. A file that is malformed
+//! or inconsistent is refused with a message naming its line, so a bad policy stops start-up
+//! instead of moving money by wrong rules.
+
+mod file;
+
+use std::{collections::BTreeMap, fmt, path::Path};
+
+use chrono::NaiveDate;
+
+use crate::{CoverageYear, Money, RegionCode, Relationship};
+
+pub use file::PolicyError;
+
+/// The default policy's source, compiled in.
+pub const ANHUI_DEFAULT_TOML: &str = include_str!("../../../deploy/policy/anhui.toml");
+
+/// A policy: binding rules by date, premiums by coverage year and region, waiting periods.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    province_code: String,
+    /// Sorted by `effective_from`, strictly increasing.
+    rules: Vec<BindingRules>,
+    premiums: BTreeMap<CoverageYear, PremiumYear>,
+    waiting_period: WaitingPeriod,
+}
+
+/// The binding rules of one policy version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingRules {
+    pub effective_from: NaiveDate,
+    pub allowed_relationships: Vec<Relationship>,
+    pub cross_province_funds_sharing: bool,
+    /// Buckets family may use, in drawing order; never empty, no repeats.
+    pub usable_buckets: Vec<Bucket>,
+    pub max_beneficiaries: u32,
+    pub review_mode: ReviewMode,
+    pub purposes: Vec<Purpose>,
+}
+
+/// A part of a personal account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Bucket {
+    /// 当年: credited this year.
+    CurrentYear,
+    /// 历年结余: surplus of earlier years.
+    PriorYears,
+}
+
+/// How binding applications are decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewMode {
+    /// All checks pass: ACTIVE at once.
+    Automatic,
+    /// PENDING_REVIEW until an operator approves or rejects.
+    Manual,
+}
+
+/// What a funds-sharing binding may pay for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Purpose {
+    Premium,
+    MedicalExpense,
+}
+
+/// Inclusive range of Asia/Shanghai dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateWindow {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
+/// The premium of one coverage year: a province default and city overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PremiumYear {
+    default: PremiumTerms,
+    overrides: BTreeMap<RegionCode, PremiumTerms>,
+}
+
+/// What a beneficiary of one region pays for one coverage year, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PremiumTerms {
+    pub amount: Money,
+    pub window: DateWindow,
+}
+
+/// Waiting-period parameters (P7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitingPeriod {
+    pub fixed_months: u32,
+    pub variable_months_per_gap_year: u32,
+    pub first_gap_year_counts: bool,
+    pub months_removed_per_back_paid_year: u32,
+    pub newborn_grace_days: u32,
+}
+
+impl Policy {
+    /// The compiled-in Anhui default.
+    pub fn anhui_default() -> Result<Self, PolicyError> {
+        Self::parse(ANHUI_DEFAULT_TOML, "deploy/policy/anhui.toml")
+    }
+
+    /// Reads and validates a policy file.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let origin = path.display().to_string();
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| PolicyError::unreadable(&origin, &e.to_string()))?;
+        Self::parse(&source, &origin)
+    }
+
+    /// Parses and validates policy text; `origin` names it in errors.
+    pub fn parse(source: &str, origin: &str) -> Result<Self, PolicyError> {
+        file::parse(source, origin)
+    }
+
+    /// The province whose employee insurance may lend accounts ("34").
+    pub fn province_code(&self) -> &str {
+        &self.province_code
+    }
+
+    /// The binding rules in force on `date`, if any version is.
+    pub fn rules_on(&self, date: NaiveDate) -> Option<&BindingRules> {
+        self.rules.iter().rev().find(|r| r.effective_from <= date)
+    }
+
+    /// The premium terms of `region` for `year`: its city override, else the province default.
+    pub fn premium_terms(&self, year: CoverageYear, region: &RegionCode) -> Option<PremiumTerms> {
+        let premium_year = self.premiums.get(&year)?;
+        Some(
+            premium_year
+                .overrides
+                .get(region)
+                .copied()
+                .unwrap_or(premium_year.default),
+        )
+    }
+
+    /// Waiting-period parameters.
+    pub fn waiting_period(&self) -> WaitingPeriod {
+        self.waiting_period
+    }
+}
+
+impl DateWindow {
+    /// Whether `date` falls inside, both ends included.
+    pub fn contains(&self, date: NaiveDate) -> bool {
+        self.start <= date && date <= self.end
+    }
+
+    fn overlaps(&self, other: &Self) -> bool {
+        self.start <= other.end && other.start <= self.end
+    }
+}
+
+impl Bucket {
+    /// The UPPER_SNAKE name used in policy files and storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CurrentYear => "CURRENT_YEAR",
+            Self::PriorYears => "PRIOR_YEARS",
+        }
+    }
+
+    /// Parses the UPPER_SNAKE name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "CURRENT_YEAR" => Some(Self::CurrentYear),
+            "PRIOR_YEARS" => Some(Self::PriorYears),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Bucket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Purpose {
+    /// The UPPER_SNAKE name used in policy files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Premium => "PREMIUM",
+            Self::MedicalExpense => "MEDICAL_EXPENSE",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn region(s: &str) -> RegionCode {
+        RegionCode::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_default_policy_loads() {
+        let policy = Policy::anhui_default().unwrap();
+        assert_eq!(policy.province_code(), "34");
+    }
+
+    #[test]
+    fn siblings_are_refused_in_2025_and_allowed_from_2026() {
+        let policy = Policy::anhui_default().unwrap();
+        let in_2025 = policy.rules_on(date("2025-06-01")).unwrap();
+        let in_2026 = policy.rules_on(date("2026-01-01")).unwrap();
+        assert!(
+            !in_2025
+                .allowed_relationships
+                .contains(&Relationship::Sibling)
+        );
+        assert!(
+            in_2026
+                .allowed_relationships
+                .contains(&Relationship::Sibling)
+        );
+        assert!(policy.rules_on(date("2023-12-31")).is_none());
+    }
+
+    #[test]
+    fn maanshan_has_its_own_2025_window_and_other_cities_the_province_one() {
+        let policy = Policy::anhui_default().unwrap();
+        let year = CoverageYear::parse(2025).unwrap();
+        let maanshan = policy.premium_terms(year, &region("340500")).unwrap();
+        assert_eq!(maanshan.amount.to_string(), "400.00");
+        assert_eq!(maanshan.window.start, date("2024-09-05"));
+        assert_eq!(maanshan.window.end, date("2024-12-31"));
+        let hefei = policy.premium_terms(year, &region("340100")).unwrap();
+        assert_eq!(hefei.window.end, date("2025-02-28"));
+    }
+
+    #[test]
+    fn years_without_a_premium_have_no_terms() {
+        let policy = Policy::anhui_default().unwrap();
+        let year = CoverageYear::parse(2030).unwrap();
+        assert!(policy.premium_terms(year, &region("340500")).is_none());
+    }
+
+    #[test]
+    fn the_usable_buckets_of_the_default_are_prior_years_only() {
+        let policy = Policy::anhui_default().unwrap();
+        let rules = policy.rules_on(date("2025-01-01")).unwrap();
+        assert_eq!(rules.usable_buckets, vec![Bucket::PriorYears]);
+    }
+
+    #[test]
+    fn windows_include_both_ends() {
+        let w = DateWindow {
+            start: date("2024-09-05"),
+            end: date("2024-12-31"),
+        };
+        assert!(w.contains(date("2024-09-05")));
+        assert!(w.contains(date("2024-12-31")));
+        assert!(!w.contains(date("2025-01-01")));
+        assert!(!w.contains(date("2024-09-04")));
+    }
+}

@@ -1,0 +1,188 @@
+//! AIP-193 errors: a status code, exactly one `ErrorInfo` (UPPER_SNAKE reason, domain,
+//! values in metadata), and `BadRequest` / `PreconditionFailure` details where they fit.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// Most violations one error carries; a bound, since they are built from input.
+const MAX_VIOLATIONS: usize = 32;
+
+/// One failed rule, reported as a `PreconditionFailure` violation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The reason code of the rule, e.g. `NAME_MISMATCH`.
+    pub kind: String,
+    /// What it is about, e.g. `beneficiary`.
+    pub subject: String,
+    /// A sentence for operators, without personal data.
+    pub description: String,
+}
+
+/// An error on its way to the wire. Build it with a constructor per status code, add
+/// metadata, and convert with [`ApiError::into_status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    code: Code,
+    reason: String,
+    message: String,
+    metadata: Vec<(String, String)>,
+    field: Option<String>,
+    violations: Vec<Violation>,
+}
+
+impl ApiError {
+    fn new(code: Code, reason: &str, message: impl Into<String>) -> Self {
+        debug_assert!(
+            !reason.is_empty() && reason.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
+            "reasons are UPPER_SNAKE: {reason}"
+        );
+        Self {
+            code,
+            reason: reason.to_owned(),
+            message: message.into(),
+            metadata: Vec::new(),
+            field: None,
+            violations: Vec::new(),
+        }
+    }
+
+    /// INVALID_ARGUMENT about one request field (adds a `BadRequest` field violation).
+    pub fn invalid_argument(reason: &str, field: &str, message: impl Into<String>) -> Self {
+        let mut error = Self::new(Code::InvalidArgument, reason, message);
+        error.field = Some(field.to_owned());
+        error
+    }
+
+    /// NOT_FOUND.
+    pub fn not_found(reason: &str, message: impl Into<String>) -> Self {
+        Self::new(Code::NotFound, reason, message)
+    }
+
+    /// ALREADY_EXISTS.
+    pub fn already_exists(reason: &str, message: impl Into<String>) -> Self {
+        Self::new(Code::AlreadyExists, reason, message)
+    }
+
+    /// FAILED_PRECONDITION: a rule refused the request.
+    pub fn failed_precondition(reason: &str, message: impl Into<String>) -> Self {
+        Self::new(Code::FailedPrecondition, reason, message)
+    }
+
+    /// PERMISSION_DENIED.
+    pub fn permission_denied(reason: &str, message: impl Into<String>) -> Self {
+        Self::new(Code::PermissionDenied, reason, message)
+    }
+
+    /// UNAVAILABLE: a dependency could not answer; nothing changed; retry later.
+    pub fn unavailable(reason: &str, message: impl Into<String>) -> Self {
+        Self::new(Code::Unavailable, reason, message)
+    }
+
+    /// ABORTED: a conflict that a retry with the same request_id resolves.
+    pub fn aborted(reason: &str, message: impl Into<String>) -> Self {
+        Self::new(Code::Aborted, reason, message)
+    }
+
+    /// UNIMPLEMENTED: the input was valid but the rules of this RPC are not built yet.
+    pub fn unimplemented(rpc: &str) -> Self {
+        Self::new(
+            Code::Unimplemented,
+            "NOT_IMPLEMENTED",
+            format!("{rpc} is not implemented yet; the request was valid and nothing changed"),
+        )
+        .with_metadata("rpc", rpc)
+    }
+
+    /// INTERNAL: a fault of ours; the message never carries details.
+    pub fn internal() -> Self {
+        Self::new(
+            Code::Internal,
+            "INTERNAL",
+            "internal error; nothing was changed, the request may be retried",
+        )
+    }
+
+    /// Adds one metadata value (masked where it is personal data).
+    pub fn with_metadata(mut self, key: &str, value: impl ToString) -> Self {
+        self.metadata.push((key.to_owned(), value.to_string()));
+        self
+    }
+
+    /// Adds a `PreconditionFailure` violation.
+    pub fn with_violation(mut self, violation: Violation) -> Self {
+        if self.violations.len() < MAX_VIOLATIONS {
+            self.violations.push(violation);
+        }
+        self
+    }
+
+    /// The status code.
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    /// The ErrorInfo reason.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// Builds the status with its details under `domain` (e.g. `binding.gongji`).
+    pub fn into_status(self, domain: &str) -> Status {
+        let mut details = ErrorDetails::new();
+        let metadata: HashMap<String, String> = self.metadata.into_iter().collect();
+        details.set_error_info(self.reason, domain, metadata);
+        if let Some(field) = self.field {
+            details.add_bad_request_violation(field, self.message.clone());
+        }
+        for v in self.violations {
+            details.add_precondition_failure_violation(v.kind, v.subject, v.description);
+        }
+        Status::with_error_details(self.code, self.message, details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_carries_one_error_info_with_reason_domain_and_metadata() {
+        let status = ApiError::invalid_argument("INVALID_AMOUNT", "amount", "bad amount")
+            .with_metadata("amount", "-1")
+            .into_status("payment.gongji");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let info = details.error_info().unwrap();
+        assert_eq!(info.reason, "INVALID_AMOUNT");
+        assert_eq!(info.domain, "payment.gongji");
+        assert_eq!(info.metadata.get("amount").map(String::as_str), Some("-1"));
+        assert_eq!(
+            details.bad_request().unwrap().field_violations[0].field,
+            "amount"
+        );
+    }
+
+    #[test]
+    fn violations_become_a_precondition_failure() {
+        let v = |kind: &str| Violation {
+            kind: kind.to_owned(),
+            subject: "beneficiary".to_owned(),
+            description: "d".to_owned(),
+        };
+        let status = ApiError::failed_precondition("NAME_MISMATCH", "refused")
+            .with_violation(v("NAME_MISMATCH"))
+            .with_violation(v("SELF_BINDING"))
+            .into_status("binding.gongji");
+        let details = status.get_error_details();
+        let kinds: Vec<_> = details
+            .precondition_failure()
+            .unwrap()
+            .violations
+            .iter()
+            .map(|v| v.r#type.as_str())
+            .collect();
+        assert_eq!(kinds, ["NAME_MISMATCH", "SELF_BINDING"]);
+    }
+}

@@ -1,0 +1,136 @@
+//! Server wiring both services share: explicit limits, health, reflection, and a graceful
+//! shutdown that stops taking traffic, drains in-flight calls within a bound, then returns.
+
+use std::{future::Future, time::Duration};
+
+use tokio::{net::TcpListener, sync::oneshot};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Server, server::Router};
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use super::telemetry;
+
+/// Every limit the servers run with. Defaults suit a pod with one or two cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A call still running after this is cancelled with DEADLINE_EXCEEDED.
+    pub request_timeout_ms: u64,
+    /// Calls served at once on one connection; further calls wait.
+    pub concurrency_per_connection: usize,
+    /// HTTP/2 streams a client may open at once on one connection.
+    pub max_concurrent_streams: u32,
+    /// Largest request or response message.
+    pub max_message_bytes: usize,
+    /// After SIGTERM, in-flight calls get this long to finish.
+    pub drain_timeout_ms: u64,
+    /// Deadline of calls to the peer service.
+    pub peer_timeout_ms: u64,
+    /// Connection timeout to the peer service.
+    pub peer_connect_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            request_timeout_ms: 10_000,
+            concurrency_per_connection: 64,
+            max_concurrent_streams: 128,
+            max_message_bytes: 256 * 1024,
+            drain_timeout_ms: 15_000,
+            peer_timeout_ms: 2_000,
+            peer_connect_timeout_ms: 1_000,
+        }
+    }
+}
+
+/// A server builder with the limits applied and a tracing span per call that continues
+/// the caller's W3C trace.
+pub fn builder(limits: &Limits) -> Server {
+    Server::builder()
+        .timeout(Duration::from_millis(limits.request_timeout_ms))
+        .concurrency_limit_per_connection(limits.concurrency_per_connection)
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .trace_fn(telemetry::server_span)
+}
+
+/// Reflection v1 and v1alpha over the whole contract (grpcurl speaks v1alpha only).
+pub fn add_reflection(router: Router) -> Result<Router, tonic_reflection::server::Error> {
+    let v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(gongji_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(gongji_proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    Ok(router.add_service(v1).add_service(v1alpha))
+}
+
+/// Serves until `shutdown` resolves; then marks every named service and the server
+/// NOT_SERVING, lets in-flight calls finish for at most `drain_timeout_ms`, and returns.
+pub async fn serve(
+    router: Router,
+    listener: TcpListener,
+    health: HealthReporter,
+    services: &[&str],
+    shutdown: impl Future<Output = ()>,
+    drain_timeout_ms: u64,
+) -> Result<(), tonic::transport::Error> {
+    let (drain_tx, drain_rx) = oneshot::channel::<()>();
+    let server = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        let _ = drain_rx.await;
+    });
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result,
+        () = shutdown => {}
+    }
+    tracing::info!(
+        drain_timeout_ms,
+        "shutting down: NOT_SERVING, draining in-flight calls"
+    );
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    for service in services {
+        health
+            .set_service_status(*service, ServingStatus::NotServing)
+            .await;
+    }
+    let _ = drain_tx.send(());
+    match tokio::time::timeout(Duration::from_millis(drain_timeout_ms), server).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(
+                drain_timeout_ms,
+                "drain timed out; exiting with calls still in flight"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn termination_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
