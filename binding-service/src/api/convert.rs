@@ -1,0 +1,153 @@
+//! Wire <-> domain conversions.
+
+use chrono::{DateTime, Utc};
+use gongji_proto::binding::v1 as pb;
+use gongji_shared::{Relationship, policy::Purpose, rpc::{ApiError, validate}};
+
+use crate::domain::{Binding, BindingEvent, BindingKind, BindingState, Enrollment, EnrollmentStatus, Person};
+
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn person_to_pb(p: &Person) -> pb::InsuredPerson {
+    let enrollment = |e: &Enrollment| pb::Enrollment {
+        region_code: e.region.as_str().to_owned(),
+        status: status_to_pb(e.status) as i32,
+    };
+    pb::InsuredPerson {
+        id_number: p.id_number.as_str().to_owned(),
+        name: p.name.as_str().to_owned(),
+        employee_enrollment: p.employee.as_ref().map(enrollment),
+        resident_enrollment: p.resident.as_ref().map(enrollment),
+        update_time: Some(timestamp(p.update_time)),
+    }
+}
+
+pub fn enrollment_from_pb(e: Option<&pb::Enrollment>, field: &str) -> Result<Option<Enrollment>, ApiError> {
+    let Some(e) = e else { return Ok(None) };
+    let status = match pb::EnrollmentStatus::try_from(e.status) {
+        Ok(pb::EnrollmentStatus::Normal) => Some(EnrollmentStatus::Normal),
+        Ok(pb::EnrollmentStatus::Suspended) => Some(EnrollmentStatus::Suspended),
+        Ok(pb::EnrollmentStatus::Terminated) => Some(EnrollmentStatus::Terminated),
+        _ => None,
+    };
+    Ok(Some(Enrollment {
+        region: validate::region_code(&e.region_code, &format!("{field}.region_code"))?,
+        status: validate::known_enum(status, e.status, "INVALID_ENROLLMENT_STATUS", &format!("{field}.status"))?,
+    }))
+}
+
+fn status_to_pb(s: EnrollmentStatus) -> pb::EnrollmentStatus {
+    match s {
+        EnrollmentStatus::Normal => pb::EnrollmentStatus::Normal,
+        EnrollmentStatus::Suspended => pb::EnrollmentStatus::Suspended,
+        EnrollmentStatus::Terminated => pb::EnrollmentStatus::Terminated,
+    }
+}
+
+pub fn relationship_from_pb(raw: i32) -> Result<Relationship, ApiError> {
+    let parsed = match pb::Relationship::try_from(raw) {
+        Ok(pb::Relationship::Spouse) => Some(Relationship::Spouse),
+        Ok(pb::Relationship::Parent) => Some(Relationship::Parent),
+        Ok(pb::Relationship::Child) => Some(Relationship::Child),
+        Ok(pb::Relationship::Sibling) => Some(Relationship::Sibling),
+        Ok(pb::Relationship::Grandparent) => Some(Relationship::Grandparent),
+        Ok(pb::Relationship::Grandchild) => Some(Relationship::Grandchild),
+        _ => None,
+    };
+    validate::known_enum(parsed, raw, "INVALID_RELATIONSHIP", "relationship")
+}
+
+fn relationship_to_pb(r: Relationship) -> pb::Relationship {
+    match r {
+        Relationship::Spouse => pb::Relationship::Spouse,
+        Relationship::Parent => pb::Relationship::Parent,
+        Relationship::Child => pb::Relationship::Child,
+        Relationship::Sibling => pb::Relationship::Sibling,
+        Relationship::Grandparent => pb::Relationship::Grandparent,
+        Relationship::Grandchild => pb::Relationship::Grandchild,
+    }
+}
+
+pub fn kind_from_pb(raw: i32) -> Result<BindingKind, ApiError> {
+    let parsed = match pb::BindingKind::try_from(raw) {
+        Ok(pb::BindingKind::FundsSharing) => Some(BindingKind::FundsSharing),
+        Ok(pb::BindingKind::Proxy) => Some(BindingKind::Proxy),
+        _ => None,
+    };
+    validate::known_enum(parsed, raw, "INVALID_BINDING_KIND", "kind")
+}
+
+pub fn purpose_from_pb(raw: i32) -> Result<Purpose, ApiError> {
+    let parsed = match pb::Purpose::try_from(raw) {
+        Ok(pb::Purpose::Premium) => Some(Purpose::Premium),
+        Ok(pb::Purpose::MedicalExpense) => Some(Purpose::MedicalExpense),
+        _ => None,
+    };
+    validate::known_enum(parsed, raw, "INVALID_PURPOSE", "purpose")
+}
+
+pub fn party_from_pb(raw: i32) -> Result<pb::Party, ApiError> {
+    let parsed = pb::Party::try_from(raw).ok().filter(|p| *p != pb::Party::Unspecified);
+    validate::known_enum(parsed, raw, "INVALID_PARTY", "revoked_by")
+}
+
+pub fn state_from_pb(raw: i32) -> Result<BindingState, ApiError> {
+    let parsed = match pb::BindingState::try_from(raw) {
+        Ok(pb::BindingState::PendingReview) => Some(BindingState::PendingReview),
+        Ok(pb::BindingState::Active) => Some(BindingState::Active),
+        Ok(pb::BindingState::Rejected) => Some(BindingState::Rejected),
+        Ok(pb::BindingState::Revoked) => Some(BindingState::Revoked),
+        Ok(pb::BindingState::Ended) => Some(BindingState::Ended),
+        _ => None,
+    };
+    validate::known_enum(parsed, raw, "INVALID_FILTER", "states")
+}
+
+fn state_to_pb(s: BindingState) -> pb::BindingState {
+    match s {
+        BindingState::PendingReview => pb::BindingState::PendingReview,
+        BindingState::Active => pb::BindingState::Active,
+        BindingState::Rejected => pb::BindingState::Rejected,
+        BindingState::Revoked => pb::BindingState::Revoked,
+        BindingState::Ended => pb::BindingState::Ended,
+    }
+}
+
+pub fn binding_to_pb(b: &Binding, history: &[BindingEvent]) -> pb::Binding {
+    pb::Binding {
+        binding_id: b.binding_id.clone(),
+        authorizer_id_number: b.authorizer.as_str().to_owned(),
+        beneficiary_id_number: b.beneficiary.as_str().to_owned(),
+        beneficiary_name: b.beneficiary_name.as_str().to_owned(),
+        relationship: relationship_to_pb(b.relationship) as i32,
+        kind: match b.kind {
+            BindingKind::FundsSharing => pb::BindingKind::FundsSharing,
+            BindingKind::Proxy => pb::BindingKind::Proxy,
+        } as i32,
+        state: state_to_pb(b.state) as i32,
+        version: b.version,
+        create_time: Some(timestamp(b.create_time)),
+        update_time: Some(timestamp(b.update_time)),
+        state_reason: b.state_reason.clone(),
+        history: history.iter().map(event_to_pb).collect(),
+    }
+}
+
+pub fn event_to_pb(e: &BindingEvent) -> pb::BindingEvent {
+    pb::BindingEvent {
+        sequence: e.sequence,
+        binding_id: e.binding_id.clone(),
+        from_state: e.from_state.map_or(pb::BindingState::Unspecified, state_to_pb) as i32,
+        to_state: state_to_pb(e.to_state) as i32,
+        actor: e.actor.clone(),
+        reason: e.reason.clone(),
+        request_id: e.request_id.clone(),
+        event_time: Some(timestamp(e.event_time)),
+        binding_version: e.binding_version,
+    }
+}

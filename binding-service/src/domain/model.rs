@@ -1,0 +1,164 @@
+//! The registry and binding model.
+
+use chrono::{DateTime, Utc};
+use gongji_shared::{IdNumber, PersonName, RegionCode, Relationship, policy::Purpose};
+
+/// The state of one enrollment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollmentStatus {
+    Normal,
+    Suspended,
+    Terminated,
+}
+
+/// One enrollment: region and status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    pub region: RegionCode,
+    pub status: EnrollmentStatus,
+}
+
+/// A registry record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub id_number: IdNumber,
+    pub name: PersonName,
+    pub employee: Option<Enrollment>,
+    pub resident: Option<Enrollment>,
+    pub update_time: DateTime<Utc>,
+}
+
+/// FUNDS_SHARING (家庭共济) or PROXY (亲情账户, never money).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BindingKind {
+    FundsSharing,
+    Proxy,
+}
+
+/// The lifecycle of a binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BindingState {
+    PendingReview,
+    Active,
+    Rejected,
+    Revoked,
+    Ended,
+}
+
+/// A binding between an authorizer and a beneficiary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub binding_id: String,
+    pub authorizer: IdNumber,
+    pub beneficiary: IdNumber,
+    pub beneficiary_name: PersonName,
+    pub relationship: Relationship,
+    pub kind: BindingKind,
+    pub state: BindingState,
+    pub version: i64,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+    pub state_reason: String,
+}
+
+/// One append-only audit record of a state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingEvent {
+    /// Assigned by the store on commit (0 before).
+    pub sequence: i64,
+    pub binding_id: String,
+    pub from_state: Option<BindingState>,
+    pub to_state: BindingState,
+    pub actor: String,
+    pub reason: String,
+    pub request_id: String,
+    pub event_time: DateTime<Utc>,
+    pub binding_version: i64,
+}
+
+impl Person {
+    /// The region a beneficiary is insured in: resident enrollment first, else employee;
+    /// only enrollments that have not terminated count.
+    pub fn insured_region(&self) -> Option<&RegionCode> {
+        [&self.resident, &self.employee]
+            .into_iter()
+            .flatten()
+            .find(|e| e.status != EnrollmentStatus::Terminated)
+            .map(|e| &e.region)
+    }
+}
+
+impl EnrollmentStatus {
+    /// Storage and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Suspended => "SUSPENDED",
+            Self::Terminated => "TERMINATED",
+        }
+    }
+
+    /// From the storage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "NORMAL" => Some(Self::Normal),
+            "SUSPENDED" => Some(Self::Suspended),
+            "TERMINATED" => Some(Self::Terminated),
+            _ => None,
+        }
+    }
+}
+
+impl BindingKind {
+    /// Storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FundsSharing => "FUNDS_SHARING",
+            Self::Proxy => "PROXY",
+        }
+    }
+
+    /// From the storage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "FUNDS_SHARING" => Some(Self::FundsSharing),
+            "PROXY" => Some(Self::Proxy),
+            _ => None,
+        }
+    }
+}
+
+impl BindingState {
+    /// Storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PendingReview => "PENDING_REVIEW",
+            Self::Active => "ACTIVE",
+            Self::Rejected => "REJECTED",
+            Self::Revoked => "REVOKED",
+            Self::Ended => "ENDED",
+        }
+    }
+
+    /// From the storage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "PENDING_REVIEW" => Some(Self::PendingReview),
+            "ACTIVE" => Some(Self::Active),
+            "REJECTED" => Some(Self::Rejected),
+            "REVOKED" => Some(Self::Revoked),
+            "ENDED" => Some(Self::Ended),
+            _ => None,
+        }
+    }
+
+    /// Live bindings count against duplicates and the cap.
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::PendingReview | Self::Active)
+    }
+}
+
+/// What a purpose is called in denials.
+pub fn purpose_name(purpose: Purpose) -> &'static str {
+    purpose.as_str()
+}

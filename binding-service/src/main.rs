@@ -1,0 +1,14 @@
+//! binding-service binary.
+
+use clap::Parser;
+
+use binding_service::{config::Config, server};
+use gongji_shared::rpc::{server::termination_signal, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    let _telemetry = telemetry::init("binding-service", config.log_format)?;
+    let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
+    server::run(config, listener, termination_signal()).await
+}

@@ -1,0 +1,63 @@
+//! The call binding-service makes to payment-service: the authorizer's usable balance.
+
+use std::time::Duration;
+
+use gongji_proto::payment::v1::{GetAccountRequest, account_service_client::AccountServiceClient};
+use gongji_shared::{IdNumber, Money, rpc::telemetry};
+use tonic::{
+    Code, Request, Status,
+    codegen::InterceptedService,
+    service::Interceptor,
+    transport::{Channel, Endpoint},
+};
+
+/// payment-service did not answer in time, or answered with an error of its own.
+#[derive(Debug, thiserror::Error)]
+#[error("payment-service unavailable: {0}")]
+pub struct Unavailable(String);
+
+/// Adds the current trace context to every outgoing call.
+#[derive(Clone, Copy)]
+pub struct TraceContext;
+
+impl Interceptor for TraceContext {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        telemetry::inject_current_context(request.metadata_mut());
+        Ok(request)
+    }
+}
+
+/// A lazily connected client of payment-service's AccountService.
+#[derive(Clone)]
+pub struct PaymentPeer {
+    client: AccountServiceClient<InterceptedService<Channel, TraceContext>>,
+}
+
+impl PaymentPeer {
+    /// Builds the client; connects on first use.
+    pub fn new(addr: &str, timeout_ms: u64, connect_timeout_ms: u64) -> Result<Self, tonic::transport::Error> {
+        let channel = Endpoint::from_shared(addr.to_owned())?
+            .timeout(Duration::from_millis(timeout_ms))
+            .connect_timeout(Duration::from_millis(connect_timeout_ms))
+            .connect_lazy();
+        Ok(Self {
+            client: AccountServiceClient::with_interceptor(channel, TraceContext),
+        })
+    }
+
+    /// The balance the holder's family may use; zero when the holder has no account.
+    pub async fn usable_balance(&self, holder: &IdNumber) -> Result<Money, Unavailable> {
+        let request = GetAccountRequest {
+            holder_id_number: holder.as_str().to_owned(),
+        };
+        match self.client.clone().get_account(request).await {
+            Ok(response) => {
+                let account = response.into_inner().account.unwrap_or_default();
+                Money::parse(&account.usable_for_family_balance)
+                    .map_err(|_| Unavailable("payment-service sent a malformed balance".to_owned()))
+            }
+            Err(status) if status.code() == Code::NotFound => Ok(Money::ZERO),
+            Err(status) => Err(Unavailable(format!("{:?}: {}", status.code(), status.message()))),
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Wiring: policy, store, peer, health, reflection, limits, graceful shutdown.
+
+use std::{future::Future, sync::Arc};
+
+use anyhow::Context as _;
+use gongji_proto::binding::v1::{binding_service_server::BindingServiceServer, registry_service_server::RegistryServiceServer};
+use gongji_shared::{
+    Policy,
+    rpc::server::{self, Limits},
+};
+use tokio::net::TcpListener;
+use tonic_health::ServingStatus;
+
+use crate::{
+    api::{BindingApi, Context, RegistryApi},
+    config::Config,
+    peer::PaymentPeer,
+    store::{AnyStore, Store},
+};
+
+/// The services this server reports health for.
+pub const SERVICES: [&str; 2] = ["gongji.binding.v1.RegistryService", "gongji.binding.v1.BindingService"];
+
+/// Serves on `listener` until `shutdown` resolves, then drains and returns.
+pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let policy = match &config.policy {
+        Some(path) => Policy::load(path)?,
+        None => Policy::anhui_default()?,
+    };
+    let limits = Limits::default();
+    match AnyStore::connect(&config.database_url, config.db_max_connections)
+        .await
+        .context("cannot open the database")?
+    {
+        AnyStore::Sqlite(store) => run_with(store, config, policy, limits, listener, shutdown).await,
+        AnyStore::Postgres(store) => run_with(store, config, policy, limits, listener, shutdown).await,
+    }
+}
+
+async fn run_with<S: Store>(
+    store: S,
+    config: Config,
+    policy: Policy,
+    limits: Limits,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let payment = PaymentPeer::new(&config.payment_addr, limits.peer_timeout_ms, limits.peer_connect_timeout_ms)
+        .context("bad payment-service address")?;
+    let ctx = Context {
+        store: store.clone(),
+        policy: Arc::new(policy),
+        clock: config.clock,
+        payment,
+    };
+    let (health, health_service) = tonic_health::server::health_reporter();
+    // tonic-health starts SERVING: nothing is ready until the database is migrated.
+    health.set_service_status("", ServingStatus::NotServing).await;
+    for service in SERVICES {
+        health.set_service_status(service, ServingStatus::NotServing).await;
+    }
+    let router = server::builder(&limits)
+        .add_service(health_service)
+        .add_service(
+            RegistryServiceServer::new(RegistryApi::new(ctx.clone()))
+                .max_decoding_message_size(limits.max_message_bytes)
+                .max_encoding_message_size(limits.max_message_bytes),
+        )
+        .add_service(
+            BindingServiceServer::new(BindingApi::new(ctx))
+                .max_decoding_message_size(limits.max_message_bytes)
+                .max_encoding_message_size(limits.max_message_bytes),
+        );
+    let router = server::add_reflection(router)?;
+    tracing::info!(addr = %listener.local_addr()?, "binding-service listening");
+
+    let serve = server::serve(router, listener, health.clone(), &SERVICES, shutdown, limits.drain_timeout_ms);
+    let ready = async {
+        store.migrate().await.context("database migration failed")?;
+        health.set_service_status("", ServingStatus::Serving).await;
+        for service in SERVICES {
+            health.set_service_status(service, ServingStatus::Serving).await;
+        }
+        tracing::info!("database migrated: SERVING");
+        anyhow::Ok(())
+    };
+    tokio::pin!(serve);
+    tokio::select! {
+        result = &mut serve => result?,
+        result = ready => {
+            result?;
+            serve.await?;
+        }
+    }
+    tracing::info!("binding-service stopped");
+    Ok(())
+}
