@@ -6,13 +6,20 @@ use gongji_shared::{Clock, rpc::telemetry::LogFormat};
 
 /// binding-service settings.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "binding-service", about = "gongji binding-service: registry and family bindings")]
+#[command(
+    name = "binding-service",
+    about = "gongji binding-service: registry and family bindings"
+)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "BINDING_LISTEN_ADDR", default_value = "127.0.0.1:50051")]
     pub listen_addr: SocketAddr,
     /// `sqlite://PATH` (embedded default, created if missing) or `postgres://...`.
-    #[arg(long, env = "BINDING_DATABASE_URL", default_value = "sqlite://data/binding.db")]
+    #[arg(
+        long,
+        env = "BINDING_DATABASE_URL",
+        default_value = "sqlite://data/binding.db"
+    )]
     pub database_url: String,
     /// Most PostgreSQL connections.
     #[arg(long, env = "BINDING_DB_MAX_CONNECTIONS", default_value_t = 10)]
@@ -21,7 +28,11 @@ pub struct Config {
     #[arg(long, env = "GONGJI_POLICY")]
     pub policy: Option<PathBuf>,
     /// payment-service, asked for authorizers' balances.
-    #[arg(long, env = "BINDING_PAYMENT_ADDR", default_value = "http://127.0.0.1:50052")]
+    #[arg(
+        long,
+        env = "BINDING_PAYMENT_ADDR",
+        default_value = "http://127.0.0.1:50052"
+    )]
     pub payment_addr: String,
     /// Log format.
     #[arg(long, env = "GONGJI_LOG_FORMAT", value_enum, default_value = "text")]

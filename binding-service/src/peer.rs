@@ -35,7 +35,11 @@ pub struct PaymentPeer {
 
 impl PaymentPeer {
     /// Builds the client; connects on first use.
-    pub fn new(addr: &str, timeout_ms: u64, connect_timeout_ms: u64) -> Result<Self, tonic::transport::Error> {
+    pub fn new(
+        addr: &str,
+        timeout_ms: u64,
+        connect_timeout_ms: u64,
+    ) -> Result<Self, tonic::transport::Error> {
         let channel = Endpoint::from_shared(addr.to_owned())?
             .timeout(Duration::from_millis(timeout_ms))
             .connect_timeout(Duration::from_millis(connect_timeout_ms))
@@ -57,7 +61,11 @@ impl PaymentPeer {
                     .map_err(|_| Unavailable("payment-service sent a malformed balance".to_owned()))
             }
             Err(status) if status.code() == Code::NotFound => Ok(Money::ZERO),
-            Err(status) => Err(Unavailable(format!("{:?}: {}", status.code(), status.message()))),
+            Err(status) => Err(Unavailable(format!(
+                "{:?}: {}",
+                status.code(),
+                status.message()
+            ))),
         }
     }
 }

@@ -3,13 +3,14 @@
 use std::{future::Future, sync::Arc};
 
 use anyhow::Context as _;
-use gongji_proto::binding::v1::{binding_service_server::BindingServiceServer, registry_service_server::RegistryServiceServer};
+use gongji_proto::binding::v1::{
+    binding_service_server::BindingServiceServer, registry_service_server::RegistryServiceServer,
+};
 use gongji_shared::{
     Policy,
     rpc::server::{self, Limits},
 };
 use tokio::net::TcpListener;
-use tonic_health::ServingStatus;
 
 use crate::{
     api::{BindingApi, Context, RegistryApi},
@@ -19,10 +20,17 @@ use crate::{
 };
 
 /// The services this server reports health for.
-pub const SERVICES: [&str; 2] = ["gongji.binding.v1.RegistryService", "gongji.binding.v1.BindingService"];
+pub const SERVICES: [&str; 2] = [
+    "gongji.binding.v1.RegistryService",
+    "gongji.binding.v1.BindingService",
+];
 
 /// Serves on `listener` until `shutdown` resolves, then drains and returns.
-pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let policy = match &config.policy {
         Some(path) => Policy::load(path)?,
         None => Policy::anhui_default()?,
@@ -32,8 +40,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         .await
         .context("cannot open the database")?
     {
-        AnyStore::Sqlite(store) => run_with(store, config, policy, limits, listener, shutdown).await,
-        AnyStore::Postgres(store) => run_with(store, config, policy, limits, listener, shutdown).await,
+        AnyStore::Sqlite(store) => {
+            run_with(store, config, policy, limits, listener, shutdown).await
+        }
+        AnyStore::Postgres(store) => {
+            run_with(store, config, policy, limits, listener, shutdown).await
+        }
     }
 }
 
@@ -45,20 +57,19 @@ async fn run_with<S: Store>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let payment = PaymentPeer::new(&config.payment_addr, limits.peer_timeout_ms, limits.peer_connect_timeout_ms)
-        .context("bad payment-service address")?;
+    let payment = PaymentPeer::new(
+        &config.payment_addr,
+        limits.peer_timeout_ms,
+        limits.peer_connect_timeout_ms,
+    )
+    .context("bad payment-service address")?;
     let ctx = Context {
         store: store.clone(),
         policy: Arc::new(policy),
         clock: config.clock,
         payment,
     };
-    let (health, health_service) = tonic_health::server::health_reporter();
-    // tonic-health starts SERVING: nothing is ready until the database is migrated.
-    health.set_service_status("", ServingStatus::NotServing).await;
-    for service in SERVICES {
-        health.set_service_status(service, ServingStatus::NotServing).await;
-    }
+    let (health, health_service) = server::health_not_serving(&SERVICES).await;
     let router = server::builder(&limits)
         .add_service(health_service)
         .add_service(
@@ -74,24 +85,21 @@ async fn run_with<S: Store>(
     let router = server::add_reflection(router)?;
     tracing::info!(addr = %listener.local_addr()?, "binding-service listening");
 
-    let serve = server::serve(router, listener, health.clone(), &SERVICES, shutdown, limits.drain_timeout_ms);
-    let ready = async {
-        store.migrate().await.context("database migration failed")?;
-        health.set_service_status("", ServingStatus::Serving).await;
-        for service in SERVICES {
-            health.set_service_status(service, ServingStatus::Serving).await;
-        }
-        tracing::info!("database migrated: SERVING");
-        anyhow::Ok(())
+    let ready = async move {
+        store.migrate().await?;
+        Ok(())
     };
-    tokio::pin!(serve);
-    tokio::select! {
-        result = &mut serve => result?,
-        result = ready => {
-            result?;
-            serve.await?;
-        }
-    }
+    server::serve_when_ready(
+        router,
+        listener,
+        health,
+        &SERVICES,
+        ready,
+        shutdown,
+        limits.drain_timeout_ms,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!("binding-service stopped");
     Ok(())
 }

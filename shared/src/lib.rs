@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod coverage_year;
+pub mod db;
 pub mod id_number;
 pub mod money;
 pub mod person_name;

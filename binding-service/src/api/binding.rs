@@ -4,14 +4,15 @@ use std::pin::Pin;
 
 use futures::Stream;
 use gongji_proto::binding::v1::{
-    self as pb, ApproveBindingRequest, ApproveBindingResponse, CheckAuthorizationRequest, CheckAuthorizationResponse,
-    CreateBindingRequest, CreateBindingResponse, GetBindingRequest, GetBindingResponse, ListBindingsRequest,
-    ListBindingsResponse, RejectBindingRequest, RejectBindingResponse, RevokeBindingRequest, RevokeBindingResponse,
-    WatchBindingEventsRequest, WatchBindingEventsResponse, binding_service_server::BindingService,
+    self as pb, ApproveBindingRequest, ApproveBindingResponse, CheckAuthorizationRequest,
+    CheckAuthorizationResponse, CreateBindingRequest, CreateBindingResponse, GetBindingRequest,
+    GetBindingResponse, ListBindingsRequest, ListBindingsResponse, RejectBindingRequest,
+    RejectBindingResponse, RevokeBindingRequest, RevokeBindingResponse, WatchBindingEventsRequest,
+    WatchBindingEventsResponse, binding_service_server::BindingService,
 };
 use gongji_shared::{
     Money,
-    rpc::{ApiError, Violation, fingerprint, validate},
+    rpc::{ApiError, Violation, validate},
 };
 use prost::Message;
 use tonic::{Request, Response, Status};
@@ -40,7 +41,10 @@ impl<S> BindingApi<S> {
 }
 
 fn binding_id(value: &str) -> Result<String, Status> {
-    if value.is_empty() || value.len() > MAX_BINDING_ID_LEN || !value.bytes().all(|b| b.is_ascii_graphic()) {
+    if value.is_empty()
+        || value.len() > MAX_BINDING_ID_LEN
+        || !value.bytes().all(|b| b.is_ascii_graphic())
+    {
         return Err(status(ApiError::invalid_argument(
             "INVALID_BINDING_ID",
             "binding_id",
@@ -60,7 +64,14 @@ fn refusal(failures: &[Failure]) -> Status {
     } else {
         ApiError::failed_precondition(first.reason(), message)
     };
-    error = error.with_metadata("failed_rules", failures.iter().map(|f| f.reason()).collect::<Vec<_>>().join(","));
+    error = error.with_metadata(
+        "failed_rules",
+        failures
+            .iter()
+            .map(|f| f.reason())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
     for f in failures {
         error = error.with_violation(Violation {
             kind: f.reason().to_owned(),
@@ -81,17 +92,17 @@ impl<S: Store> BindingService for BindingApi<S> {
     ) -> Result<Response<CreateBindingResponse>, Status> {
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
-        let authorizer_id = validate::id_number(&request.authorizer_id_number, "authorizer_id_number").map_err(status)?;
+        let authorizer_id =
+            validate::id_number(&request.authorizer_id_number, "authorizer_id_number")
+                .map_err(status)?;
         let beneficiary_id =
-            validate::id_number(&request.beneficiary_id_number, "beneficiary_id_number").map_err(status)?;
-        let beneficiary_name = validate::person_name(&request.beneficiary_name, "beneficiary_name").map_err(status)?;
+            validate::id_number(&request.beneficiary_id_number, "beneficiary_id_number")
+                .map_err(status)?;
+        let beneficiary_name =
+            validate::person_name(&request.beneficiary_name, "beneficiary_name").map_err(status)?;
         let relationship = convert::relationship_from_pb(request.relationship).map_err(status)?;
         let kind = convert::kind_from_pb(request.kind).map_err(status)?;
-        let idempotency = Idempotency {
-            request_id: request_id.to_string(),
-            operation: "CreateBinding",
-            fingerprint: fingerprint(&request),
-        };
+        let idempotency = Idempotency::of(request_id.as_str(), "CreateBinding", &request);
         if let Some(first) = replay(&self.ctx.store, &idempotency).await? {
             return Ok(Response::new(first));
         }
@@ -101,7 +112,10 @@ impl<S: Store> BindingService for BindingApi<S> {
         let rules = self.ctx.policy.rules_on(self.ctx.clock.today());
         let authorizer = store.person(&authorizer_id).await.map_err(store_failure)?;
         let beneficiary = store.person(&beneficiary_id).await.map_err(store_failure)?;
-        let live = store.live_bindings_of(&authorizer_id).await.map_err(store_failure)?;
+        let live = store
+            .live_bindings_of(&authorizer_id)
+            .await
+            .map_err(store_failure)?;
         let usable = match kind {
             BindingKind::FundsSharing => Some(self.ctx.payment.usable_balance(&authorizer_id).await.map_err(|e| {
                 tracing::warn!(error = %e, "payment-service did not say the balance; nothing stored");
@@ -129,7 +143,9 @@ impl<S: Store> BindingService for BindingApi<S> {
             tracing::info!(authorizer = %authorizer_id, beneficiary = %beneficiary_id, ?failures, "binding refused");
             return Err(refusal(&failures));
         }
-        let Some(rules) = rules else { return Err(refusal(&[Failure::NoPolicyInForce])) };
+        let Some(rules) = rules else {
+            return Err(refusal(&[Failure::NoPolicyInForce]));
+        };
         let state = match rules.review_mode {
             gongji_shared::policy::ReviewMode::Automatic => BindingState::Active,
             gongji_shared::policy::ReviewMode::Manual => BindingState::PendingReview,
@@ -161,14 +177,24 @@ impl<S: Store> BindingService for BindingApi<S> {
         let response = CreateBindingResponse {
             binding: Some(convert::binding_to_pb(&binding, &[])),
         };
-        match store.insert_binding(&binding, &event, &idempotency, &response.encode_to_vec()).await {
+        match store
+            .insert_binding(&binding, &event, &idempotency, &response.encode_to_vec())
+            .await
+        {
             Ok(()) => {}
-            Err(StoreError::LiveBindingExists) => return Err(refusal(&[Failure::BindingAlreadyExists])),
+            Err(StoreError::LiveBindingExists) => {
+                return Err(refusal(&[Failure::BindingAlreadyExists]));
+            }
             Err(StoreError::RequestIdTaken) => {
                 return replay(store, &idempotency)
                     .await?
                     .map(Response::new)
-                    .ok_or_else(|| status(ApiError::aborted("CONCURRENT_UPDATE", "retry with the same request_id")));
+                    .ok_or_else(|| {
+                        status(ApiError::aborted(
+                            "CONCURRENT_UPDATE",
+                            "retry with the same request_id",
+                        ))
+                    });
             }
             Err(e) => return Err(store_failure(e)),
         }
@@ -182,11 +208,23 @@ impl<S: Store> BindingService for BindingApi<S> {
         Ok(Response::new(response))
     }
 
-    async fn get_binding(&self, request: Request<GetBindingRequest>) -> Result<Response<GetBindingResponse>, Status> {
+    async fn get_binding(
+        &self,
+        request: Request<GetBindingRequest>,
+    ) -> Result<Response<GetBindingResponse>, Status> {
         let id = binding_id(&request.get_ref().binding_id)?;
-        let (binding, history) = self.ctx.store.binding(&id).await.map_err(store_failure)?.ok_or_else(|| {
-            status(ApiError::not_found("BINDING_NOT_FOUND", "no binding with this ID").with_metadata("binding_id", &id))
-        })?;
+        let (binding, history) = self
+            .ctx
+            .store
+            .binding(&id)
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| {
+                status(
+                    ApiError::not_found("BINDING_NOT_FOUND", "no binding with this ID")
+                        .with_metadata("binding_id", &id),
+                )
+            })?;
         Ok(Response::new(GetBindingResponse {
             binding: Some(convert::binding_to_pb(&binding, &history)),
         }))
@@ -197,9 +235,16 @@ impl<S: Store> BindingService for BindingApi<S> {
         request: Request<ListBindingsRequest>,
     ) -> Result<Response<ListBindingsResponse>, Status> {
         let r = request.get_ref();
-        match (r.authorizer_id_number.is_empty(), r.beneficiary_id_number.is_empty()) {
-            (false, true) => validate::id_number(&r.authorizer_id_number, "authorizer_id_number").map(drop),
-            (true, false) => validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number").map(drop),
+        match (
+            r.authorizer_id_number.is_empty(),
+            r.beneficiary_id_number.is_empty(),
+        ) {
+            (false, true) => {
+                validate::id_number(&r.authorizer_id_number, "authorizer_id_number").map(drop)
+            }
+            (true, false) => {
+                validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number").map(drop)
+            }
             _ => Err(ApiError::invalid_argument(
                 "INVALID_FILTER",
                 "authorizer_id_number",
@@ -255,8 +300,10 @@ impl<S: Store> BindingService for BindingApi<S> {
         request: Request<CheckAuthorizationRequest>,
     ) -> Result<Response<CheckAuthorizationResponse>, Status> {
         let r = request.get_ref();
-        let authorizer_id = validate::id_number(&r.authorizer_id_number, "authorizer_id_number").map_err(status)?;
-        let beneficiary_id = validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number").map_err(status)?;
+        let authorizer_id =
+            validate::id_number(&r.authorizer_id_number, "authorizer_id_number").map_err(status)?;
+        let beneficiary_id = validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number")
+            .map_err(status)?;
         let purpose = convert::purpose_from_pb(r.purpose).map_err(status)?;
         let store = &self.ctx.store;
         let authorizer = store.person(&authorizer_id).await.map_err(store_failure)?;
@@ -290,7 +337,10 @@ impl<S: Store> BindingService for BindingApi<S> {
                     message: f.description().to_owned(),
                 })
                 .collect(),
-            binding_id: binding.as_ref().map(|b| b.binding_id.clone()).unwrap_or_default(),
+            binding_id: binding
+                .as_ref()
+                .map(|b| b.binding_id.clone())
+                .unwrap_or_default(),
             binding_version: binding.as_ref().map_or(0, |b| b.version),
             authorizer_region_code: authorizer
                 .as_ref()
@@ -315,8 +365,12 @@ impl<S: Store> BindingService for BindingApi<S> {
     ) -> Result<Response<Self::WatchBindingEventsStream>, Status> {
         if request.get_ref().after_sequence < 0 {
             return Err(status(
-                ApiError::invalid_argument("INVALID_CURSOR", "after_sequence", "after_sequence must not be negative")
-                    .with_metadata("after_sequence", request.get_ref().after_sequence),
+                ApiError::invalid_argument(
+                    "INVALID_CURSOR",
+                    "after_sequence",
+                    "after_sequence must not be negative",
+                )
+                .with_metadata("after_sequence", request.get_ref().after_sequence),
             ));
         }
         Err(status(ApiError::unimplemented("WatchBindingEvents")))
@@ -324,7 +378,11 @@ impl<S: Store> BindingService for BindingApi<S> {
 }
 
 fn reviewer(value: &str) -> Result<(), Status> {
-    validate::reason(value, "reviewer")
-        .map(drop)
-        .map_err(|_| status(ApiError::invalid_argument("INVALID_REVIEWER", "reviewer", "reviewer must name the operator")))
+    validate::reason(value, "reviewer").map(drop).map_err(|_| {
+        status(ApiError::invalid_argument(
+            "INVALID_REVIEWER",
+            "reviewer",
+            "reviewer must name the operator",
+        ))
+    })
 }

@@ -1,17 +1,15 @@
 //! Wire <-> domain conversions.
 
-use chrono::{DateTime, Utc};
 use gongji_proto::binding::v1 as pb;
-use gongji_shared::{Relationship, policy::Purpose, rpc::{ApiError, validate}};
+use gongji_shared::{
+    Relationship,
+    policy::Purpose,
+    rpc::{ApiError, timestamp, validate},
+};
 
-use crate::domain::{Binding, BindingEvent, BindingKind, BindingState, Enrollment, EnrollmentStatus, Person};
-
-pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
+use crate::domain::{
+    Binding, BindingEvent, BindingKind, BindingState, Enrollment, EnrollmentStatus, Person,
+};
 
 pub fn person_to_pb(p: &Person) -> pb::InsuredPerson {
     let enrollment = |e: &Enrollment| pb::Enrollment {
@@ -27,7 +25,10 @@ pub fn person_to_pb(p: &Person) -> pb::InsuredPerson {
     }
 }
 
-pub fn enrollment_from_pb(e: Option<&pb::Enrollment>, field: &str) -> Result<Option<Enrollment>, ApiError> {
+pub fn enrollment_from_pb(
+    e: Option<&pb::Enrollment>,
+    field: &str,
+) -> Result<Option<Enrollment>, ApiError> {
     let Some(e) = e else { return Ok(None) };
     let status = match pb::EnrollmentStatus::try_from(e.status) {
         Ok(pb::EnrollmentStatus::Normal) => Some(EnrollmentStatus::Normal),
@@ -37,7 +38,12 @@ pub fn enrollment_from_pb(e: Option<&pb::Enrollment>, field: &str) -> Result<Opt
     };
     Ok(Some(Enrollment {
         region: validate::region_code(&e.region_code, &format!("{field}.region_code"))?,
-        status: validate::known_enum(status, e.status, "INVALID_ENROLLMENT_STATUS", &format!("{field}.status"))?,
+        status: validate::known_enum(
+            status,
+            e.status,
+            "INVALID_ENROLLMENT_STATUS",
+            &format!("{field}.status"),
+        )?,
     }))
 }
 
@@ -92,7 +98,9 @@ pub fn purpose_from_pb(raw: i32) -> Result<Purpose, ApiError> {
 }
 
 pub fn party_from_pb(raw: i32) -> Result<pb::Party, ApiError> {
-    let parsed = pb::Party::try_from(raw).ok().filter(|p| *p != pb::Party::Unspecified);
+    let parsed = pb::Party::try_from(raw)
+        .ok()
+        .filter(|p| *p != pb::Party::Unspecified);
     validate::known_enum(parsed, raw, "INVALID_PARTY", "revoked_by")
 }
 
@@ -142,7 +150,9 @@ pub fn event_to_pb(e: &BindingEvent) -> pb::BindingEvent {
     pb::BindingEvent {
         sequence: e.sequence,
         binding_id: e.binding_id.clone(),
-        from_state: e.from_state.map_or(pb::BindingState::Unspecified, state_to_pb) as i32,
+        from_state: e
+            .from_state
+            .map_or(pb::BindingState::Unspecified, state_to_pb) as i32,
         to_state: state_to_pb(e.to_state) as i32,
         actor: e.actor.clone(),
         reason: e.reason.clone(),

@@ -41,24 +41,13 @@ fn store_failure(error: StoreError) -> Status {
 
 /// The first answer to a request ID, if this is a retry. A reused ID with different
 /// content is REQUEST_ID_REUSED.
-async fn replay<S: Store, R: Message + Default>(store: &S, idempotency: &Idempotency) -> Result<Option<R>, Status> {
-    let Some(saved) = store.saved_response(&idempotency.request_id).await.map_err(store_failure)? else {
-        return Ok(None);
-    };
-    if saved.operation != idempotency.operation || saved.fingerprint != idempotency.fingerprint {
-        return Err(status(
-            ApiError::invalid_argument(
-                "REQUEST_ID_REUSED",
-                "request_id",
-                "request_id was used before for a different request; use a new one",
-            )
-            .with_metadata("request_id", &idempotency.request_id)
-            .with_metadata("first_operation", &saved.operation),
-        ));
-    }
-    tracing::info!(request_id = %idempotency.request_id, "replaying the first answer");
-    R::decode(saved.response.as_slice()).map(Some).map_err(|error| {
-        tracing::error!(%error, "stored response does not decode");
-        status(ApiError::internal())
-    })
+async fn replay<S: Store, R: Message + Default>(
+    store: &S,
+    idempotency: &Idempotency,
+) -> Result<Option<R>, Status> {
+    let saved = store
+        .saved_response(&idempotency.request_id)
+        .await
+        .map_err(store_failure)?;
+    idempotency.replay(saved).map_err(status)
 }

@@ -1,10 +1,10 @@
 //! RegistryService handlers.
 
 use gongji_proto::binding::v1::{
-    GetInsuredPersonRequest, GetInsuredPersonResponse, UpsertInsuredPersonRequest, UpsertInsuredPersonResponse,
-    registry_service_server::RegistryService,
+    GetInsuredPersonRequest, GetInsuredPersonResponse, UpsertInsuredPersonRequest,
+    UpsertInsuredPersonResponse, registry_service_server::RegistryService,
 };
-use gongji_shared::rpc::{ApiError, fingerprint, validate};
+use gongji_shared::rpc::{ApiError, validate};
 use prost::Message;
 use tonic::{Request, Response, Status};
 
@@ -34,22 +34,28 @@ impl<S: Store> RegistryService for RegistryApi<S> {
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
         let wire = request.person.clone().ok_or_else(|| {
-            status(ApiError::invalid_argument("INVALID_PERSON", "person", "person is required"))
+            status(ApiError::invalid_argument(
+                "INVALID_PERSON",
+                "person",
+                "person is required",
+            ))
         })?;
         let person = Person {
             id_number: validate::id_number(&wire.id_number, "person.id_number").map_err(status)?,
             name: validate::person_name(&wire.name, "person.name").map_err(status)?,
-            employee: convert::enrollment_from_pb(wire.employee_enrollment.as_ref(), "person.employee_enrollment")
-                .map_err(status)?,
-            resident: convert::enrollment_from_pb(wire.resident_enrollment.as_ref(), "person.resident_enrollment")
-                .map_err(status)?,
+            employee: convert::enrollment_from_pb(
+                wire.employee_enrollment.as_ref(),
+                "person.employee_enrollment",
+            )
+            .map_err(status)?,
+            resident: convert::enrollment_from_pb(
+                wire.resident_enrollment.as_ref(),
+                "person.resident_enrollment",
+            )
+            .map_err(status)?,
             update_time: self.ctx.clock.now(),
         };
-        let idempotency = Idempotency {
-            request_id: request_id.to_string(),
-            operation: "UpsertInsuredPerson",
-            fingerprint: fingerprint(&request),
-        };
+        let idempotency = Idempotency::of(request_id.as_str(), "UpsertInsuredPerson", &request);
         if let Some(first) = replay(&self.ctx.store, &idempotency).await? {
             return Ok(Response::new(first));
         }
@@ -60,14 +66,24 @@ impl<S: Store> RegistryService for RegistryApi<S> {
             }
             .encode_to_vec()
         };
-        let bytes = match self.ctx.store.upsert_person(&person, &idempotency, respond).await {
+        let bytes = match self
+            .ctx
+            .store
+            .upsert_person(&person, &idempotency, respond)
+            .await
+        {
             Ok(bytes) => bytes,
             // A concurrent retry stored first: answer what it stored.
             Err(StoreError::RequestIdTaken) => {
                 return replay(&self.ctx.store, &idempotency)
                     .await?
                     .map(Response::new)
-                    .ok_or_else(|| status(ApiError::aborted("CONCURRENT_UPDATE", "retry with the same request_id")));
+                    .ok_or_else(|| {
+                        status(ApiError::aborted(
+                            "CONCURRENT_UPDATE",
+                            "retry with the same request_id",
+                        ))
+                    });
             }
             Err(e) => return Err(store_failure(e)),
         };
@@ -82,12 +98,21 @@ impl<S: Store> RegistryService for RegistryApi<S> {
         request: Request<GetInsuredPersonRequest>,
     ) -> Result<Response<GetInsuredPersonResponse>, Status> {
         let id = validate::id_number(&request.get_ref().id_number, "id_number").map_err(status)?;
-        let person = self.ctx.store.person(&id).await.map_err(store_failure)?.ok_or_else(|| {
-            status(
-                ApiError::not_found("PERSON_NOT_FOUND", "no registry record for this ID number")
+        let person = self
+            .ctx
+            .store
+            .person(&id)
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| {
+                status(
+                    ApiError::not_found(
+                        "PERSON_NOT_FOUND",
+                        "no registry record for this ID number",
+                    )
                     .with_metadata("id_number", id.masked()),
-            )
-        })?;
+                )
+            })?;
         Ok(Response::new(GetInsuredPersonResponse {
             person: Some(convert::person_to_pb(&person)),
         }))

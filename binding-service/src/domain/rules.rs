@@ -67,9 +67,10 @@ impl Failure {
             Self::RelationshipNotAllowed => "relationship",
             Self::PurposeNotAllowed => "purpose",
             Self::NoPolicyInForce => "policy",
-            Self::SelfBinding | Self::BindingAlreadyExists | Self::BindingNotFound | Self::BindingNotActive => {
-                "binding"
-            }
+            Self::SelfBinding
+            | Self::BindingAlreadyExists
+            | Self::BindingNotFound
+            | Self::BindingNotActive => "binding",
         }
     }
 
@@ -85,10 +86,16 @@ impl Failure {
             Self::AuthorizerNoBalance => "the authorizer's personal account has no usable balance",
             Self::BeneficiaryNotFound => "the beneficiary is not in the registry",
             Self::NameMismatch => "the beneficiary's name does not match the registry",
-            Self::BeneficiaryNotInsured => "the beneficiary has no resident or employee insurance in force",
-            Self::RegionNotAllowed => "the beneficiary is insured outside the scope the policy allows",
+            Self::BeneficiaryNotInsured => {
+                "the beneficiary has no resident or employee insurance in force"
+            }
+            Self::RegionNotAllowed => {
+                "the beneficiary is insured outside the scope the policy allows"
+            }
             Self::RelationshipNotAllowed => "the policy in force does not allow this relationship",
-            Self::PurposeNotAllowed => "the policy in force does not allow funds sharing for this purpose",
+            Self::PurposeNotAllowed => {
+                "the policy in force does not allow funds sharing for this purpose"
+            }
             Self::SelfBinding => "a person cannot bind to themselves",
             Self::BindingAlreadyExists => "a live binding of this kind already exists for the pair",
             Self::BindingLimitReached => "the authorizer has reached the policy's beneficiary cap",
@@ -198,7 +205,12 @@ pub fn check_authorization(f: &AuthorizationFacts<'_>) -> Vec<Failure> {
     }
     match f.beneficiary {
         None => failures.push(Failure::BeneficiaryNotFound),
-        Some(b) => failures.extend(beneficiary_failures(b, rules, f.province, BindingKind::FundsSharing)),
+        Some(b) => failures.extend(beneficiary_failures(
+            b,
+            rules,
+            f.province,
+            BindingKind::FundsSharing,
+        )),
     }
     if !rules.purposes.contains(&f.purpose) {
         failures.push(Failure::PurposeNotAllowed);
@@ -242,7 +254,12 @@ mod tests {
     const EMPLOYEE: &str = "34052419800101001X";
     const CHILD: &str = "11010519491231002X";
 
-    fn person(id: &str, name: &str, employee: Option<(&str, EnrollmentStatus)>, resident: Option<&str>) -> Person {
+    fn person(
+        id: &str,
+        name: &str,
+        employee: Option<(&str, EnrollmentStatus)>,
+        resident: Option<&str>,
+    ) -> Person {
         let enrollment = |region: &str, status| Enrollment {
             region: RegionCode::parse(region).unwrap(),
             status,
@@ -264,7 +281,13 @@ mod tests {
             .clone()
     }
 
-    fn create(authorizer: &Person, beneficiary: &Person, name: &str, relationship: Relationship, balance: i64) -> Vec<Failure> {
+    fn create(
+        authorizer: &Person,
+        beneficiary: &Person,
+        name: &str,
+        relationship: Relationship,
+        balance: i64,
+    ) -> Vec<Failure> {
         let rules = rules_2025();
         let name = PersonName::parse(name).unwrap();
         check_create(&CreateFacts {
@@ -284,14 +307,27 @@ mod tests {
 
     #[test]
     fn the_seed_family_passes() {
-        let parent = person(EMPLOYEE, "张伟", Some(("340500", EnrollmentStatus::Normal)), None);
+        let parent = person(
+            EMPLOYEE,
+            "张伟",
+            Some(("340500", EnrollmentStatus::Normal)),
+            None,
+        );
         let child = person(CHILD, "张小明", None, Some("340100"));
-        assert_eq!(create(&parent, &child, "张小明", Relationship::Child, 100), vec![]);
+        assert_eq!(
+            create(&parent, &child, "张小明", Relationship::Child, 100),
+            vec![]
+        );
     }
 
     #[test]
     fn every_failure_is_reported_at_once() {
-        let parent = person(EMPLOYEE, "张伟", Some(("340500", EnrollmentStatus::Suspended)), None);
+        let parent = person(
+            EMPLOYEE,
+            "张伟",
+            Some(("340500", EnrollmentStatus::Suspended)),
+            None,
+        );
         let child = person(CHILD, "张小明", None, Some("320500"));
         assert_eq!(
             create(&parent, &child, "李四", Relationship::Sibling, 0),
@@ -307,7 +343,12 @@ mod tests {
 
     #[test]
     fn an_employee_outside_anhui_cannot_lend() {
-        let parent = person(EMPLOYEE, "张伟", Some(("320500", EnrollmentStatus::Normal)), None);
+        let parent = person(
+            EMPLOYEE,
+            "张伟",
+            Some(("320500", EnrollmentStatus::Normal)),
+            None,
+        );
         let child = person(CHILD, "张小明", None, Some("340500"));
         assert_eq!(
             create(&parent, &child, "张小明", Relationship::Child, 100),
@@ -317,7 +358,12 @@ mod tests {
 
     #[test]
     fn a_terminated_beneficiary_is_not_insured() {
-        let parent = person(EMPLOYEE, "张伟", Some(("340500", EnrollmentStatus::Normal)), None);
+        let parent = person(
+            EMPLOYEE,
+            "张伟",
+            Some(("340500", EnrollmentStatus::Normal)),
+            None,
+        );
         let mut child = person(CHILD, "张小明", None, Some("340500"));
         child.resident.as_mut().unwrap().status = EnrollmentStatus::Terminated;
         assert_eq!(
@@ -328,7 +374,15 @@ mod tests {
 
     #[test]
     fn binding_to_oneself_is_refused() {
-        let parent = person(EMPLOYEE, "张伟", Some(("340500", EnrollmentStatus::Normal)), None);
-        assert!(create(&parent, &parent, "张伟", Relationship::Spouse, 100).contains(&Failure::SelfBinding));
+        let parent = person(
+            EMPLOYEE,
+            "张伟",
+            Some(("340500", EnrollmentStatus::Normal)),
+            None,
+        );
+        assert!(
+            create(&parent, &parent, "张伟", Relationship::Spouse, 100)
+                .contains(&Failure::SelfBinding)
+        );
     }
 }

@@ -12,6 +12,7 @@ mod sqlite;
 use std::future::Future;
 
 use gongji_shared::IdNumber;
+pub use gongji_shared::rpc::{Idempotency, SavedResponse};
 
 use crate::domain::{Binding, BindingEvent, BindingKind, Person};
 
@@ -39,29 +40,16 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-/// The idempotency record to write with an effect, in its transaction.
-#[derive(Debug, Clone)]
-pub struct Idempotency {
-    pub request_id: String,
-    pub operation: &'static str,
-    pub fingerprint: String,
-}
-
-/// A response recorded under a request ID.
-#[derive(Debug, Clone)]
-pub struct SavedResponse {
-    pub operation: String,
-    pub fingerprint: String,
-    pub response: Vec<u8>,
-}
-
 /// What binding-service keeps.
 pub trait Store: Clone + Send + Sync + 'static {
     /// Applies pending migrations.
     fn migrate(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The response recorded under `request_id`, if any.
-    fn saved_response(&self, request_id: &str) -> impl Future<Output = Result<Option<SavedResponse>, StoreError>> + Send;
+    fn saved_response(
+        &self,
+        request_id: &str,
+    ) -> impl Future<Output = Result<Option<SavedResponse>, StoreError>> + Send;
 
     /// Creates or replaces a registry record; `respond(created)` builds the response
     /// recorded with it. Returns that response.
@@ -73,10 +61,16 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
 
     /// One registry record.
-    fn person(&self, id: &IdNumber) -> impl Future<Output = Result<Option<Person>, StoreError>> + Send;
+    fn person(
+        &self,
+        id: &IdNumber,
+    ) -> impl Future<Output = Result<Option<Person>, StoreError>> + Send;
 
     /// Every live binding the person authorized.
-    fn live_bindings_of(&self, authorizer: &IdNumber) -> impl Future<Output = Result<Vec<Binding>, StoreError>> + Send;
+    fn live_bindings_of(
+        &self,
+        authorizer: &IdNumber,
+    ) -> impl Future<Output = Result<Vec<Binding>, StoreError>> + Send;
 
     /// The pair's binding of `kind`: the live one, else the latest.
     fn pair_binding(
@@ -96,7 +90,10 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// One binding with its history, oldest first.
-    fn binding(&self, binding_id: &str) -> impl Future<Output = Result<Option<(Binding, Vec<BindingEvent>)>, StoreError>> + Send;
+    fn binding(
+        &self,
+        binding_id: &str,
+    ) -> impl Future<Output = Result<Option<(Binding, Vec<BindingEvent>)>, StoreError>> + Send;
 
     /// Whether the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -112,8 +109,10 @@ pub enum AnyStore {
 impl AnyStore {
     /// Connects to the URL's database (creating a SQLite file and its folder if missing).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres(PgStore::connect(url, max_connections).await?))
+        if gongji_shared::db::is_postgres(url) {
+            Ok(Self::Postgres(
+                PgStore::connect(url, max_connections).await?,
+            ))
         } else {
             Ok(Self::Sqlite(SqliteStore::connect(url).await?))
         }

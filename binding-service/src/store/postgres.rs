@@ -1,8 +1,6 @@
 //! PostgreSQL, for production.
 
-use std::time::Duration;
-
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 
 use super::StoreError;
 
@@ -15,12 +13,9 @@ pub struct PgStore {
 impl PgStore {
     /// Connects with at most `max_connections` connections.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool: gongji_shared::db::postgres_pool(url, max_connections).await?,
+        })
     }
 }
 

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use gongji_shared::{IdNumber, PersonName, RegionCode};
 
 use super::StoreError;
-use crate::domain::{Binding, BindingEvent, BindingKind, BindingState, Enrollment, EnrollmentStatus, Person};
+use crate::domain::{
+    Binding, BindingEvent, BindingKind, BindingState, Enrollment, EnrollmentStatus, Person,
+};
 
 pub(super) const BINDING_COLUMNS: &str = "binding_id, authorizer, beneficiary, beneficiary_name, relationship, kind, state, version, create_time, update_time, state_reason";
 
@@ -58,7 +60,10 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(what.to_owned())
 }
 
-fn enrollment(region: Option<String>, status: Option<String>) -> Result<Option<Enrollment>, StoreError> {
+fn enrollment(
+    region: Option<String>,
+    status: Option<String>,
+) -> Result<Option<Enrollment>, StoreError> {
     match (region, status) {
         (Some(region), Some(status)) => Ok(Some(Enrollment {
             region: RegionCode::parse(&region).map_err(|_| corrupt("persons.region"))?,
@@ -93,10 +98,16 @@ impl TryFrom<BindingRow> for Binding {
     fn try_from(r: BindingRow) -> Result<Self, Self::Error> {
         Ok(Binding {
             binding_id: r.binding_id,
-            authorizer: IdNumber::parse(&r.authorizer).map_err(|_| corrupt("bindings.authorizer"))?,
-            beneficiary: IdNumber::parse(&r.beneficiary).map_err(|_| corrupt("bindings.beneficiary"))?,
-            beneficiary_name: PersonName::parse(&r.beneficiary_name).map_err(|_| corrupt("bindings.name"))?,
-            relationship: r.relationship.parse().map_err(|_| corrupt("bindings.relationship"))?,
+            authorizer: IdNumber::parse(&r.authorizer)
+                .map_err(|_| corrupt("bindings.authorizer"))?,
+            beneficiary: IdNumber::parse(&r.beneficiary)
+                .map_err(|_| corrupt("bindings.beneficiary"))?,
+            beneficiary_name: PersonName::parse(&r.beneficiary_name)
+                .map_err(|_| corrupt("bindings.name"))?,
+            relationship: r
+                .relationship
+                .parse()
+                .map_err(|_| corrupt("bindings.relationship"))?,
             kind: BindingKind::parse(&r.kind).ok_or_else(|| corrupt("bindings.kind"))?,
             state: BindingState::parse(&r.state).ok_or_else(|| corrupt("bindings.state"))?,
             version: r.version,
@@ -128,9 +139,10 @@ impl TryFrom<EventRow> for BindingEvent {
 
 /// Maps a unique violation to `taken`, anything else to a database error.
 pub(super) fn unique_or(error: sqlx::Error, taken: StoreError) -> StoreError {
-    match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => taken,
-        _ => StoreError::Database(error),
+    if gongji_shared::db::is_unique_violation(&error) {
+        taken
+    } else {
+        StoreError::Database(error)
     }
 }
 
@@ -146,14 +158,14 @@ macro_rules! sql_store {
             async fn saved_response(
                 &self,
                 request_id: &str,
-            ) -> Result<Option<$crate::store::SavedResponse>, $crate::store::StoreError> {
+            ) -> Result<Option<gongji_shared::rpc::SavedResponse>, $crate::store::StoreError> {
                 let row: Option<$crate::store::sql::SavedRow> = sqlx::query_as(
                     "SELECT operation, fingerprint, response FROM idempotency WHERE request_id = $1",
                 )
                 .bind(request_id)
                 .fetch_optional(&self.pool)
                 .await?;
-                Ok(row.map(|r| $crate::store::SavedResponse {
+                Ok(row.map(|r| gongji_shared::rpc::SavedResponse {
                     operation: r.operation,
                     fingerprint: r.fingerprint,
                     response: r.response,

@@ -110,6 +110,68 @@ pub async fn serve(
     }
 }
 
+/// A health service whose every status starts NOT_SERVING (tonic-health starts SERVING):
+/// nothing is ready until [`serve_when_ready`] says so.
+pub async fn health_not_serving(
+    services: &[&str],
+) -> (
+    HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    for name in services {
+        reporter
+            .set_service_status(*name, ServingStatus::NotServing)
+            .await;
+    }
+    (reporter, service)
+}
+
+/// A start-up step (migrations) failed.
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves at once (health says NOT_SERVING), runs `ready` (migrations), then marks the
+/// server and `services` SERVING and serves until `shutdown`. A failed `ready` stops the
+/// server with its error.
+pub async fn serve_when_ready(
+    router: Router,
+    listener: TcpListener,
+    health: HealthReporter,
+    services: &[&str],
+    ready: impl Future<Output = Result<(), StartError>>,
+    shutdown: impl Future<Output = ()>,
+    drain_timeout_ms: u64,
+) -> Result<(), StartError> {
+    let serve = serve(
+        router,
+        listener,
+        health.clone(),
+        services,
+        shutdown,
+        drain_timeout_ms,
+    );
+    tokio::pin!(serve);
+    let ready = async {
+        ready.await?;
+        health.set_service_status("", ServingStatus::Serving).await;
+        for name in services {
+            health
+                .set_service_status(*name, ServingStatus::Serving)
+                .await;
+        }
+        tracing::info!("ready: SERVING");
+        Ok::<(), StartError>(())
+    };
+    tokio::select! {
+        result = &mut serve => return Ok(result?),
+        result = ready => result?,
+    }
+    Ok(serve.await?)
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn termination_signal() {
     let ctrl_c = async {

@@ -24,7 +24,8 @@ pub fn id_number(value: &str, field: &str) -> Result<IdNumber, ApiError> {
 /// A name field.
 pub fn person_name(value: &str, field: &str) -> Result<PersonName, ApiError> {
     PersonName::parse(value).map_err(|e| {
-        ApiError::invalid_argument("INVALID_NAME", field, format!("{field}: {e}")).with_metadata("field", field)
+        ApiError::invalid_argument("INVALID_NAME", field, format!("{field}: {e}"))
+            .with_metadata("field", field)
     })
 }
 
@@ -60,7 +61,8 @@ fn invalid_amount(value: &str, field: &str, why: &str) -> ApiError {
 /// The request_id field (AIP-155).
 pub fn request_id(value: &str) -> Result<RequestId, ApiError> {
     RequestId::parse(value).map_err(|e| {
-        ApiError::invalid_argument("INVALID_REQUEST_ID", "request_id", e.to_string()).with_metadata("field", "request_id")
+        ApiError::invalid_argument("INVALID_REQUEST_ID", "request_id", e.to_string())
+            .with_metadata("field", "request_id")
     })
 }
 
@@ -90,7 +92,10 @@ pub fn page_size(value: i32) -> Result<u32, ApiError> {
 /// A required free-text reason.
 pub fn reason(value: &str, field: &str) -> Result<String, ApiError> {
     let trimmed = value.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > MAX_REASON_CHARS || trimmed.chars().any(char::is_control) {
+    if trimmed.is_empty()
+        || trimmed.chars().count() > MAX_REASON_CHARS
+        || trimmed.chars().any(char::is_control)
+    {
         return Err(ApiError::invalid_argument(
             "INVALID_REASON",
             field,
@@ -102,11 +107,20 @@ pub fn reason(value: &str, field: &str) -> Result<String, ApiError> {
 }
 
 /// An enum field that must be set to a known, non-zero value.
-pub fn known_enum<T>(parsed: Option<T>, raw: i32, reason: &str, field: &str) -> Result<T, ApiError> {
+pub fn known_enum<T>(
+    parsed: Option<T>,
+    raw: i32,
+    reason: &str,
+    field: &str,
+) -> Result<T, ApiError> {
     parsed.ok_or_else(|| {
-        ApiError::invalid_argument(reason, field, format!("{field} must be set to a known value"))
-            .with_metadata("field", field)
-            .with_metadata("value", raw)
+        ApiError::invalid_argument(
+            reason,
+            field,
+            format!("{field} must be set to a known value"),
+        )
+        .with_metadata("field", field)
+        .with_metadata("value", raw)
     })
 }
 
@@ -128,7 +142,10 @@ mod tests {
 
     #[test]
     fn zero_is_not_a_positive_amount() {
-        assert_eq!(positive_money("0.00", "amount").unwrap_err().reason(), "INVALID_AMOUNT");
+        assert_eq!(
+            positive_money("0.00", "amount").unwrap_err().reason(),
+            "INVALID_AMOUNT"
+        );
         assert_eq!(positive_money("0.01", "amount").unwrap().fen(), 1);
     }
 

@@ -1,0 +1,460 @@
+//! PremiumService handlers.
+
+use gongji_proto::{
+    binding::v1::{CheckAuthorizationResponse, EnrollmentStatus, Purpose},
+    payment::v1::{
+        GetPremiumPaymentRequest, GetPremiumPaymentResponse, ListPremiumPaymentsRequest,
+        ListPremiumPaymentsResponse, PayPremiumRequest, PayPremiumResponse, QuotePremiumRequest,
+        QuotePremiumResponse, RefundPremiumPaymentRequest, RefundPremiumPaymentResponse,
+        premium_service_server::PremiumService,
+    },
+};
+use gongji_shared::{
+    CoverageYear, IdNumber, RegionCode,
+    rpc::{ApiError, Idempotency, Violation, validate},
+};
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use super::{Context, convert, replay, replay_after_race, status, store_failure};
+use crate::{
+    domain::{
+        Account,
+        payment::{self, OtherMeans, OtherMeansProblem, PaymentState, PremiumPayment},
+        premium::{self, PremiumTerms, Refusal, TermsInput},
+        split::{self, Split},
+    },
+    store::{Store, StoreError},
+};
+
+/// Longest other-means reference accepted.
+const MAX_REFERENCE_LEN: usize = 64;
+/// Longest payment ID accepted (ours are UUIDs).
+const MAX_PAYMENT_ID_LEN: usize = 64;
+
+/// The premium API.
+pub struct PremiumApi<S> {
+    ctx: Context<S>,
+}
+
+/// Everything a quote and a payment compute, from the same code.
+struct Prepared {
+    auth: CheckAuthorizationResponse,
+    account: Account,
+    region: RegionCode,
+    terms: PremiumTerms,
+    split: Split,
+}
+
+fn unavailable(error: impl std::fmt::Display) -> Status {
+    tracing::warn!(%error, "binding-service did not answer; no money moves");
+    status(
+        ApiError::unavailable(
+            "DEPENDENCY_UNAVAILABLE",
+            "binding-service could not be asked; nothing was paid, retry later",
+        )
+        .with_metadata("dependency", "binding-service"),
+    )
+}
+
+fn refusal(r: Refusal, year: CoverageYear) -> Status {
+    let error = match r {
+        Refusal::CoverageYearNotOpen => ApiError::failed_precondition(
+            "COVERAGE_YEAR_NOT_OPEN",
+            "the policy has no premium for this year or its collection window has not opened",
+        ),
+        Refusal::NoBenefitInCoverageYear { would_start } => {
+            let error = ApiError::failed_precondition(
+                "NO_BENEFIT_IN_COVERAGE_YEAR",
+                "paying now would bring no cover within the coverage year; a back-payment must say so",
+            );
+            match would_start {
+                Some(start) => error.with_metadata("benefit_start_date", start),
+                None => error,
+            }
+        }
+        Refusal::BackPaymentNotPast => ApiError::invalid_argument(
+            "INVALID_BACK_PAYMENT",
+            "back_payment",
+            "a back-payment is only for a coverage year before the current one",
+        ),
+    };
+    status(error.with_metadata("coverage_year", year))
+}
+
+fn not_authorized(auth: &CheckAuthorizationResponse) -> Status {
+    let mut error = ApiError::failed_precondition(
+        "NOT_AUTHORIZED",
+        "binding-service does not authorize this account to pay for this beneficiary",
+    )
+    .with_metadata(
+        "denials",
+        auth.denials
+            .iter()
+            .map(|d| d.reason.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    for d in &auth.denials {
+        error = error.with_violation(Violation {
+            kind: d.reason.clone(),
+            subject: "authorization".to_owned(),
+            description: d.message.clone(),
+        });
+    }
+    status(error)
+}
+
+impl<S: Store> PremiumApi<S> {
+    pub fn new(ctx: Context<S>) -> Self {
+        Self { ctx }
+    }
+
+    /// Asks binding-service fresh, then computes premium, window, waiting period and split.
+    /// With `must_be_authorized`, a denial stops here.
+    async fn prepare(
+        &self,
+        payer: &IdNumber,
+        beneficiary: &IdNumber,
+        year: CoverageYear,
+        back_payment: bool,
+        must_be_authorized: bool,
+    ) -> Result<Prepared, Status> {
+        let auth = self
+            .ctx
+            .binding
+            .check(payer, beneficiary, Purpose::Premium)
+            .await
+            .map_err(unavailable)?;
+        if must_be_authorized && !auth.authorized {
+            tracing::info!(payer = %payer, beneficiary = %beneficiary, "premium refused: not authorized");
+            return Err(not_authorized(&auth));
+        }
+        let person = auth.beneficiary.as_ref().ok_or_else(|| {
+            status(
+                ApiError::not_found("PERSON_NOT_FOUND", "the beneficiary is not in the registry")
+                    .with_metadata("beneficiary_id_number", beneficiary.masked()),
+            )
+        })?;
+        let has_employee = person
+            .employee_enrollment
+            .as_ref()
+            .is_some_and(|e| e.status != EnrollmentStatus::Terminated as i32);
+        if has_employee {
+            return Err(status(
+                ApiError::failed_precondition(
+                    "BENEFICIARY_HAS_EMPLOYEE_INSURANCE",
+                    "the beneficiary has employee insurance and owes no resident premium",
+                )
+                .with_metadata("beneficiary_id_number", beneficiary.masked()),
+            ));
+        }
+        let region = RegionCode::parse(&auth.beneficiary_region_code).map_err(|_| {
+            status(ApiError::failed_precondition(
+                "BENEFICIARY_NOT_INSURED",
+                "the beneficiary has no insurance region in the registry",
+            ))
+        })?;
+        let account = self
+            .ctx
+            .store
+            .account(payer)
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| {
+                status(
+                    ApiError::not_found("ACCOUNT_NOT_FOUND", "the payer has no personal account")
+                        .with_metadata("payer_id_number", payer.masked()),
+                )
+            })?;
+        let history = self
+            .ctx
+            .store
+            .paid_years(beneficiary)
+            .await
+            .map_err(store_failure)?;
+        if history.iter().any(|p| p.year == year) {
+            return Err(status(
+                ApiError::already_exists(
+                    "PREMIUM_ALREADY_PAID",
+                    "the beneficiary's premium for this year is already paid",
+                )
+                .with_metadata("coverage_year", year),
+            ));
+        }
+        let today = self.ctx.clock.today();
+        let terms = premium::terms(&TermsInput {
+            policy: &self.ctx.policy,
+            year,
+            region: &region,
+            today,
+            birth_date: beneficiary.birth_date(),
+            back_payment,
+            history: &history,
+        })
+        .map_err(|r| refusal(r, year))?;
+        let usable = self
+            .ctx
+            .policy
+            .rules_on(today)
+            .map(|r| r.usable_buckets.clone())
+            .unwrap_or_default();
+        let split = split::split(terms.premium, Some(&account), &usable);
+        Ok(Prepared {
+            auth,
+            account,
+            region,
+            terms,
+            split,
+        })
+    }
+}
+
+fn other_means(
+    wire: Option<&gongji_proto::payment::v1::OtherMeans>,
+) -> Result<Option<OtherMeans>, Status> {
+    let Some(o) = wire else { return Ok(None) };
+    let amount = validate::positive_money(&o.amount, "other_means.amount").map_err(status)?;
+    let channel = convert::channel_from_pb(o.channel).map_err(status)?;
+    let reference = o.reference.trim();
+    if reference.is_empty()
+        || reference.len() > MAX_REFERENCE_LEN
+        || !reference.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(status(ApiError::invalid_argument(
+            "INVALID_OTHER_MEANS",
+            "other_means.reference",
+            format!(
+                "other_means.reference has 1 to {MAX_REFERENCE_LEN} printable ASCII characters"
+            ),
+        )));
+    }
+    Ok(Some(OtherMeans {
+        amount,
+        channel,
+        reference: reference.to_owned(),
+    }))
+}
+
+fn payment_id(value: &str) -> Result<String, Status> {
+    if value.is_empty()
+        || value.len() > MAX_PAYMENT_ID_LEN
+        || !value.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(status(ApiError::invalid_argument(
+            "INVALID_PAYMENT_ID",
+            "payment_id",
+            format!("payment_id has 1 to {MAX_PAYMENT_ID_LEN} printable ASCII characters"),
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+#[tonic::async_trait]
+impl<S: Store> PremiumService for PremiumApi<S> {
+    async fn quote_premium(
+        &self,
+        request: Request<QuotePremiumRequest>,
+    ) -> Result<Response<QuotePremiumResponse>, Status> {
+        let r = request.get_ref();
+        let payer = validate::id_number(&r.payer_id_number, "payer_id_number").map_err(status)?;
+        let beneficiary = validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number")
+            .map_err(status)?;
+        let year = validate::coverage_year(r.coverage_year, "coverage_year").map_err(status)?;
+        let prepared = self
+            .prepare(&payer, &beneficiary, year, r.back_payment, false)
+            .await?;
+        Ok(Response::new(QuotePremiumResponse {
+            quote: Some(convert::quote_to_pb(&convert::QuoteView {
+                year: year.get(),
+                region: prepared.region.as_str(),
+                terms: &prepared.terms,
+                split: &prepared.split,
+                payment_date: self.ctx.clock.today(),
+                back_payment: r.back_payment,
+            })),
+        }))
+    }
+
+    async fn pay_premium(
+        &self,
+        request: Request<PayPremiumRequest>,
+    ) -> Result<Response<PayPremiumResponse>, Status> {
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id).map_err(status)?;
+        let payer =
+            validate::id_number(&request.payer_id_number, "payer_id_number").map_err(status)?;
+        let beneficiary =
+            validate::id_number(&request.beneficiary_id_number, "beneficiary_id_number")
+                .map_err(status)?;
+        let year =
+            validate::coverage_year(request.coverage_year, "coverage_year").map_err(status)?;
+        let expected =
+            validate::money(&request.expected_amount, "expected_amount").map_err(status)?;
+        let declared = other_means(request.other_means.as_ref())?;
+        let idempotency = Idempotency::of(request_id.as_str(), "PayPremium", &request);
+        if let Some(first) = replay(&self.ctx.store, &idempotency).await? {
+            return Ok(Response::new(first));
+        }
+
+        let p = self
+            .prepare(&payer, &beneficiary, year, request.back_payment, true)
+            .await?;
+        if expected != p.terms.premium {
+            return Err(status(
+                ApiError::failed_precondition(
+                    "AMOUNT_MISMATCH",
+                    "expected_amount differs from the premium",
+                )
+                .with_metadata("expected_amount", expected)
+                .with_metadata("premium", p.terms.premium),
+            ));
+        }
+        payment::check_other_means(&p.split, declared.as_ref()).map_err(|problem| {
+            status(match problem {
+                OtherMeansProblem::Shortfall(shortfall) => ApiError::failed_precondition(
+                    "INSUFFICIENT_BALANCE",
+                    "the usable balance is short; pay the shortfall by other means in the same request",
+                )
+                .with_metadata("shortfall", shortfall)
+                .with_metadata("usable_balance", p.split.account_part)
+                .with_metadata("premium", p.terms.premium),
+                OtherMeansProblem::NotNeeded => ApiError::invalid_argument(
+                    "INVALID_OTHER_MEANS",
+                    "other_means",
+                    "the account covers the whole premium; other_means must be absent",
+                ),
+                OtherMeansProblem::WrongAmount { expected } => ApiError::invalid_argument(
+                    "INVALID_OTHER_MEANS",
+                    "other_means.amount",
+                    "other_means.amount must equal the premium less the account part",
+                )
+                .with_metadata("expected_other_means_amount", expected),
+            })
+        })?;
+
+        let now = self.ctx.clock.now();
+        let payment = PremiumPayment {
+            payment_id: uuid::Uuid::new_v4().to_string(),
+            request_id: idempotency.request_id.clone(),
+            movement_id: uuid::Uuid::new_v4().to_string(),
+            payer: payer.clone(),
+            beneficiary: beneficiary.clone(),
+            year,
+            state: PaymentState::Paid,
+            terms: p.terms,
+            back_payment: request.back_payment,
+            split: p.split,
+            other_means: declared,
+            binding_id: p.auth.binding_id.clone(),
+            binding_version: p.auth.binding_version,
+            payer_region: p.account.region.clone(),
+            beneficiary_region: p.region,
+            payment_date: gongji_shared::clock::shanghai_date(now),
+            pay_time: now,
+            refund_time: None,
+            refund_reason: None,
+        };
+        let movement = payment::premium_movement(&payment);
+        let response = PayPremiumResponse {
+            payment: Some(convert::payment_to_pb(&payment)),
+        };
+        match self
+            .ctx
+            .store
+            .insert_premium(&payment, &movement, &idempotency, &response.encode_to_vec())
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::AlreadyPaid) => {
+                return Err(status(
+                    ApiError::already_exists(
+                        "PREMIUM_ALREADY_PAID",
+                        "the beneficiary's premium for this year is already paid",
+                    )
+                    .with_metadata("coverage_year", year),
+                ));
+            }
+            Err(StoreError::InsufficientBalance) => {
+                return Err(status(ApiError::aborted(
+                    "CONCURRENT_UPDATE",
+                    "the balance changed while paying; quote again and retry",
+                )));
+            }
+            Err(StoreError::RequestIdTaken) => {
+                return replay_after_race(&self.ctx.store, &idempotency)
+                    .await
+                    .map(Response::new);
+            }
+            Err(e) => return Err(store_failure(e)),
+        }
+        tracing::info!(
+            payment_id = %payment.payment_id,
+            payer = %payer,
+            beneficiary = %beneficiary,
+            coverage_year = year.get(),
+            premium = %payment.terms.premium,
+            account_part = %payment.split.account_part,
+            other_part = %payment.split.other_part,
+            "premium paid"
+        );
+        Ok(Response::new(response))
+    }
+
+    async fn get_premium_payment(
+        &self,
+        request: Request<GetPremiumPaymentRequest>,
+    ) -> Result<Response<GetPremiumPaymentResponse>, Status> {
+        let id = payment_id(&request.get_ref().payment_id)?;
+        let payment = self
+            .ctx
+            .store
+            .premium_payment(&id)
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| {
+                status(
+                    ApiError::not_found("PAYMENT_NOT_FOUND", "no premium payment with this ID")
+                        .with_metadata("payment_id", &id),
+                )
+            })?;
+        Ok(Response::new(GetPremiumPaymentResponse {
+            payment: Some(convert::payment_to_pb(&payment)),
+        }))
+    }
+
+    async fn list_premium_payments(
+        &self,
+        request: Request<ListPremiumPaymentsRequest>,
+    ) -> Result<Response<ListPremiumPaymentsResponse>, Status> {
+        let r = request.get_ref();
+        match (
+            r.payer_id_number.is_empty(),
+            r.beneficiary_id_number.is_empty(),
+        ) {
+            (false, true) => validate::id_number(&r.payer_id_number, "payer_id_number").map(drop),
+            (true, false) => {
+                validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number").map(drop)
+            }
+            _ => Err(ApiError::invalid_argument(
+                "INVALID_FILTER",
+                "payer_id_number",
+                "set exactly one of payer_id_number and beneficiary_id_number",
+            )),
+        }
+        .map_err(status)?;
+        validate::page_size(r.page_size).map_err(status)?;
+        Err(status(ApiError::unimplemented("ListPremiumPayments")))
+    }
+
+    async fn refund_premium_payment(
+        &self,
+        request: Request<RefundPremiumPaymentRequest>,
+    ) -> Result<Response<RefundPremiumPaymentResponse>, Status> {
+        let r = request.get_ref();
+        validate::request_id(&r.request_id).map_err(status)?;
+        payment_id(&r.payment_id)?;
+        validate::reason(&r.reason, "reason").map_err(status)?;
+        Err(status(ApiError::unimplemented("RefundPremiumPayment")))
+    }
+}

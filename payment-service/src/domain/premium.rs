@@ -1,0 +1,250 @@
+//! The resident premium: amount, collection window, waiting period and cover (P2, P5 to P7).
+//!
+//! QuotePremium and PayPremium both call [`terms`], so a quote is exactly what a payment
+//! made at the same moment would do.
+
+use chrono::{Datelike, Months, NaiveDate};
+use gongji_shared::{CoverageYear, Money, Policy, RegionCode, policy::DateWindow};
+
+/// A premium payment this system recorded for the beneficiary (paid, not refunded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaidYear {
+    pub year: CoverageYear,
+    pub back_payment: bool,
+}
+
+/// Everything the computation needs.
+pub struct TermsInput<'a> {
+    pub policy: &'a Policy,
+    pub year: CoverageYear,
+    /// The beneficiary's insurance region: its premium and window apply.
+    pub region: &'a RegionCode,
+    /// The payment date (Asia/Shanghai).
+    pub today: NaiveDate,
+    /// From the beneficiary's ID number.
+    pub birth_date: NaiveDate,
+    pub back_payment: bool,
+    /// The beneficiary's paid years in this system.
+    pub history: &'a [PaidYear],
+}
+
+/// What paying now buys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PremiumTerms {
+    pub premium: Money,
+    pub window: DateWindow,
+    pub in_window: bool,
+    pub waiting_months: u32,
+    /// First and last day of cover; `None` for a back-payment, which buys no cover.
+    pub cover: Option<(NaiveDate, NaiveDate)>,
+}
+
+/// Why a premium cannot be paid now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The policy has no premium for the year (or, for a back-payment, for this year's rate),
+    /// or its collection window has not opened.
+    CoverageYearNotOpen,
+    /// Cover would start after the year ends, or the year is over.
+    NoBenefitInCoverageYear { would_start: Option<NaiveDate> },
+    /// A back-payment is only for a year before the current one.
+    BackPaymentNotPast,
+}
+
+/// Computes the premium, window, waiting months and cover of paying for `year` on `today`.
+pub fn terms(input: &TermsInput<'_>) -> Result<PremiumTerms, Refusal> {
+    if input.back_payment {
+        return back_payment_terms(input);
+    }
+    let terms = input
+        .policy
+        .premium_terms(input.year, input.region)
+        .ok_or(Refusal::CoverageYearNotOpen)?;
+    if input.today < terms.window.start {
+        return Err(Refusal::CoverageYearNotOpen);
+    }
+    let (first, last) = (input.year.first_day(), input.year.last_day());
+    if input.today > last {
+        return Err(Refusal::NoBenefitInCoverageYear { would_start: None });
+    }
+    let in_window = terms.window.contains(input.today);
+    let waiting = input.policy.waiting_period();
+    let newborn = input.birth_date <= input.today
+        && (input.today - input.birth_date).num_days() <= i64::from(waiting.newborn_grace_days);
+    let (waiting_months, start) = if in_window {
+        (0, first)
+    } else if newborn {
+        // Covered from birth (or from 1 January if born the year before).
+        (0, input.birth_date.max(first))
+    } else {
+        let months = waiting_months(input);
+        let start = input
+            .today
+            .checked_add_months(Months::new(months))
+            .ok_or(Refusal::NoBenefitInCoverageYear { would_start: None })?;
+        (months, start.max(first))
+    };
+    if start > last {
+        return Err(Refusal::NoBenefitInCoverageYear {
+            would_start: Some(start),
+        });
+    }
+    Ok(PremiumTerms {
+        premium: terms.amount,
+        window: terms.window,
+        in_window,
+        waiting_months,
+        cover: Some((start, last)),
+    })
+}
+
+/// A back-payment (补缴) for a past year at the current year's rate: no cover.
+fn back_payment_terms(input: &TermsInput<'_>) -> Result<PremiumTerms, Refusal> {
+    if input.year.get() >= input.today.year() {
+        return Err(Refusal::BackPaymentNotPast);
+    }
+    let current =
+        CoverageYear::parse(input.today.year()).map_err(|_| Refusal::CoverageYearNotOpen)?;
+    let terms = input
+        .policy
+        .premium_terms(current, input.region)
+        .ok_or(Refusal::CoverageYearNotOpen)?;
+    Ok(PremiumTerms {
+        premium: terms.amount,
+        window: terms.window,
+        in_window: false,
+        waiting_months: 0,
+        cover: None,
+    })
+}
+
+/// Fixed months plus the variable months of the years without cover since the last
+/// regular payment, less the back-paid ones (P7). With no earlier payment in this system
+/// nothing is known of gaps, and only the fixed period applies.
+fn waiting_months(input: &TermsInput<'_>) -> u32 {
+    let w = input.policy.waiting_period();
+    let year = input.year.get();
+    let last_regular = input
+        .history
+        .iter()
+        .filter(|p| !p.back_payment && p.year.get() < year)
+        .map(|p| p.year.get())
+        .max();
+    let Some(last_regular) = last_regular else {
+        return w.fixed_months;
+    };
+    let gap_years = u32::try_from(year - last_regular - 1).unwrap_or(0);
+    let back_paid = u32::try_from(
+        input
+            .history
+            .iter()
+            .filter(|p| p.back_payment && p.year.get() > last_regular && p.year.get() < year)
+            .count(),
+    )
+    .unwrap_or(u32::MAX);
+    let counted = if w.first_gap_year_counts {
+        gap_years
+    } else {
+        gap_years.saturating_sub(1)
+    };
+    let variable = (counted * w.variable_months_per_gap_year)
+        .saturating_sub(back_paid * w.months_removed_per_back_paid_year);
+    w.fixed_months + variable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn year(y: i32) -> CoverageYear {
+        CoverageYear::parse(y).unwrap()
+    }
+
+    fn paid(y: i32, back_payment: bool) -> PaidYear {
+        PaidYear {
+            year: year(y),
+            back_payment,
+        }
+    }
+
+    fn run(today: &str, birth: &str, history: &[PaidYear]) -> Result<PremiumTerms, Refusal> {
+        let policy = Policy::anhui_default().unwrap();
+        let region = RegionCode::parse("340500").unwrap();
+        terms(&TermsInput {
+            policy: &policy,
+            year: year(2025),
+            region: &region,
+            today: date(today),
+            birth_date: date(birth),
+            back_payment: false,
+            history,
+        })
+    }
+
+    #[test]
+    fn paying_in_the_window_covers_the_whole_year() {
+        let t = run("2024-11-15", "2015-06-01", &[]).unwrap();
+        assert!(t.in_window);
+        assert_eq!(t.premium.to_string(), "400.00");
+        assert_eq!(t.waiting_months, 0);
+        assert_eq!(t.cover, Some((date("2025-01-01"), date("2025-12-31"))));
+    }
+
+    #[test]
+    fn the_last_window_day_is_in_and_the_next_day_is_late() {
+        assert!(run("2024-12-31", "2015-06-01", &[]).unwrap().in_window);
+        let late = run("2025-01-01", "2015-06-01", &[]).unwrap();
+        assert!(!late.in_window);
+        assert_eq!(late.waiting_months, 3);
+        assert_eq!(late.cover, Some((date("2025-04-01"), date("2025-12-31"))));
+    }
+
+    #[test]
+    fn before_the_window_the_year_is_not_open() {
+        assert_eq!(
+            run("2024-09-04", "2015-06-01", &[]),
+            Err(Refusal::CoverageYearNotOpen)
+        );
+    }
+
+    #[test]
+    fn gap_years_add_variable_months_and_back_payments_remove_them() {
+        // Last paid 2021: 2022, 2023, 2024 without cover; the first gap year does not count.
+        let t = run("2025-03-10", "2015-06-01", &[paid(2021, false)]).unwrap();
+        assert_eq!(t.waiting_months, 3 + 2);
+        let t = run(
+            "2025-03-10",
+            "2015-06-01",
+            &[paid(2021, false), paid(2023, true)],
+        )
+        .unwrap();
+        assert_eq!(t.waiting_months, 3 + 1);
+    }
+
+    #[test]
+    fn a_newborn_within_90_days_is_covered_from_birth() {
+        let t = run("2025-03-01", "2025-01-15", &[]).unwrap();
+        assert_eq!(t.waiting_months, 0);
+        assert_eq!(t.cover, Some((date("2025-01-15"), date("2025-12-31"))));
+        let after = run("2025-05-01", "2025-01-15", &[]).unwrap();
+        assert_eq!(after.waiting_months, 3);
+    }
+
+    #[test]
+    fn cover_that_would_start_after_the_year_is_refused() {
+        assert_eq!(
+            run("2025-10-15", "2015-06-01", &[]),
+            Err(Refusal::NoBenefitInCoverageYear {
+                would_start: Some(date("2026-01-15"))
+            })
+        );
+        assert_eq!(
+            run("2026-01-02", "2015-06-01", &[]),
+            Err(Refusal::NoBenefitInCoverageYear { would_start: None })
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! Wiring: policy, store, peer, health, reflection, limits, graceful shutdown.
+
+use std::{future::Future, sync::Arc};
+
+use anyhow::Context as _;
+use gongji_proto::payment::v1::{
+    account_service_server::AccountServiceServer,
+    medical_expense_service_server::MedicalExpenseServiceServer,
+    premium_service_server::PremiumServiceServer,
+    settlement_service_server::SettlementServiceServer,
+};
+use gongji_shared::{
+    Policy,
+    rpc::server::{self, Limits},
+};
+use tokio::net::TcpListener;
+use tonic_health::ServingStatus;
+
+use crate::{
+    api::{AccountApi, Context, MedicalExpenseApi, PremiumApi, SettlementApi},
+    config::Config,
+    peer::{BindingPeer, DEPENDENT_SERVICES},
+    store::{AnyStore, Store},
+};
+
+/// Services that need only the database.
+pub const INDEPENDENT_SERVICES: [&str; 2] = [
+    "gongji.payment.v1.AccountService",
+    "gongji.payment.v1.SettlementService",
+];
+
+/// Serves on `listener` until `shutdown` resolves, then drains and returns.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let policy = match &config.policy {
+        Some(path) => Policy::load(path)?,
+        None => Policy::anhui_default()?,
+    };
+    match AnyStore::connect(&config.database_url, config.db_max_connections)
+        .await
+        .context("cannot open the database")?
+    {
+        AnyStore::Sqlite(store) => run_with(store, config, policy, listener, shutdown).await,
+        AnyStore::Postgres(store) => run_with(store, config, policy, listener, shutdown).await,
+    }
+}
+
+async fn run_with<S: Store>(
+    store: S,
+    config: Config,
+    policy: Policy,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let limits = Limits::default();
+    let binding = BindingPeer::new(
+        &config.binding_addr,
+        limits.peer_timeout_ms,
+        limits.peer_connect_timeout_ms,
+    )
+    .context("bad binding-service address")?;
+    let ctx = Context {
+        store: store.clone(),
+        policy: Arc::new(policy),
+        clock: config.clock,
+        binding: binding.clone(),
+    };
+    let all: Vec<&str> = INDEPENDENT_SERVICES
+        .iter()
+        .chain(&DEPENDENT_SERVICES)
+        .copied()
+        .collect();
+    let (health, health_service) = server::health_not_serving(&all).await;
+    let max = limits.max_message_bytes;
+    let router = server::builder(&limits)
+        .add_service(health_service)
+        .add_service(
+            AccountServiceServer::new(AccountApi::new(ctx.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            PremiumServiceServer::new(PremiumApi::new(ctx.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            MedicalExpenseServiceServer::new(MedicalExpenseApi::new(ctx.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        )
+        .add_service(
+            SettlementServiceServer::new(SettlementApi::new(ctx))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+    let router = server::add_reflection(router)?;
+    tracing::info!(addr = %listener.local_addr()?, "payment-service listening");
+
+    // The paying services follow binding-service's reachability, once the database is ready.
+    let (mirror_tx, mirror_rx) = tokio::sync::oneshot::channel::<()>();
+    let mirror = {
+        let health = health.clone();
+        tokio::spawn(async move {
+            if mirror_rx.await.is_ok() {
+                binding
+                    .mirror_health(health, config.peer_probe_interval_ms)
+                    .await;
+            }
+        })
+    };
+    let ready = async move {
+        store.migrate().await?;
+        let _ = mirror_tx.send(());
+        Ok(())
+    };
+    let shutdown = {
+        let health = health.clone();
+        let mirror = mirror.abort_handle();
+        async move {
+            shutdown.await;
+            mirror.abort();
+            for service in DEPENDENT_SERVICES {
+                health
+                    .set_service_status(service, ServingStatus::NotServing)
+                    .await;
+            }
+        }
+    };
+    let result = server::serve_when_ready(
+        router,
+        listener,
+        health,
+        &INDEPENDENT_SERVICES,
+        ready,
+        shutdown,
+        limits.drain_timeout_ms,
+    )
+    .await;
+    mirror.abort();
+    result.map_err(|e| anyhow::anyhow!(e))?;
+    tracing::info!("payment-service stopped");
+    Ok(())
+}
