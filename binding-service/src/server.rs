@@ -82,7 +82,7 @@ async fn run_with<S: Store>(
                 .max_decoding_message_size(limits.max_message_bytes)
                 .max_encoding_message_size(limits.max_message_bytes),
         );
-    let router = server::add_reflection(router)?;
+    let router = server::add_reflection(router, &SERVICES)?;
     tracing::info!(addr = %listener.local_addr()?, "binding-service listening");
 
     let ready = async move {

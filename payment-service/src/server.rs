@@ -97,7 +97,7 @@ async fn run_with<S: Store>(
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
-    let router = server::add_reflection(router)?;
+    let router = server::add_reflection(router, &all)?;
     tracing::info!(addr = %listener.local_addr()?, "payment-service listening");
 
     // The paying services follow binding-service's reachability, once the database is ready.

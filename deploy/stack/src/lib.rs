@@ -1,1 +1,186 @@
+//! Runs binding-service and payment-service in one process, each on its own port with its
+//! own database: the one-command local stack, and the harness of the black-box tests.
 
+pub mod demo;
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+use gongji_shared::{Clock, rpc::telemetry::LogFormat};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+
+/// How long [`Stack::wait_serving`] waits for both services by default.
+pub const READY_TIMEOUT_MS: u64 = 30_000;
+/// How often readiness is polled.
+const READY_POLL_MS: u64 = 50;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// binding-service's address; port 0 picks a free one.
+    pub binding_addr: SocketAddr,
+    /// payment-service's address; port 0 picks a free one.
+    pub payment_addr: SocketAddr,
+    pub binding_database_url: String,
+    pub payment_database_url: String,
+    pub policy: Option<PathBuf>,
+    pub clock: Clock,
+    /// How often payment-service probes binding-service.
+    pub peer_probe_interval_ms: u64,
+}
+
+/// One running service.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Asks it to stop (NOT_SERVING, drain) and waits until it has.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.context("service task panicked")?
+    }
+}
+
+/// Both services.
+pub struct Stack {
+    pub config: StackConfig,
+    pub binding: Option<Running>,
+    pub payment: Option<Running>,
+}
+
+impl Stack {
+    /// Binds both ports first (so each service knows the other's address), then starts both.
+    pub async fn start(config: StackConfig) -> anyhow::Result<Self> {
+        let binding_listener = TcpListener::bind(config.binding_addr).await.context("cannot bind binding-service's port")?;
+        let payment_listener = TcpListener::bind(config.payment_addr).await.context("cannot bind payment-service's port")?;
+        let mut config = config;
+        config.binding_addr = binding_listener.local_addr()?;
+        config.payment_addr = payment_listener.local_addr()?;
+        let binding = start_binding(&config, binding_listener);
+        let payment = start_payment(&config, payment_listener);
+        Ok(Self {
+            config,
+            binding: Some(binding),
+            payment: Some(payment),
+        })
+    }
+
+    /// binding-service's URL.
+    pub fn binding_url(&self) -> String {
+        format!("http://{}", self.config.binding_addr)
+    }
+
+    /// payment-service's URL.
+    pub fn payment_url(&self) -> String {
+        format!("http://{}", self.config.payment_addr)
+    }
+
+    /// Waits until both servers and all their services say SERVING.
+    pub async fn wait_serving(&self, timeout_ms: u64) -> anyhow::Result<()> {
+        let binding = [
+            "",
+            "gongji.binding.v1.RegistryService",
+            "gongji.binding.v1.BindingService",
+        ];
+        let payment = [
+            "",
+            "gongji.payment.v1.AccountService",
+            "gongji.payment.v1.SettlementService",
+            "gongji.payment.v1.PremiumService",
+            "gongji.payment.v1.MedicalExpenseService",
+        ];
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+        for (url, services) in [(self.binding_url(), &binding[..]), (self.payment_url(), &payment[..])] {
+            for service in services {
+                loop {
+                    if health(&url, service).await == Some(ServingStatus::Serving) {
+                        break;
+                    }
+                    anyhow::ensure!(tokio::time::Instant::now() < deadline, "{url} {service:?} is not SERVING in time");
+                    tokio::time::sleep(Duration::from_millis(READY_POLL_MS)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops binding-service (payment-service keeps running).
+    pub async fn stop_binding(&mut self) -> anyhow::Result<()> {
+        match self.binding.take() {
+            Some(running) => running.stop().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Starts binding-service again on its former address.
+    pub async fn restart_binding(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.binding.is_none(), "binding-service is running");
+        let listener = TcpListener::bind(self.config.binding_addr).await?;
+        self.binding = Some(start_binding(&self.config, listener));
+        Ok(())
+    }
+
+    /// Stops both, payment-service first.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(payment) = self.payment.take() {
+            payment.stop().await?;
+        }
+        self.stop_binding().await
+    }
+}
+
+/// One health answer, `None` if the server cannot be reached.
+pub async fn health(url: &str, service: &str) -> Option<ServingStatus> {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned()).ok()?.connect().await.ok()?;
+    let mut client = HealthClient::new(channel);
+    let response = client
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .ok()?;
+    ServingStatus::try_from(response.get_ref().status).ok()
+}
+
+fn start_binding(config: &StackConfig, listener: TcpListener) -> Running {
+    let service_config = binding_service::config::Config {
+        listen_addr: config.binding_addr,
+        database_url: config.binding_database_url.clone(),
+        db_max_connections: 10,
+        policy: config.policy.clone(),
+        payment_addr: format!("http://{}", config.payment_addr),
+        log_format: LogFormat::Text,
+        clock: config.clock,
+    };
+    spawn(config.binding_addr, |stop| binding_service::server::run(service_config, listener, stop))
+}
+
+fn start_payment(config: &StackConfig, listener: TcpListener) -> Running {
+    let service_config = payment_service::config::Config {
+        listen_addr: config.payment_addr,
+        database_url: config.payment_database_url.clone(),
+        db_max_connections: 10,
+        policy: config.policy.clone(),
+        binding_addr: format!("http://{}", config.binding_addr),
+        peer_probe_interval_ms: config.peer_probe_interval_ms,
+        log_format: LogFormat::Text,
+        clock: config.clock,
+    };
+    spawn(config.payment_addr, |stop| payment_service::server::run(service_config, listener, stop))
+}
+
+fn spawn<F, Fut>(addr: SocketAddr, run: F) -> Running
+where
+    F: FnOnce(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(run(Box::pin(async move {
+        let _ = stopped.await;
+    })));
+    Running { addr, stop, task }
+}

@@ -55,14 +55,26 @@ pub fn builder(limits: &Limits) -> Server {
         .trace_fn(telemetry::server_span)
 }
 
-/// Reflection v1 and v1alpha over the whole contract (grpcurl speaks v1alpha only).
-pub fn add_reflection(router: Router) -> Result<Router, tonic_reflection::server::Error> {
-    let v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(gongji_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(gongji_proto::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+/// Reflection v1 and v1alpha (grpcurl speaks v1alpha only), advertising the services this
+/// server hosts plus health and reflection. The descriptor set holds the whole contract
+/// and google/rpc/error_details.proto, so clients can decode error details.
+pub fn add_reflection(router: Router, hosted: &[&str]) -> Result<Router, tonic_reflection::server::Error> {
+    let builder = || {
+        let mut builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(gongji_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        let always = [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ];
+        for name in hosted.iter().chain(&always) {
+            builder = builder.with_service_name(*name);
+        }
+        builder
+    };
+    let v1 = builder().build_v1()?;
+    let v1alpha = builder().build_v1alpha()?;
     Ok(router.add_service(v1).add_service(v1alpha))
 }
 

@@ -1,0 +1,88 @@
+//! Demo data: one Ma'anshan family, loaded through the public API with fixed request IDs,
+//! so loading it again on every start changes nothing.
+
+use gongji_proto::{
+    binding::v1::{
+        BindingKind, CreateBindingRequest, Enrollment, EnrollmentStatus, InsuredPerson, Relationship,
+        UpsertInsuredPersonRequest, binding_service_client::BindingServiceClient,
+        registry_service_client::RegistryServiceClient,
+    },
+    payment::v1::{Bucket, CreditAccountRequest, OpenAccountRequest, account_service_client::AccountServiceClient},
+};
+use tonic::Code;
+
+/// The demo employee (张伟, Ma'anshan, employee insurance, 1000.00 in prior-years).
+pub const EMPLOYEE_ID: &str = "340504198503150017";
+/// The demo employee's child (张小雨, Ma'anshan resident insurance), bound FUNDS_SHARING.
+pub const CHILD_ID: &str = "340504201506010022";
+
+fn person(id: &str, name: &str, employee: Option<&str>, resident: Option<&str>) -> InsuredPerson {
+    let enrollment = |region: &str| Enrollment {
+        region_code: region.to_owned(),
+        status: EnrollmentStatus::Normal as i32,
+    };
+    InsuredPerson {
+        id_number: id.to_owned(),
+        name: name.to_owned(),
+        employee_enrollment: employee.map(enrollment),
+        resident_enrollment: resident.map(enrollment),
+        update_time: None,
+    }
+}
+
+/// Loads the demo family into a running stack.
+pub async fn load(binding_url: &str, payment_url: &str) -> anyhow::Result<()> {
+    let mut registry = RegistryServiceClient::connect(binding_url.to_owned()).await?;
+    let mut bindings = BindingServiceClient::connect(binding_url.to_owned()).await?;
+    let mut accounts = AccountServiceClient::connect(payment_url.to_owned()).await?;
+
+    for (request_id, p) in [
+        ("demo-person-employee", person(EMPLOYEE_ID, "张伟", Some("340500"), None)),
+        ("demo-person-child", person(CHILD_ID, "张小雨", None, Some("340500"))),
+    ] {
+        registry
+            .upsert_insured_person(UpsertInsuredPersonRequest {
+                request_id: request_id.to_owned(),
+                person: Some(p),
+            })
+            .await?;
+    }
+    match accounts
+        .open_account(OpenAccountRequest {
+            request_id: "demo-open-account".to_owned(),
+            holder_id_number: EMPLOYEE_ID.to_owned(),
+            region_code: "340500".to_owned(),
+        })
+        .await
+    {
+        Ok(_) => {}
+        Err(status) if status.code() == Code::AlreadyExists => {}
+        Err(status) => return Err(status.into()),
+    }
+    accounts
+        .credit_account(CreditAccountRequest {
+            request_id: "demo-credit".to_owned(),
+            holder_id_number: EMPLOYEE_ID.to_owned(),
+            amount: "1000.00".to_owned(),
+            bucket: Bucket::PriorYears as i32,
+            memo: "demo: prior-years surplus".to_owned(),
+        })
+        .await?;
+    match bindings
+        .create_binding(CreateBindingRequest {
+            request_id: "demo-binding".to_owned(),
+            authorizer_id_number: EMPLOYEE_ID.to_owned(),
+            beneficiary_id_number: CHILD_ID.to_owned(),
+            beneficiary_name: "张小雨".to_owned(),
+            relationship: Relationship::Child as i32,
+            kind: BindingKind::FundsSharing as i32,
+        })
+        .await
+    {
+        Ok(_) => {}
+        // Loaded on an earlier start under another policy day: the binding is there.
+        Err(status) if status.code() == Code::AlreadyExists => {}
+        Err(status) => return Err(status.into()),
+    }
+    Ok(())
+}
