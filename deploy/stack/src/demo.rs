@@ -3,11 +3,14 @@
 
 use gongji_proto::{
     binding::v1::{
-        BindingKind, CreateBindingRequest, Enrollment, EnrollmentStatus, InsuredPerson, Relationship,
-        UpsertInsuredPersonRequest, binding_service_client::BindingServiceClient,
+        BindingKind, CreateBindingRequest, Enrollment, EnrollmentStatus, InsuredPerson,
+        Relationship, UpsertInsuredPersonRequest, binding_service_client::BindingServiceClient,
         registry_service_client::RegistryServiceClient,
     },
-    payment::v1::{Bucket, CreditAccountRequest, OpenAccountRequest, account_service_client::AccountServiceClient},
+    payment::v1::{
+        Bucket, CreditAccountRequest, OpenAccountRequest,
+        account_service_client::AccountServiceClient,
+    },
 };
 use tonic::Code;
 
@@ -37,8 +40,14 @@ pub async fn load(binding_url: &str, payment_url: &str) -> anyhow::Result<()> {
     let mut accounts = AccountServiceClient::connect(payment_url.to_owned()).await?;
 
     for (request_id, p) in [
-        ("demo-person-employee", person(EMPLOYEE_ID, "张伟", Some("340500"), None)),
-        ("demo-person-child", person(CHILD_ID, "张小雨", None, Some("340500"))),
+        (
+            "demo-person-employee",
+            person(EMPLOYEE_ID, "张伟", Some("340500"), None),
+        ),
+        (
+            "demo-person-child",
+            person(CHILD_ID, "张小雨", None, Some("340500")),
+        ),
     ] {
         registry
             .upsert_insured_person(UpsertInsuredPersonRequest {

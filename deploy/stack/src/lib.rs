@@ -8,7 +8,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::Context as _;
 use gongji_shared::{Clock, rpc::telemetry::LogFormat};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 /// How long [`Stack::wait_serving`] waits for both services by default.
 pub const READY_TIMEOUT_MS: u64 = 30_000;
@@ -55,8 +57,12 @@ pub struct Stack {
 impl Stack {
     /// Binds both ports first (so each service knows the other's address), then starts both.
     pub async fn start(config: StackConfig) -> anyhow::Result<Self> {
-        let binding_listener = TcpListener::bind(config.binding_addr).await.context("cannot bind binding-service's port")?;
-        let payment_listener = TcpListener::bind(config.payment_addr).await.context("cannot bind payment-service's port")?;
+        let binding_listener = TcpListener::bind(config.binding_addr)
+            .await
+            .context("cannot bind binding-service's port")?;
+        let payment_listener = TcpListener::bind(config.payment_addr)
+            .await
+            .context("cannot bind payment-service's port")?;
         let mut config = config;
         config.binding_addr = binding_listener.local_addr()?;
         config.payment_addr = payment_listener.local_addr()?;
@@ -94,13 +100,19 @@ impl Stack {
             "gongji.payment.v1.MedicalExpenseService",
         ];
         let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
-        for (url, services) in [(self.binding_url(), &binding[..]), (self.payment_url(), &payment[..])] {
+        for (url, services) in [
+            (self.binding_url(), &binding[..]),
+            (self.payment_url(), &payment[..]),
+        ] {
             for service in services {
                 loop {
                     if health(&url, service).await == Some(ServingStatus::Serving) {
                         break;
                     }
-                    anyhow::ensure!(tokio::time::Instant::now() < deadline, "{url} {service:?} is not SERVING in time");
+                    anyhow::ensure!(
+                        tokio::time::Instant::now() < deadline,
+                        "{url} {service:?} is not SERVING in time"
+                    );
                     tokio::time::sleep(Duration::from_millis(READY_POLL_MS)).await;
                 }
             }
@@ -135,7 +147,11 @@ impl Stack {
 
 /// One health answer, `None` if the server cannot be reached.
 pub async fn health(url: &str, service: &str) -> Option<ServingStatus> {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_owned()).ok()?.connect().await.ok()?;
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
     let mut client = HealthClient::new(channel);
     let response = client
         .check(HealthCheckRequest {
@@ -156,7 +172,9 @@ fn start_binding(config: &StackConfig, listener: TcpListener) -> Running {
         log_format: LogFormat::Text,
         clock: config.clock,
     };
-    spawn(config.binding_addr, |stop| binding_service::server::run(service_config, listener, stop))
+    spawn(config.binding_addr, |stop| {
+        binding_service::server::run(service_config, listener, stop)
+    })
 }
 
 fn start_payment(config: &StackConfig, listener: TcpListener) -> Running {
@@ -170,7 +188,9 @@ fn start_payment(config: &StackConfig, listener: TcpListener) -> Running {
         log_format: LogFormat::Text,
         clock: config.clock,
     };
-    spawn(config.payment_addr, |stop| payment_service::server::run(service_config, listener, stop))
+    spawn(config.payment_addr, |stop| {
+        payment_service::server::run(service_config, listener, stop)
+    })
 }
 
 fn spawn<F, Fut>(addr: SocketAddr, run: F) -> Running

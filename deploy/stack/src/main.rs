@@ -54,13 +54,30 @@ async fn main() -> anyhow::Result<()> {
         demo::load(&stack.binding_url(), &stack.payment_url()).await?;
     }
     println!();
-    println!("gongji is running (clock: {}, data: {})", args.clock, args.data_dir.display());
-    println!("  binding-service  {}   (RegistryService, BindingService)", stack.config.binding_addr);
-    println!("  payment-service  {}   (AccountService, PremiumService, MedicalExpenseService, SettlementService)", stack.config.payment_addr);
+    println!(
+        "gongji is running (clock: {}, data: {})",
+        args.clock,
+        args.data_dir.display()
+    );
+    println!(
+        "  binding-service  {}   (RegistryService, BindingService)",
+        stack.config.binding_addr
+    );
+    println!(
+        "  payment-service  {}   (AccountService, PremiumService, MedicalExpenseService, SettlementService)",
+        stack.config.payment_addr
+    );
     if !args.no_demo {
-        println!("  demo family: employee {} with 1000.00 prior-years, child {} bound", demo::EMPLOYEE_ID, demo::CHILD_ID);
+        println!(
+            "  demo family: employee {} with 1000.00 prior-years, child {} bound",
+            demo::EMPLOYEE_ID,
+            demo::CHILD_ID
+        );
     }
-    println!("  try: grpcurl -plaintext {} list", stack.config.binding_addr);
+    println!(
+        "  try: grpcurl -plaintext {} list",
+        stack.config.binding_addr
+    );
     println!("Ctrl-C stops both.");
     termination_signal().await;
     stack.stop().await

@@ -21,9 +21,13 @@ pub struct Violation {
 }
 
 /// An error on its way to the wire. Build it with a constructor per status code, add
-/// metadata, and convert with [`ApiError::into_status`].
+/// metadata, and convert with [`ApiError::into_status`]. Boxed: errors are the rare path,
+/// and a small `Result` keeps the common one cheap.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub struct ApiError(Box<Inner>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Inner {
     code: Code,
     reason: String,
     message: String,
@@ -38,20 +42,20 @@ impl ApiError {
             !reason.is_empty() && reason.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
             "reasons are UPPER_SNAKE: {reason}"
         );
-        Self {
+        Self(Box::new(Inner {
             code,
             reason: reason.to_owned(),
             message: message.into(),
             metadata: Vec::new(),
             field: None,
             violations: Vec::new(),
-        }
+        }))
     }
 
     /// INVALID_ARGUMENT about one request field (adds a `BadRequest` field violation).
     pub fn invalid_argument(reason: &str, field: &str, message: impl Into<String>) -> Self {
         let mut error = Self::new(Code::InvalidArgument, reason, message);
-        error.field = Some(field.to_owned());
+        error.0.field = Some(field.to_owned());
         error
     }
 
@@ -106,40 +110,41 @@ impl ApiError {
 
     /// Adds one metadata value (masked where it is personal data).
     pub fn with_metadata(mut self, key: &str, value: impl ToString) -> Self {
-        self.metadata.push((key.to_owned(), value.to_string()));
+        self.0.metadata.push((key.to_owned(), value.to_string()));
         self
     }
 
     /// Adds a `PreconditionFailure` violation.
     pub fn with_violation(mut self, violation: Violation) -> Self {
-        if self.violations.len() < MAX_VIOLATIONS {
-            self.violations.push(violation);
+        if self.0.violations.len() < MAX_VIOLATIONS {
+            self.0.violations.push(violation);
         }
         self
     }
 
     /// The status code.
     pub fn code(&self) -> Code {
-        self.code
+        self.0.code
     }
 
     /// The ErrorInfo reason.
     pub fn reason(&self) -> &str {
-        &self.reason
+        &self.0.reason
     }
 
     /// Builds the status with its details under `domain` (e.g. `binding.gongji`).
     pub fn into_status(self, domain: &str) -> Status {
+        let inner = *self.0;
         let mut details = ErrorDetails::new();
-        let metadata: HashMap<String, String> = self.metadata.into_iter().collect();
-        details.set_error_info(self.reason, domain, metadata);
-        if let Some(field) = self.field {
-            details.add_bad_request_violation(field, self.message.clone());
+        let metadata: HashMap<String, String> = inner.metadata.into_iter().collect();
+        details.set_error_info(inner.reason, domain, metadata);
+        if let Some(field) = inner.field {
+            details.add_bad_request_violation(field, inner.message.clone());
         }
-        for v in self.violations {
+        for v in inner.violations {
             details.add_precondition_failure_violation(v.kind, v.subject, v.description);
         }
-        Status::with_error_details(self.code, self.message, details)
+        Status::with_error_details(inner.code, inner.message, details)
     }
 }
 

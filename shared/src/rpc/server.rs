@@ -58,7 +58,10 @@ pub fn builder(limits: &Limits) -> Server {
 /// Reflection v1 and v1alpha (grpcurl speaks v1alpha only), advertising the services this
 /// server hosts plus health and reflection. The descriptor set holds the whole contract
 /// and google/rpc/error_details.proto, so clients can decode error details.
-pub fn add_reflection(router: Router, hosted: &[&str]) -> Result<Router, tonic_reflection::server::Error> {
+pub fn add_reflection(
+    router: Router,
+    hosted: &[&str],
+) -> Result<Router, tonic_reflection::server::Error> {
     let builder = || {
         let mut builder = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(gongji_proto::FILE_DESCRIPTOR_SET)
@@ -193,6 +196,7 @@ pub async fn termination_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
+                tracing::debug!("listening for SIGTERM");
                 signal.recv().await;
             }
             Err(error) => {

@@ -1,0 +1,97 @@
+//! The seed's family and the calls that set it up.
+
+use gongji_proto::{
+    binding::v1::{
+        Binding, BindingKind, CreateBindingRequest, Enrollment, EnrollmentStatus, InsuredPerson,
+        Relationship, UpsertInsuredPersonRequest,
+    },
+    payment::v1::{Bucket, CreditAccountRequest, OpenAccountRequest},
+};
+
+use crate::support::Clients;
+
+/// 李娜: Ma'anshan employee insurance.
+pub const EMPLOYEE: &str = "340504198707200020";
+pub const EMPLOYEE_NAME: &str = "李娜";
+/// 李子轩: her son, Ma'anshan resident insurance.
+pub const CHILD: &str = "340504201801100012";
+pub const CHILD_NAME: &str = "李子轩";
+
+pub fn enrollment(region: &str) -> Option<Enrollment> {
+    Some(Enrollment {
+        region_code: region.to_owned(),
+        status: EnrollmentStatus::Normal as i32,
+    })
+}
+
+pub fn person(
+    id: &str,
+    name: &str,
+    employee: Option<&str>,
+    resident: Option<&str>,
+) -> InsuredPerson {
+    InsuredPerson {
+        id_number: id.to_owned(),
+        name: name.to_owned(),
+        employee_enrollment: employee.and_then(enrollment),
+        resident_enrollment: resident.and_then(enrollment),
+        update_time: None,
+    }
+}
+
+pub async fn register(c: &mut Clients, p: InsuredPerson) {
+    c.registry
+        .upsert_insured_person(UpsertInsuredPersonRequest {
+            request_id: format!("register-{}", p.id_number),
+            person: Some(p),
+        })
+        .await
+        .expect("register");
+}
+
+/// Opens the employee's account and credits `prior_years` into prior-years.
+pub async fn fund(c: &mut Clients, holder: &str, prior_years: &str) {
+    c.accounts
+        .open_account(OpenAccountRequest {
+            request_id: format!("open-{holder}"),
+            holder_id_number: holder.to_owned(),
+            region_code: "340500".to_owned(),
+        })
+        .await
+        .expect("open account");
+    c.accounts
+        .credit_account(CreditAccountRequest {
+            request_id: format!("credit-{holder}"),
+            holder_id_number: holder.to_owned(),
+            amount: prior_years.to_owned(),
+            bucket: Bucket::PriorYears as i32,
+            memo: String::new(),
+        })
+        .await
+        .expect("credit");
+}
+
+pub fn bind_request(request_id: &str) -> CreateBindingRequest {
+    CreateBindingRequest {
+        request_id: request_id.to_owned(),
+        authorizer_id_number: EMPLOYEE.to_owned(),
+        beneficiary_id_number: CHILD.to_owned(),
+        beneficiary_name: CHILD_NAME.to_owned(),
+        relationship: Relationship::Child as i32,
+        kind: BindingKind::FundsSharing as i32,
+    }
+}
+
+/// Registers the family, funds the employee's account with `prior_years`, binds the child.
+pub async fn family(c: &mut Clients, prior_years: &str) -> Binding {
+    register(c, person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None)).await;
+    register(c, person(CHILD, CHILD_NAME, None, Some("340500"))).await;
+    fund(c, EMPLOYEE, prior_years).await;
+    c.bindings
+        .create_binding(bind_request("bind-family"))
+        .await
+        .expect("bind")
+        .into_inner()
+        .binding
+        .expect("binding")
+}

@@ -1,0 +1,9 @@
+//! Black-box tests: both services on ephemeral ports with fresh databases, called through
+//! the generated clients. Every test runs on SQLite and on PostgreSQL.
+
+mod fixtures;
+mod support;
+
+mod contract;
+mod premium;
+mod serving;

@@ -1,0 +1,203 @@
+//! Health, reflection and the peer-outage behaviour of payment-service.
+
+use std::time::Duration;
+
+use gongji_proto::payment::v1::PayPremiumRequest;
+use gongji_stack::health;
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_reflection::pb::v1alpha::{
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+};
+
+use crate::{
+    both_backends, fixtures,
+    support::{Backend, IN_WINDOW, TestEnv, assert_error},
+};
+
+both_backends!(
+    every_service_is_serving,
+    reflection_lists_each_servers_services,
+    binding_outage_fails_closed
+);
+
+async fn every_service_is_serving(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    for (url, service) in [
+        (env.stack.binding_url(), ""),
+        (env.stack.binding_url(), "gongji.binding.v1.BindingService"),
+        (env.stack.binding_url(), "gongji.binding.v1.RegistryService"),
+        (env.stack.payment_url(), ""),
+        (env.stack.payment_url(), "gongji.payment.v1.AccountService"),
+        (env.stack.payment_url(), "gongji.payment.v1.PremiumService"),
+        (
+            env.stack.payment_url(),
+            "gongji.payment.v1.MedicalExpenseService",
+        ),
+        (
+            env.stack.payment_url(),
+            "gongji.payment.v1.SettlementService",
+        ),
+    ] {
+        assert_eq!(
+            health(&url, service).await,
+            Some(ServingStatus::Serving),
+            "{url} {service:?}"
+        );
+    }
+    assert_eq!(
+        health(&env.stack.payment_url(), "gongji.payment.v1.NoSuchService").await,
+        None,
+        "an unknown service is NOT_FOUND, not SERVING"
+    );
+    env.finish().await;
+}
+
+async fn list_services(url: String) -> Vec<String> {
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut client = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let response = responses.next().await.expect("one response").expect("ok");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer {response:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    names
+}
+
+async fn reflection_lists_each_servers_services(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let common = [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ];
+    let mut binding: Vec<String> = [
+        "gongji.binding.v1.BindingService",
+        "gongji.binding.v1.RegistryService",
+    ]
+    .iter()
+    .chain(&common)
+    .map(|s| s.to_string())
+    .collect();
+    binding.sort();
+    let mut payment: Vec<String> = [
+        "gongji.payment.v1.AccountService",
+        "gongji.payment.v1.MedicalExpenseService",
+        "gongji.payment.v1.PremiumService",
+        "gongji.payment.v1.SettlementService",
+    ]
+    .iter()
+    .chain(&common)
+    .map(|s| s.to_string())
+    .collect();
+    payment.sort();
+    assert_eq!(list_services(env.stack.binding_url()).await, binding);
+    assert_eq!(list_services(env.stack.payment_url()).await, payment);
+    env.finish().await;
+}
+
+async fn wait_for(url: &str, service: &str, want: ServingStatus) {
+    for _ in 0..100 {
+        if health(url, service).await == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{service} did not become {want:?}");
+}
+
+async fn binding_outage_fails_closed(backend: Backend) {
+    let Some(mut env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::family(&mut c, "1000.00").await;
+    env.stack
+        .stop_binding()
+        .await
+        .expect("stop binding-service");
+    let payment = env.stack.payment_url();
+    wait_for(
+        &payment,
+        "gongji.payment.v1.PremiumService",
+        ServingStatus::NotServing,
+    )
+    .await;
+    wait_for(
+        &payment,
+        "gongji.payment.v1.MedicalExpenseService",
+        ServingStatus::NotServing,
+    )
+    .await;
+    assert_eq!(
+        health(&payment, "").await,
+        Some(ServingStatus::Serving),
+        "the server as a whole stays in rotation"
+    );
+    assert_eq!(
+        health(&payment, "gongji.payment.v1.AccountService").await,
+        Some(ServingStatus::Serving)
+    );
+
+    let pay = c
+        .premiums
+        .pay_premium(PayPremiumRequest {
+            request_id: "pay-during-outage".into(),
+            payer_id_number: fixtures::EMPLOYEE.into(),
+            beneficiary_id_number: fixtures::CHILD.into(),
+            coverage_year: 2025,
+            expected_amount: "400.00".into(),
+            other_means: None,
+            back_payment: false,
+        })
+        .await;
+    assert_error(
+        pay,
+        Code::Unavailable,
+        "DEPENDENCY_UNAVAILABLE",
+        "payment.gongji",
+    );
+    let account = c
+        .accounts
+        .get_account(gongji_proto::payment::v1::GetAccountRequest {
+            holder_id_number: fixtures::EMPLOYEE.into(),
+        })
+        .await
+        .expect("account")
+        .into_inner()
+        .account
+        .expect("account");
+    assert_eq!(account.prior_years_balance, "1000.00", "no money moved");
+
+    env.stack
+        .restart_binding()
+        .await
+        .expect("restart binding-service");
+    wait_for(
+        &payment,
+        "gongji.payment.v1.PremiumService",
+        ServingStatus::Serving,
+    )
+    .await;
+    env.finish().await;
+}

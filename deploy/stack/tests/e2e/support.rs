@@ -1,0 +1,230 @@
+//! The harness: both services on ephemeral ports with fresh databases, generated clients.
+//!
+//! SQLite tests use a temporary folder. PostgreSQL tests create two fresh databases on the
+//! server at `GONGJI_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`)
+//! and drop them afterwards. When that server cannot be reached they are skipped with a
+//! loud warning, unless `GONGJI_TEST_POSTGRES=require` (as in CI), where they fail.
+
+use std::{io::Write as _, net::SocketAddr};
+
+use gongji_proto::{
+    binding::v1::{
+        binding_service_client::BindingServiceClient,
+        registry_service_client::RegistryServiceClient,
+    },
+    payment::v1::{
+        account_service_client::AccountServiceClient,
+        medical_expense_service_client::MedicalExpenseServiceClient,
+        premium_service_client::PremiumServiceClient,
+        settlement_service_client::SettlementServiceClient,
+    },
+};
+use gongji_shared::Clock;
+use gongji_stack::{READY_TIMEOUT_MS, Stack, StackConfig};
+use sqlx::{Connection, PgConnection};
+use tonic::{Code, Status, transport::Channel};
+use tonic_types::StatusExt;
+
+/// Inside Ma'anshan's 2025 collection window (2024-09-05 to 2024-12-31).
+pub const IN_WINDOW: &str = "2024-11-15T10:00:00+08:00";
+/// How often payment-service probes binding-service in tests: fast, to see outages quickly.
+const PROBE_INTERVAL_MS: u64 = 100;
+
+/// Which database both services use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The generated clients of every service.
+#[derive(Clone)]
+pub struct Clients {
+    pub registry: RegistryServiceClient<Channel>,
+    pub bindings: BindingServiceClient<Channel>,
+    pub accounts: AccountServiceClient<Channel>,
+    pub premiums: PremiumServiceClient<Channel>,
+    pub medical: MedicalExpenseServiceClient<Channel>,
+    pub settlement: SettlementServiceClient<Channel>,
+}
+
+/// A running stack with its own databases.
+pub struct TestEnv {
+    pub stack: Stack,
+    pub clients: Clients,
+    _dir: Option<tempfile::TempDir>,
+    pg_databases: Vec<String>,
+}
+
+fn admin_url() -> String {
+    std::env::var("GONGJI_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+fn database_url(admin: &str, database: &str) -> String {
+    match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{database}"),
+        None => format!("{admin}/{database}"),
+    }
+}
+
+/// Creates two fresh databases, or `None` when PostgreSQL is not required and not there.
+async fn postgres_databases() -> Option<(String, String, Vec<String>)> {
+    let admin = admin_url();
+    let required = std::env::var("GONGJI_TEST_POSTGRES").is_ok_and(|v| v == "require");
+    let mut conn = match PgConnection::connect(&admin).await {
+        Ok(conn) => conn,
+        Err(error) if !required => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!! SKIPPED a PostgreSQL test: cannot connect to {admin} ({error}).\n\
+                 !!! Start PostgreSQL or set GONGJI_TEST_POSTGRES_URL; CI sets GONGJI_TEST_POSTGRES=require.\n"
+            );
+            return None;
+        }
+        Err(error) => panic!("GONGJI_TEST_POSTGRES=require but {admin} is unreachable: {error}"),
+    };
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let names = vec![
+        format!("gongji_test_{tag}_binding"),
+        format!("gongji_test_{tag}_payment"),
+    ];
+    for name in &names {
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create a test database");
+    }
+    Some((
+        database_url(&admin, &names[0]),
+        database_url(&admin, &names[1]),
+        names,
+    ))
+}
+
+impl TestEnv {
+    /// Starts both services with the clock fixed at `clock`; `None` if the backend is skipped.
+    pub async fn start(backend: Backend, clock: &str) -> Option<Self> {
+        let (dir, binding_url, payment_url, pg_databases) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+                let (b, p) = (url("binding.db"), url("payment.db"));
+                (Some(dir), b, p, Vec::new())
+            }
+            Backend::Postgres => {
+                let (b, p, names) = postgres_databases().await?;
+                (None, b, p, names)
+            }
+        };
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let stack = Stack::start(StackConfig {
+            binding_addr: any,
+            payment_addr: any,
+            binding_database_url: binding_url,
+            payment_database_url: payment_url,
+            policy: None,
+            clock: Clock::parse(clock).expect("test clock"),
+            peer_probe_interval_ms: PROBE_INTERVAL_MS,
+        })
+        .await
+        .expect("start the stack");
+        stack
+            .wait_serving(READY_TIMEOUT_MS)
+            .await
+            .expect("both services SERVING");
+        let clients = clients(&stack).await;
+        Some(Self {
+            stack,
+            clients,
+            _dir: dir,
+            pg_databases,
+        })
+    }
+
+    /// A copy of the clients, independent of `self`'s borrow.
+    pub fn clients_owned(&self) -> Clients {
+        self.clients.clone()
+    }
+
+    /// Stops both services and drops the test's PostgreSQL databases.
+    pub async fn finish(self) {
+        self.stack.stop().await.expect("clean stop");
+        if self.pg_databases.is_empty() {
+            return;
+        }
+        let mut conn = PgConnection::connect(&admin_url())
+            .await
+            .expect("admin connection");
+        for name in &self.pg_databases {
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await
+                .expect("drop a test database");
+        }
+    }
+}
+
+async fn clients(stack: &Stack) -> Clients {
+    let connect = |url: String| async move {
+        tonic::transport::Endpoint::from_shared(url)
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect")
+    };
+    let binding = connect(stack.binding_url()).await;
+    let payment = connect(stack.payment_url()).await;
+    Clients {
+        registry: RegistryServiceClient::new(binding.clone()),
+        bindings: BindingServiceClient::new(binding),
+        accounts: AccountServiceClient::new(payment.clone()),
+        premiums: PremiumServiceClient::new(payment.clone()),
+        medical: MedicalExpenseServiceClient::new(payment.clone()),
+        settlement: SettlementServiceClient::new(payment),
+    }
+}
+
+/// Asserts an AIP-193 error: the code, exactly one ErrorInfo with this reason and domain.
+#[track_caller]
+pub fn assert_error<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    code: Code,
+    reason: &str,
+    domain: &str,
+) -> Status {
+    let status = result.expect_err("the call should fail");
+    assert_eq!(status.code(), code, "code of {status:?}");
+    let details = status.get_error_details_vec();
+    let infos: Vec<_> = details
+        .iter()
+        .filter_map(|d| match d {
+            tonic_types::ErrorDetail::ErrorInfo(info) => Some(info),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(infos.len(), 1, "exactly one ErrorInfo in {status:?}");
+    assert_eq!(infos[0].reason, reason, "reason of {status:?}");
+    assert_eq!(infos[0].domain, domain, "domain of {status:?}");
+    status
+}
+
+/// Runs a test body once per backend: `both_backends!(name)` over `async fn name(Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$test($crate::support::Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$test($crate::support::Backend::Postgres).await
+                }
+            }
+        )+
+    };
+}
