@@ -136,3 +136,59 @@ impl Injector for MetadataInjector<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    #[test]
+    fn an_incoming_traceparent_continues_into_outgoing_calls() {
+        global::set_text_map_propagator(TraceContextPropagator::new());
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let incoming = http::Request::builder()
+                .uri("/gongji.payment.v1.PremiumService/PayPremium")
+                .header("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01"))
+                .body(())
+                .unwrap();
+            let span = server_span(&incoming);
+            let _entered = span.enter();
+            assert_eq!(current_trace_id(), TRACE_ID);
+            let mut outgoing = tonic::metadata::MetadataMap::new();
+            inject_current_context(&mut outgoing);
+            let traceparent = outgoing.get("traceparent").unwrap().to_str().unwrap();
+            assert!(
+                traceparent.starts_with(&format!("00-{TRACE_ID}-")),
+                "{traceparent}"
+            );
+            assert!(
+                !traceparent.contains("00f067aa0ba902b7"),
+                "a new span id for the call: {traceparent}"
+            );
+        });
+    }
+
+    #[test]
+    fn without_a_traceparent_a_new_trace_starts() {
+        global::set_text_map_propagator(TraceContextPropagator::new());
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let incoming = http::Request::builder().uri("/x").body(()).unwrap();
+            let span = server_span(&incoming);
+            let _entered = span.enter();
+            let mut outgoing = tonic::metadata::MetadataMap::new();
+            inject_current_context(&mut outgoing);
+            assert!(outgoing.get("traceparent").is_some());
+            assert_ne!(current_trace_id(), "00000000000000000000000000000000");
+        });
+    }
+}
