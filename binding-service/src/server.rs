@@ -19,6 +19,9 @@ use crate::{
     store::{AnyStore, Store},
 };
 
+/// Most event streams open at once.
+const MAX_WATCHERS: usize = 256;
+
 /// The services this server reports health for.
 pub const SERVICES: [&str; 2] = [
     "gongji.binding.v1.RegistryService",
@@ -63,11 +66,20 @@ async fn run_with<S: Store>(
         limits.peer_connect_timeout_ms,
     )
     .context("bad payment-service address")?;
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     let ctx = Context {
         store: store.clone(),
         policy: Arc::new(policy),
         clock: config.clock,
         payment,
+        events: Arc::new(tokio::sync::Notify::new()),
+        stopping,
+        watchers: Arc::new(tokio::sync::Semaphore::new(MAX_WATCHERS)),
+    };
+    // Event streams never end by themselves: tell them to, or draining would wait for them.
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(true);
     };
     let (health, health_service) = server::health_not_serving(&SERVICES).await;
     let router = server::builder(&limits)

@@ -26,6 +26,7 @@ CREATE TABLE bindings (
 -- At most one live binding of a kind per pair: the database decides races, not a check-then-insert.
 CREATE UNIQUE INDEX bindings_one_live_per_pair ON bindings (authorizer, beneficiary, kind)
     WHERE state IN ('PENDING_REVIEW', 'ACTIVE');
+CREATE UNIQUE INDEX bindings_seq ON bindings (seq);
 CREATE INDEX bindings_by_authorizer ON bindings (authorizer, seq);
 CREATE INDEX bindings_by_beneficiary ON bindings (beneficiary, seq);
 

@@ -21,13 +21,20 @@ use super::{Context, convert, replay, status, store_failure};
 use crate::{
     domain::{
         Binding, BindingEvent, BindingKind, BindingState,
+        lifecycle::{self, Change, Party},
         rules::{self, AuthorizationFacts, CreateFacts, Failure},
     },
-    store::{Idempotency, Store, StoreError},
+    store::{Idempotency, ListFilter, Store, StoreError},
 };
 
 /// Longest binding ID accepted (ours are UUIDs).
 const MAX_BINDING_ID_LEN: usize = 64;
+/// Events read per query while streaming.
+const WATCH_BATCH: u32 = 100;
+/// Events buffered per stream before the reader waits for the client.
+const WATCH_BUFFER: usize = 64;
+/// How often a stream looks for events committed by other replicas.
+const WATCH_POLL_MS: u64 = 500;
 
 /// The binding API.
 pub struct BindingApi<S> {
@@ -177,13 +184,18 @@ impl<S: Store> BindingService for BindingApi<S> {
         let response = CreateBindingResponse {
             binding: Some(convert::binding_to_pb(&binding, &[])),
         };
+        let cap = (kind == BindingKind::FundsSharing).then_some(rules.max_beneficiaries);
+        let encoded = response.encode_to_vec();
         match store
-            .insert_binding(&binding, &event, &idempotency, &response.encode_to_vec())
+            .insert_binding(&binding, &event, &idempotency, &encoded, cap)
             .await
         {
-            Ok(()) => {}
+            Ok(()) => self.ctx.events.notify_waiters(),
             Err(StoreError::LiveBindingExists) => {
                 return Err(refusal(&[Failure::BindingAlreadyExists]));
+            }
+            Err(StoreError::LimitReached) => {
+                return Err(refusal(&[Failure::BindingLimitReached]));
             }
             Err(StoreError::RequestIdTaken) => {
                 return replay(store, &idempotency)
@@ -235,64 +247,136 @@ impl<S: Store> BindingService for BindingApi<S> {
         request: Request<ListBindingsRequest>,
     ) -> Result<Response<ListBindingsResponse>, Status> {
         let r = request.get_ref();
-        match (
+        let (as_authorizer, person) = match (
             r.authorizer_id_number.is_empty(),
             r.beneficiary_id_number.is_empty(),
         ) {
-            (false, true) => {
-                validate::id_number(&r.authorizer_id_number, "authorizer_id_number").map(drop)
-            }
-            (true, false) => {
-                validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number").map(drop)
-            }
-            _ => Err(ApiError::invalid_argument(
-                "INVALID_FILTER",
-                "authorizer_id_number",
-                "set exactly one of authorizer_id_number and beneficiary_id_number",
-            )),
-        }
-        .map_err(status)?;
-        for state in &r.states {
-            convert::state_from_pb(*state).map_err(status)?;
-        }
-        validate::page_size(r.page_size).map_err(status)?;
-        Err(status(ApiError::unimplemented("ListBindings")))
+            (false, true) => (
+                true,
+                validate::id_number(&r.authorizer_id_number, "authorizer_id_number"),
+            ),
+            (true, false) => (
+                false,
+                validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number"),
+            ),
+            _ => (
+                true,
+                Err(ApiError::invalid_argument(
+                    "INVALID_FILTER",
+                    "authorizer_id_number",
+                    "set exactly one of authorizer_id_number and beneficiary_id_number",
+                )),
+            ),
+        };
+        let person = person.map_err(status)?;
+        let states = r
+            .states
+            .iter()
+            .map(|s| convert::state_from_pb(*s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(status)?;
+        let page_size = validate::page_size(r.page_size).map_err(status)?;
+        let after = page_token(&r.page_token)?;
+        // One more than a page tells whether another page follows.
+        let filter = ListFilter {
+            as_authorizer,
+            person,
+            states,
+            after,
+            limit: page_size + 1,
+        };
+        let mut rows = self
+            .ctx
+            .store
+            .list_bindings(&filter)
+            .await
+            .map_err(store_failure)?;
+        let more = rows.len() > page_size as usize;
+        rows.truncate(page_size as usize);
+        let next_page_token = match rows.last() {
+            Some((position, _)) if more => position.to_string(),
+            _ => String::new(),
+        };
+        Ok(Response::new(ListBindingsResponse {
+            bindings: rows
+                .iter()
+                .map(|(_, b)| convert::binding_to_pb(b, &[]))
+                .collect(),
+            next_page_token,
+        }))
     }
 
     async fn revoke_binding(
         &self,
         request: Request<RevokeBindingRequest>,
     ) -> Result<Response<RevokeBindingResponse>, Status> {
-        let r = request.get_ref();
-        validate::request_id(&r.request_id).map_err(status)?;
-        binding_id(&r.binding_id)?;
-        convert::party_from_pb(r.revoked_by).map_err(status)?;
-        validate::id_number(&r.requester_id_number, "requester_id_number").map_err(status)?;
-        validate::reason(&r.reason, "reason").map_err(status)?;
-        Err(status(ApiError::unimplemented("RevokeBinding")))
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id).map_err(status)?;
+        let id = binding_id(&request.binding_id)?;
+        let party = match convert::party_from_pb(request.revoked_by).map_err(status)? {
+            pb::Party::Beneficiary => Party::Beneficiary,
+            _ => Party::Authorizer,
+        };
+        let requester = validate::id_number(&request.requester_id_number, "requester_id_number")
+            .map_err(status)?;
+        let reason = validate::reason(&request.reason, "reason").map_err(status)?;
+        let idempotency = Idempotency::of(request_id.as_str(), "RevokeBinding", &request);
+        let response = self
+            .change(
+                &idempotency,
+                &id,
+                |b| lifecycle::revoke(b, party, &requester, &reason),
+                |binding| RevokeBindingResponse {
+                    binding: Some(binding),
+                },
+            )
+            .await?;
+        Ok(Response::new(response))
     }
 
     async fn approve_binding(
         &self,
         request: Request<ApproveBindingRequest>,
     ) -> Result<Response<ApproveBindingResponse>, Status> {
-        let r = request.get_ref();
-        validate::request_id(&r.request_id).map_err(status)?;
-        binding_id(&r.binding_id)?;
-        reviewer(&r.reviewer)?;
-        Err(status(ApiError::unimplemented("ApproveBinding")))
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id).map_err(status)?;
+        let id = binding_id(&request.binding_id)?;
+        let reviewer = reviewer(&request.reviewer)?;
+        let idempotency = Idempotency::of(request_id.as_str(), "ApproveBinding", &request);
+        let response = self
+            .change(
+                &idempotency,
+                &id,
+                |b| lifecycle::review(b, true, &reviewer, "approved"),
+                |binding| ApproveBindingResponse {
+                    binding: Some(binding),
+                },
+            )
+            .await?;
+        Ok(Response::new(response))
     }
 
     async fn reject_binding(
         &self,
         request: Request<RejectBindingRequest>,
     ) -> Result<Response<RejectBindingResponse>, Status> {
-        let r = request.get_ref();
-        validate::request_id(&r.request_id).map_err(status)?;
-        binding_id(&r.binding_id)?;
-        reviewer(&r.reviewer)?;
-        validate::reason(&r.reason, "reason").map_err(status)?;
-        Err(status(ApiError::unimplemented("RejectBinding")))
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id).map_err(status)?;
+        let id = binding_id(&request.binding_id)?;
+        let reviewer = reviewer(&request.reviewer)?;
+        let reason = validate::reason(&request.reason, "reason").map_err(status)?;
+        let idempotency = Idempotency::of(request_id.as_str(), "RejectBinding", &request);
+        let response = self
+            .change(
+                &idempotency,
+                &id,
+                |b| lifecycle::review(b, false, &reviewer, &reason),
+                |binding| RejectBindingResponse {
+                    binding: Some(binding),
+                },
+            )
+            .await?;
+        Ok(Response::new(response))
     }
 
     async fn check_authorization(
@@ -363,22 +447,202 @@ impl<S: Store> BindingService for BindingApi<S> {
         &self,
         request: Request<WatchBindingEventsRequest>,
     ) -> Result<Response<Self::WatchBindingEventsStream>, Status> {
-        if request.get_ref().after_sequence < 0 {
+        let after = request.get_ref().after_sequence;
+        if after < 0 {
             return Err(status(
                 ApiError::invalid_argument(
                     "INVALID_CURSOR",
                     "after_sequence",
                     "after_sequence must not be negative",
                 )
-                .with_metadata("after_sequence", request.get_ref().after_sequence),
+                .with_metadata("after_sequence", after),
             ));
         }
-        Err(status(ApiError::unimplemented("WatchBindingEvents")))
+        let permit = self.ctx.watchers.clone().try_acquire_owned().map_err(|_| {
+            status(ApiError::resource_exhausted(
+                "TOO_MANY_WATCHERS",
+                "too many event streams are open; retry later",
+            ))
+        })?;
+        let (tx, rx) = tokio::sync::mpsc::channel(WATCH_BUFFER);
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            stream_events(ctx, after, tx).await;
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 }
 
-fn reviewer(value: &str) -> Result<(), Status> {
-    validate::reason(value, "reviewer").map(drop).map_err(|_| {
+/// Sends every event after `cursor`, in sequence order, then waits for more: woken by local
+/// commits, and polling for those of other replicas. Ends when the client goes away or the
+/// server stops (UNAVAILABLE: resume elsewhere from the last sequence received).
+async fn stream_events<S: Store>(
+    ctx: Context<S>,
+    mut cursor: i64,
+    tx: tokio::sync::mpsc::Sender<Result<WatchBindingEventsResponse, Status>>,
+) {
+    let mut stopping = ctx.stopping.clone();
+    loop {
+        // Registered before reading, so a commit between the read and the wait still wakes us.
+        let notified = ctx.events.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let events = match ctx.store.events_after(cursor, WATCH_BATCH).await {
+            Ok(events) => events,
+            Err(e) => {
+                let _ = tx.send(Err(store_failure(e))).await;
+                return;
+            }
+        };
+        let full = events.len() == WATCH_BATCH as usize;
+        for event in events {
+            cursor = event.sequence;
+            let message = WatchBindingEventsResponse {
+                event: Some(convert::event_to_pb(&event)),
+            };
+            if tx.send(Ok(message)).await.is_err() {
+                return;
+            }
+        }
+        if full {
+            continue;
+        }
+        tokio::select! {
+            () = &mut notified => {}
+            () = tokio::time::sleep(std::time::Duration::from_millis(WATCH_POLL_MS)) => {}
+            () = tx.closed() => return,
+            () = stopped(&mut stopping) => {
+                let _ = tx
+                    .send(Err(status(ApiError::unavailable(
+                        "SHUTTING_DOWN",
+                        "the server is shutting down; resume from the last sequence received",
+                    ))))
+                    .await;
+                return;
+            }
+        }
+    }
+}
+
+/// Resolves once the server begins to shut down.
+async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    // An error means the sender is gone: the server is gone too.
+    let _ = stopping.wait_for(|s| *s).await;
+}
+
+/// A page token is the position the next page starts after.
+fn page_token(token: &str) -> Result<i64, Status> {
+    if token.is_empty() {
+        return Ok(0);
+    }
+    token.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        status(ApiError::invalid_argument(
+            "INVALID_PAGE_TOKEN",
+            "page_token",
+            "page_token must come from a previous response",
+        ))
+    })
+}
+
+impl<S: Store> BindingApi<S> {
+    /// Reads a binding, asks `decide` for the change, stores the next version with its
+    /// audit event and response in one transaction, and answers with `wrap(binding)`.
+    async fn change<R: Message + Default>(
+        &self,
+        idempotency: &Idempotency,
+        id: &str,
+        decide: impl FnOnce(&Binding) -> Result<Change, lifecycle::Refusal>,
+        wrap: impl FnOnce(pb::Binding) -> R,
+    ) -> Result<R, Status> {
+        if let Some(first) = replay(&self.ctx.store, idempotency).await? {
+            return Ok(first);
+        }
+        let (current, _) = self
+            .ctx
+            .store
+            .binding(id)
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| {
+                status(
+                    ApiError::not_found("BINDING_NOT_FOUND", "no binding with this ID")
+                        .with_metadata("binding_id", id),
+                )
+            })?;
+        let change = decide(&current).map_err(|refusal| {
+            let error = match refusal {
+                lifecycle::Refusal::NotAParty => ApiError::permission_denied(
+                    "NOT_A_PARTY",
+                    "only the binding's authorizer or beneficiary may revoke it",
+                ),
+                lifecycle::Refusal::NotActive => ApiError::failed_precondition(
+                    "BINDING_NOT_ACTIVE",
+                    "the binding has already ended",
+                ),
+                lifecycle::Refusal::NotPending => ApiError::failed_precondition(
+                    "BINDING_NOT_PENDING",
+                    "only a PENDING_REVIEW binding can be reviewed",
+                ),
+            };
+            status(
+                error
+                    .with_metadata("binding_id", id)
+                    .with_metadata("state", current.state.as_str()),
+            )
+        })?;
+        let (next, event) = lifecycle::apply(
+            &current,
+            &change,
+            &idempotency.request_id,
+            self.ctx.clock.now(),
+        );
+        let response = wrap(convert::binding_to_pb(&next, &[]));
+        match self
+            .ctx
+            .store
+            .transition(
+                &next,
+                current.version,
+                &event,
+                idempotency,
+                &response.encode_to_vec(),
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                return Err(status(ApiError::aborted(
+                    "CONCURRENT_UPDATE",
+                    "the binding changed meanwhile; read it again and retry",
+                )));
+            }
+            Err(StoreError::RequestIdTaken) => {
+                return replay(&self.ctx.store, idempotency).await?.ok_or_else(|| {
+                    status(ApiError::aborted(
+                        "CONCURRENT_UPDATE",
+                        "retry with the same request_id",
+                    ))
+                });
+            }
+            Err(e) => return Err(store_failure(e)),
+        }
+        self.ctx.events.notify_waiters();
+        tracing::info!(
+            binding_id = %next.binding_id,
+            from = current.state.as_str(),
+            to = next.state.as_str(),
+            actor = %event.actor,
+            "binding changed"
+        );
+        Ok(response)
+    }
+}
+
+fn reviewer(value: &str) -> Result<String, Status> {
+    validate::reason(value, "reviewer").map_err(|_| {
         status(ApiError::invalid_argument(
             "INVALID_REVIEWER",
             "reviewer",

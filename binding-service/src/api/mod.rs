@@ -6,6 +6,8 @@ mod registry;
 
 use std::sync::Arc;
 
+use tokio::sync::{Notify, Semaphore, watch};
+
 use gongji_shared::{Clock, Policy, rpc::ApiError};
 use prost::Message;
 use tonic::Status;
@@ -26,6 +28,13 @@ pub struct Context<S> {
     pub policy: Arc<Policy>,
     pub clock: Clock,
     pub payment: PaymentPeer,
+    /// Woken after every committed binding change, so event streams need not wait for
+    /// their next poll.
+    pub events: Arc<Notify>,
+    /// Turns true when the server begins to shut down: event streams end then.
+    pub stopping: watch::Receiver<bool>,
+    /// Bounds the event streams open at once.
+    pub watchers: Arc<Semaphore>,
 }
 
 /// An API error under this service's domain.

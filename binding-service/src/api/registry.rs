@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Context, convert, replay, status, store_failure};
 use crate::{
-    domain::Person,
+    domain::{Binding, Person, lifecycle},
     store::{Idempotency, Store, StoreError},
 };
 
@@ -59,17 +59,21 @@ impl<S: Store> RegistryService for RegistryApi<S> {
         if let Some(first) = replay(&self.ctx.store, &idempotency).await? {
             return Ok(Response::new(first));
         }
-        let respond = |created: bool| {
+        let rules = self.ctx.policy.rules_on(self.ctx.clock.today());
+        let province = self.ctx.policy.province_code();
+        let decide = |live: &[Binding]| lifecycle::endings(&person, live, rules, province);
+        let respond = |created: bool, ended: &[Binding]| {
             UpsertInsuredPersonResponse {
                 person: Some(convert::person_to_pb(&person)),
                 created,
+                ended_binding_ids: ended.iter().map(|b| b.binding_id.clone()).collect(),
             }
             .encode_to_vec()
         };
         let bytes = match self
             .ctx
             .store
-            .upsert_person(&person, &idempotency, respond)
+            .upsert_person(&person, &idempotency, decide, respond)
             .await
         {
             Ok(bytes) => bytes,
@@ -87,10 +91,18 @@ impl<S: Store> RegistryService for RegistryApi<S> {
             }
             Err(e) => return Err(store_failure(e)),
         };
-        tracing::info!(id_number = %person.id_number, name = %person.name, "registry record stored");
-        UpsertInsuredPersonResponse::decode(bytes.as_slice())
-            .map(Response::new)
-            .map_err(|_| status(ApiError::internal()))
+        let response = UpsertInsuredPersonResponse::decode(bytes.as_slice())
+            .map_err(|_| status(ApiError::internal()))?;
+        tracing::info!(
+            id_number = %person.id_number,
+            name = %person.name,
+            ended_bindings = response.ended_binding_ids.len(),
+            "registry record stored"
+        );
+        if !response.ended_binding_ids.is_empty() {
+            self.ctx.events.notify_waiters();
+        }
+        Ok(Response::new(response))
     }
 
     async fn get_insured_person(

@@ -14,7 +14,7 @@ use std::future::Future;
 use gongji_shared::IdNumber;
 pub use gongji_shared::rpc::{Idempotency, SavedResponse};
 
-use crate::domain::{Binding, BindingEvent, BindingKind, Person};
+use crate::domain::{Binding, BindingEvent, BindingKind, BindingState, Person, lifecycle::Change};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -31,6 +31,12 @@ pub enum StoreError {
     /// A live binding of the same kind exists for the pair.
     #[error("a live binding exists for the pair")]
     LiveBindingExists,
+    /// The authorizer reached the beneficiary cap (checked again under the write lock).
+    #[error("beneficiary cap reached")]
+    LimitReached,
+    /// The binding changed since it was read.
+    #[error("binding changed concurrently")]
+    Conflict,
     /// Stored data does not decode into the domain (a bug or a manual edit).
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -51,13 +57,15 @@ pub trait Store: Clone + Send + Sync + 'static {
         request_id: &str,
     ) -> impl Future<Output = Result<Option<SavedResponse>, StoreError>> + Send;
 
-    /// Creates or replaces a registry record; `respond(created)` builds the response
-    /// recorded with it. Returns that response.
+    /// Creates or replaces a registry record and, in the same transaction, ends the live
+    /// bindings `decide` picks from those involving the person. `respond(created, ended)`
+    /// builds the response recorded with it. Returns that response.
     fn upsert_person(
         &self,
         person: &Person,
         idempotency: &Idempotency,
-        respond: impl FnOnce(bool) -> Vec<u8> + Send,
+        decide: impl FnOnce(&[Binding]) -> Vec<(Binding, Change)> + Send,
+        respond: impl FnOnce(bool, &[Binding]) -> Vec<u8> + Send,
     ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
 
     /// One registry record.
@@ -80,14 +88,41 @@ pub trait Store: Clone + Send + Sync + 'static {
         kind: BindingKind,
     ) -> impl Future<Output = Result<Option<Binding>, StoreError>> + Send;
 
-    /// Stores a new binding with its first audit event and the response, atomically.
+    /// Stores a new binding with its first audit event and the response, atomically. With
+    /// `max_beneficiaries`, the cap is checked again under the write lock.
     fn insert_binding(
         &self,
         binding: &Binding,
         event: &BindingEvent,
         idempotency: &Idempotency,
         response: &[u8],
+        max_beneficiaries: Option<u32>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Replaces a binding by its next version, if it is still at `expected_version`, with
+    /// its audit event and the response, atomically.
+    fn transition(
+        &self,
+        next: &Binding,
+        expected_version: i64,
+        event: &BindingEvent,
+        idempotency: &Idempotency,
+        response: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One page of a person's bindings, oldest first, after position `after`; each with its
+    /// position, the page token of the next page.
+    fn list_bindings(
+        &self,
+        filter: &ListFilter,
+    ) -> impl Future<Output = Result<Vec<(i64, Binding)>, StoreError>> + Send;
+
+    /// Audit events after `sequence`, in commit order.
+    fn events_after(
+        &self,
+        sequence: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<BindingEvent>, StoreError>> + Send;
 
     /// One binding with its history, oldest first.
     fn binding(
@@ -97,6 +132,18 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Whether the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Which bindings to list.
+#[derive(Debug, Clone)]
+pub struct ListFilter {
+    /// True: bindings the person authorized; false: bindings where they benefit.
+    pub as_authorizer: bool,
+    pub person: IdNumber,
+    /// Empty means every state.
+    pub states: Vec<BindingState>,
+    pub after: i64,
+    pub limit: u32,
 }
 
 /// Opens the store named by a `sqlite://` or `postgres://` URL and runs `f` with it.

@@ -19,4 +19,10 @@ impl PgStore {
     }
 }
 
-sql_store!(PgStore, sqlx::Postgres, "./migrations/postgres");
+// One lock key for every writer of binding events: sequence order is commit order.
+sql_store!(
+    PgStore,
+    sqlx::Postgres,
+    "./migrations/postgres",
+    "SELECT pg_advisory_xact_lock(7402031)"
+);

@@ -37,6 +37,13 @@ pub(super) struct BindingRow {
 }
 
 #[derive(sqlx::FromRow)]
+pub(super) struct PositionedRow {
+    pub seq: i64,
+    #[sqlx(flatten)]
+    pub binding: BindingRow,
+}
+
+#[derive(sqlx::FromRow)]
 pub(super) struct EventRow {
     sequence: i64,
     binding_id: String,
@@ -146,9 +153,24 @@ pub(super) fn unique_or(error: sqlx::Error, taken: StoreError) -> StoreError {
     }
 }
 
-/// Implements `Store` for a pool-holding struct over one sqlx database.
+/// The live-state filter of every query that looks for live bindings.
+pub(super) const LIVE: &str = "state IN ('PENDING_REVIEW', 'ACTIVE')";
+
+/// `state IN (...)` for a filter; the names are fixed strings, never input.
+pub(super) fn states_clause(states: &[BindingState]) -> String {
+    if states.is_empty() {
+        return "1 = 1".to_owned();
+    }
+    let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    format!("state IN ({})", names.join(", "))
+}
+
+/// Implements `Store` for a pool-holding struct over one sqlx database. `$lock` is the
+/// statement that serializes writers of binding events, so that event sequence numbers
+/// become visible in commit order (PostgreSQL: a transaction advisory lock; SQLite has a
+/// single writer already).
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $migrations:literal) => {
+    ($store:ident, $db:ty, $migrations:literal, $lock:literal) => {
         impl $crate::store::Store for $store {
             async fn migrate(&self) -> Result<(), $crate::store::StoreError> {
                 sqlx::migrate!($migrations).run(&self.pool).await?;
@@ -175,10 +197,12 @@ macro_rules! sql_store {
             async fn upsert_person(
                 &self,
                 person: &$crate::domain::Person,
-                idempotency: &$crate::store::Idempotency,
-                respond: impl FnOnce(bool) -> Vec<u8> + Send,
+                idempotency: &gongji_shared::rpc::Idempotency,
+                decide: impl FnOnce(&[$crate::domain::Binding]) -> Vec<($crate::domain::Binding, $crate::domain::lifecycle::Change)> + Send,
+                respond: impl FnOnce(bool, &[$crate::domain::Binding]) -> Vec<u8> + Send,
             ) -> Result<Vec<u8>, $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
+                sqlx::query($lock).execute(&mut *tx).await?;
                 let existing: Option<(String,)> =
                     sqlx::query_as("SELECT id_number FROM persons WHERE id_number = $1")
                         .bind(person.id_number.as_str())
@@ -201,7 +225,28 @@ macro_rules! sql_store {
                 .bind(person.update_time)
                 .execute(&mut *tx)
                 .await?;
-                let response = respond(existing.is_none());
+                let rows: Vec<$crate::store::sql::BindingRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM bindings WHERE (authorizer = $1 OR beneficiary = $1) AND {} ORDER BY seq LIMIT $2",
+                    $crate::store::sql::BINDING_COLUMNS,
+                    $crate::store::sql::LIVE
+                ))
+                .bind(person.id_number.as_str())
+                .bind($crate::store::MAX_ROWS)
+                .fetch_all(&mut *tx)
+                .await?;
+                let live = rows.into_iter().map(TryInto::try_into).collect::<Result<Vec<_>, _>>()?;
+                let mut ended = Vec::new();
+                for (binding, change) in decide(&live) {
+                    let (next, event) = $crate::domain::lifecycle::apply(
+                        &binding,
+                        &change,
+                        &idempotency.request_id,
+                        person.update_time,
+                    );
+                    write_transition(&mut tx, &next, binding.version, &event).await?;
+                    ended.push(next);
+                }
+                let response = respond(existing.is_none(), &ended);
                 save_response(&mut tx, idempotency, &response, person.update_time).await?;
                 tx.commit().await?;
                 Ok(response)
@@ -226,9 +271,9 @@ macro_rules! sql_store {
                 authorizer: &gongji_shared::IdNumber,
             ) -> Result<Vec<$crate::domain::Binding>, $crate::store::StoreError> {
                 let rows: Vec<$crate::store::sql::BindingRow> = sqlx::query_as(&format!(
-                    "SELECT {} FROM bindings WHERE authorizer = $1 AND state IN ('PENDING_REVIEW', 'ACTIVE') \
-                     ORDER BY seq LIMIT $2",
-                    $crate::store::sql::BINDING_COLUMNS
+                    "SELECT {} FROM bindings WHERE authorizer = $1 AND {} ORDER BY seq LIMIT $2",
+                    $crate::store::sql::BINDING_COLUMNS,
+                    $crate::store::sql::LIVE
                 ))
                 .bind(authorizer.as_str())
                 .bind($crate::store::MAX_ROWS)
@@ -245,8 +290,9 @@ macro_rules! sql_store {
             ) -> Result<Option<$crate::domain::Binding>, $crate::store::StoreError> {
                 let row: Option<$crate::store::sql::BindingRow> = sqlx::query_as(&format!(
                     "SELECT {} FROM bindings WHERE authorizer = $1 AND beneficiary = $2 AND kind = $3 \
-                     ORDER BY CASE WHEN state IN ('PENDING_REVIEW', 'ACTIVE') THEN 0 ELSE 1 END, seq DESC LIMIT 1",
-                    $crate::store::sql::BINDING_COLUMNS
+                     ORDER BY CASE WHEN {} THEN 0 ELSE 1 END, seq DESC LIMIT 1",
+                    $crate::store::sql::BINDING_COLUMNS,
+                    $crate::store::sql::LIVE
                 ))
                 .bind(authorizer.as_str())
                 .bind(beneficiary.as_str())
@@ -260,11 +306,27 @@ macro_rules! sql_store {
                 &self,
                 binding: &$crate::domain::Binding,
                 event: &$crate::domain::BindingEvent,
-                idempotency: &$crate::store::Idempotency,
+                idempotency: &gongji_shared::rpc::Idempotency,
                 response: &[u8],
+                max_beneficiaries: Option<u32>,
             ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
+                sqlx::query($lock).execute(&mut *tx).await?;
                 save_response(&mut tx, idempotency, response, binding.create_time).await?;
+                if let Some(max) = max_beneficiaries {
+                    let (others,): (i64,) = sqlx::query_as(&format!(
+                        "SELECT COUNT(DISTINCT beneficiary) FROM bindings \
+                         WHERE authorizer = $1 AND kind = 'FUNDS_SHARING' AND beneficiary <> $2 AND {}",
+                        $crate::store::sql::LIVE
+                    ))
+                    .bind(binding.authorizer.as_str())
+                    .bind(binding.beneficiary.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if others >= i64::from(max) {
+                        return Err($crate::store::StoreError::LimitReached);
+                    }
+                }
                 sqlx::query(&format!(
                     "INSERT INTO bindings ({}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
                      (SELECT COALESCE(MAX(seq), 0) + 1 FROM bindings))",
@@ -284,22 +346,61 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| $crate::store::sql::unique_or(e, $crate::store::StoreError::LiveBindingExists))?;
-                sqlx::query(
-                    "INSERT INTO binding_events (binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(&event.binding_id)
-                .bind(event.from_state.map(|s| s.as_str()))
-                .bind(event.to_state.as_str())
-                .bind(&event.actor)
-                .bind(&event.reason)
-                .bind(&event.request_id)
-                .bind(event.event_time)
-                .bind(event.binding_version)
-                .execute(&mut *tx)
-                .await?;
+                write_event(&mut tx, event).await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn transition(
+                &self,
+                next: &$crate::domain::Binding,
+                expected_version: i64,
+                event: &$crate::domain::BindingEvent,
+                idempotency: &gongji_shared::rpc::Idempotency,
+                response: &[u8],
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($lock).execute(&mut *tx).await?;
+                save_response(&mut tx, idempotency, response, next.update_time).await?;
+                write_transition(&mut tx, next, expected_version, event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_bindings(
+                &self,
+                filter: &$crate::store::ListFilter,
+            ) -> Result<Vec<(i64, $crate::domain::Binding)>, $crate::store::StoreError> {
+                let column = if filter.as_authorizer { "authorizer" } else { "beneficiary" };
+                let rows: Vec<$crate::store::sql::PositionedRow> = sqlx::query_as(&format!(
+                    "SELECT seq, {} FROM bindings WHERE {column} = $1 AND seq > $2 AND {} ORDER BY seq LIMIT $3",
+                    $crate::store::sql::BINDING_COLUMNS,
+                    $crate::store::sql::states_clause(&filter.states)
+                ))
+                .bind(filter.person.as_str())
+                .bind(filter.after)
+                .bind(i64::from(filter.limit).min($crate::store::MAX_ROWS))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|r| Ok((r.seq, r.binding.try_into()?)))
+                    .collect()
+            }
+
+            async fn events_after(
+                &self,
+                sequence: i64,
+                limit: u32,
+            ) -> Result<Vec<$crate::domain::BindingEvent>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::sql::EventRow> = sqlx::query_as(
+                    "SELECT sequence, binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version \
+                     FROM binding_events WHERE sequence > $1 ORDER BY sequence LIMIT $2",
+                )
+                .bind(sequence)
+                .bind(i64::from(limit).min($crate::store::MAX_ROWS))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
             }
 
             async fn binding(
@@ -332,10 +433,57 @@ macro_rules! sql_store {
             }
         }
 
+        /// Moves a binding to its next version if nobody changed it meanwhile, with its event.
+        async fn write_transition(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            next: &$crate::domain::Binding,
+            expected_version: i64,
+            event: &$crate::domain::BindingEvent,
+        ) -> Result<(), $crate::store::StoreError> {
+            let updated = sqlx::query(
+                "UPDATE bindings SET state = $1, version = $2, update_time = $3, state_reason = $4 \
+                 WHERE binding_id = $5 AND version = $6",
+            )
+            .bind(next.state.as_str())
+            .bind(next.version)
+            .bind(next.update_time)
+            .bind(&next.state_reason)
+            .bind(&next.binding_id)
+            .bind(expected_version)
+            .execute(&mut **tx)
+            .await?;
+            if updated.rows_affected() != 1 {
+                return Err($crate::store::StoreError::Conflict);
+            }
+            write_event(tx, event).await
+        }
+
+        /// Appends one audit event.
+        async fn write_event(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            event: &$crate::domain::BindingEvent,
+        ) -> Result<(), $crate::store::StoreError> {
+            sqlx::query(
+                "INSERT INTO binding_events (binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&event.binding_id)
+            .bind(event.from_state.map(|s| s.as_str()))
+            .bind(event.to_state.as_str())
+            .bind(&event.actor)
+            .bind(&event.reason)
+            .bind(&event.request_id)
+            .bind(event.event_time)
+            .bind(event.binding_version)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
         /// Records the response under its request ID inside the effect's transaction.
         async fn save_response(
             tx: &mut sqlx::Transaction<'_, $db>,
-            idempotency: &$crate::store::Idempotency,
+            idempotency: &gongji_shared::rpc::Idempotency,
             response: &[u8],
             at: chrono::DateTime<chrono::Utc>,
         ) -> Result<(), $crate::store::StoreError> {

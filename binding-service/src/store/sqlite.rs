@@ -19,4 +19,5 @@ impl SqliteStore {
     }
 }
 
-sql_store!(SqliteStore, sqlx::Sqlite, "./migrations/sqlite");
+// SQLite has one writer: nothing more to lock.
+sql_store!(SqliteStore, sqlx::Sqlite, "./migrations/sqlite", "SELECT 1");

@@ -136,11 +136,25 @@ impl Stack {
         Ok(())
     }
 
+    /// Stops payment-service (binding-service keeps running).
+    pub async fn stop_payment(&mut self) -> anyhow::Result<()> {
+        match self.payment.take() {
+            Some(running) => running.stop().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Starts payment-service again on its former address.
+    pub async fn restart_payment(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.payment.is_none(), "payment-service is running");
+        let listener = TcpListener::bind(self.config.payment_addr).await?;
+        self.payment = Some(start_payment(&self.config, listener));
+        Ok(())
+    }
+
     /// Stops both, payment-service first.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(payment) = self.payment.take() {
-            payment.stop().await?;
-        }
+        self.stop_payment().await?;
         self.stop_binding().await
     }
 }

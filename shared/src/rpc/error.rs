@@ -79,6 +79,11 @@ impl ApiError {
         Self::new(Code::PermissionDenied, reason, message)
     }
 
+    /// RESOURCE_EXHAUSTED: a limit of ours is reached; retry later.
+    pub fn resource_exhausted(reason: &str, message: impl Into<String>) -> Self {
+        Self::new(Code::ResourceExhausted, reason, message)
+    }
+
     /// UNAVAILABLE: a dependency could not answer; nothing changed; retry later.
     pub fn unavailable(reason: &str, message: impl Into<String>) -> Self {
         Self::new(Code::Unavailable, reason, message)

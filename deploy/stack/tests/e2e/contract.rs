@@ -344,14 +344,6 @@ async fn rpcs_whose_rules_are_not_built_answer_unimplemented(backend: Backend) {
         return;
     };
     let mut c = env.clients_owned();
-    let r = c
-        .bindings
-        .list_bindings(b::ListBindingsRequest {
-            authorizer_id_number: fixtures::EMPLOYEE.into(),
-            ..Default::default()
-        })
-        .await;
-    assert_error(r, Code::Unimplemented, "NOT_IMPLEMENTED", B);
     let r = c.settlement.verify_ledger(p::VerifyLedgerRequest {}).await;
     assert_error(r, Code::Unimplemented, "NOT_IMPLEMENTED", P);
     env.finish().await;

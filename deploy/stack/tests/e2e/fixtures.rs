@@ -95,3 +95,32 @@ pub async fn family(c: &mut Clients, prior_years: &str) -> Binding {
         .binding
         .expect("binding")
 }
+
+/// A valid ID number issued in Ma'anshan for a birth date (YYYYMMDD) and sequence.
+pub fn id_number(birth: &str, sequence: u32) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let body = format!("340504{birth}{sequence:03}");
+    let sum: u32 = body
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(d, w)| u32::from(d - b'0') * w)
+        .sum();
+    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    format!("{body}{check}")
+}
+
+/// Registers the employee with a funded account, and a child of `name` insured in `region`.
+pub async fn employee_and(c: &mut Clients, child: &str, name: &str, region: &str) {
+    register(c, person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None)).await;
+    register(c, person(child, name, None, Some(region))).await;
+    fund(c, EMPLOYEE, "500.00").await;
+}
+
+/// A FUNDS_SHARING application by the employee for `child`.
+pub fn bind_child(request_id: &str, child: &str, name: &str) -> CreateBindingRequest {
+    CreateBindingRequest {
+        beneficiary_id_number: child.to_owned(),
+        beneficiary_name: name.to_owned(),
+        ..bind_request(request_id)
+    }
+}

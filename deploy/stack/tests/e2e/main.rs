@@ -4,6 +4,7 @@
 mod fixtures;
 mod support;
 
+mod binding;
 mod contract;
 mod premium;
 mod serving;

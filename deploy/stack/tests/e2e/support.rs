@@ -27,6 +27,8 @@ use tonic_types::StatusExt;
 
 /// Inside Ma'anshan's 2025 collection window (2024-09-05 to 2024-12-31).
 pub const IN_WINDOW: &str = "2024-11-15T10:00:00+08:00";
+/// A day on which the 2026 policy version (close relatives, 近亲属) is in force.
+pub const IN_2026: &str = "2026-03-02T10:00:00+08:00";
 /// How often payment-service probes binding-service in tests: fast, to see outages quickly.
 const PROBE_INTERVAL_MS: u64 = 100;
 
@@ -53,6 +55,7 @@ pub struct TestEnv {
     pub stack: Stack,
     pub clients: Clients,
     _dir: Option<tempfile::TempDir>,
+    _policy: Option<tempfile::TempPath>,
     pg_databases: Vec<String>,
 }
 
@@ -105,6 +108,15 @@ async fn postgres_databases() -> Option<(String, String, Vec<String>)> {
 impl TestEnv {
     /// Starts both services with the clock fixed at `clock`; `None` if the backend is skipped.
     pub async fn start(backend: Backend, clock: &str) -> Option<Self> {
+        Self::start_with_policy(backend, clock, None).await
+    }
+
+    /// Like [`TestEnv::start`], with a policy file of the test's own.
+    pub async fn start_with_policy(
+        backend: Backend,
+        clock: &str,
+        policy: Option<&str>,
+    ) -> Option<Self> {
         let (dir, binding_url, payment_url, pg_databases) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -117,13 +129,18 @@ impl TestEnv {
                 (None, b, p, names)
             }
         };
+        let policy = policy.map(|text| {
+            let file = tempfile::NamedTempFile::new().expect("policy file");
+            std::fs::write(file.path(), text).expect("write policy");
+            file.into_temp_path()
+        });
         let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
         let stack = Stack::start(StackConfig {
             binding_addr: any,
             payment_addr: any,
             binding_database_url: binding_url,
             payment_database_url: payment_url,
-            policy: None,
+            policy: policy.as_ref().map(|p| p.to_path_buf()),
             clock: Clock::parse(clock).expect("test clock"),
             peer_probe_interval_ms: PROBE_INTERVAL_MS,
         })
@@ -138,6 +155,7 @@ impl TestEnv {
             stack,
             clients,
             _dir: dir,
+            _policy: policy,
             pg_databases,
         })
     }

@@ -1,0 +1,277 @@
+//! How a binding changes state after its application (B5, B7): review, revocation, and the
+//! ending that follows a registry change. Each change is a new version with an audit event.
+
+use chrono::{DateTime, Utc};
+use gongji_shared::{IdNumber, policy::BindingRules};
+
+use super::{Binding, BindingEvent, BindingKind, BindingState, EnrollmentStatus, Person};
+
+/// Who asks to revoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    Authorizer,
+    Beneficiary,
+}
+
+/// Why a change is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The requester is not the party they claim to be.
+    NotAParty,
+    /// The binding is no longer live.
+    NotActive,
+    /// Review applies only to PENDING_REVIEW bindings.
+    NotPending,
+}
+
+/// A change to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub to: BindingState,
+    pub actor: String,
+    pub reason: String,
+}
+
+/// B7: either side may end a live binding; nobody else may.
+pub fn revoke(
+    binding: &Binding,
+    by: Party,
+    requester: &IdNumber,
+    reason: &str,
+) -> Result<Change, Refusal> {
+    let (expected, actor) = match by {
+        Party::Authorizer => (&binding.authorizer, "authorizer"),
+        Party::Beneficiary => (&binding.beneficiary, "beneficiary"),
+    };
+    if expected != requester {
+        return Err(Refusal::NotAParty);
+    }
+    if !binding.state.is_live() {
+        return Err(Refusal::NotActive);
+    }
+    Ok(Change {
+        to: BindingState::Revoked,
+        actor: actor.to_owned(),
+        reason: reason.to_owned(),
+    })
+}
+
+/// B5: an operator approves or rejects a pending application.
+pub fn review(
+    binding: &Binding,
+    approve: bool,
+    reviewer: &str,
+    reason: &str,
+) -> Result<Change, Refusal> {
+    if binding.state != BindingState::PendingReview {
+        return Err(Refusal::NotPending);
+    }
+    Ok(Change {
+        to: if approve {
+            BindingState::Active
+        } else {
+            BindingState::Rejected
+        },
+        actor: format!("reviewer:{reviewer}"),
+        reason: reason.to_owned(),
+    })
+}
+
+/// The binding and its audit event after `change`.
+pub fn apply(
+    binding: &Binding,
+    change: &Change,
+    request_id: &str,
+    at: DateTime<Utc>,
+) -> (Binding, BindingEvent) {
+    let version = binding.version + 1;
+    let next = Binding {
+        state: change.to,
+        version,
+        update_time: at,
+        state_reason: change.reason.clone(),
+        ..binding.clone()
+    };
+    let event = BindingEvent {
+        sequence: 0,
+        binding_id: binding.binding_id.clone(),
+        from_state: Some(binding.state),
+        to_state: change.to,
+        actor: change.actor.clone(),
+        reason: change.reason.clone(),
+        request_id: request_id.to_owned(),
+        event_time: at,
+        binding_version: version,
+    };
+    (next, event)
+}
+
+/// B7: the live bindings a registry change ends, with the reason. A SUSPENDED enrollment
+/// keeps its bindings (authorization is denied meanwhile); a TERMINATED one, or one that
+/// left the scope the policy allows, ends every binding that depends on it.
+pub fn endings(
+    person: &Person,
+    live: &[Binding],
+    rules: Option<&BindingRules>,
+    province: &str,
+) -> Vec<(Binding, Change)> {
+    let cross_province = rules.is_some_and(|r| r.cross_province_funds_sharing);
+    let lends = person.employee.as_ref().is_some_and(|e| {
+        e.status != EnrollmentStatus::Terminated && e.region.province() == province
+    });
+    let insured_region = person.insured_region();
+    live.iter()
+        .filter(|b| b.state.is_live())
+        .filter_map(|b| {
+            let reason = if b.authorizer == person.id_number
+                && b.kind == BindingKind::FundsSharing
+                && !lends
+            {
+                Some("the authorizer's employee insurance ended or left the province")
+            } else if b.beneficiary == person.id_number {
+                match (insured_region, b.kind) {
+                    (None, _) => Some("the beneficiary's insurance ended"),
+                    (Some(region), BindingKind::FundsSharing)
+                        if region.province() != province && !cross_province =>
+                    {
+                        Some("the beneficiary's insurance moved outside the allowed scope")
+                    }
+                    _ => None,
+                }
+            } else if b.authorizer == person.id_number
+                && b.kind == BindingKind::Proxy
+                && insured_region.is_none()
+            {
+                Some("the authorizer's insurance ended")
+            } else {
+                None
+            };
+            reason.map(|reason| {
+                (
+                    b.clone(),
+                    Change {
+                        to: BindingState::Ended,
+                        actor: "system".to_owned(),
+                        reason: reason.to_owned(),
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use gongji_shared::{PersonName, RegionCode, Relationship};
+
+    use super::*;
+    use crate::domain::Enrollment;
+
+    const A: &str = "34052419800101001X";
+    const B: &str = "11010519491231002X";
+
+    fn id(s: &str) -> IdNumber {
+        IdNumber::parse(s).unwrap()
+    }
+
+    fn binding(kind: BindingKind, state: BindingState) -> Binding {
+        Binding {
+            binding_id: "b1".into(),
+            authorizer: id(A),
+            beneficiary: id(B),
+            beneficiary_name: PersonName::parse("张三").unwrap(),
+            relationship: Relationship::Child,
+            kind,
+            state,
+            version: 1,
+            create_time: Utc::now(),
+            update_time: Utc::now(),
+            state_reason: String::new(),
+        }
+    }
+
+    fn person(
+        id_number: &str,
+        employee: Option<(&str, EnrollmentStatus)>,
+        resident: Option<(&str, EnrollmentStatus)>,
+    ) -> Person {
+        let e = |(r, s): (&str, EnrollmentStatus)| Enrollment {
+            region: RegionCode::parse(r).unwrap(),
+            status: s,
+        };
+        Person {
+            id_number: id(id_number),
+            name: PersonName::parse("某").unwrap(),
+            employee: employee.map(e),
+            resident: resident.map(e),
+            update_time: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn only_the_named_party_may_revoke() {
+        let b = binding(BindingKind::FundsSharing, BindingState::Active);
+        assert!(revoke(&b, Party::Authorizer, &id(A), "r").is_ok());
+        assert!(revoke(&b, Party::Beneficiary, &id(B), "r").is_ok());
+        assert_eq!(
+            revoke(&b, Party::Authorizer, &id(B), "r"),
+            Err(Refusal::NotAParty)
+        );
+    }
+
+    #[test]
+    fn an_ended_binding_cannot_be_revoked_again() {
+        let b = binding(BindingKind::FundsSharing, BindingState::Revoked);
+        assert_eq!(
+            revoke(&b, Party::Authorizer, &id(A), "r"),
+            Err(Refusal::NotActive)
+        );
+    }
+
+    #[test]
+    fn review_applies_to_pending_bindings_only() {
+        let pending = binding(BindingKind::FundsSharing, BindingState::PendingReview);
+        assert_eq!(
+            review(&pending, true, "op", "ok").unwrap().to,
+            BindingState::Active
+        );
+        assert_eq!(
+            review(&pending, false, "op", "no").unwrap().to,
+            BindingState::Rejected
+        );
+        let active = binding(BindingKind::FundsSharing, BindingState::Active);
+        assert_eq!(review(&active, true, "op", "ok"), Err(Refusal::NotPending));
+    }
+
+    #[test]
+    fn apply_bumps_the_version_and_records_the_change() {
+        let b = binding(BindingKind::FundsSharing, BindingState::Active);
+        let change = revoke(&b, Party::Beneficiary, &id(B), "moved out").unwrap();
+        let (next, event) = apply(&b, &change, "req", Utc::now());
+        assert_eq!((next.state, next.version), (BindingState::Revoked, 2));
+        assert_eq!(event.from_state, Some(BindingState::Active));
+        assert_eq!(
+            (event.actor.as_str(), event.reason.as_str()),
+            ("beneficiary", "moved out")
+        );
+    }
+
+    #[test]
+    fn a_terminated_authorizer_ends_funds_sharing_but_a_suspended_one_does_not() {
+        let live = [binding(BindingKind::FundsSharing, BindingState::Active)];
+        let terminated = person(A, Some(("340500", EnrollmentStatus::Terminated)), None);
+        assert_eq!(endings(&terminated, &live, None, "34").len(), 1);
+        let suspended = person(A, Some(("340500", EnrollmentStatus::Suspended)), None);
+        assert!(endings(&suspended, &live, None, "34").is_empty());
+    }
+
+    #[test]
+    fn a_beneficiary_moving_out_of_province_ends_funds_sharing_but_not_proxy() {
+        let moved = person(B, None, Some(("320500", EnrollmentStatus::Normal)));
+        let funds = [binding(BindingKind::FundsSharing, BindingState::Active)];
+        let proxy = [binding(BindingKind::Proxy, BindingState::Active)];
+        assert_eq!(endings(&moved, &funds, None, "34").len(), 1);
+        assert!(endings(&moved, &proxy, None, "34").is_empty());
+    }
+}
