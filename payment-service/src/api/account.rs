@@ -1,5 +1,6 @@
 //! AccountService handlers.
 
+use chrono::Datelike;
 use gongji_proto::payment::v1::{
     CloseYearRequest, CloseYearResponse, CreditAccountRequest, CreditAccountResponse,
     GetAccountRequest, GetAccountResponse, ListAccountEntriesRequest, ListAccountEntriesResponse,
@@ -14,9 +15,9 @@ use gongji_shared::{
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use super::{Context, convert, replay, replay_after_race, status, store_failure};
+use super::{Context, convert, page_token, replay, replay_after_race, status, store_failure};
 use crate::{
-    domain::{Account, AccountEntry, Movement, MovementKind, credit},
+    domain::{Account, AccountEntry, Movement, MovementKind, close_year, credit},
     store::{Store, StoreError},
 };
 
@@ -52,25 +53,6 @@ impl<S: Store> AccountApi<S> {
                 )
             })
     }
-}
-
-/// A page token is the entry ID the next page starts below.
-fn page_token(token: &str) -> Result<Option<i64>, Status> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    token
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .map(Some)
-        .ok_or_else(|| {
-            status(ApiError::invalid_argument(
-                "INVALID_PAGE_TOKEN",
-                "page_token",
-                "page_token must come from a previous response",
-            ))
-        })
 }
 
 #[tonic::async_trait]
@@ -158,6 +140,8 @@ impl<S: Store> AccountService for AccountApi<S> {
                 request_id: idempotency.request_id.clone(),
                 create_time: now,
                 business_date: shanghai_date(now),
+                purpose: None,
+                destination: None,
                 postings: Vec::new(),
             },
         );
@@ -243,19 +227,82 @@ impl<S: Store> AccountService for AccountApi<S> {
         &self,
         request: Request<CloseYearRequest>,
     ) -> Result<Response<CloseYearResponse>, Status> {
-        let r = request.get_ref();
-        validate::request_id(&r.request_id).map_err(status)?;
-        validate::id_number(&r.holder_id_number, "holder_id_number").map_err(status)?;
-        gongji_shared::CoverageYear::parse(r.year).map_err(|_| {
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id).map_err(status)?;
+        let holder =
+            validate::id_number(&request.holder_id_number, "holder_id_number").map_err(status)?;
+        let year = request.year;
+        gongji_shared::CoverageYear::parse(year).map_err(|_| {
             status(
                 ApiError::invalid_argument(
                     "INVALID_YEAR",
                     "year",
                     "year must be from 2000 to 2100",
                 )
-                .with_metadata("year", r.year),
+                .with_metadata("year", year),
             )
         })?;
-        Err(status(ApiError::unimplemented("CloseYear")))
+        let today = self.ctx.clock.today();
+        if year >= today.year() {
+            return Err(status(
+                ApiError::failed_precondition(
+                    "YEAR_NOT_ENDED",
+                    "a year is closed once it has ended",
+                )
+                .with_metadata("year", year)
+                .with_metadata("today", today),
+            ));
+        }
+        let idempotency = Idempotency::of(request_id.as_str(), "CloseYear", &request);
+        if let Some(first) = replay(&self.ctx.store, &idempotency).await? {
+            return Ok(Response::new(first));
+        }
+        self.existing(&holder).await?;
+        let now = self.ctx.clock.now();
+        let base = Movement {
+            movement_id: uuid::Uuid::new_v4().to_string(),
+            kind: MovementKind::CloseYear,
+            request_id: idempotency.request_id.clone(),
+            create_time: now,
+            business_date: shanghai_date(now),
+            purpose: None,
+            destination: None,
+            postings: Vec::new(),
+        };
+        let usable = self.usable_buckets();
+        let respond = |after: &Account, moved_fen: i64| {
+            CloseYearResponse {
+                account: Some(convert::account_to_pb(after, &usable)),
+                moved_amount: gongji_shared::money::format_signed_fen(moved_fen),
+            }
+            .encode_to_vec()
+        };
+        let plan = |account: &Account| close_year(account, base);
+        let bytes = match self
+            .ctx
+            .store
+            .close_year(&holder, year, now, plan, &idempotency, respond)
+            .await
+        {
+            Ok(bytes) => bytes,
+            // Closed before (under another request ID): nothing more moves.
+            Err(StoreError::YearClosed) => {
+                let account = self.existing(&holder).await?;
+                return Ok(Response::new(CloseYearResponse {
+                    account: Some(convert::account_to_pb(&account, &self.usable_buckets())),
+                    moved_amount: gongji_shared::Money::ZERO.to_string(),
+                }));
+            }
+            Err(StoreError::RequestIdTaken) => {
+                return replay_after_race(&self.ctx.store, &idempotency)
+                    .await
+                    .map(Response::new);
+            }
+            Err(e) => return Err(store_failure(e)),
+        };
+        let response = CloseYearResponse::decode(bytes.as_slice())
+            .map_err(|_| status(ApiError::internal()))?;
+        tracing::info!(holder = %holder, year, moved = %response.moved_amount, "year closed");
+        Ok(Response::new(response))
     }
 }

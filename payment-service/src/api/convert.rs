@@ -8,9 +8,11 @@ use gongji_shared::{
 };
 
 use crate::domain::{
-    Account, AccountEntry, MovementKind,
+    Account, AccountEntry, MovementKind, SettlementPurpose,
+    medical::{InstitutionKind, MedicalPayment},
     payment::{Channel, OtherMeans, PaymentState, PremiumPayment},
     premium::PremiumTerms,
+    settlement::Settlement,
     split::{Draw, Split},
 };
 
@@ -68,7 +70,7 @@ pub fn entry_to_pb(e: &AccountEntry) -> pb::AccountEntry {
     }
 }
 
-fn draw_to_pb(d: &Draw) -> pb::BucketDraw {
+pub fn draw_to_pb(d: &Draw) -> pb::BucketDraw {
     pb::BucketDraw {
         bucket: bucket_to_pb(d.bucket) as i32,
         amount: d.amount.to_string(),
@@ -156,5 +158,72 @@ pub fn payment_to_pb(p: &PremiumPayment) -> pb::PremiumPayment {
         pay_time: Some(timestamp(p.pay_time)),
         refund_time: p.refund_time.map(timestamp),
         refund_reason: p.refund_reason.clone().unwrap_or_default(),
+        other_means_owed_back: match p.state {
+            PaymentState::Refunded => p.other_means.as_ref().map(other_means_to_pb),
+            PaymentState::Paid => None,
+        },
+    }
+}
+
+pub fn institution_kind_from_pb(raw: i32) -> Result<InstitutionKind, ApiError> {
+    let parsed = match pb::InstitutionKind::try_from(raw) {
+        Ok(pb::InstitutionKind::Hospital) => Some(InstitutionKind::Hospital),
+        Ok(pb::InstitutionKind::Pharmacy) => Some(InstitutionKind::Pharmacy),
+        _ => None,
+    };
+    validate::known_enum(parsed, raw, "INVALID_INSTITUTION", "institution_kind")
+}
+
+pub fn medical_to_pb(p: &MedicalPayment) -> pb::MedicalExpensePayment {
+    pb::MedicalExpensePayment {
+        payment_id: p.payment_id.clone(),
+        request_id: p.request_id.clone(),
+        beneficiary_id_number: p.beneficiary.as_str().to_owned(),
+        family_account_holder_id_number: p
+            .family_holder
+            .as_ref()
+            .map(|h| h.as_str().to_owned())
+            .unwrap_or_default(),
+        institution_code: p.institution_code.clone(),
+        institution_kind: match p.institution_kind {
+            InstitutionKind::Hospital => pb::InstitutionKind::Hospital,
+            InstitutionKind::Pharmacy => pb::InstitutionKind::Pharmacy,
+        } as i32,
+        amount: p.amount.to_string(),
+        own_account_draws: p.own_draws.iter().map(draw_to_pb).collect(),
+        family_account_draws: p.family_draws.iter().map(draw_to_pb).collect(),
+        other_means_part: p.other_part.to_string(),
+        binding_id: p.binding_id.clone(),
+        binding_version: p.binding_version,
+        pay_time: Some(timestamp(p.pay_time)),
+    }
+}
+
+pub fn settlement_to_pb(
+    s: &Settlement,
+    settle_time: chrono::DateTime<chrono::Utc>,
+) -> pb::Settlement {
+    pb::Settlement {
+        business_date: s.business_date.to_string(),
+        lines: s
+            .lines
+            .iter()
+            .map(|l| pb::SettlementLine {
+                source_region_code: l.source.as_str().to_owned(),
+                destination_region_code: l.destination.as_str().to_owned(),
+                purpose: match l.purpose {
+                    SettlementPurpose::Premium => pb::SettlementPurpose::Premium,
+                    SettlementPurpose::MedicalExpense => pb::SettlementPurpose::MedicalExpense,
+                } as i32,
+                gross_amount: format_signed_fen(l.gross_fen),
+                refunded_amount: format_signed_fen(l.refunded_fen),
+                net_amount: format_signed_fen(l.net_fen()),
+                payment_count: l.payment_count,
+                refund_count: l.refund_count,
+            })
+            .collect(),
+        movement_count: s.movement_count,
+        digest: s.digest.clone(),
+        settle_time: Some(timestamp(settle_time)),
     }
 }

@@ -70,3 +70,22 @@ async fn replay_after_race<S: Store, R: Message + Default>(
         ))
     })
 }
+
+/// A page token is the position the next page starts below (newest-first listings).
+fn page_token(token: &str) -> Result<Option<i64>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    token
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(Some)
+        .ok_or_else(|| {
+            status(ApiError::invalid_argument(
+                "INVALID_PAGE_TOKEN",
+                "page_token",
+                "page_token must come from a previous response",
+            ))
+        })
+}

@@ -16,7 +16,7 @@ use gongji_shared::{
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use super::{Context, convert, replay, replay_after_race, status, store_failure};
+use super::{Context, convert, page_token, replay, replay_after_race, status, store_failure};
 use crate::{
     domain::{
         Account,
@@ -46,7 +46,7 @@ struct Prepared {
     split: Split,
 }
 
-fn unavailable(error: impl std::fmt::Display) -> Status {
+pub(super) fn unavailable(error: impl std::fmt::Display) -> Status {
     tracing::warn!(%error, "binding-service did not answer; no money moves");
     status(
         ApiError::unavailable(
@@ -82,7 +82,7 @@ fn refusal(r: Refusal, year: CoverageYear) -> Status {
     status(error.with_metadata("coverage_year", year))
 }
 
-fn not_authorized(auth: &CheckAuthorizationResponse) -> Status {
+pub(super) fn not_authorized(auth: &CheckAuthorizationResponse) -> Status {
     let mut error = ApiError::failed_precondition(
         "NOT_AUTHORIZED",
         "binding-service does not authorize this account to pay for this beneficiary",
@@ -236,7 +236,7 @@ fn other_means(
     }))
 }
 
-fn payment_id(value: &str) -> Result<String, Status> {
+pub(super) fn payment_id(value: &str) -> Result<String, Status> {
     if value.is_empty()
         || value.len() > MAX_PAYMENT_ID_LEN
         || !value.bytes().all(|b| b.is_ascii_graphic())
@@ -412,12 +412,7 @@ impl<S: Store> PremiumService for PremiumApi<S> {
             .premium_payment(&id)
             .await
             .map_err(store_failure)?
-            .ok_or_else(|| {
-                status(
-                    ApiError::not_found("PAYMENT_NOT_FOUND", "no premium payment with this ID")
-                        .with_metadata("payment_id", &id),
-                )
-            })?;
+            .ok_or_else(|| payment_not_found(&id))?;
         Ok(Response::new(GetPremiumPaymentResponse {
             payment: Some(convert::payment_to_pb(&payment)),
         }))
@@ -428,33 +423,138 @@ impl<S: Store> PremiumService for PremiumApi<S> {
         request: Request<ListPremiumPaymentsRequest>,
     ) -> Result<Response<ListPremiumPaymentsResponse>, Status> {
         let r = request.get_ref();
-        match (
+        let (as_payer, person) = match (
             r.payer_id_number.is_empty(),
             r.beneficiary_id_number.is_empty(),
         ) {
-            (false, true) => validate::id_number(&r.payer_id_number, "payer_id_number").map(drop),
-            (true, false) => {
-                validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number").map(drop)
-            }
-            _ => Err(ApiError::invalid_argument(
-                "INVALID_FILTER",
-                "payer_id_number",
-                "set exactly one of payer_id_number and beneficiary_id_number",
-            )),
-        }
-        .map_err(status)?;
-        validate::page_size(r.page_size).map_err(status)?;
-        Err(status(ApiError::unimplemented("ListPremiumPayments")))
+            (false, true) => (
+                true,
+                validate::id_number(&r.payer_id_number, "payer_id_number"),
+            ),
+            (true, false) => (
+                false,
+                validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number"),
+            ),
+            _ => (
+                true,
+                Err(ApiError::invalid_argument(
+                    "INVALID_FILTER",
+                    "payer_id_number",
+                    "set exactly one of payer_id_number and beneficiary_id_number",
+                )),
+            ),
+        };
+        let person = person.map_err(status)?;
+        let page_size = validate::page_size(r.page_size).map_err(status)?;
+        let before = page_token(&r.page_token)?;
+        // One more than a page tells whether another page follows.
+        let mut rows = self
+            .ctx
+            .store
+            .premium_payments(&person, as_payer, before, page_size + 1)
+            .await
+            .map_err(store_failure)?;
+        let more = rows.len() > page_size as usize;
+        rows.truncate(page_size as usize);
+        let next_page_token = match rows.last() {
+            Some((position, _)) if more => position.to_string(),
+            _ => String::new(),
+        };
+        Ok(Response::new(ListPremiumPaymentsResponse {
+            payments: rows
+                .iter()
+                .map(|(_, p)| convert::payment_to_pb(p))
+                .collect(),
+            next_page_token,
+        }))
     }
 
     async fn refund_premium_payment(
         &self,
         request: Request<RefundPremiumPaymentRequest>,
     ) -> Result<Response<RefundPremiumPaymentResponse>, Status> {
-        let r = request.get_ref();
-        validate::request_id(&r.request_id).map_err(status)?;
-        payment_id(&r.payment_id)?;
-        validate::reason(&r.reason, "reason").map_err(status)?;
-        Err(status(ApiError::unimplemented("RefundPremiumPayment")))
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id).map_err(status)?;
+        let id = payment_id(&request.payment_id)?;
+        let reason = validate::reason(&request.reason, "reason").map_err(status)?;
+        let idempotency = Idempotency::of(request_id.as_str(), "RefundPremiumPayment", &request);
+        if let Some(first) = replay(&self.ctx.store, &idempotency).await? {
+            return Ok(Response::new(first));
+        }
+        let payment = self
+            .ctx
+            .store
+            .premium_payment(&id)
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| payment_not_found(&id))?;
+        let already = || {
+            status(
+                ApiError::failed_precondition(
+                    "ALREADY_REFUNDED",
+                    "this payment was refunded before",
+                )
+                .with_metadata("payment_id", &id),
+            )
+        };
+        if payment.state == PaymentState::Refunded {
+            return Err(already());
+        }
+        let now = self.ctx.clock.now();
+        let movement = (!payment.split.account_part.is_zero()).then(|| {
+            payment::refund_movement(
+                &payment,
+                &uuid::Uuid::new_v4().to_string(),
+                &idempotency.request_id,
+                now,
+                gongji_shared::clock::shanghai_date(now),
+            )
+        });
+        let refunded = PremiumPayment {
+            state: PaymentState::Refunded,
+            refund_time: Some(now),
+            refund_reason: Some(reason),
+            ..payment
+        };
+        let response = RefundPremiumPaymentResponse {
+            payment: Some(convert::payment_to_pb(&refunded)),
+        };
+        match self
+            .ctx
+            .store
+            .refund_premium(
+                &refunded,
+                movement.as_ref(),
+                refunded.other_means.as_ref(),
+                &idempotency,
+                &response.encode_to_vec(),
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::AlreadyRefunded) => return Err(already()),
+            Err(StoreError::RequestIdTaken) => {
+                return replay_after_race(&self.ctx.store, &idempotency)
+                    .await
+                    .map(Response::new);
+            }
+            Err(e) => return Err(store_failure(e)),
+        }
+        tracing::info!(
+            payment_id = %refunded.payment_id,
+            payer = %refunded.payer,
+            beneficiary = %refunded.beneficiary,
+            account_part = %refunded.split.account_part,
+            other_part = %refunded.split.other_part,
+            "premium refunded"
+        );
+        Ok(Response::new(response))
     }
+}
+
+fn payment_not_found(id: &str) -> Status {
+    status(
+        ApiError::not_found("PAYMENT_NOT_FOUND", "no premium payment with this ID")
+            .with_metadata("payment_id", id),
+    )
 }

@@ -1,9 +1,11 @@
 //! Accounts and the double-entry ledger.
 //!
 //! Every movement writes entries that sum to zero: the personal-account side (per bucket)
-//! and a fund side (the region's contribution source, resident premium fund, ...). A
-//! bucket's balance is the sum of its entries; the stored balance is a cache the store
-//! keeps equal in the same transaction, with a CHECK that it never goes below zero.
+//! and, for money entering or leaving the accounts, a fund side (the region's contribution
+//! source, resident premium fund, designated institutions). A bucket's balance is the sum
+//! of its entries; the stored balance is a cache the store keeps equal in the same
+//! transaction, with a CHECK that it never goes below zero. Fund totals come from the
+//! entries only: there is no fund-balance row for every payment to update.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use gongji_shared::{IdNumber, Money, RegionCode, policy::Bucket};
@@ -32,6 +34,15 @@ impl Account {
         buckets.iter().fold(Money::ZERO, |sum, b| {
             sum.checked_add(self.balance(*b)).unwrap_or(sum)
         })
+    }
+
+    /// The book of one of its buckets.
+    pub fn book(&self, bucket: Bucket) -> Book {
+        Book::Personal {
+            holder: self.holder.clone(),
+            bucket,
+            region: self.region.clone(),
+        }
     }
 }
 
@@ -71,22 +82,56 @@ impl MovementKind {
     }
 }
 
+/// What settled money was for (S1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SettlementPurpose {
+    /// Into the resident fund of the beneficiary's region.
+    Premium,
+    /// To institutions in the beneficiary's region.
+    MedicalExpense,
+}
+
+impl SettlementPurpose {
+    /// Storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Premium => "PREMIUM",
+            Self::MedicalExpense => "MEDICAL_EXPENSE",
+        }
+    }
+
+    /// From the storage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "PREMIUM" => Some(Self::Premium),
+            "MEDICAL_EXPENSE" => Some(Self::MedicalExpense),
+            _ => None,
+        }
+    }
+}
+
 /// One side of one movement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Book {
-    /// A personal account's bucket.
-    Personal { holder: IdNumber, bucket: Bucket },
-    /// A fund: e.g. `EMPLOYEE_CONTRIBUTIONS` or `RESIDENT_PREMIUMS` of a region.
+    /// A personal account's bucket, in the account's region.
+    Personal {
+        holder: IdNumber,
+        bucket: Bucket,
+        region: RegionCode,
+    },
+    /// A fund of a region: [`EMPLOYEE_CONTRIBUTIONS`], [`RESIDENT_PREMIUMS`], [`INSTITUTIONS`].
     Fund {
         fund: &'static str,
         region: RegionCode,
     },
 }
 
-/// Fund that contributions come from (the employee fund of the holder's region).
+/// Where contributions come from (the employee fund of the holder's region).
 pub const EMPLOYEE_CONTRIBUTIONS: &str = "EMPLOYEE_CONTRIBUTIONS";
-/// Fund resident premiums go to (the beneficiary's region).
+/// Where resident premiums go (the beneficiary's region).
 pub const RESIDENT_PREMIUMS: &str = "RESIDENT_PREMIUMS";
+/// Where medical expenses go (designated institutions of the beneficiary's region).
+pub const INSTITUTIONS: &str = "INSTITUTIONS";
 
 /// A ledger entry about to be written: signed fen (positive in, negative out).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +149,10 @@ pub struct Movement {
     pub create_time: DateTime<Utc>,
     /// Asia/Shanghai business day.
     pub business_date: NaiveDate,
+    /// What it settles as; `None` for money that stays inside the accounts' fund.
+    pub purpose: Option<SettlementPurpose>,
+    /// The region money goes to (the beneficiary's), for settlement.
+    pub destination: Option<RegionCode>,
     pub postings: Vec<Posting>,
 }
 
@@ -136,10 +185,7 @@ pub fn credit(account: &Account, bucket: Bucket, amount: Money, base: Movement) 
     Movement {
         postings: vec![
             Posting {
-                book: Book::Personal {
-                    holder: account.holder.clone(),
-                    bucket,
-                },
+                book: account.book(bucket),
                 amount_fen: amount.fen(),
             },
             Posting {
@@ -150,8 +196,31 @@ pub fn credit(account: &Account, bucket: Bucket, amount: Money, base: Movement) 
                 amount_fen: -amount.fen(),
             },
         ],
+        purpose: None,
+        destination: None,
         ..base
     }
+}
+
+/// Closing a year: the whole current-year balance moves into prior-years; `None` when
+/// there is nothing to move.
+pub fn close_year(account: &Account, base: Movement) -> Option<Movement> {
+    let amount = account.current_year.fen();
+    (amount > 0).then(|| Movement {
+        postings: vec![
+            Posting {
+                book: account.book(Bucket::CurrentYear),
+                amount_fen: -amount,
+            },
+            Posting {
+                book: account.book(Bucket::PriorYears),
+                amount_fen: amount,
+            },
+        ],
+        purpose: None,
+        destination: None,
+        ..base
+    })
 }
 
 #[cfg(test)]
@@ -168,6 +237,19 @@ mod tests {
         }
     }
 
+    pub(crate) fn base(kind: MovementKind) -> Movement {
+        Movement {
+            movement_id: "m".into(),
+            kind,
+            request_id: "r".into(),
+            create_time: Utc::now(),
+            business_date: "2024-11-15".parse().unwrap(),
+            purpose: None,
+            destination: None,
+            postings: vec![],
+        }
+    }
+
     #[test]
     fn usable_sums_only_the_named_buckets() {
         let a = account();
@@ -181,21 +263,24 @@ mod tests {
 
     #[test]
     fn a_credit_is_balanced() {
-        let base = Movement {
-            movement_id: "m".into(),
-            kind: MovementKind::Credit,
-            request_id: "r".into(),
-            create_time: Utc::now(),
-            business_date: "2024-11-15".parse().unwrap(),
-            postings: vec![],
-        };
         let m = credit(
             &account(),
             Bucket::PriorYears,
             Money::parse("1.23").unwrap(),
-            base,
+            base(MovementKind::Credit),
         );
         assert!(m.is_balanced());
         assert_eq!(m.postings[0].amount_fen, 123);
+    }
+
+    #[test]
+    fn closing_a_year_moves_current_into_prior_and_stays_balanced() {
+        let m = close_year(&account(), base(MovementKind::CloseYear)).unwrap();
+        assert!(m.is_balanced());
+        assert_eq!(m.postings[0].amount_fen, -1000);
+        assert_eq!(m.postings[1].amount_fen, 1000);
+        let mut empty = account();
+        empty.current_year = Money::ZERO;
+        assert_eq!(close_year(&empty, base(MovementKind::CloseYear)), None);
     }
 }

@@ -1,8 +1,10 @@
 //! Payment rules (DOMAIN.md P1 to P9, M1, M2, S1, S2): pure functions, no I/O, no tonic.
 
 pub mod ledger;
+pub mod medical;
 pub mod payment;
 pub mod premium;
+pub mod settlement;
 pub mod split;
 
 pub use ledger::*;

@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use gongji_shared::{CoverageYear, IdNumber, Money, RegionCode, policy::Bucket};
 
 use super::{
-    Book, Movement, MovementKind, Posting, RESIDENT_PREMIUMS,
+    Book, Movement, MovementKind, Posting, RESIDENT_PREMIUMS, SettlementPurpose,
     premium::PremiumTerms,
     split::{Draw, Split},
 };
@@ -118,6 +118,36 @@ pub fn check_other_means(
 /// the resident premium fund of the beneficiary's region. The other-means part never
 /// touches the ledger: it was paid outside it.
 pub fn premium_movement(payment: &PremiumPayment) -> Movement {
+    premium_postings(
+        payment,
+        MovementKind::Premium,
+        &payment.movement_id,
+        &payment.request_id,
+        1,
+    )
+    .with_time(payment.pay_time, payment.payment_date)
+}
+
+/// The refund of a premium's account part (P9): each bucket gets back what was drawn from
+/// it, as new entries; the resident fund gives it back.
+pub fn refund_movement(
+    payment: &PremiumPayment,
+    movement_id: &str,
+    request_id: &str,
+    at: DateTime<Utc>,
+    business_date: NaiveDate,
+) -> Movement {
+    premium_postings(payment, MovementKind::Refund, movement_id, request_id, -1)
+        .with_time(at, business_date)
+}
+
+fn premium_postings(
+    payment: &PremiumPayment,
+    kind: MovementKind,
+    movement_id: &str,
+    request_id: &str,
+    sign: i64,
+) -> Movement {
     let mut postings: Vec<Posting> = payment
         .split
         .draws
@@ -126,8 +156,9 @@ pub fn premium_movement(payment: &PremiumPayment) -> Movement {
             book: Book::Personal {
                 holder: payment.payer.clone(),
                 bucket: d.bucket,
+                region: payment.payer_region.clone(),
             },
-            amount_fen: -d.amount.fen(),
+            amount_fen: -sign * d.amount.fen(),
         })
         .collect();
     postings.push(Posting {
@@ -135,15 +166,27 @@ pub fn premium_movement(payment: &PremiumPayment) -> Movement {
             fund: RESIDENT_PREMIUMS,
             region: payment.beneficiary_region.clone(),
         },
-        amount_fen: payment.split.account_part.fen(),
+        amount_fen: sign * payment.split.account_part.fen(),
     });
     Movement {
-        movement_id: payment.movement_id.clone(),
-        kind: MovementKind::Premium,
-        request_id: payment.request_id.clone(),
-        create_time: payment.pay_time,
-        business_date: payment.payment_date,
+        movement_id: movement_id.to_owned(),
+        kind,
+        request_id: request_id.to_owned(),
+        create_time: DateTime::<Utc>::MIN_UTC,
+        business_date: NaiveDate::MIN,
+        purpose: Some(SettlementPurpose::Premium),
+        destination: Some(payment.beneficiary_region.clone()),
         postings,
+    }
+}
+
+impl Movement {
+    fn with_time(self, create_time: DateTime<Utc>, business_date: NaiveDate) -> Self {
+        Self {
+            create_time,
+            business_date,
+            ..self
+        }
     }
 }
 
@@ -218,6 +261,53 @@ mod tests {
             check_other_means(&split("400", "0"), Some(&cash("1"))),
             Err(OtherMeansProblem::NotNeeded)
         );
+    }
+
+    #[test]
+    fn a_refund_mirrors_the_payment() {
+        let payment = PremiumPayment {
+            payment_id: "p".into(),
+            request_id: "r".into(),
+            movement_id: "m".into(),
+            payer: IdNumber::parse("34052419800101001X").unwrap(),
+            beneficiary: IdNumber::parse("11010519491231002X").unwrap(),
+            year: CoverageYear::parse(2025).unwrap(),
+            state: PaymentState::Paid,
+            terms: PremiumTerms {
+                premium: m("400"),
+                window: gongji_shared::policy::DateWindow {
+                    start: "2024-09-05".parse().unwrap(),
+                    end: "2024-12-31".parse().unwrap(),
+                },
+                in_window: true,
+                waiting_months: 0,
+                cover: None,
+            },
+            back_payment: false,
+            split: split("150", "250"),
+            other_means: Some(cash("250")),
+            binding_id: "b".into(),
+            binding_version: 1,
+            payer_region: RegionCode::parse("340500").unwrap(),
+            beneficiary_region: RegionCode::parse("340100").unwrap(),
+            payment_date: "2024-11-15".parse().unwrap(),
+            pay_time: Utc::now(),
+            refund_time: None,
+            refund_reason: None,
+        };
+        let paid = premium_movement(&payment);
+        let refund = refund_movement(
+            &payment,
+            "m2",
+            "r2",
+            Utc::now(),
+            "2024-11-16".parse().unwrap(),
+        );
+        assert!(paid.is_balanced() && refund.is_balanced());
+        let amounts = |m: &Movement| m.postings.iter().map(|p| p.amount_fen).collect::<Vec<_>>();
+        assert_eq!(amounts(&paid), [-15_000, 15_000]);
+        assert_eq!(amounts(&refund), [15_000, -15_000]);
+        assert_eq!(refund.kind, MovementKind::Refund);
     }
 
     #[test]

@@ -13,7 +13,15 @@ use std::future::Future;
 
 use gongji_shared::IdNumber;
 
-use crate::domain::{Account, AccountEntry, Movement, payment::PremiumPayment, premium::PaidYear};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::domain::{
+    Account, AccountEntry, Movement,
+    medical::MedicalPayment,
+    payment::{OtherMeans, PremiumPayment},
+    premium::PaidYear,
+    settlement::{LedgerFacts, SettledEntry, Settlement},
+};
 
 pub use gongji_shared::rpc::{Idempotency, SavedResponse};
 pub use postgres::PgStore;
@@ -33,6 +41,10 @@ pub enum StoreError {
     InsufficientBalance,
     #[error("the beneficiary's year is already paid")]
     AlreadyPaid,
+    #[error("the payment is already refunded")]
+    AlreadyRefunded,
+    #[error("the year is already closed for this account")]
+    YearClosed,
     #[error("corrupt row: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -108,6 +120,82 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         payment_id: &str,
     ) -> impl Future<Output = Result<Option<PremiumPayment>, StoreError>> + Send;
+
+    /// One page of premium payments by payer (or beneficiary), newest first, before
+    /// position `before`; each with its position.
+    fn premium_payments(
+        &self,
+        person: &IdNumber,
+        as_payer: bool,
+        before: Option<i64>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(i64, PremiumPayment)>, StoreError>> + Send;
+
+    /// Marks a paid premium refunded, writes the refund movement of its account part (if
+    /// any) and the other-means part owed back (if any), with the response, atomically.
+    fn refund_premium(
+        &self,
+        refunded: &PremiumPayment,
+        movement: Option<&Movement>,
+        owed_back: Option<&OtherMeans>,
+        idempotency: &Idempotency,
+        response: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Closes `year` for the holder: `plan` sees the account as locked in the transaction
+    /// and returns the movement (none when nothing moves); `respond(account_after, moved_fen)`
+    /// builds the response. `YearClosed` when the year was closed before.
+    fn close_year(
+        &self,
+        holder: &IdNumber,
+        year: i32,
+        at: DateTime<Utc>,
+        plan: impl FnOnce(&Account) -> Option<Movement> + Send,
+        idempotency: &Idempotency,
+        respond: impl FnOnce(&Account, i64) -> Vec<u8> + Send,
+    ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
+
+    /// Records a medical-expense payment and its movement (if any account paid), atomically.
+    fn insert_medical(
+        &self,
+        payment: &MedicalPayment,
+        movement: Option<&Movement>,
+        idempotency: &Idempotency,
+        response: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One medical-expense payment.
+    fn medical_payment(
+        &self,
+        payment_id: &str,
+    ) -> impl Future<Output = Result<Option<MedicalPayment>, StoreError>> + Send;
+
+    /// Settles `date` once: `compute` turns the account-side entries of the day's unsettled
+    /// payment and refund movements into the settlement, which is stored with its lines and
+    /// the movements it covers. A day settled before returns its stored settlement.
+    fn settle(
+        &self,
+        date: NaiveDate,
+        at: DateTime<Utc>,
+        compute: impl FnOnce(&[SettledEntry]) -> Settlement + Send,
+        idempotency: &Idempotency,
+        respond: impl FnOnce(&Settlement, DateTime<Utc>) -> Vec<u8> + Send,
+    ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
+
+    /// The stored settlement of a day, with when it was made.
+    fn settlement(
+        &self,
+        date: NaiveDate,
+    ) -> impl Future<Output = Result<Option<(Settlement, DateTime<Utc>)>, StoreError>> + Send;
+
+    /// Everything VerifyLedger checks, measured in one transaction, and the settled entries
+    /// of each settled day (at most `MAX_ROWS` days) for recomputing digests.
+    #[allow(clippy::type_complexity)]
+    fn ledger_facts(
+        &self,
+    ) -> impl Future<
+        Output = Result<(LedgerFacts, Vec<(Settlement, Vec<SettledEntry>)>), StoreError>,
+    > + Send;
 }
 
 /// The store named by a database URL.

@@ -19,4 +19,10 @@ impl PgStore {
     }
 }
 
-sql_store!(PgStore, sqlx::Postgres, "./migrations/postgres");
+sql_store!(
+    PgStore,
+    sqlx::Postgres,
+    "./migrations/postgres",
+    " FOR UPDATE",
+    "nextval('premium_payments_seq')"
+);

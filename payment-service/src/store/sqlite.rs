@@ -19,4 +19,11 @@ impl SqliteStore {
     }
 }
 
-sql_store!(SqliteStore, sqlx::Sqlite, "./migrations/sqlite");
+// SQLite has one writer: rows need no lock; positions come from the highest so far.
+sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "./migrations/sqlite",
+    "",
+    "(SELECT COALESCE(MAX(seq), 0) + 1 FROM premium_payments)"
+);

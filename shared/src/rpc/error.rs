@@ -94,16 +94,6 @@ impl ApiError {
         Self::new(Code::Aborted, reason, message)
     }
 
-    /// UNIMPLEMENTED: the input was valid but the rules of this RPC are not built yet.
-    pub fn unimplemented(rpc: &str) -> Self {
-        Self::new(
-            Code::Unimplemented,
-            "NOT_IMPLEMENTED",
-            format!("{rpc} is not implemented yet; the request was valid and nothing changed"),
-        )
-        .with_metadata("rpc", rpc)
-    }
-
     /// INTERNAL: a fault of ours; the message never carries details.
     pub fn internal() -> Self {
         Self::new(

@@ -1,5 +1,5 @@
 //! The contract's error surface: one malformed request per RPC, binding refusals with every
-//! reason, and UNIMPLEMENTED (never a fake success) where the rules are not built yet.
+//! reason.
 
 use gongji_proto::{binding::v1 as b, payment::v1 as p};
 use tonic::Code;
@@ -13,7 +13,6 @@ both_backends!(
     every_rpc_refuses_malformed_input,
     a_refused_binding_lists_every_failed_rule,
     a_bad_registry_record_changes_nothing,
-    rpcs_whose_rules_are_not_built_answer_unimplemented,
 );
 
 const B: &str = "binding.gongji";
@@ -336,15 +335,5 @@ async fn a_bad_registry_record_changes_nothing(backend: Backend) {
         })
         .await;
     assert_error(r, Code::NotFound, "PERSON_NOT_FOUND", B);
-    env.finish().await;
-}
-
-async fn rpcs_whose_rules_are_not_built_answer_unimplemented(backend: Backend) {
-    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
-        return;
-    };
-    let mut c = env.clients_owned();
-    let r = c.settlement.verify_ledger(p::VerifyLedgerRequest {}).await;
-    assert_error(r, Code::Unimplemented, "NOT_IMPLEMENTED", P);
     env.finish().await;
 }
