@@ -152,6 +152,17 @@ impl Stack {
         Ok(())
     }
 
+    /// Restarts both services with their clock fixed at another time, on the same addresses
+    /// and databases: time passing, for tests and demos.
+    pub async fn restart_with_clock(&mut self, clock: Clock) -> anyhow::Result<()> {
+        self.stop_payment().await?;
+        self.stop_binding().await?;
+        self.config.clock = clock;
+        self.restart_binding().await?;
+        self.restart_payment().await?;
+        self.wait_serving(READY_TIMEOUT_MS).await
+    }
+
     /// Stops both, payment-service first.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.stop_payment().await?;

@@ -822,7 +822,7 @@ macro_rules! sql_store {
                 let mut tx = self.pool.begin().await?;
                 let off: Vec<(String, String, i64, i64)> = sqlx::query_as(
                     "SELECT a.holder, b.bucket, CASE b.bucket WHEN 'CURRENT_YEAR' THEN a.current_fen ELSE a.prior_fen END, \
-                     COALESCE((SELECT SUM(e.amount_fen) FROM entries e WHERE e.holder = a.holder AND e.bucket = b.bucket), 0) \
+                     CAST(COALESCE((SELECT SUM(e.amount_fen) FROM entries e WHERE e.holder = a.holder AND e.bucket = b.bucket), 0) AS BIGINT) \
                      FROM accounts a CROSS JOIN (SELECT 'CURRENT_YEAR' AS bucket UNION ALL SELECT 'PRIOR_YEARS') b",
                 )
                 .fetch_all(&mut *tx)
@@ -845,8 +845,8 @@ macro_rules! sql_store {
                 )
                 .fetch_all(&mut *tx)
                 .await?;
-                let totals = "SELECT COALESCE(SUM(CASE WHEN m.kind <> 'REFUND' THEN -e.amount_fen ELSE 0 END), 0), \
-                     COALESCE(SUM(CASE WHEN m.kind = 'REFUND' THEN e.amount_fen ELSE 0 END), 0) \
+                let totals = "SELECT CAST(COALESCE(SUM(CASE WHEN m.kind <> 'REFUND' THEN -e.amount_fen ELSE 0 END), 0) AS BIGINT), \
+                     CAST(COALESCE(SUM(CASE WHEN m.kind = 'REFUND' THEN e.amount_fen ELSE 0 END), 0) AS BIGINT) \
                      FROM entries e JOIN movements m ON m.movement_id = e.movement_id \
                      WHERE m.purpose IS NOT NULL AND e.holder IS NOT NULL";
                 let (payment_debits_fen, refunds_fen): (i64, i64) = sqlx::query_as(totals).fetch_one(&mut *tx).await?;
@@ -856,7 +856,7 @@ macro_rules! sql_store {
                 .fetch_one(&mut *tx)
                 .await?;
                 let (settled_gross_fen, settled_refunded_fen): (i64, i64) = sqlx::query_as(
-                    "SELECT COALESCE(SUM(gross_fen), 0), COALESCE(SUM(refunded_fen), 0) FROM settlement_lines",
+                    "SELECT CAST(COALESCE(SUM(gross_fen), 0) AS BIGINT), CAST(COALESCE(SUM(refunded_fen), 0) AS BIGINT) FROM settlement_lines",
                 )
                 .fetch_one(&mut *tx)
                 .await?;

@@ -5,6 +5,8 @@ mod fixtures;
 mod support;
 
 mod binding;
+mod concurrency;
 mod contract;
+mod payment;
 mod premium;
 mod serving;

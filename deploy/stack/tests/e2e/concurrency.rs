@@ -1,0 +1,180 @@
+//! Many debits racing for a few accounts: no account is ever overdrawn, every balance
+//! equals its entries and what the callers were told, and the ledger verifies clean.
+
+use std::collections::HashMap;
+
+use gongji_proto::payment::v1::{
+    GetAccountRequest, InstitutionKind, PayMedicalExpenseRequest, VerifyLedgerRequest,
+};
+use rust_decimal::Decimal;
+use tonic::Code;
+
+use crate::{
+    both_backends, fixtures,
+    payment::pay,
+    support::{Backend, IN_WINDOW, TestEnv},
+};
+
+both_backends!(two_hundred_concurrent_debits_never_overdraw);
+
+const PAYERS: u32 = 4;
+/// The default policy's beneficiary cap.
+const CHILDREN_PER_PAYER: u32 = 6;
+const DEBITS: usize = 200;
+const FUNDS: &str = "2000.00";
+
+enum Debit {
+    Premium {
+        payer: String,
+        child: String,
+        n: usize,
+    },
+    Medical {
+        payer: String,
+        child: String,
+        n: usize,
+    },
+}
+
+async fn two_hundred_concurrent_debits_never_overdraw(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    let mut families = Vec::new();
+    for p in 1..=PAYERS {
+        let payer = fixtures::id_number("19800101", 100 + p);
+        fixtures::register(
+            &mut c,
+            fixtures::person(&payer, "付款人", Some("340500"), None),
+        )
+        .await;
+        fixtures::fund(&mut c, &payer, FUNDS).await;
+        for k in 1..=CHILDREN_PER_PAYER {
+            let child = fixtures::id_number("20120101", 200 + p * 10 + k);
+            fixtures::register(
+                &mut c,
+                fixtures::person(&child, "孩子", None, Some("340500")),
+            )
+            .await;
+            let mut bind = fixtures::bind_child(&format!("bind-{child}"), &child, "孩子");
+            bind.authorizer_id_number = payer.clone();
+            c.bindings.create_binding(bind).await.expect("bind");
+            families.push((payer.clone(), child));
+        }
+    }
+
+    // One premium per child, the rest medical expenses, spread over the families.
+    let debits: Vec<Debit> = (0..DEBITS)
+        .map(|n| {
+            let (payer, child) = families[n % families.len()].clone();
+            if n < families.len() {
+                Debit::Premium { payer, child, n }
+            } else {
+                Debit::Medical { payer, child, n }
+            }
+        })
+        .collect();
+    let tasks: Vec<_> = debits
+        .into_iter()
+        .map(|debit| {
+            let mut c = c.clone();
+            tokio::spawn(async move {
+                match debit {
+                    Debit::Premium { payer, child, n } => {
+                        let result = c
+                            .premiums
+                            .pay_premium(pay(&format!("premium-{n}"), &payer, &child, 2025))
+                            .await;
+                        let taken = result.map(|r| {
+                            r.into_inner()
+                                .payment
+                                .expect("payment")
+                                .quote
+                                .expect("quote")
+                                .account_part
+                        });
+                        (payer, taken)
+                    }
+                    Debit::Medical { payer, child, n } => {
+                        let result = c
+                            .medical
+                            .pay_medical_expense(PayMedicalExpenseRequest {
+                                request_id: format!("medical-{n}"),
+                                beneficiary_id_number: child,
+                                family_account_holder_id_number: payer.clone(),
+                                institution_code: "P340500009".into(),
+                                institution_kind: InstitutionKind::Pharmacy as i32,
+                                amount: "37.00".into(),
+                            })
+                            .await;
+                        let taken = result.map(|r| {
+                            let payment = r.into_inner().payment.expect("payment");
+                            payment
+                                .family_account_draws
+                                .iter()
+                                .map(|d| d.amount.parse::<Decimal>().expect("amount"))
+                                .sum::<Decimal>()
+                                .to_string()
+                        });
+                        (payer, taken)
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let mut told: HashMap<String, Decimal> = HashMap::new();
+    let mut succeeded = 0;
+    for task in tasks {
+        let (payer, taken) = task.await.expect("task");
+        match taken {
+            Ok(amount) => {
+                succeeded += 1;
+                *told.entry(payer).or_default() += amount.parse::<Decimal>().expect("amount");
+            }
+            Err(status) => assert!(
+                matches!(
+                    status.code(),
+                    Code::FailedPrecondition | Code::Aborted | Code::AlreadyExists
+                ),
+                "an unexpected failure: {status:?}"
+            ),
+        }
+    }
+    assert!(succeeded > 0);
+    assert!(
+        succeeded < DEBITS,
+        "the accounts ran dry, so some debits were refused"
+    );
+
+    let funds: Decimal = FUNDS.parse().expect("funds");
+    for (payer, _) in families.iter().step_by(CHILDREN_PER_PAYER as usize) {
+        let account = c
+            .accounts
+            .get_account(GetAccountRequest {
+                holder_id_number: payer.clone(),
+            })
+            .await
+            .expect("account")
+            .into_inner()
+            .account
+            .expect("account");
+        let balance: Decimal = account.prior_years_balance.parse().expect("balance");
+        assert!(balance >= Decimal::ZERO, "never overdrawn");
+        let spent = told.get(payer).copied().unwrap_or_default();
+        assert_eq!(
+            balance,
+            funds - spent,
+            "the balance is what the callers were told"
+        );
+    }
+    let report = c
+        .settlement
+        .verify_ledger(VerifyLedgerRequest {})
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    env.finish().await;
+}
