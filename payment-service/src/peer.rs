@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use gongji_proto::binding::v1::{
-    CheckAuthorizationRequest, CheckAuthorizationResponse, Purpose,
-    binding_service_client::BindingServiceClient,
+    CheckAuthorizationRequest, CheckAuthorizationResponse, GetInsuredPersonRequest, InsuredPerson,
+    Purpose, binding_service_client::BindingServiceClient,
+    registry_service_client::RegistryServiceClient,
 };
 use gongji_shared::{IdNumber, rpc::telemetry};
 use tonic::{
@@ -48,6 +49,7 @@ impl Interceptor for TraceContext {
 #[derive(Clone)]
 pub struct BindingPeer {
     client: BindingServiceClient<InterceptedService<Channel, TraceContext>>,
+    registry: RegistryServiceClient<InterceptedService<Channel, TraceContext>>,
     health: HealthClient<Channel>,
 }
 
@@ -64,6 +66,7 @@ impl BindingPeer {
             .connect_lazy();
         Ok(Self {
             client: BindingServiceClient::with_interceptor(channel.clone(), TraceContext),
+            registry: RegistryServiceClient::with_interceptor(channel.clone(), TraceContext),
             health: HealthClient::new(channel),
         })
     }
@@ -87,6 +90,22 @@ impl BindingPeer {
             .await
             .map(tonic::Response::into_inner)
             .map_err(|status| Unavailable(format!("{:?}: {}", status.code(), status.message())))
+    }
+
+    /// The person's registry record; `None` when the registry does not know them.
+    pub async fn person(&self, id: &IdNumber) -> Result<Option<InsuredPerson>, Unavailable> {
+        let request = GetInsuredPersonRequest {
+            id_number: id.as_str().to_owned(),
+        };
+        match self.registry.clone().get_insured_person(request).await {
+            Ok(response) => Ok(response.into_inner().person),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(Unavailable(format!(
+                "{:?}: {}",
+                status.code(),
+                status.message()
+            ))),
+        }
     }
 
     /// Whether binding-service says its BindingService is SERVING.

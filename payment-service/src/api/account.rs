@@ -1,13 +1,14 @@
 //! AccountService handlers.
 
 use chrono::Datelike;
+use gongji_proto::binding::v1::EnrollmentStatus;
 use gongji_proto::payment::v1::{
     CloseYearRequest, CloseYearResponse, CreditAccountRequest, CreditAccountResponse,
     GetAccountRequest, GetAccountResponse, ListAccountEntriesRequest, ListAccountEntriesResponse,
     OpenAccountRequest, OpenAccountResponse, account_service_server::AccountService,
 };
 use gongji_shared::{
-    IdNumber,
+    IdNumber, RegionCode,
     clock::shanghai_date,
     policy::Bucket,
     rpc::{ApiError, Idempotency, validate},
@@ -15,7 +16,9 @@ use gongji_shared::{
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use super::{Context, convert, page_token, replay, replay_after_race, status, store_failure};
+use super::{
+    Context, convert, page_token, replay, replay_after_race, status, store_failure, unavailable,
+};
 use crate::{
     domain::{Account, AccountEntry, Movement, MovementKind, close_year, credit},
     store::{Store, StoreError},
@@ -38,6 +41,46 @@ impl<S: Store> AccountApi<S> {
             .rules_on(self.ctx.clock.today())
             .map(|r| r.usable_buckets.clone())
             .unwrap_or_default()
+    }
+
+    /// A personal account belongs to an employee-insured person, in the region of that
+    /// enrollment: the registry (binding-service) says so, or no account is opened.
+    async fn check_employee_insured(
+        &self,
+        holder: &IdNumber,
+        region: &RegionCode,
+    ) -> Result<(), Status> {
+        let person = self.ctx.binding.person(holder).await.map_err(unavailable)?;
+        let Some(person) = person else {
+            return Err(status(
+                ApiError::failed_precondition(
+                    "PERSON_NOT_FOUND",
+                    "the holder is not in the registry",
+                )
+                .with_metadata("holder_id_number", holder.masked()),
+            ));
+        };
+        let employee = person
+            .employee_enrollment
+            .filter(|e| e.status != EnrollmentStatus::Terminated as i32);
+        match employee {
+            None => Err(status(
+                ApiError::failed_precondition(
+                    "HOLDER_NOT_EMPLOYEE_INSURED",
+                    "only a person with employee insurance has a personal account",
+                )
+                .with_metadata("holder_id_number", holder.masked()),
+            )),
+            Some(e) if e.region_code != region.as_str() => Err(status(
+                ApiError::failed_precondition(
+                    "REGION_MISMATCH",
+                    "region_code differs from the holder's employee-insurance region",
+                )
+                .with_metadata("region_code", region)
+                .with_metadata("registry_region_code", e.region_code),
+            )),
+            Some(_) => Ok(()),
+        }
     }
 
     async fn existing(&self, holder: &IdNumber) -> Result<Account, Status> {
@@ -70,6 +113,7 @@ impl<S: Store> AccountService for AccountApi<S> {
         if let Some(first) = replay(&self.ctx.store, &idempotency).await? {
             return Ok(Response::new(first));
         }
+        self.check_employee_insured(&holder, &region).await?;
         let account = Account {
             holder,
             region,

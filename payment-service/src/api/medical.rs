@@ -18,8 +18,8 @@ use tonic::{Request, Response, Status};
 
 use super::{
     Context, convert,
-    premium::{not_authorized, payment_id, unavailable},
-    replay, replay_after_race, status, store_failure,
+    premium::{not_authorized, payment_id},
+    replay, replay_after_race, status, store_failure, unavailable,
 };
 use crate::{
     domain::{

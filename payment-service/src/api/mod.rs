@@ -89,3 +89,15 @@ fn page_token(token: &str) -> Result<Option<i64>, Status> {
             ))
         })
 }
+
+/// binding-service could not answer: nothing moved (fail closed).
+fn unavailable(error: impl std::fmt::Display) -> Status {
+    tracing::warn!(%error, "binding-service did not answer; nothing changes");
+    status(
+        ApiError::unavailable(
+            "DEPENDENCY_UNAVAILABLE",
+            "binding-service could not be asked; nothing changed, retry later",
+        )
+        .with_metadata("dependency", "binding-service"),
+    )
+}

@@ -16,7 +16,9 @@ use gongji_shared::{
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use super::{Context, convert, page_token, replay, replay_after_race, status, store_failure};
+use super::{
+    Context, convert, page_token, replay, replay_after_race, status, store_failure, unavailable,
+};
 use crate::{
     domain::{
         Account,
@@ -44,17 +46,6 @@ struct Prepared {
     region: RegionCode,
     terms: PremiumTerms,
     split: Split,
-}
-
-pub(super) fn unavailable(error: impl std::fmt::Display) -> Status {
-    tracing::warn!(%error, "binding-service did not answer; no money moves");
-    status(
-        ApiError::unavailable(
-            "DEPENDENCY_UNAVAILABLE",
-            "binding-service could not be asked; nothing was paid, retry later",
-        )
-        .with_metadata("dependency", "binding-service"),
-    )
 }
 
 fn refusal(r: Refusal, year: CoverageYear) -> Status {

@@ -100,7 +100,7 @@ async fn refused_authorizer_not_employee_insured(backend: Backend) {
         fixtures::person(CHILD, CHILD_NAME, None, Some("340500")),
     )
     .await;
-    fixtures::fund(&mut c, EMPLOYEE, "100.00").await;
+    // Without employee insurance there is no personal account either.
     refused(
         &mut c,
         fixtures::bind_request("b"),

@@ -612,12 +612,26 @@ async fn medical_expenses_draw_own_then_family_then_other_means(backend: Backend
         return;
     };
     let mut c = env.clients_owned();
-    fixtures::family(&mut c, "50.00").await;
-    // The child also has a small account of their own (e.g. from a part-time job).
-    fixtures::fund(&mut c, CHILD, "30.00").await;
+    fixtures::register(
+        &mut c,
+        fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None),
+    )
+    .await;
+    fixtures::fund(&mut c, EMPLOYEE, "50.00").await;
+    // Her husband is employee-insured too, with a small account of his own.
+    let spouse = fixtures::id_number("19850505", 7);
+    fixtures::register(
+        &mut c,
+        fixtures::person(&spouse, "赵刚", Some("340500"), None),
+    )
+    .await;
+    fixtures::fund(&mut c, &spouse, "30.00").await;
+    let mut bind = fixtures::bind_child("bind-spouse", &spouse, "赵刚");
+    bind.relationship = gongji_proto::binding::v1::Relationship::Spouse as i32;
+    c.bindings.create_binding(bind).await.expect("bind spouse");
     let payment = c
         .medical
-        .pay_medical_expense(medical("m1", CHILD, EMPLOYEE, "100.00"))
+        .pay_medical_expense(medical("m1", &spouse, EMPLOYEE, "100.00"))
         .await
         .expect("pay")
         .into_inner()
@@ -629,14 +643,18 @@ async fn medical_expenses_draw_own_then_family_then_other_means(backend: Backend
             .map(|d| d.amount.parse::<f64>().expect("amount"))
             .sum::<f64>()
     };
-    assert_eq!(sum(&payment.own_account_draws), 30.0);
-    assert_eq!(sum(&payment.family_account_draws), 50.0);
-    assert_eq!(payment.other_means_part, "20.00");
+    assert_eq!(
+        sum(&payment.own_account_draws),
+        30.0,
+        "his own account first"
+    );
+    assert_eq!(sum(&payment.family_account_draws), 50.0, "then hers");
+    assert_eq!(payment.other_means_part, "20.00", "the rest by other means");
     assert!(
         !payment.binding_id.is_empty(),
         "the family part relied on the binding"
     );
-    assert_eq!(balances(&mut c, CHILD).await.1, "0.00");
+    assert_eq!(balances(&mut c, &spouse).await.1, "0.00");
     assert_eq!(balances(&mut c, EMPLOYEE).await.1, "0.00");
     let got = c
         .medical
@@ -651,10 +669,15 @@ async fn medical_expenses_draw_own_then_family_then_other_means(backend: Backend
     assert_eq!(got, payment);
     let retry = c
         .medical
-        .pay_medical_expense(medical("m1", CHILD, EMPLOYEE, "100.00"))
+        .pay_medical_expense(medical("m1", &spouse, EMPLOYEE, "100.00"))
         .await
         .expect("retry");
-    assert_eq!(retry.into_inner().payment.expect("payment"), payment);
+    assert_eq!(
+        retry.into_inner().payment.expect("payment"),
+        payment,
+        "a retry moves no money"
+    );
+    assert_eq!(balances(&mut c, EMPLOYEE).await.1, "0.00");
     verify_clean(&mut c).await;
     env.finish().await;
 }
@@ -717,6 +740,11 @@ async fn close_year_moves_current_into_prior_once(backend: Backend) {
         return;
     };
     let mut c = env.clients_owned();
+    fixtures::register(
+        &mut c,
+        fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None),
+    )
+    .await;
     fixtures::fund(&mut c, EMPLOYEE, "100.00").await;
     c.accounts
         .credit_account(CreditAccountRequest {
@@ -865,6 +893,39 @@ async fn accounts_refuse_bad_requests(backend: Backend) {
         return;
     };
     let mut c = env.clients_owned();
+    let open = |request_id: &str, holder: &str, region: &str| OpenAccountRequest {
+        request_id: request_id.into(),
+        holder_id_number: holder.into(),
+        region_code: region.into(),
+    };
+    // Only an employee-insured person, in their enrollment's region, has an account.
+    let r = c
+        .accounts
+        .open_account(open("o1", EMPLOYEE, "340500"))
+        .await;
+    assert_error(r, Code::FailedPrecondition, "PERSON_NOT_FOUND", DOMAIN);
+    fixtures::register(
+        &mut c,
+        fixtures::person(CHILD, CHILD_NAME, None, Some("340500")),
+    )
+    .await;
+    let r = c.accounts.open_account(open("o2", CHILD, "340500")).await;
+    assert_error(
+        r,
+        Code::FailedPrecondition,
+        "HOLDER_NOT_EMPLOYEE_INSURED",
+        DOMAIN,
+    );
+    fixtures::register(
+        &mut c,
+        fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None),
+    )
+    .await;
+    let r = c
+        .accounts
+        .open_account(open("o3", EMPLOYEE, "340100"))
+        .await;
+    assert_error(r, Code::FailedPrecondition, "REGION_MISMATCH", DOMAIN);
     fixtures::fund(&mut c, EMPLOYEE, "10.00").await;
     let r = c
         .accounts
