@@ -1,8 +1,8 @@
 //! Command-line flags and their environment variables.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::net::SocketAddr;
 
-use gongji_shared::{Clock, rpc::telemetry::LogFormat};
+use gongji_shared::flags::CommonFlags;
 
 /// binding-service settings.
 #[derive(Debug, Clone, clap::Parser)]
@@ -24,9 +24,6 @@ pub struct Config {
     /// Most PostgreSQL connections.
     #[arg(long, env = "BINDING_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
-    /// Policy file (TOML); the compiled-in Anhui default when absent.
-    #[arg(long, env = "GONGJI_POLICY")]
-    pub policy: Option<PathBuf>,
     /// payment-service, asked for authorizers' balances.
     #[arg(
         long,
@@ -34,14 +31,7 @@ pub struct Config {
         default_value = "http://127.0.0.1:50052"
     )]
     pub payment_addr: String,
-    /// Log format.
-    #[arg(long, env = "GONGJI_LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
-    /// "system", or a fixed RFC 3339 time for demos and tests (e.g. 2024-11-15T10:00:00+08:00).
-    #[arg(long, env = "GONGJI_CLOCK", default_value = "system", value_parser = parse_clock)]
-    pub clock: Clock,
-}
-
-fn parse_clock(value: &str) -> Result<Clock, String> {
-    Clock::parse(value).map_err(|e| e.to_string())
+    /// Policy, log format and clock, the same for both services.
+    #[command(flatten)]
+    pub common: CommonFlags,
 }

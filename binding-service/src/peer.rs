@@ -3,11 +3,10 @@
 use std::time::Duration;
 
 use gongji_proto::payment::v1::{GetAccountRequest, account_service_client::AccountServiceClient};
-use gongji_shared::{IdNumber, Money, rpc::telemetry};
+use gongji_shared::{IdNumber, Money, rpc::telemetry::TraceContextInterceptor};
 use tonic::{
-    Code, Request, Status,
+    Code,
     codegen::InterceptedService,
-    service::Interceptor,
     transport::{Channel, Endpoint},
 };
 
@@ -16,21 +15,10 @@ use tonic::{
 #[error("payment-service unavailable: {0}")]
 pub struct Unavailable(String);
 
-/// Adds the current trace context to every outgoing call.
-#[derive(Clone, Copy)]
-pub struct TraceContext;
-
-impl Interceptor for TraceContext {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        telemetry::inject_current_context(request.metadata_mut());
-        Ok(request)
-    }
-}
-
 /// A lazily connected client of payment-service's AccountService.
 #[derive(Clone)]
 pub struct PaymentPeer {
-    client: AccountServiceClient<InterceptedService<Channel, TraceContext>>,
+    client: AccountServiceClient<InterceptedService<Channel, TraceContextInterceptor>>,
 }
 
 impl PaymentPeer {
@@ -45,7 +33,7 @@ impl PaymentPeer {
             .connect_timeout(Duration::from_millis(connect_timeout_ms))
             .connect_lazy();
         Ok(Self {
-            client: AccountServiceClient::with_interceptor(channel, TraceContext),
+            client: AccountServiceClient::with_interceptor(channel, TraceContextInterceptor),
         })
     }
 

@@ -34,10 +34,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let policy = match &config.policy {
-        Some(path) => Policy::load(path)?,
-        None => Policy::anhui_default()?,
-    };
+    let policy = Policy::load_or_default(config.common.policy.as_deref())?;
     let limits = Limits::default();
     match AnyStore::connect(&config.database_url, config.db_max_connections)
         .await
@@ -70,7 +67,7 @@ async fn run_with<S: Store>(
     let ctx = Context {
         store: store.clone(),
         policy: Arc::new(policy),
-        clock: config.clock,
+        clock: config.common.clock,
         payment,
         events: Arc::new(tokio::sync::Notify::new()),
         stopping,

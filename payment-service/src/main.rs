@@ -8,7 +8,7 @@ use payment_service::{config::Config, server};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    let _telemetry = telemetry::init("payment-service", config.log_format)?;
+    let _telemetry = telemetry::init("payment-service", config.common.log_format)?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
     server::run(config, listener, termination_signal()).await
 }

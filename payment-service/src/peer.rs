@@ -9,11 +9,9 @@ use gongji_proto::binding::v1::{
     Purpose, binding_service_client::BindingServiceClient,
     registry_service_client::RegistryServiceClient,
 };
-use gongji_shared::{IdNumber, rpc::telemetry};
+use gongji_shared::{IdNumber, rpc::telemetry::TraceContextInterceptor};
 use tonic::{
-    Request, Status,
     codegen::InterceptedService,
-    service::Interceptor,
     transport::{Channel, Endpoint},
 };
 use tonic_health::{
@@ -34,22 +32,11 @@ const BINDING_SERVICE: &str = "gongji.binding.v1.BindingService";
 #[error("binding-service unavailable: {0}")]
 pub struct Unavailable(String);
 
-/// Adds the current trace context to every outgoing call.
-#[derive(Clone, Copy)]
-pub struct TraceContext;
-
-impl Interceptor for TraceContext {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        telemetry::inject_current_context(request.metadata_mut());
-        Ok(request)
-    }
-}
-
 /// A lazily connected client of binding-service.
 #[derive(Clone)]
 pub struct BindingPeer {
-    client: BindingServiceClient<InterceptedService<Channel, TraceContext>>,
-    registry: RegistryServiceClient<InterceptedService<Channel, TraceContext>>,
+    client: BindingServiceClient<InterceptedService<Channel, TraceContextInterceptor>>,
+    registry: RegistryServiceClient<InterceptedService<Channel, TraceContextInterceptor>>,
     health: HealthClient<Channel>,
 }
 
@@ -65,8 +52,14 @@ impl BindingPeer {
             .connect_timeout(Duration::from_millis(connect_timeout_ms))
             .connect_lazy();
         Ok(Self {
-            client: BindingServiceClient::with_interceptor(channel.clone(), TraceContext),
-            registry: RegistryServiceClient::with_interceptor(channel.clone(), TraceContext),
+            client: BindingServiceClient::with_interceptor(
+                channel.clone(),
+                TraceContextInterceptor,
+            ),
+            registry: RegistryServiceClient::with_interceptor(
+                channel.clone(),
+                TraceContextInterceptor,
+            ),
             health: HealthClient::new(channel),
         })
     }

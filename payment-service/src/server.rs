@@ -35,10 +35,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let policy = match &config.policy {
-        Some(path) => Policy::load(path)?,
-        None => Policy::anhui_default()?,
-    };
+    let policy = Policy::load_or_default(config.common.policy.as_deref())?;
     match AnyStore::connect(&config.database_url, config.db_max_connections)
         .await
         .context("cannot open the database")?
@@ -65,7 +62,7 @@ async fn run_with<S: Store>(
     let ctx = Context {
         store: store.clone(),
         policy: Arc::new(policy),
-        clock: config.clock,
+        clock: config.common.clock,
         binding: binding.clone(),
     };
     let all: Vec<&str> = INDEPENDENT_SERVICES

@@ -54,3 +54,57 @@ pub async fn postgres_pool(url: &str, max_connections: u32) -> Result<PgPool, sq
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
+
+/// Defines, for one sqlx database, the two statements of idempotency (AIP-155) every store
+/// runs against its `idempotency` table: `save_response` (inside the effect's transaction;
+/// a request ID stored before becomes `$taken`) and `saved_response_of`.
+#[macro_export]
+macro_rules! idempotency_sql {
+    ($db:ty, $error:ty, $taken:expr) => {
+        /// Records the response under its request ID inside the effect's transaction.
+        async fn save_response(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            idempotency: &$crate::rpc::Idempotency,
+            response: &[u8],
+            at: chrono::DateTime<chrono::Utc>,
+        ) -> Result<(), $error> {
+            sqlx::query(
+                "INSERT INTO idempotency (request_id, operation, fingerprint, response, create_time) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&idempotency.request_id)
+            .bind(idempotency.operation)
+            .bind(&idempotency.fingerprint)
+            .bind(response)
+            .bind(at)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| {
+                if $crate::db::is_unique_violation(&e) {
+                    $taken
+                } else {
+                    <$error>::from(e)
+                }
+            })?;
+            Ok(())
+        }
+
+        /// The response recorded under a request ID, if any.
+        async fn saved_response_of(
+            pool: &sqlx::Pool<$db>,
+            request_id: &str,
+        ) -> Result<Option<$crate::rpc::SavedResponse>, $error> {
+            let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+                "SELECT operation, fingerprint, response FROM idempotency WHERE request_id = $1",
+            )
+            .bind(request_id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(|(operation, fingerprint, response)| $crate::rpc::SavedResponse {
+                operation,
+                fingerprint,
+                response,
+            }))
+        }
+    };
+}

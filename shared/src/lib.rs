@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod coverage_year;
 pub mod db;
+pub mod flags;
 pub mod id_number;
 pub mod money;
 pub mod person_name;

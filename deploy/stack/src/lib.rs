@@ -6,7 +6,7 @@ pub mod demo;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
-use gongji_shared::{Clock, rpc::telemetry::LogFormat};
+use gongji_shared::{Clock, flags::CommonFlags, rpc::telemetry::LogFormat};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -187,15 +187,21 @@ pub async fn health(url: &str, service: &str) -> Option<ServingStatus> {
     ServingStatus::try_from(response.get_ref().status).ok()
 }
 
+fn common(config: &StackConfig) -> CommonFlags {
+    CommonFlags {
+        policy: config.policy.clone(),
+        log_format: LogFormat::Text,
+        clock: config.clock,
+    }
+}
+
 fn start_binding(config: &StackConfig, listener: TcpListener) -> Running {
     let service_config = binding_service::config::Config {
         listen_addr: config.binding_addr,
         database_url: config.binding_database_url.clone(),
         db_max_connections: 10,
-        policy: config.policy.clone(),
         payment_addr: format!("http://{}", config.payment_addr),
-        log_format: LogFormat::Text,
-        clock: config.clock,
+        common: common(config),
     };
     spawn(config.binding_addr, |stop| {
         binding_service::server::run(service_config, listener, stop)
@@ -207,11 +213,9 @@ fn start_payment(config: &StackConfig, listener: TcpListener) -> Running {
         listen_addr: config.payment_addr,
         database_url: config.payment_database_url.clone(),
         db_max_connections: 10,
-        policy: config.policy.clone(),
         binding_addr: format!("http://{}", config.binding_addr),
         peer_probe_interval_ms: config.peer_probe_interval_ms,
-        log_format: LogFormat::Text,
-        clock: config.clock,
+        common: common(config),
     };
     spawn(config.payment_addr, |stop| {
         payment_service::server::run(service_config, listener, stop)

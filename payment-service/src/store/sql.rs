@@ -281,13 +281,6 @@ pub(super) struct PaidYearRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(super) struct SavedRow {
-    pub operation: String,
-    pub fingerprint: String,
-    pub response: Vec<u8>,
-}
-
-#[derive(sqlx::FromRow)]
 pub(super) struct PremiumRow {
     payment_id: String,
     request_id: String,
@@ -408,17 +401,7 @@ macro_rules! sql_store {
                 &self,
                 request_id: &str,
             ) -> Result<Option<gongji_shared::rpc::SavedResponse>, $crate::store::StoreError> {
-                let row: Option<$crate::store::sql::SavedRow> = sqlx::query_as(
-                    "SELECT operation, fingerprint, response FROM idempotency WHERE request_id = $1",
-                )
-                .bind(request_id)
-                .fetch_optional(&self.pool)
-                .await?;
-                Ok(row.map(|r| gongji_shared::rpc::SavedResponse {
-                    operation: r.operation,
-                    fingerprint: r.fingerprint,
-                    response: r.response,
-                }))
+                saved_response_of(&self.pool, request_id).await
             }
 
             async fn open_account(
@@ -1010,25 +993,10 @@ macro_rules! sql_store {
             Ok(ids)
         }
 
-        /// Records the response under its request ID inside the effect's transaction.
-        async fn save_response(
-            tx: &mut sqlx::Transaction<'_, $db>,
-            idempotency: &gongji_shared::rpc::Idempotency,
-            response: &[u8],
-            at: chrono::DateTime<chrono::Utc>,
-        ) -> Result<(), $crate::store::StoreError> {
-            sqlx::query(
-                "INSERT INTO idempotency (request_id, operation, fingerprint, response, create_time) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&idempotency.request_id)
-            .bind(idempotency.operation)
-            .bind(&idempotency.fingerprint)
-            .bind(response)
-            .bind(at)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| $crate::store::sql::unique_or(e, $crate::store::StoreError::RequestIdTaken))?;
-            Ok(())
-        }
+        gongji_shared::idempotency_sql!(
+            $db,
+            $crate::store::StoreError,
+            $crate::store::StoreError::RequestIdTaken
+        );
     };
 }

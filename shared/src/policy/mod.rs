@@ -102,6 +102,14 @@ impl Policy {
         Self::parse(ANHUI_DEFAULT_TOML, "deploy/policy/anhui.toml")
     }
 
+    /// The policy file named at start-up, or the compiled-in default when none is.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Self, PolicyError> {
+        match path {
+            Some(path) => Self::load(path),
+            None => Self::anhui_default(),
+        }
+    }
+
     /// Reads and validates a policy file.
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
         let origin = path.display().to_string();

@@ -101,6 +101,21 @@ pub fn inject_current_context(metadata: &mut tonic::metadata::MetadataMap) {
     });
 }
 
+/// A client interceptor that adds the current trace context to every outgoing call, so a
+/// caller's `traceparent` continues into the calls this service makes to its peer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TraceContextInterceptor;
+
+impl tonic::service::Interceptor for TraceContextInterceptor {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        inject_current_context(request.metadata_mut());
+        Ok(request)
+    }
+}
+
 /// The trace ID of the current span, as 32 hex characters (for tests and logs).
 pub fn current_trace_id() -> String {
     use opentelemetry::trace::TraceContextExt as _;

@@ -82,6 +82,34 @@ async fn list_services(url: String) -> Vec<String> {
     names
 }
 
+async fn list_services_v1(url: String) -> Vec<String> {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection v1")
+        .into_inner();
+    let response = responses.next().await.expect("one response").expect("ok");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer {response:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    names
+}
+
 async fn reflection_lists_each_servers_services(backend: Backend) {
     let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
         return;
@@ -113,6 +141,11 @@ async fn reflection_lists_each_servers_services(backend: Backend) {
     payment.sort();
     assert_eq!(list_services(env.stack.binding_url()).await, binding);
     assert_eq!(list_services(env.stack.payment_url()).await, payment);
+    assert_eq!(
+        list_services_v1(env.stack.payment_url()).await,
+        payment,
+        "reflection v1 too"
+    );
     env.finish().await;
 }
 
