@@ -48,17 +48,13 @@ impl<S> BindingApi<S> {
 }
 
 fn binding_id(value: &str) -> Result<String, Status> {
-    if value.is_empty()
-        || value.len() > MAX_BINDING_ID_LEN
-        || !value.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return Err(status(ApiError::invalid_argument(
-            "INVALID_BINDING_ID",
-            "binding_id",
-            format!("binding_id has 1 to {MAX_BINDING_ID_LEN} printable ASCII characters"),
-        )));
-    }
-    Ok(value.to_owned())
+    validate::identifier(
+        value,
+        "binding_id",
+        "INVALID_BINDING_ID",
+        MAX_BINDING_ID_LEN,
+    )
+    .map_err(status)
 }
 
 /// The error for a refused application: the first failure is the reason, every failure a
@@ -247,28 +243,11 @@ impl<S: Store> BindingService for BindingApi<S> {
         request: Request<ListBindingsRequest>,
     ) -> Result<Response<ListBindingsResponse>, Status> {
         let r = request.get_ref();
-        let (as_authorizer, person) = match (
-            r.authorizer_id_number.is_empty(),
-            r.beneficiary_id_number.is_empty(),
-        ) {
-            (false, true) => (
-                true,
-                validate::id_number(&r.authorizer_id_number, "authorizer_id_number"),
-            ),
-            (true, false) => (
-                false,
-                validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number"),
-            ),
-            _ => (
-                true,
-                Err(ApiError::invalid_argument(
-                    "INVALID_FILTER",
-                    "authorizer_id_number",
-                    "set exactly one of authorizer_id_number and beneficiary_id_number",
-                )),
-            ),
-        };
-        let person = person.map_err(status)?;
+        let (as_authorizer, person) = validate::one_of_two_people(
+            (&r.authorizer_id_number, "authorizer_id_number"),
+            (&r.beneficiary_id_number, "beneficiary_id_number"),
+        )
+        .map_err(status)?;
         let states = r
             .states
             .iter()

@@ -228,17 +228,13 @@ fn other_means(
 }
 
 pub(super) fn payment_id(value: &str) -> Result<String, Status> {
-    if value.is_empty()
-        || value.len() > MAX_PAYMENT_ID_LEN
-        || !value.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return Err(status(ApiError::invalid_argument(
-            "INVALID_PAYMENT_ID",
-            "payment_id",
-            format!("payment_id has 1 to {MAX_PAYMENT_ID_LEN} printable ASCII characters"),
-        )));
-    }
-    Ok(value.to_owned())
+    validate::identifier(
+        value,
+        "payment_id",
+        "INVALID_PAYMENT_ID",
+        MAX_PAYMENT_ID_LEN,
+    )
+    .map_err(status)
 }
 
 #[tonic::async_trait]
@@ -414,28 +410,11 @@ impl<S: Store> PremiumService for PremiumApi<S> {
         request: Request<ListPremiumPaymentsRequest>,
     ) -> Result<Response<ListPremiumPaymentsResponse>, Status> {
         let r = request.get_ref();
-        let (as_payer, person) = match (
-            r.payer_id_number.is_empty(),
-            r.beneficiary_id_number.is_empty(),
-        ) {
-            (false, true) => (
-                true,
-                validate::id_number(&r.payer_id_number, "payer_id_number"),
-            ),
-            (true, false) => (
-                false,
-                validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number"),
-            ),
-            _ => (
-                true,
-                Err(ApiError::invalid_argument(
-                    "INVALID_FILTER",
-                    "payer_id_number",
-                    "set exactly one of payer_id_number and beneficiary_id_number",
-                )),
-            ),
-        };
-        let person = person.map_err(status)?;
+        let (as_payer, person) = validate::one_of_two_people(
+            (&r.payer_id_number, "payer_id_number"),
+            (&r.beneficiary_id_number, "beneficiary_id_number"),
+        )
+        .map_err(status)?;
         let page_size = validate::page_size(r.page_size).map_err(status)?;
         let before = page_token(&r.page_token)?;
         // One more than a page tells whether another page follows.

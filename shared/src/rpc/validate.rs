@@ -124,6 +124,41 @@ pub fn known_enum<T>(
     })
 }
 
+/// An identifier this system issued (a binding or payment ID): 1 to `max_len` printable
+/// ASCII characters.
+pub fn identifier(
+    value: &str,
+    field: &str,
+    reason: &str,
+    max_len: usize,
+) -> Result<String, ApiError> {
+    if value.is_empty() || value.len() > max_len || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::invalid_argument(
+            reason,
+            field,
+            format!("{field} has 1 to {max_len} printable ASCII characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// A list filter naming exactly one of two people: `(true, id)` when it is the first.
+pub fn one_of_two_people(
+    first: (&str, &str),
+    second: (&str, &str),
+) -> Result<(bool, IdNumber), ApiError> {
+    let ((first_value, first_field), (second_value, second_field)) = (first, second);
+    match (first_value.is_empty(), second_value.is_empty()) {
+        (false, true) => Ok((true, id_number(first_value, first_field)?)),
+        (true, false) => Ok((false, id_number(second_value, second_field)?)),
+        _ => Err(ApiError::invalid_argument(
+            "INVALID_FILTER",
+            first_field,
+            format!("set exactly one of {first_field} and {second_field}"),
+        )),
+    }
+}
+
 fn truncate(value: &str, max_chars: usize) -> String {
     value.chars().take(max_chars).collect()
 }
@@ -155,6 +190,32 @@ mod tests {
         assert_eq!(page_size(100).unwrap(), 100);
         assert!(page_size(101).is_err());
         assert!(page_size(-1).is_err());
+    }
+
+    #[test]
+    fn a_filter_names_exactly_one_person() {
+        let id = "34052419800101001X";
+        assert!(one_of_two_people((id, "a"), ("", "b")).unwrap().0);
+        assert!(!one_of_two_people(("", "a"), (id, "b")).unwrap().0);
+        assert_eq!(
+            one_of_two_people(("", "a"), ("", "b"))
+                .unwrap_err()
+                .reason(),
+            "INVALID_FILTER"
+        );
+        assert_eq!(
+            one_of_two_people((id, "a"), (id, "b"))
+                .unwrap_err()
+                .reason(),
+            "INVALID_FILTER"
+        );
+    }
+
+    #[test]
+    fn identifiers_are_short_printable_ascii() {
+        assert!(identifier("7f1c1f5e-2b0e", "payment_id", "INVALID_PAYMENT_ID", 64).is_ok());
+        assert!(identifier("", "payment_id", "INVALID_PAYMENT_ID", 64).is_err());
+        assert!(identifier("a b", "payment_id", "INVALID_PAYMENT_ID", 64).is_err());
     }
 
     #[test]
