@@ -894,7 +894,11 @@ async fn list_pages_are_stable(backend: Backend) {
     }
     for child in &children[..3] {
         c.bindings
-            .create_binding(fixtures::bind_child(child, child, "李某"))
+            .create_binding(fixtures::bind_child(
+                &fixtures::opaque("bind"),
+                child,
+                "李某",
+            ))
             .await
             .expect("bind");
     }
@@ -913,7 +917,7 @@ async fn list_pages_are_stable(backend: Backend) {
     assert_eq!(first.bindings.len(), 2);
     // Added between pages: it comes after the ones already listed.
     c.bindings
-        .create_binding(fixtures::bind_child(&children[3], &children[3], "李某"))
+        .create_binding(fixtures::bind_child("bind-4", &children[3], "李某"))
         .await
         .expect("bind");
     let second = c

@@ -57,7 +57,7 @@ async fn two_hundred_concurrent_debits_never_overdraw(backend: Backend) {
                 fixtures::person(&child, "孩子", None, Some("340500")),
             )
             .await;
-            let mut bind = fixtures::bind_child(&format!("bind-{child}"), &child, "孩子");
+            let mut bind = fixtures::bind_child(&fixtures::opaque("bind"), &child, "孩子");
             bind.authorizer_id_number = payer.clone();
             c.bindings.create_binding(bind).await.expect("bind");
             families.push((payer.clone(), child));

@@ -17,6 +17,11 @@ pub const EMPLOYEE_NAME: &str = "李娜";
 pub const CHILD: &str = "340504201801100012";
 pub const CHILD_NAME: &str = "李子轩";
 
+/// A fresh request ID that carries no personal data (request IDs end up in logs).
+pub fn opaque(what: &str) -> String {
+    format!("{what}-{}", uuid::Uuid::new_v4().simple())
+}
+
 pub fn enrollment(region: &str) -> Option<Enrollment> {
     Some(Enrollment {
         region_code: region.to_owned(),
@@ -42,7 +47,7 @@ pub fn person(
 pub async fn register(c: &mut Clients, p: InsuredPerson) {
     c.registry
         .upsert_insured_person(UpsertInsuredPersonRequest {
-            request_id: format!("register-{}", p.id_number),
+            request_id: opaque("register"),
             person: Some(p),
         })
         .await
@@ -53,7 +58,7 @@ pub async fn register(c: &mut Clients, p: InsuredPerson) {
 pub async fn fund(c: &mut Clients, holder: &str, prior_years: &str) {
     c.accounts
         .open_account(OpenAccountRequest {
-            request_id: format!("open-{holder}"),
+            request_id: opaque("open"),
             holder_id_number: holder.to_owned(),
             region_code: "340500".to_owned(),
         })
@@ -61,7 +66,7 @@ pub async fn fund(c: &mut Clients, holder: &str, prior_years: &str) {
         .expect("open account");
     c.accounts
         .credit_account(CreditAccountRequest {
-            request_id: format!("credit-{holder}"),
+            request_id: opaque("credit"),
             holder_id_number: holder.to_owned(),
             amount: prior_years.to_owned(),
             bucket: Bucket::PriorYears as i32,

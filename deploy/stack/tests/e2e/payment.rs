@@ -563,7 +563,12 @@ async fn two_payers_racing_for_one_beneficiary_make_one_premium(backend: Backend
             let mut premiums = c.premiums.clone();
             tokio::spawn(async move {
                 premiums
-                    .pay_premium(pay(&format!("{payer}-{n}"), &payer, CHILD, 2025))
+                    .pay_premium(pay(
+                        &fixtures::opaque(&format!("race-{n}")),
+                        &payer,
+                        CHILD,
+                        2025,
+                    ))
                     .await
             })
         })
