@@ -3,7 +3,7 @@
 //! Every date the rules use (collection windows, business days, policy versions) is an
 //! Asia/Shanghai calendar date, whatever the host's time zone.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use chrono_tz::Asia::Shanghai;
 
 /// Where "now" comes from.
@@ -27,14 +27,15 @@ impl Clock {
             return Ok(Self::System);
         }
         DateTime::parse_from_rfc3339(input)
-            .map(|t| Self::Fixed(t.with_timezone(&Utc)))
+            .map(|t| Self::Fixed(t.with_timezone(&Utc).trunc_subsecs(6)))
             .map_err(|_| ClockError)
     }
 
-    /// The current instant.
+    /// The current instant, to the microsecond: what both databases keep, so a value read
+    /// back equals the one written.
     pub fn now(&self) -> DateTime<Utc> {
         match self {
-            Self::System => Utc::now(),
+            Self::System => Utc::now().trunc_subsecs(6),
             Self::Fixed(at) => *at,
         }
     }
@@ -70,6 +71,14 @@ mod tests {
         let early = Clock::parse("2025-01-01T00:01:00+08:00").unwrap();
         assert_eq!(early.today().to_string(), "2025-01-01");
         assert_eq!(early.now().date_naive().to_string(), "2024-12-31");
+    }
+
+    #[test]
+    fn instants_carry_at_most_microseconds() {
+        use chrono::Timelike;
+        assert_eq!(Clock::System.now().nanosecond() % 1_000, 0);
+        let fixed = Clock::parse("2024-11-15T10:00:00.123456789+08:00").unwrap();
+        assert_eq!(fixed.now().nanosecond(), 123_456_000);
     }
 
     #[test]
