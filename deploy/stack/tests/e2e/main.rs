@@ -10,3 +10,4 @@ mod contract;
 mod payment;
 mod premium;
 mod serving;
+mod tracing;
