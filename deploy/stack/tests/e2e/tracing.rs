@@ -1,7 +1,12 @@
-//! A caller's W3C `traceparent` continues through payment-service into its call to
-//! binding-service: both servers' spans carry the caller's trace ID.
+//! Telemetry seen from outside: a caller's W3C `traceparent` continues through
+//! payment-service into its call to binding-service, and the logs never carry an ID
+//! number or a name whole.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    io::Write,
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
 
 use gongji_proto::payment::v1::PayPremiumRequest;
 use opentelemetry::{global, trace::TracerProvider as _};
@@ -16,24 +21,59 @@ use crate::{
     support::{Backend, IN_WINDOW, TestEnv},
 };
 
-both_backends!(traceparent_continues_into_the_peer_call);
+both_backends!(
+    traceparent_continues_into_the_peer_call,
+    logs_never_carry_id_numbers_or_names_whole
+);
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
-/// One process-wide subscriber that keeps every finished span in memory.
-fn spans() -> &'static InMemorySpanExporter {
-    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
-    EXPORTER.get_or_init(|| {
-        let exporter = InMemorySpanExporter::default();
+/// What the process-wide subscriber keeps: every finished span, every log line.
+struct Captured {
+    spans: InMemorySpanExporter,
+    logs: Arc<Mutex<Vec<u8>>>,
+}
+
+/// Log lines go to memory.
+#[derive(Clone)]
+struct Memory(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Memory {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One subscriber for the whole test process, installed by the first test that needs it.
+fn captured() -> &'static Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let spans = InMemorySpanExporter::default();
+        let logs = Arc::new(Mutex::new(Vec::new()));
         let provider = SdkTracerProvider::builder()
-            .with_simple_exporter(exporter.clone())
+            .with_simple_exporter(spans.clone())
             .build();
         global::set_text_map_propagator(TraceContextPropagator::new());
+        let writer = Memory(logs.clone());
         let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("e2e")));
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("e2e")))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(move || writer.clone()),
+            );
         tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-        exporter
+        Captured { spans, logs }
     })
+}
+
+fn spans() -> &'static InMemorySpanExporter {
+    &captured().spans
 }
 
 fn server_spans_of_trace(rpc: &str) -> usize {
@@ -93,4 +133,45 @@ async fn traceparent_continues_into_the_peer_call(backend: Backend) {
     );
     assert!(seen.1 > 0, "binding-service's span continues it too");
     env.finish().await;
+}
+
+async fn logs_never_carry_id_numbers_or_names_whole(backend: Backend) {
+    let logs = captured().logs.clone();
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::family(&mut c, "1000.00").await;
+    // A refusal and a payment: the paths that log the most about people.
+    let mut mismatch = fixtures::bind_request(&fixtures::opaque("mismatch"));
+    mismatch.beneficiary_name = "王五".into();
+    let _ = c.bindings.create_binding(mismatch).await;
+    c.premiums
+        .pay_premium(PayPremiumRequest {
+            request_id: fixtures::opaque("logged"),
+            payer_id_number: fixtures::EMPLOYEE.into(),
+            beneficiary_id_number: fixtures::CHILD.into(),
+            coverage_year: 2025,
+            expected_amount: "400.00".into(),
+            other_means: None,
+            back_payment: false,
+        })
+        .await
+        .expect("pay");
+    env.finish().await;
+
+    let text = String::from_utf8_lossy(&logs.lock().expect("logs")).into_owned();
+    assert!(
+        text.contains("3405**********0020"),
+        "the masked form is logged"
+    );
+    for whole in [
+        fixtures::EMPLOYEE,
+        fixtures::CHILD,
+        fixtures::EMPLOYEE_NAME,
+        fixtures::CHILD_NAME,
+        "王五",
+    ] {
+        assert!(!text.contains(whole), "{whole} appears whole in the logs");
+    }
 }
