@@ -84,3 +84,32 @@ async fn sigterm_drains_and_exits_zero() {
     );
     assert_eq!(status(&url).await, None, "nothing listens any more");
 }
+
+#[test]
+fn a_bad_policy_file_stops_start_up_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let text = gongji_shared::policy::ANHUI_DEFAULT_TOML.replacen(
+        "amount = \"400.00\"",
+        "amount = \"-400.00\"",
+        1,
+    );
+    let line = text.lines().position(|l| l.contains("-400.00")).unwrap() + 1;
+    std::fs::write(&policy, text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_binding-service"))
+        .arg("--listen-addr")
+        .arg("127.0.0.1:0")
+        .arg("--database-url")
+        .arg(format!(
+            "sqlite://{}",
+            dir.path().join("binding.db").display()
+        ))
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "start-up must fail");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("policy.toml:{line}:")), "{stderr}");
+    assert!(stderr.contains("must not be negative"), "{stderr}");
+}
