@@ -18,6 +18,7 @@ use crate::{
 };
 
 both_backends!(
+    shutdown_ends_event_streams_and_drains_quickly,
     every_service_is_serving,
     reflection_lists_each_servers_services,
     binding_outage_fails_closed
@@ -232,5 +233,35 @@ async fn binding_outage_fails_closed(backend: Backend) {
         ServingStatus::Serving,
     )
     .await;
+    env.finish().await;
+}
+
+async fn shutdown_ends_event_streams_and_drains_quickly(backend: Backend) {
+    let Some(mut env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    let mut stream = c
+        .bindings
+        .watch_binding_events(gongji_proto::binding::v1::WatchBindingEventsRequest {
+            after_sequence: 0,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let started = std::time::Instant::now();
+    env.stack.stop_binding().await.expect("a clean stop");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "an open stream must not hold the drain until its timeout"
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("the stream ends");
+    match ended {
+        Some(Err(status)) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+        None => {}
+        Some(Ok(event)) => panic!("no events were written, got {event:?}"),
+    }
     env.finish().await;
 }
