@@ -116,12 +116,7 @@ async fn refused_authorizer_status_abnormal(backend: Backend) {
         return;
     };
     let mut c = env.clients_owned();
-    let mut employee = fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None);
-    employee
-        .employee_enrollment
-        .as_mut()
-        .expect("enrollment")
-        .status = EnrollmentStatus::Suspended as i32;
+    let employee = fixtures::employee_with(EnrollmentStatus::Suspended);
     fixtures::register(&mut c, employee).await;
     fixtures::register(
         &mut c,
@@ -144,16 +139,7 @@ async fn refused_authorizer_no_balance(backend: Backend) {
         return;
     };
     let mut c = env.clients_owned();
-    fixtures::register(
-        &mut c,
-        fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None),
-    )
-    .await;
-    fixtures::register(
-        &mut c,
-        fixtures::person(CHILD, CHILD_NAME, None, Some("340500")),
-    )
-    .await;
+    fixtures::parent_and_child(&mut c).await;
     // No account at all, then an account with only current-year money (not usable by family).
     refused(
         &mut c,
@@ -195,11 +181,7 @@ async fn refused_person_not_found(backend: Backend) {
         return;
     };
     let mut c = env.clients_owned();
-    fixtures::register(
-        &mut c,
-        fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None),
-    )
-    .await;
+    fixtures::employee(&mut c).await;
     fixtures::fund(&mut c, EMPLOYEE, "100.00").await;
     refused(
         &mut c,
@@ -229,11 +211,7 @@ async fn refused_beneficiary_not_insured(backend: Backend) {
         return;
     };
     let mut c = env.clients_owned();
-    fixtures::register(
-        &mut c,
-        fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None),
-    )
-    .await;
+    fixtures::employee(&mut c).await;
     let mut child = fixtures::person(CHILD, CHILD_NAME, None, Some("340500"));
     child
         .resident_enrollment
@@ -303,11 +281,7 @@ async fn refused_self_binding(backend: Backend) {
         return;
     };
     let mut c = env.clients_owned();
-    fixtures::register(
-        &mut c,
-        fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None),
-    )
-    .await;
+    fixtures::employee(&mut c).await;
     fixtures::fund(&mut c, EMPLOYEE, "100.00").await;
     let request = fixtures::bind_child("b", EMPLOYEE, EMPLOYEE_NAME);
     assert_error(
@@ -347,11 +321,7 @@ async fn refused_binding_limit_reached(backend: Backend) {
         return;
     };
     let mut c = env.clients_owned();
-    fixtures::register(
-        &mut c,
-        fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None),
-    )
-    .await;
+    fixtures::employee(&mut c).await;
     fixtures::fund(&mut c, EMPLOYEE, "100.00").await;
     // The default cap is 6 beneficiaries.
     for n in 1..=7 {
@@ -384,11 +354,7 @@ async fn proxy_bindings_cross_provinces_and_never_authorize_money(backend: Backe
         return;
     };
     let mut c = env.clients_owned();
-    fixtures::register(
-        &mut c,
-        fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None),
-    )
-    .await;
+    fixtures::employee(&mut c).await;
     fixtures::register(
         &mut c,
         fixtures::person(CHILD, CHILD_NAME, None, Some("320500")),
@@ -661,12 +627,7 @@ async fn registry_changes_end_dependent_bindings(backend: Backend) {
         .expect("rebind")
         .into_inner();
     let second = second.binding.expect("binding");
-    let mut employee = fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None);
-    employee
-        .employee_enrollment
-        .as_mut()
-        .expect("enrollment")
-        .status = EnrollmentStatus::Terminated as i32;
+    let employee = fixtures::employee_with(EnrollmentStatus::Terminated);
     assert_eq!(
         upsert(&mut c, "terminate", employee).await,
         std::slice::from_ref(&second.binding_id)
@@ -684,12 +645,7 @@ async fn a_suspended_authorizer_keeps_the_binding_but_cannot_pay(backend: Backen
     };
     let mut c = env.clients_owned();
     let binding = fixtures::family(&mut c, "100.00").await;
-    let mut employee = fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None);
-    employee
-        .employee_enrollment
-        .as_mut()
-        .expect("enrollment")
-        .status = EnrollmentStatus::Suspended as i32;
+    let employee = fixtures::employee_with(EnrollmentStatus::Suspended);
     assert!(
         upsert(&mut c, "suspend", employee).await.is_empty(),
         "suspension ends nothing"
@@ -876,11 +832,7 @@ async fn list_pages_are_stable(backend: Backend) {
         return;
     };
     let mut c = env.clients_owned();
-    fixtures::register(
-        &mut c,
-        fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None),
-    )
-    .await;
+    fixtures::employee(&mut c).await;
     fixtures::fund(&mut c, EMPLOYEE, "100.00").await;
     let children: Vec<String> = (1..=4)
         .map(|n| fixtures::id_number("20150505", n))

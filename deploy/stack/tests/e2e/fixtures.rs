@@ -54,6 +54,26 @@ pub async fn register(c: &mut Clients, p: InsuredPerson) {
         .expect("register");
 }
 
+/// The employee's record with her employee enrollment in `status`.
+pub fn employee_with(status: EnrollmentStatus) -> InsuredPerson {
+    let mut employee = person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None);
+    if let Some(enrollment) = employee.employee_enrollment.as_mut() {
+        enrollment.status = status as i32;
+    }
+    employee
+}
+
+/// Registers the employee (Ma'anshan employee insurance).
+pub async fn employee(c: &mut Clients) {
+    register(c, person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None)).await;
+}
+
+/// Registers the employee and her son (Ma'anshan resident insurance); no account, no binding.
+pub async fn parent_and_child(c: &mut Clients) {
+    employee(c).await;
+    register(c, person(CHILD, CHILD_NAME, None, Some("340500"))).await;
+}
+
 /// Opens the employee's account and credits `prior_years` into prior-years.
 pub async fn fund(c: &mut Clients, holder: &str, prior_years: &str) {
     c.accounts
@@ -89,8 +109,7 @@ pub fn bind_request(request_id: &str) -> CreateBindingRequest {
 
 /// Registers the family, funds the employee's account with `prior_years`, binds the child.
 pub async fn family(c: &mut Clients, prior_years: &str) -> Binding {
-    register(c, person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None)).await;
-    register(c, person(CHILD, CHILD_NAME, None, Some("340500"))).await;
+    parent_and_child(c).await;
     fund(c, EMPLOYEE, prior_years).await;
     c.bindings
         .create_binding(bind_request("bind-family"))
@@ -116,7 +135,7 @@ pub fn id_number(birth: &str, sequence: u32) -> String {
 
 /// Registers the employee with a funded account, and a child of `name` insured in `region`.
 pub async fn employee_and(c: &mut Clients, child: &str, name: &str, region: &str) {
-    register(c, person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None)).await;
+    employee(c).await;
     register(c, person(child, name, None, Some(region))).await;
     fund(c, EMPLOYEE, "500.00").await;
 }

@@ -19,7 +19,7 @@ use tonic::Code;
 
 use crate::{
     both_backends,
-    fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE, EMPLOYEE_NAME},
+    fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE},
     support::{Backend, Clients, IN_WINDOW, TestEnv, assert_error},
 };
 
@@ -130,11 +130,7 @@ async fn a_beneficiary_with_employee_insurance_owes_no_resident_premium(backend:
         return;
     };
     let mut c = env.clients_owned();
-    fixtures::register(
-        &mut c,
-        fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None),
-    )
-    .await;
+    fixtures::employee(&mut c).await;
     let spouse = fixtures::id_number("19880808", 4);
     fixtures::register(
         &mut c,
@@ -617,11 +613,7 @@ async fn medical_expenses_draw_own_then_family_then_other_means(backend: Backend
         return;
     };
     let mut c = env.clients_owned();
-    fixtures::register(
-        &mut c,
-        fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None),
-    )
-    .await;
+    fixtures::employee(&mut c).await;
     fixtures::fund(&mut c, EMPLOYEE, "50.00").await;
     // Her husband is employee-insured too, with a small account of his own.
     let spouse = fixtures::id_number("19850505", 7);
@@ -692,16 +684,7 @@ async fn medical_expenses_fail_closed(backend: Backend) {
         return;
     };
     let mut c = env.clients_owned();
-    fixtures::register(
-        &mut c,
-        fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None),
-    )
-    .await;
-    fixtures::register(
-        &mut c,
-        fixtures::person(CHILD, CHILD_NAME, None, Some("340500")),
-    )
-    .await;
+    fixtures::parent_and_child(&mut c).await;
     fixtures::fund(&mut c, EMPLOYEE, "500.00").await;
     // No binding: the family account may not pay.
     let r = c
@@ -745,11 +728,7 @@ async fn close_year_moves_current_into_prior_once(backend: Backend) {
         return;
     };
     let mut c = env.clients_owned();
-    fixtures::register(
-        &mut c,
-        fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None),
-    )
-    .await;
+    fixtures::employee(&mut c).await;
     fixtures::fund(&mut c, EMPLOYEE, "100.00").await;
     c.accounts
         .credit_account(CreditAccountRequest {
@@ -921,11 +900,7 @@ async fn accounts_refuse_bad_requests(backend: Backend) {
         "HOLDER_NOT_EMPLOYEE_INSURED",
         DOMAIN,
     );
-    fixtures::register(
-        &mut c,
-        fixtures::person(EMPLOYEE, EMPLOYEE_NAME, Some("340500"), None),
-    )
-    .await;
+    fixtures::employee(&mut c).await;
     let r = c
         .accounts
         .open_account(open("o3", EMPLOYEE, "340100"))
