@@ -264,18 +264,13 @@ impl<S: Store> BindingService for BindingApi<S> {
             after,
             limit: page_size + 1,
         };
-        let mut rows = self
+        let rows = self
             .ctx
             .store
             .list_bindings(&filter)
             .await
             .map_err(store_failure)?;
-        let more = rows.len() > page_size as usize;
-        rows.truncate(page_size as usize);
-        let next_page_token = match rows.last() {
-            Some((position, _)) if more => position.to_string(),
-            _ => String::new(),
-        };
+        let (rows, next_page_token) = validate::page(rows, page_size, |(position, _)| *position);
         Ok(Response::new(ListBindingsResponse {
             bindings: rows
                 .iter()

@@ -249,18 +249,13 @@ impl<S: Store> AccountService for AccountApi<S> {
         let before = page_token(&r.page_token)?;
         self.existing(&holder).await?;
         // One more than a page tells whether another page follows.
-        let mut entries = self
+        let entries = self
             .ctx
             .store
             .entries(&holder, before, page_size + 1)
             .await
             .map_err(store_failure)?;
-        let more = entries.len() > page_size as usize;
-        entries.truncate(page_size as usize);
-        let next_page_token = match entries.last() {
-            Some(last) if more => last.entry_id.to_string(),
-            _ => String::new(),
-        };
+        let (entries, next_page_token) = validate::page(entries, page_size, |e| e.entry_id);
         Ok(Response::new(ListAccountEntriesResponse {
             entries: entries.iter().map(convert::entry_to_pb).collect(),
             next_page_token,

@@ -418,18 +418,13 @@ impl<S: Store> PremiumService for PremiumApi<S> {
         let page_size = validate::page_size(r.page_size).map_err(status)?;
         let before = page_token(&r.page_token)?;
         // One more than a page tells whether another page follows.
-        let mut rows = self
+        let rows = self
             .ctx
             .store
             .premium_payments(&person, as_payer, before, page_size + 1)
             .await
             .map_err(store_failure)?;
-        let more = rows.len() > page_size as usize;
-        rows.truncate(page_size as usize);
-        let next_page_token = match rows.last() {
-            Some((position, _)) if more => position.to_string(),
-            _ => String::new(),
-        };
+        let (rows, next_page_token) = validate::page(rows, page_size, |(position, _)| *position);
         Ok(Response::new(ListPremiumPaymentsResponse {
             payments: rows
                 .iter()

@@ -159,6 +159,19 @@ pub fn one_of_two_people(
     }
 }
 
+/// Cuts one page from rows read with a limit of `page_size + 1` (one more tells whether
+/// another page follows); the token is the position of the page's last row, or empty on
+/// the last page.
+pub fn page<T>(mut rows: Vec<T>, page_size: u32, position: impl Fn(&T) -> i64) -> (Vec<T>, String) {
+    let more = rows.len() > page_size as usize;
+    rows.truncate(page_size as usize);
+    let token = match rows.last() {
+        Some(last) if more => position(last).to_string(),
+        _ => String::new(),
+    };
+    (rows, token)
+}
+
 fn truncate(value: &str, max_chars: usize) -> String {
     value.chars().take(max_chars).collect()
 }
@@ -209,6 +222,14 @@ mod tests {
                 .reason(),
             "INVALID_FILTER"
         );
+    }
+
+    #[test]
+    fn a_page_says_where_the_next_begins() {
+        let (rows, token) = page(vec![5, 7, 9], 2, |r| *r);
+        assert_eq!((rows, token.as_str()), (vec![5, 7], "7"));
+        let (rows, token) = page(vec![5, 7], 2, |r| *r);
+        assert_eq!((rows, token.as_str()), (vec![5, 7], ""));
     }
 
     #[test]
