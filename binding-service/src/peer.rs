@@ -1,7 +1,9 @@
-//! The call binding-service makes to payment-service: the authorizer's usable balance.
+//! The call binding-service makes to payment-service: the authorizer's usable balance, as
+//! the use cases' [`Balances`].
 
 use std::time::Duration;
 
+use crate::app::{Balances, PeerError};
 use gongji_proto::payment::v1::{GetAccountRequest, account_service_client::AccountServiceClient};
 use gongji_shared::{IdNumber, Money, rpc::telemetry::TraceContextInterceptor};
 use tonic::{
@@ -9,11 +11,6 @@ use tonic::{
     codegen::InterceptedService,
     transport::{Channel, Endpoint},
 };
-
-/// payment-service did not answer in time, or answered with an error of its own.
-#[derive(Debug, thiserror::Error)]
-#[error("payment-service unavailable: {0}")]
-pub struct Unavailable(String);
 
 /// A lazily connected client of payment-service's AccountService.
 #[derive(Clone)]
@@ -36,9 +33,11 @@ impl PaymentPeer {
             client: AccountServiceClient::with_interceptor(channel, TraceContextInterceptor),
         })
     }
+}
 
+impl Balances for PaymentPeer {
     /// The balance the holder's family may use; zero when the holder has no account.
-    pub async fn usable_balance(&self, holder: &IdNumber) -> Result<Money, Unavailable> {
+    async fn usable_balance(&self, holder: &IdNumber) -> Result<Money, PeerError> {
         let request = GetAccountRequest {
             holder_id_number: holder.as_str().to_owned(),
         };
@@ -46,10 +45,10 @@ impl PaymentPeer {
             Ok(response) => {
                 let account = response.into_inner().account.unwrap_or_default();
                 Money::parse(&account.usable_for_family_balance)
-                    .map_err(|_| Unavailable("payment-service sent a malformed balance".to_owned()))
+                    .map_err(|_| PeerError::Malformed("a balance that does not parse".to_owned()))
             }
             Err(status) if status.code() == Code::NotFound => Ok(Money::ZERO),
-            Err(status) => Err(Unavailable(format!(
+            Err(status) => Err(PeerError::Unavailable(format!(
                 "{:?}: {}",
                 status.code(),
                 status.message()

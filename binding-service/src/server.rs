@@ -13,7 +13,8 @@ use gongji_shared::{
 use tokio::net::TcpListener;
 
 use crate::{
-    api::{BindingApi, Context, RegistryApi},
+    api::{BindingApi, RegistryApi, Watchers},
+    app::App,
     config::Config,
     peer::PaymentPeer,
     store::{AnyStore, Store},
@@ -64,15 +65,13 @@ async fn run_with<S: Store>(
     )
     .context("bad payment-service address")?;
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
-    let ctx = Context {
-        store: store.clone(),
-        policy: Arc::new(policy),
-        clock: config.common.clock,
+    let ctx = App::new(
+        store.clone(),
         payment,
-        events: Arc::new(tokio::sync::Notify::new()),
-        stopping,
-        watchers: Arc::new(tokio::sync::Semaphore::new(MAX_WATCHERS)),
-    };
+        Arc::new(policy),
+        config.common.clock,
+    );
+    let watchers = Watchers::new(stopping, MAX_WATCHERS);
     // Event streams never end by themselves: tell them to, or draining would wait for them.
     let shutdown = async move {
         shutdown.await;
@@ -87,7 +86,7 @@ async fn run_with<S: Store>(
                 .max_encoding_message_size(limits.max_message_bytes),
         )
         .add_service(
-            BindingServiceServer::new(BindingApi::new(ctx))
+            BindingServiceServer::new(BindingApi::new(ctx, watchers))
                 .max_decoding_message_size(limits.max_message_bytes)
                 .max_encoding_message_size(limits.max_message_bytes),
         );

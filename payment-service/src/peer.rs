@@ -1,15 +1,22 @@
-//! The calls payment-service makes to binding-service: authorization before every debit
-//! for someone else, and a health probe that takes the paying services out of rotation
-//! while binding-service cannot be reached.
+//! The calls payment-service makes to binding-service: the registry and authorization
+//! before every debit for someone else (the use cases' [`Registry`], answered in
+//! payment-service's own domain types), and a health probe that takes the paying services
+//! out of rotation while binding-service cannot be reached.
 
 use std::time::Duration;
 
+use crate::{
+    app::{PeerError, Registry},
+    domain::authorization::{Authorization, Denial, Enrollment, InsuredPerson},
+};
 use gongji_proto::binding::v1::{
-    CheckAuthorizationRequest, CheckAuthorizationResponse, GetInsuredPersonRequest, InsuredPerson,
-    Purpose, binding_service_client::BindingServiceClient,
+    self as pb, CheckAuthorizationRequest, CheckAuthorizationResponse, EnrollmentStatus,
+    GetInsuredPersonRequest, binding_service_client::BindingServiceClient,
     registry_service_client::RegistryServiceClient,
 };
-use gongji_shared::{IdNumber, rpc::telemetry::TraceContextInterceptor};
+use gongji_shared::{
+    IdNumber, RegionCode, policy::Purpose, rpc::telemetry::TraceContextInterceptor,
+};
 use tonic::{
     codegen::InterceptedService,
     transport::{Channel, Endpoint},
@@ -26,11 +33,6 @@ pub const DEPENDENT_SERVICES: [&str; 2] = [
     "gongji.payment.v1.MedicalExpenseService",
 ];
 const BINDING_SERVICE: &str = "gongji.binding.v1.BindingService";
-
-/// binding-service could not answer: no money may move.
-#[derive(Debug, thiserror::Error)]
-#[error("binding-service unavailable: {0}")]
-pub struct Unavailable(String);
 
 /// A lazily connected client of binding-service.
 #[derive(Clone)]
@@ -62,43 +64,6 @@ impl BindingPeer {
             ),
             health: HealthClient::new(channel),
         })
-    }
-
-    /// Asks, fresh, whether `authorizer` may pay for `beneficiary` for `purpose`. Never cached:
-    /// a binding revoked a moment ago must not pay.
-    pub async fn check(
-        &self,
-        authorizer: &IdNumber,
-        beneficiary: &IdNumber,
-        purpose: Purpose,
-    ) -> Result<CheckAuthorizationResponse, Unavailable> {
-        let request = CheckAuthorizationRequest {
-            authorizer_id_number: authorizer.as_str().to_owned(),
-            beneficiary_id_number: beneficiary.as_str().to_owned(),
-            purpose: purpose as i32,
-        };
-        self.client
-            .clone()
-            .check_authorization(request)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|status| Unavailable(format!("{:?}: {}", status.code(), status.message())))
-    }
-
-    /// The person's registry record; `None` when the registry does not know them.
-    pub async fn person(&self, id: &IdNumber) -> Result<Option<InsuredPerson>, Unavailable> {
-        let request = GetInsuredPersonRequest {
-            id_number: id.as_str().to_owned(),
-        };
-        match self.registry.clone().get_insured_person(request).await {
-            Ok(response) => Ok(response.into_inner().person),
-            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
-            Err(status) => Err(Unavailable(format!(
-                "{:?}: {}",
-                status.code(),
-                status.message()
-            ))),
-        }
     }
 
     /// Whether binding-service says its BindingService is SERVING.
@@ -136,4 +101,103 @@ impl BindingPeer {
             }
         }
     }
+}
+
+impl Registry for BindingPeer {
+    /// Never cached: a binding revoked a moment ago must not pay.
+    async fn authorize(
+        &self,
+        authorizer: &IdNumber,
+        beneficiary: &IdNumber,
+        purpose: Purpose,
+    ) -> Result<Authorization, PeerError> {
+        let request = CheckAuthorizationRequest {
+            authorizer_id_number: authorizer.as_str().to_owned(),
+            beneficiary_id_number: beneficiary.as_str().to_owned(),
+            purpose: match purpose {
+                Purpose::Premium => pb::Purpose::Premium,
+                Purpose::MedicalExpense => pb::Purpose::MedicalExpense,
+            } as i32,
+        };
+        let answer = self
+            .client
+            .clone()
+            .check_authorization(request)
+            .await
+            .map_err(unavailable)?;
+        authorization(answer.into_inner())
+    }
+
+    async fn person(&self, id: &IdNumber) -> Result<Option<InsuredPerson>, PeerError> {
+        let request = GetInsuredPersonRequest {
+            id_number: id.as_str().to_owned(),
+        };
+        match self.registry.clone().get_insured_person(request).await {
+            Ok(response) => response
+                .into_inner()
+                .person
+                .map(|p| insured_person(&p))
+                .transpose(),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(unavailable(status)),
+        }
+    }
+}
+
+fn unavailable(status: tonic::Status) -> PeerError {
+    PeerError::Unavailable(format!("{:?}: {}", status.code(), status.message()))
+}
+
+/// binding-service's answer in this service's terms. A "no" without a reason is still a
+/// no: the answer fails closed.
+fn authorization(answer: CheckAuthorizationResponse) -> Result<Authorization, PeerError> {
+    let mut denials: Vec<Denial> = answer
+        .denials
+        .into_iter()
+        .map(|d| Denial {
+            reason: d.reason,
+            message: d.message,
+        })
+        .collect();
+    if !answer.authorized && denials.is_empty() {
+        denials.push(Denial {
+            reason: "NOT_AUTHORIZED".to_owned(),
+            message: "binding-service gave no reason".to_owned(),
+        });
+    }
+    Ok(Authorization {
+        denials,
+        binding_id: answer.binding_id,
+        binding_version: answer.binding_version,
+        authorizer_region: RegionCode::parse(&answer.authorizer_region_code).ok(),
+        beneficiary_region: RegionCode::parse(&answer.beneficiary_region_code).ok(),
+        beneficiary: answer
+            .beneficiary
+            .as_ref()
+            .map(insured_person)
+            .transpose()?,
+    })
+}
+
+fn insured_person(person: &pb::InsuredPerson) -> Result<InsuredPerson, PeerError> {
+    Ok(InsuredPerson {
+        employee: person
+            .employee_enrollment
+            .as_ref()
+            .map(enrollment)
+            .transpose()?,
+        resident: person
+            .resident_enrollment
+            .as_ref()
+            .map(enrollment)
+            .transpose()?,
+    })
+}
+
+fn enrollment(e: &pb::Enrollment) -> Result<Enrollment, PeerError> {
+    Ok(Enrollment {
+        region: RegionCode::parse(&e.region_code)
+            .map_err(|_| PeerError::Malformed("an enrollment without a valid region".to_owned()))?,
+        terminated: e.status == EnrollmentStatus::Terminated as i32,
+    })
 }

@@ -17,7 +17,8 @@ use tokio::net::TcpListener;
 use tonic_health::ServingStatus;
 
 use crate::{
-    api::{AccountApi, Context, MedicalExpenseApi, PremiumApi, SettlementApi},
+    api::{AccountApi, MedicalExpenseApi, PremiumApi, SettlementApi},
+    app::App,
     config::Config,
     peer::{BindingPeer, DEPENDENT_SERVICES},
     store::{AnyStore, Store},
@@ -59,12 +60,12 @@ async fn run_with<S: Store>(
         limits.peer_connect_timeout_ms,
     )
     .context("bad binding-service address")?;
-    let ctx = Context {
-        store: store.clone(),
-        policy: Arc::new(policy),
-        clock: config.common.clock,
-        binding: binding.clone(),
-    };
+    let ctx = App::new(
+        store.clone(),
+        binding.clone(),
+        Arc::new(policy),
+        config.common.clock,
+    );
     let all: Vec<&str> = INDEPENDENT_SERVICES
         .iter()
         .chain(&DEPENDENT_SERVICES)

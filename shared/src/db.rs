@@ -1,6 +1,7 @@
-//! Database connections both services open the same way.
+//! Database plumbing both services share: connections, the store failure type, decoders of
+//! stored values, and the idempotency table (AIP-155) with the `Database` trait over it.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{future::Future, path::Path, str::FromStr, time::Duration};
 
 use sqlx::{
     postgres::{PgPool, PgPoolOptions},
@@ -50,6 +51,79 @@ pub async fn postgres_pool(url: &str, max_connections: u32) -> Result<PgPool, sq
         .await
 }
 
+/// A store failure; `C` is what a constraint of one service's store can refuse (a business
+/// outcome its use cases turn into refusals).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError<C> {
+    /// A constraint refused the write. Nothing was written.
+    #[error("{0}")]
+    Conflict(C),
+    /// Stored data does not decode into the domain (a bug or a manual edit).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// What every store does whatever it keeps: migrations, liveness, and the first answers of
+/// state-changing calls, which every write records in its own transaction.
+pub trait Database: Clone + Send + Sync + 'static {
+    /// What the store's constraints can refuse.
+    type Conflict: std::fmt::Display + Send;
+
+    /// Applies pending migrations.
+    fn migrate(&self) -> impl Future<Output = Result<(), StoreError<Self::Conflict>>> + Send;
+
+    /// Whether the database answers.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError<Self::Conflict>>> + Send;
+
+    /// The response recorded under `request_id`, if any.
+    fn saved_response(
+        &self,
+        request_id: &str,
+    ) -> impl Future<
+        Output = Result<Option<crate::command::SavedResponse>, StoreError<Self::Conflict>>,
+    > + Send;
+}
+
+/// Decoders of stored values: a value that does not parse is a corrupt row.
+pub mod decode {
+    use super::StoreError;
+    use crate::domain::{IdNumber, Money, PersonName, RegionCode};
+
+    /// A corrupt row, naming the column.
+    pub fn corrupt<C>(what: &str) -> StoreError<C> {
+        StoreError::Corrupt(what.to_owned())
+    }
+
+    pub fn id<C>(s: &str, what: &str) -> Result<IdNumber, StoreError<C>> {
+        IdNumber::parse(s).map_err(|_| corrupt(what))
+    }
+
+    pub fn name<C>(s: &str, what: &str) -> Result<PersonName, StoreError<C>> {
+        PersonName::parse(s).map_err(|_| corrupt(what))
+    }
+
+    pub fn region<C>(s: &str, what: &str) -> Result<RegionCode, StoreError<C>> {
+        RegionCode::parse(s).map_err(|_| corrupt(what))
+    }
+
+    pub fn money<C>(fen: i64, what: &str) -> Result<Money, StoreError<C>> {
+        Money::from_fen(fen).map_err(|_| corrupt(what))
+    }
+
+    /// Maps a unique violation to the conflict `taken`, anything else to a database error.
+    pub fn unique_or<C>(error: sqlx::Error, taken: C) -> StoreError<C> {
+        if super::is_unique_violation(&error) {
+            StoreError::Conflict(taken)
+        } else {
+            StoreError::Database(error)
+        }
+    }
+}
+
 /// Whether an error is a unique-constraint violation.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
@@ -64,7 +138,7 @@ macro_rules! idempotency_sql {
         /// Records the response under its request ID inside the effect's transaction.
         async fn save_response(
             tx: &mut sqlx::Transaction<'_, $db>,
-            idempotency: &$crate::rpc::Idempotency,
+            idempotency: &$crate::command::Idempotency,
             response: &[u8],
             at: chrono::DateTime<chrono::Utc>,
         ) -> Result<(), $error> {
@@ -93,18 +167,54 @@ macro_rules! idempotency_sql {
         async fn saved_response_of(
             pool: &sqlx::Pool<$db>,
             request_id: &str,
-        ) -> Result<Option<$crate::rpc::SavedResponse>, $error> {
+        ) -> Result<Option<$crate::command::SavedResponse>, $error> {
             let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
                 "SELECT operation, fingerprint, response FROM idempotency WHERE request_id = $1",
             )
             .bind(request_id)
             .fetch_optional(pool)
             .await?;
-            Ok(row.map(|(operation, fingerprint, response)| $crate::rpc::SavedResponse {
+            Ok(row.map(|(operation, fingerprint, response)| $crate::command::SavedResponse {
                 operation,
                 fingerprint,
                 response,
             }))
         }
+    };
+}
+
+/// Implements [`Database`] for `$store` (a struct with a `pool` of `$db`), with migrations
+/// from `$migrations` (relative to the expanding crate) and `$taken` the conflict of a
+/// request ID stored first; defines `save_response` for the store's other writes.
+#[macro_export]
+macro_rules! database_sql {
+    ($store:ident, $db:ty, $migrations:literal, $conflict:ty, $taken:expr) => {
+        impl $crate::db::Database for $store {
+            type Conflict = $conflict;
+
+            async fn migrate(&self) -> Result<(), $crate::db::StoreError<$conflict>> {
+                sqlx::migrate!($migrations).run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> Result<(), $crate::db::StoreError<$conflict>> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn saved_response(
+                &self,
+                request_id: &str,
+            ) -> Result<Option<$crate::command::SavedResponse>, $crate::db::StoreError<$conflict>>
+            {
+                saved_response_of(&self.pool, request_id).await
+            }
+        }
+
+        $crate::idempotency_sql!(
+            $db,
+            $crate::db::StoreError<$conflict>,
+            $crate::db::StoreError::Conflict($taken)
+        );
     };
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::{Clock, rpc::telemetry::LogFormat};
+use crate::{domain::Clock, rpc::telemetry::LogFormat};
 
 /// Policy file, log format and clock.
 #[derive(Debug, Clone, clap::Args)]

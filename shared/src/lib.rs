@@ -1,29 +1,21 @@
-//! Domain types and runtime plumbing shared by binding-service and payment-service.
+//! What binding-service and payment-service share, in two halves a reader can tell apart:
 //!
-//! The domain types (`IdNumber`, `PersonName`, `RegionCode`, `Money`, `Relationship`,
-//! `CoverageYear`, `Policy`, `Clock`) hold no I/O and no tonic types. The `rpc` module is
-//! the gRPC plumbing both servers share: AIP-193 errors, limits, health, reflection,
-//! graceful shutdown and telemetry.
+//! - [`domain`]: the domain types (`IdNumber`, `PersonName`, `RegionCode`, `Money`,
+//!   `Relationship`, `CoverageYear`, `Policy`, `Clock`). No I/O, no tonic, no SQL.
+//! - the plumbing: [`command`] (the idempotent-command record use cases and stores pass
+//!   around; no tonic, no SQL), [`rpc`] (gRPC: AIP-193 errors, the idempotent-command
+//!   runner, limits, health, reflection, shutdown, telemetry), [`db`] (connections and the
+//!   idempotency SQL) and [`flags`] (the command-line flags both binaries take).
+//!
+//! The domain types are re-exported here because every crate names them.
 
-pub mod clock;
-pub mod coverage_year;
+pub mod command;
 pub mod db;
+pub mod domain;
 pub mod flags;
-pub mod id_number;
-pub mod money;
-pub mod person_name;
-pub mod policy;
-pub mod region;
-pub mod relationship;
-pub mod request_id;
 pub mod rpc;
 
-pub use clock::Clock;
-pub use coverage_year::CoverageYear;
-pub use id_number::IdNumber;
-pub use money::Money;
-pub use person_name::PersonName;
-pub use policy::Policy;
-pub use region::RegionCode;
-pub use relationship::Relationship;
-pub use request_id::RequestId;
+pub use domain::{
+    Clock, CoverageYear, IdNumber, Money, PersonName, Policy, RegionCode, Relationship, RequestId,
+    policy,
+};

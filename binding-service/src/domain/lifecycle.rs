@@ -15,7 +15,7 @@ pub enum Party {
 
 /// Why a change is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum ChangeRefusal {
     /// The requester is not the party they claim to be.
     NotAParty,
     /// The binding is no longer live.
@@ -38,16 +38,16 @@ pub fn revoke(
     by: Party,
     requester: &IdNumber,
     reason: &str,
-) -> Result<Change, Refusal> {
+) -> Result<Change, ChangeRefusal> {
     let (expected, actor) = match by {
         Party::Authorizer => (&binding.authorizer, "authorizer"),
         Party::Beneficiary => (&binding.beneficiary, "beneficiary"),
     };
     if expected != requester {
-        return Err(Refusal::NotAParty);
+        return Err(ChangeRefusal::NotAParty);
     }
     if !binding.state.is_live() {
-        return Err(Refusal::NotActive);
+        return Err(ChangeRefusal::NotActive);
     }
     Ok(Change {
         to: BindingState::Revoked,
@@ -62,9 +62,9 @@ pub fn review(
     approve: bool,
     reviewer: &str,
     reason: &str,
-) -> Result<Change, Refusal> {
+) -> Result<Change, ChangeRefusal> {
     if binding.state != BindingState::PendingReview {
-        return Err(Refusal::NotPending);
+        return Err(ChangeRefusal::NotPending);
     }
     Ok(Change {
         to: if approve {
@@ -216,7 +216,7 @@ mod tests {
         assert!(revoke(&b, Party::Beneficiary, &id(B), "r").is_ok());
         assert_eq!(
             revoke(&b, Party::Authorizer, &id(B), "r"),
-            Err(Refusal::NotAParty)
+            Err(ChangeRefusal::NotAParty)
         );
     }
 
@@ -225,7 +225,7 @@ mod tests {
         let b = binding(BindingKind::FundsSharing, BindingState::Revoked);
         assert_eq!(
             revoke(&b, Party::Authorizer, &id(A), "r"),
-            Err(Refusal::NotActive)
+            Err(ChangeRefusal::NotActive)
         );
     }
 
@@ -241,7 +241,10 @@ mod tests {
             BindingState::Rejected
         );
         let active = binding(BindingKind::FundsSharing, BindingState::Active);
-        assert_eq!(review(&active, true, "op", "ok"), Err(Refusal::NotPending));
+        assert_eq!(
+            review(&active, true, "op", "ok"),
+            Err(ChangeRefusal::NotPending)
+        );
     }
 
     #[test]

@@ -1,8 +1,15 @@
 //! PostgreSQL, for production.
+//!
+//! What differs from SQLite, all of it here: concurrent writers, so every writer of binding
+//! events takes one transaction advisory lock, and event sequence numbers become visible in
+//! commit order.
 
 use sqlx::postgres::PgPool;
 
 use super::StoreError;
+
+/// Serializes writers of binding events, so sequence order is commit order.
+const EVENT_LOCK: &str = "SELECT pg_advisory_xact_lock(7402031)";
 
 /// PostgreSQL store.
 #[derive(Clone)]
@@ -19,10 +26,13 @@ impl PgStore {
     }
 }
 
-// One lock key for every writer of binding events: sequence order is commit order.
-sql_store!(
+gongji_shared::database_sql!(
     PgStore,
     sqlx::Postgres,
     "./migrations/postgres",
-    "SELECT pg_advisory_xact_lock(7402031)"
+    super::Conflict,
+    super::Conflict::RequestIdTaken
 );
+events_sql!(PgStore, sqlx::Postgres);
+bindings_sql!(PgStore, sqlx::Postgres, EVENT_LOCK);
+persons_sql!(PgStore, EVENT_LOCK);

@@ -1,8 +1,14 @@
 //! The embedded default: one SQLite file, created on first start.
+//!
+//! What differs from PostgreSQL, all of it here: SQLite has one writer already, so writers
+//! of binding events need no lock of their own.
 
 use sqlx::sqlite::SqlitePool;
 
 use super::StoreError;
+
+/// Serializes writers of binding events, so sequence order is commit order.
+const EVENT_LOCK: &str = "SELECT 1";
 
 /// SQLite store.
 #[derive(Clone)]
@@ -19,5 +25,13 @@ impl SqliteStore {
     }
 }
 
-// SQLite has one writer: nothing more to lock.
-sql_store!(SqliteStore, sqlx::Sqlite, "./migrations/sqlite", "SELECT 1");
+gongji_shared::database_sql!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "./migrations/sqlite",
+    super::Conflict,
+    super::Conflict::RequestIdTaken
+);
+events_sql!(SqliteStore, sqlx::Sqlite);
+bindings_sql!(SqliteStore, sqlx::Sqlite, EVENT_LOCK);
+persons_sql!(SqliteStore, EVENT_LOCK);

@@ -2,7 +2,7 @@
 
 use gongji_proto::payment::v1 as pb;
 use gongji_shared::{
-    money::format_signed_fen,
+    domain::money::format_signed_fen,
     policy::Bucket,
     rpc::{ApiError, timestamp, validate},
 };

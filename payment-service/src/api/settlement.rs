@@ -1,29 +1,30 @@
 //! SettlementService handlers.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use gongji_proto::payment::v1::{
     GetSettlementRequest, GetSettlementResponse, LedgerViolation, SettleBusinessDayRequest,
     SettleBusinessDayResponse, VerifyLedgerRequest, VerifyLedgerResponse,
     settlement_service_server::SettlementService,
 };
-use gongji_shared::rpc::{ApiError, Idempotency, validate};
-use prost::Message;
+use gongji_shared::rpc::command;
+use gongji_shared::rpc::{ApiError, validate};
 use tonic::{Request, Response, Status};
 
-use super::{Context, convert, replay, replay_after_race, status, store_failure};
+use super::{convert, failure, status};
 use crate::{
-    domain::settlement::{self, CHECKS},
-    store::{Store, StoreError},
+    app::{App, Registry},
+    domain::settlement::Settlement,
+    store::Store,
 };
 
 /// The settlement API.
-pub struct SettlementApi<S> {
-    ctx: Context<S>,
+pub struct SettlementApi<S, R> {
+    app: App<S, R>,
 }
 
-impl<S: Store> SettlementApi<S> {
-    pub fn new(ctx: Context<S>) -> Self {
-        Self { ctx }
+impl<S, R> SettlementApi<S, R> {
+    pub fn new(app: App<S, R>) -> Self {
+        Self { app }
     }
 }
 
@@ -38,7 +39,7 @@ fn business_date(value: &str) -> Result<NaiveDate, Status> {
 }
 
 #[tonic::async_trait]
-impl<S: Store> SettlementService for SettlementApi<S> {
+impl<S: Store, R: Registry> SettlementService for SettlementApi<S, R> {
     async fn settle_business_day(
         &self,
         request: Request<SettleBusinessDayRequest>,
@@ -46,48 +47,18 @@ impl<S: Store> SettlementService for SettlementApi<S> {
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
         let date = business_date(&request.business_date)?;
-        let today = self.ctx.clock.today();
-        if date >= today {
-            return Err(status(
-                ApiError::failed_precondition(
-                    "BUSINESS_DAY_NOT_CLOSED",
-                    "a business day is settled after it ends (Asia/Shanghai midnight)",
-                )
-                .with_metadata("business_date", date)
-                .with_metadata("today", today),
-            ));
-        }
-        let idempotency = Idempotency::of(request_id.as_str(), "SettleBusinessDay", &request);
-        if let Some(first) = replay(&self.ctx.store, &idempotency).await? {
-            return Ok(Response::new(first));
-        }
-        let respond = |s: &settlement::Settlement, at| {
-            SettleBusinessDayResponse {
-                settlement: Some(convert::settlement_to_pb(s, at)),
-            }
-            .encode_to_vec()
+        let to_wire = |(s, at): &(Settlement, DateTime<Utc>)| SettleBusinessDayResponse {
+            settlement: Some(convert::settlement_to_pb(s, *at)),
         };
-        let compute = |entries: &[settlement::SettledEntry]| settlement::settle(date, entries);
-        let bytes = match self
-            .ctx
-            .store
-            .settle(date, self.ctx.clock.now(), compute, &idempotency, respond)
-            .await
-        {
-            Ok(bytes) => bytes,
-            Err(StoreError::RequestIdTaken) => {
-                return replay_after_race(&self.ctx.store, &idempotency)
-                    .await
-                    .map(Response::new);
-            }
-            Err(e) => return Err(store_failure(e)),
-        };
-        let response = SettleBusinessDayResponse::decode(bytes.as_slice())
-            .map_err(|_| status(ApiError::internal()))?;
-        if let Some(s) = &response.settlement {
-            tracing::info!(business_date = %date, movements = s.movement_count, digest = %s.digest, "business day settled");
-        }
-        Ok(Response::new(response))
+        command(
+            &self.app,
+            &request_id,
+            "SettleBusinessDay",
+            &request,
+            to_wire,
+            |c| self.app.settle_business_day(date, c),
+        )
+        .await
     }
 
     async fn get_settlement(
@@ -95,18 +66,7 @@ impl<S: Store> SettlementService for SettlementApi<S> {
         request: Request<GetSettlementRequest>,
     ) -> Result<Response<GetSettlementResponse>, Status> {
         let date = business_date(&request.get_ref().business_date)?;
-        let (settlement, at) = self
-            .ctx
-            .store
-            .settlement(date)
-            .await
-            .map_err(store_failure)?
-            .ok_or_else(|| {
-                status(
-                    ApiError::not_found("SETTLEMENT_NOT_FOUND", "this business day is not settled")
-                        .with_metadata("business_date", date),
-                )
-            })?;
+        let (settlement, at) = self.app.settlement(date).await.map_err(failure)?;
         Ok(Response::new(GetSettlementResponse {
             settlement: Some(convert::settlement_to_pb(&settlement, at)),
         }))
@@ -116,20 +76,11 @@ impl<S: Store> SettlementService for SettlementApi<S> {
         &self,
         _request: Request<VerifyLedgerRequest>,
     ) -> Result<Response<VerifyLedgerResponse>, Status> {
-        let (mut facts, settled) = self.ctx.store.ledger_facts().await.map_err(store_failure)?;
-        for (stored, entries) in &settled {
-            let again = settlement::settle(stored.business_date, entries);
-            if again.digest != stored.digest {
-                facts.digests_off.push(stored.business_date.to_string());
-            }
-        }
-        let violations = settlement::verify(&facts);
-        if !violations.is_empty() {
-            tracing::error!(violations = violations.len(), "ledger violations found");
-        }
+        let report = self.app.verify_ledger().await.map_err(failure)?;
         Ok(Response::new(VerifyLedgerResponse {
-            checks: CHECKS.iter().map(|c| (*c).to_owned()).collect(),
-            violations: violations
+            checks: report.checks.iter().map(|c| (*c).to_owned()).collect(),
+            violations: report
+                .violations
                 .into_iter()
                 .map(|(check, detail)| LedgerViolation {
                     check: check.to_owned(),

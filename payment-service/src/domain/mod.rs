@@ -1,5 +1,7 @@
-//! Payment rules (DOMAIN.md P1 to P9, M1, M2, S1, S2): pure functions, no I/O, no tonic.
+//! Payment rules (DOMAIN.md P1 to P9, M1, M2, S1, S2): pure functions and values, no I/O,
+//! no tonic, no SQL.
 
+pub mod authorization;
 pub mod ledger;
 pub mod medical;
 pub mod payment;

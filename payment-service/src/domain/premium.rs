@@ -41,7 +41,7 @@ pub struct PremiumTerms {
 
 /// Why a premium cannot be paid now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum PremiumRefusal {
     /// The policy has no premium for the year (or, for a back-payment, for this year's rate),
     /// or its collection window has not opened.
     CoverageYearNotOpen,
@@ -52,20 +52,20 @@ pub enum Refusal {
 }
 
 /// Computes the premium, window, waiting months and cover of paying for `year` on `today`.
-pub fn terms(input: &TermsInput<'_>) -> Result<PremiumTerms, Refusal> {
+pub fn terms(input: &TermsInput<'_>) -> Result<PremiumTerms, PremiumRefusal> {
     if input.back_payment {
         return back_payment_terms(input);
     }
     let terms = input
         .policy
-        .premium_terms(input.year, input.region)
-        .ok_or(Refusal::CoverageYearNotOpen)?;
+        .premium_rate(input.year, input.region)
+        .ok_or(PremiumRefusal::CoverageYearNotOpen)?;
     if input.today < terms.window.start {
-        return Err(Refusal::CoverageYearNotOpen);
+        return Err(PremiumRefusal::CoverageYearNotOpen);
     }
     let (first, last) = (input.year.first_day(), input.year.last_day());
     if input.today > last {
-        return Err(Refusal::NoBenefitInCoverageYear { would_start: None });
+        return Err(PremiumRefusal::NoBenefitInCoverageYear { would_start: None });
     }
     let in_window = terms.window.contains(input.today);
     let waiting = input.policy.waiting_period();
@@ -81,11 +81,11 @@ pub fn terms(input: &TermsInput<'_>) -> Result<PremiumTerms, Refusal> {
         let start = input
             .today
             .checked_add_months(Months::new(months))
-            .ok_or(Refusal::NoBenefitInCoverageYear { would_start: None })?;
+            .ok_or(PremiumRefusal::NoBenefitInCoverageYear { would_start: None })?;
         (months, start.max(first))
     };
     if start > last {
-        return Err(Refusal::NoBenefitInCoverageYear {
+        return Err(PremiumRefusal::NoBenefitInCoverageYear {
             would_start: Some(start),
         });
     }
@@ -99,16 +99,16 @@ pub fn terms(input: &TermsInput<'_>) -> Result<PremiumTerms, Refusal> {
 }
 
 /// A back-payment (补缴) for a past year at the current year's rate: no cover.
-fn back_payment_terms(input: &TermsInput<'_>) -> Result<PremiumTerms, Refusal> {
+fn back_payment_terms(input: &TermsInput<'_>) -> Result<PremiumTerms, PremiumRefusal> {
     if input.year.get() >= input.today.year() {
-        return Err(Refusal::BackPaymentNotPast);
+        return Err(PremiumRefusal::BackPaymentNotPast);
     }
     let current =
-        CoverageYear::parse(input.today.year()).map_err(|_| Refusal::CoverageYearNotOpen)?;
+        CoverageYear::parse(input.today.year()).map_err(|_| PremiumRefusal::CoverageYearNotOpen)?;
     let terms = input
         .policy
-        .premium_terms(current, input.region)
-        .ok_or(Refusal::CoverageYearNotOpen)?;
+        .premium_rate(current, input.region)
+        .ok_or(PremiumRefusal::CoverageYearNotOpen)?;
     Ok(PremiumTerms {
         premium: terms.amount,
         window: terms.window,
@@ -171,7 +171,7 @@ mod tests {
         }
     }
 
-    fn run(today: &str, birth: &str, history: &[PaidYear]) -> Result<PremiumTerms, Refusal> {
+    fn run(today: &str, birth: &str, history: &[PaidYear]) -> Result<PremiumTerms, PremiumRefusal> {
         let policy = Policy::anhui_default().unwrap();
         let region = RegionCode::parse("340500").unwrap();
         terms(&TermsInput {
@@ -207,7 +207,7 @@ mod tests {
     fn before_the_window_the_year_is_not_open() {
         assert_eq!(
             run("2024-09-04", "2015-06-01", &[]),
-            Err(Refusal::CoverageYearNotOpen)
+            Err(PremiumRefusal::CoverageYearNotOpen)
         );
     }
 
@@ -238,13 +238,13 @@ mod tests {
     fn cover_that_would_start_after_the_year_is_refused() {
         assert_eq!(
             run("2025-10-15", "2015-06-01", &[]),
-            Err(Refusal::NoBenefitInCoverageYear {
+            Err(PremiumRefusal::NoBenefitInCoverageYear {
                 would_start: Some(date("2026-01-15"))
             })
         );
         assert_eq!(
             run("2026-01-02", "2015-06-01", &[]),
-            Err(Refusal::NoBenefitInCoverageYear { would_start: None })
+            Err(PremiumRefusal::NoBenefitInCoverageYear { would_start: None })
         );
     }
 }

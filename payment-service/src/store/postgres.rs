@@ -1,8 +1,16 @@
 //! PostgreSQL, for production.
+//!
+//! What differs from SQLite, all of it here: concurrent writers, so a row read to decide a
+//! write is locked (`FOR UPDATE`), and a premium payment's position comes from a sequence.
 
 use sqlx::postgres::PgPool;
 
 use super::StoreError;
+
+/// Row locking inside a transaction.
+const FOR_UPDATE: &str = " FOR UPDATE";
+/// The position of a new premium payment.
+const NEXT_PREMIUM_SEQ: &str = "nextval('premium_payments_seq')";
 
 /// PostgreSQL store.
 #[derive(Clone)]
@@ -19,10 +27,14 @@ impl PgStore {
     }
 }
 
-sql_store!(
+gongji_shared::database_sql!(
     PgStore,
     sqlx::Postgres,
     "./migrations/postgres",
-    " FOR UPDATE",
-    "nextval('premium_payments_seq')"
+    super::Conflict,
+    super::Conflict::RequestIdTaken
 );
+accounts_sql!(PgStore, sqlx::Postgres, FOR_UPDATE);
+premiums_sql!(PgStore, NEXT_PREMIUM_SEQ);
+medical_sql!(PgStore);
+settlement_sql!(PgStore, sqlx::Postgres);

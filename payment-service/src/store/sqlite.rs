@@ -1,8 +1,17 @@
 //! The embedded default: one SQLite file, created on first start.
+//!
+//! What differs from PostgreSQL, all of it here: SQLite has one writer, so a row read in a
+//! transaction needs no lock, and a premium payment's position is the highest so far plus
+//! one.
 
 use sqlx::sqlite::SqlitePool;
 
 use super::StoreError;
+
+/// Row locking inside a transaction: none needed behind the single writer.
+const FOR_UPDATE: &str = "";
+/// The position of a new premium payment.
+const NEXT_PREMIUM_SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM premium_payments)";
 
 /// SQLite store.
 #[derive(Clone)]
@@ -19,11 +28,14 @@ impl SqliteStore {
     }
 }
 
-// SQLite has one writer: rows need no lock; positions come from the highest so far.
-sql_store!(
+gongji_shared::database_sql!(
     SqliteStore,
     sqlx::Sqlite,
     "./migrations/sqlite",
-    "",
-    "(SELECT COALESCE(MAX(seq), 0) + 1 FROM premium_payments)"
+    super::Conflict,
+    super::Conflict::RequestIdTaken
 );
+accounts_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE);
+premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ);
+medical_sql!(SqliteStore);
+settlement_sql!(SqliteStore, sqlx::Sqlite);

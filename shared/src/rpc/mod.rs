@@ -1,13 +1,14 @@
-//! gRPC plumbing both servers share: errors, server limits and lifecycle, telemetry.
+//! gRPC plumbing both servers share: errors, the idempotent-command runner, request
+//! parsing, server limits and lifecycle, telemetry.
 
+pub mod command;
 pub mod error;
-pub mod idempotency;
 pub mod server;
 pub mod telemetry;
 pub mod validate;
 
+pub use command::{CommandError, CommandHost, command};
 pub use error::{ApiError, Violation};
-pub use idempotency::{Idempotency, SavedResponse};
 
 /// A wire timestamp.
 pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {

@@ -2,7 +2,7 @@
 //! type or an INVALID_ARGUMENT error naming the field. Error metadata never carries a
 //! whole ID number or name.
 
-use crate::{CoverageYear, IdNumber, Money, PersonName, RegionCode, RequestId};
+use crate::domain::{CoverageYear, IdNumber, Money, PersonName, RegionCode, RequestId};
 
 use super::ApiError;
 

@@ -11,10 +11,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    BindingRules, Bucket, DateWindow, Policy, PremiumTerms, PremiumYear, Purpose, ReviewMode,
+    BindingRules, Bucket, DateWindow, Policy, PremiumRate, PremiumYear, Purpose, ReviewMode,
     WaitingPeriod,
 };
-use crate::{CoverageYear, Money, RegionCode, Relationship};
+use crate::domain::{CoverageYear, Money, RegionCode, Relationship};
 
 /// Most beneficiaries one authorizer may ever have, whatever a policy says.
 const MAX_BENEFICIARIES_LIMIT: u32 = 50;
@@ -307,7 +307,7 @@ fn premiums(
                 format!("coverage_year {year} is given twice"),
             ));
         }
-        let default = PremiumTerms {
+        let default = PremiumRate {
             amount: check.money(&p.amount)?,
             window: check.window(&p.window_start, &p.window_end)?,
         };
@@ -323,7 +323,7 @@ fn premiums(
                     format!("region {code} is outside province {province}"),
                 ));
             }
-            let terms = PremiumTerms {
+            let terms = PremiumRate {
                 amount: match &r.amount {
                     Some(amount) => check.money(amount)?,
                     None => default.amount,
@@ -395,7 +395,7 @@ fn check_overlaps(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::ANHUI_DEFAULT_TOML;
+    use crate::domain::policy::ANHUI_DEFAULT_TOML;
 
     fn error_of(source: &str) -> PolicyError {
         parse(source, "test.toml").expect_err("the policy should be refused")

@@ -10,12 +10,12 @@ use std::{collections::BTreeMap, fmt, path::Path};
 
 use chrono::NaiveDate;
 
-use crate::{CoverageYear, Money, RegionCode, Relationship};
+use crate::domain::{CoverageYear, Money, RegionCode, Relationship};
 
 pub use file::PolicyError;
 
 /// The default policy's source, compiled in.
-pub const ANHUI_DEFAULT_TOML: &str = include_str!("../../../deploy/policy/anhui.toml");
+pub const ANHUI_DEFAULT_TOML: &str = include_str!("../../../../deploy/policy/anhui.toml");
 
 /// A policy: binding rules by date, premiums by coverage year and region, waiting periods.
 #[derive(Debug, Clone)]
@@ -75,13 +75,13 @@ pub struct DateWindow {
 /// The premium of one coverage year: a province default and city overrides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PremiumYear {
-    default: PremiumTerms,
-    overrides: BTreeMap<RegionCode, PremiumTerms>,
+    default: PremiumRate,
+    overrides: BTreeMap<RegionCode, PremiumRate>,
 }
 
 /// What a beneficiary of one region pays for one coverage year, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PremiumTerms {
+pub struct PremiumRate {
     pub amount: Money,
     pub window: DateWindow,
 }
@@ -134,7 +134,7 @@ impl Policy {
     }
 
     /// The premium terms of `region` for `year`: its city override, else the province default.
-    pub fn premium_terms(&self, year: CoverageYear, region: &RegionCode) -> Option<PremiumTerms> {
+    pub fn premium_rate(&self, year: CoverageYear, region: &RegionCode) -> Option<PremiumRate> {
         let premium_year = self.premiums.get(&year)?;
         Some(
             premium_year
@@ -237,11 +237,11 @@ mod tests {
     fn maanshan_has_its_own_2025_window_and_other_cities_the_province_one() {
         let policy = Policy::anhui_default().unwrap();
         let year = CoverageYear::parse(2025).unwrap();
-        let maanshan = policy.premium_terms(year, &region("340500")).unwrap();
+        let maanshan = policy.premium_rate(year, &region("340500")).unwrap();
         assert_eq!(maanshan.amount.to_string(), "400.00");
         assert_eq!(maanshan.window.start, date("2024-09-05"));
         assert_eq!(maanshan.window.end, date("2024-12-31"));
-        let hefei = policy.premium_terms(year, &region("340100")).unwrap();
+        let hefei = policy.premium_rate(year, &region("340100")).unwrap();
         assert_eq!(hefei.window.end, date("2025-02-28"));
     }
 
@@ -249,7 +249,7 @@ mod tests {
     fn years_without_a_premium_have_no_terms() {
         let policy = Policy::anhui_default().unwrap();
         let year = CoverageYear::parse(2030).unwrap();
-        assert!(policy.premium_terms(year, &region("340500")).is_none());
+        assert!(policy.premium_rate(year, &region("340500")).is_none());
     }
 
     #[test]

@@ -1,0 +1,316 @@
+//! Bindings: who may use whose account, for what; their creation, transitions, listing.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use gongji_shared::{IdNumber, command::Idempotency};
+
+use gongji_shared::db::decode::{self, corrupt};
+
+use super::{Database, StoreError};
+use crate::domain::{Binding, BindingEvent, BindingKind, BindingState};
+
+/// Bindings.
+pub trait Bindings: Database<Conflict = super::Conflict> {
+    /// Every live binding the person authorized.
+    fn live_bindings_of(
+        &self,
+        authorizer: &IdNumber,
+    ) -> impl Future<Output = Result<Vec<Binding>, StoreError>> + Send;
+
+    /// The pair's binding of `kind`: the live one, else the latest.
+    fn pair_binding(
+        &self,
+        authorizer: &IdNumber,
+        beneficiary: &IdNumber,
+        kind: BindingKind,
+    ) -> impl Future<Output = Result<Option<Binding>, StoreError>> + Send;
+
+    /// Stores a new binding with its first audit event and the response, atomically. With
+    /// `max_beneficiaries`, the cap is checked again under the write lock
+    /// (`Conflict::LimitReached`); a live binding of the pair and kind is
+    /// `Conflict::LiveBindingExists`.
+    fn insert_binding(
+        &self,
+        binding: &Binding,
+        event: &BindingEvent,
+        idempotency: &Idempotency,
+        response: &[u8],
+        max_beneficiaries: Option<u32>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Replaces a binding by its next version, if it is still at `expected_version`
+    /// (`Conflict::VersionChanged` otherwise), with its audit event and the response,
+    /// atomically.
+    fn transition(
+        &self,
+        next: &Binding,
+        expected_version: i64,
+        event: &BindingEvent,
+        idempotency: &Idempotency,
+        response: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One page of a person's bindings, oldest first, after position `after`; each with its
+    /// position, the page token of the next page.
+    fn list_bindings(
+        &self,
+        filter: &ListFilter,
+    ) -> impl Future<Output = Result<Vec<(i64, Binding)>, StoreError>> + Send;
+
+    /// One binding with its history, oldest first.
+    fn binding(
+        &self,
+        binding_id: &str,
+    ) -> impl Future<Output = Result<Option<(Binding, Vec<BindingEvent>)>, StoreError>> + Send;
+}
+
+/// Which bindings to list.
+#[derive(Debug, Clone)]
+pub struct ListFilter {
+    /// True: bindings the person authorized; false: bindings where they benefit.
+    pub as_authorizer: bool,
+    pub person: IdNumber,
+    /// Empty means every state.
+    pub states: Vec<BindingState>,
+    pub after: i64,
+    pub limit: u32,
+}
+
+pub(super) const BINDING_COLUMNS: &str = "binding_id, authorizer, beneficiary, beneficiary_name, relationship, kind, state, version, create_time, update_time, state_reason";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct BindingRow {
+    binding_id: String,
+    authorizer: String,
+    beneficiary: String,
+    beneficiary_name: String,
+    relationship: String,
+    kind: String,
+    state: String,
+    version: i64,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+    state_reason: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PositionedRow {
+    pub seq: i64,
+    #[sqlx(flatten)]
+    pub binding: BindingRow,
+}
+
+impl TryFrom<BindingRow> for Binding {
+    type Error = StoreError;
+
+    fn try_from(r: BindingRow) -> Result<Self, Self::Error> {
+        Ok(Binding {
+            binding_id: r.binding_id,
+            authorizer: decode::id(&r.authorizer, "bindings.authorizer")?,
+            beneficiary: decode::id(&r.beneficiary, "bindings.beneficiary")?,
+            beneficiary_name: decode::name(&r.beneficiary_name, "bindings.name")?,
+            relationship: r
+                .relationship
+                .parse()
+                .map_err(|_| corrupt("bindings.relationship"))?,
+            kind: BindingKind::parse(&r.kind).ok_or_else(|| corrupt("bindings.kind"))?,
+            state: BindingState::parse(&r.state).ok_or_else(|| corrupt("bindings.state"))?,
+            version: r.version,
+            create_time: r.create_time,
+            update_time: r.update_time,
+            state_reason: r.state_reason,
+        })
+    }
+}
+
+/// The live-state filter of every query that looks for live bindings.
+pub(super) const LIVE: &str = "state IN ('PENDING_REVIEW', 'ACTIVE')";
+
+/// `state IN (...)` for a filter; the names are fixed strings, never input.
+pub(super) fn states_clause(states: &[BindingState]) -> String {
+    if states.is_empty() {
+        return "1 = 1".to_owned();
+    }
+    let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    format!("state IN ({})", names.join(", "))
+}
+
+/// Implements `Bindings` for `$store` over `$db`; `$event_lock` serializes writers of
+/// binding events. Defines `write_transition` for the registry's writes; uses
+/// `save_response` and `write_event` of the other aggregates.
+macro_rules! bindings_sql {
+    ($store:ident, $db:ty, $event_lock:expr) => {
+        impl $crate::store::Bindings for $store {
+            async fn live_bindings_of(
+                &self,
+                authorizer: &gongji_shared::IdNumber,
+            ) -> Result<Vec<$crate::domain::Binding>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::bindings::BindingRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM bindings WHERE authorizer = $1 AND {} ORDER BY seq LIMIT $2",
+                    $crate::store::bindings::BINDING_COLUMNS,
+                    $crate::store::bindings::LIVE
+                ))
+                .bind(authorizer.as_str())
+                .bind($crate::store::MAX_ROWS)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn pair_binding(
+                &self,
+                authorizer: &gongji_shared::IdNumber,
+                beneficiary: &gongji_shared::IdNumber,
+                kind: $crate::domain::BindingKind,
+            ) -> Result<Option<$crate::domain::Binding>, $crate::store::StoreError> {
+                let row: Option<$crate::store::bindings::BindingRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM bindings WHERE authorizer = $1 AND beneficiary = $2 AND kind = $3 \
+                     ORDER BY CASE WHEN {} THEN 0 ELSE 1 END, seq DESC LIMIT 1",
+                    $crate::store::bindings::BINDING_COLUMNS,
+                    $crate::store::bindings::LIVE
+                ))
+                .bind(authorizer.as_str())
+                .bind(beneficiary.as_str())
+                .bind(kind.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn insert_binding(
+                &self,
+                binding: &$crate::domain::Binding,
+                event: &$crate::domain::BindingEvent,
+                idempotency: &gongji_shared::command::Idempotency,
+                response: &[u8],
+                max_beneficiaries: Option<u32>,
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($event_lock).execute(&mut *tx).await?;
+                save_response(&mut tx, idempotency, response, binding.create_time).await?;
+                if let Some(max) = max_beneficiaries {
+                    let (others,): (i64,) = sqlx::query_as(&format!(
+                        "SELECT COUNT(DISTINCT beneficiary) FROM bindings \
+                         WHERE authorizer = $1 AND kind = 'FUNDS_SHARING' AND beneficiary <> $2 AND {}",
+                        $crate::store::bindings::LIVE
+                    ))
+                    .bind(binding.authorizer.as_str())
+                    .bind(binding.beneficiary.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if others >= i64::from(max) {
+                        return Err($crate::store::StoreError::Conflict($crate::store::Conflict::LimitReached));
+                    }
+                }
+                sqlx::query(&format!(
+                    "INSERT INTO bindings ({}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+                     (SELECT COALESCE(MAX(seq), 0) + 1 FROM bindings))",
+                    $crate::store::bindings::BINDING_COLUMNS
+                ))
+                .bind(&binding.binding_id)
+                .bind(binding.authorizer.as_str())
+                .bind(binding.beneficiary.as_str())
+                .bind(binding.beneficiary_name.as_str())
+                .bind(binding.relationship.as_str())
+                .bind(binding.kind.as_str())
+                .bind(binding.state.as_str())
+                .bind(binding.version)
+                .bind(binding.create_time)
+                .bind(binding.update_time)
+                .bind(&binding.state_reason)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::LiveBindingExists))?;
+                write_event(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn transition(
+                &self,
+                next: &$crate::domain::Binding,
+                expected_version: i64,
+                event: &$crate::domain::BindingEvent,
+                idempotency: &gongji_shared::command::Idempotency,
+                response: &[u8],
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($event_lock).execute(&mut *tx).await?;
+                save_response(&mut tx, idempotency, response, next.update_time).await?;
+                write_transition(&mut tx, next, expected_version, event).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_bindings(
+                &self,
+                filter: &$crate::store::ListFilter,
+            ) -> Result<Vec<(i64, $crate::domain::Binding)>, $crate::store::StoreError> {
+                let column = if filter.as_authorizer { "authorizer" } else { "beneficiary" };
+                let rows: Vec<$crate::store::bindings::PositionedRow> = sqlx::query_as(&format!(
+                    "SELECT seq, {} FROM bindings WHERE {column} = $1 AND seq > $2 AND {} ORDER BY seq LIMIT $3",
+                    $crate::store::bindings::BINDING_COLUMNS,
+                    $crate::store::bindings::states_clause(&filter.states)
+                ))
+                .bind(filter.person.as_str())
+                .bind(filter.after)
+                .bind(i64::from(filter.limit).min($crate::store::MAX_ROWS))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|r| Ok((r.seq, r.binding.try_into()?)))
+                    .collect()
+            }
+
+            async fn binding(
+                &self,
+                binding_id: &str,
+            ) -> Result<Option<($crate::domain::Binding, Vec<$crate::domain::BindingEvent>)>, $crate::store::StoreError> {
+                let row: Option<$crate::store::bindings::BindingRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM bindings WHERE binding_id = $1",
+                    $crate::store::bindings::BINDING_COLUMNS
+                ))
+                .bind(binding_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let events: Vec<$crate::store::events::EventRow> = sqlx::query_as(
+                    "SELECT sequence, binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version \
+                     FROM binding_events WHERE binding_id = $1 ORDER BY sequence LIMIT $2",
+                )
+                .bind(binding_id)
+                .bind($crate::store::MAX_ROWS)
+                .fetch_all(&self.pool)
+                .await?;
+                let events = events.into_iter().map(TryInto::try_into).collect::<Result<_, _>>()?;
+                Ok(Some((row.try_into()?, events)))
+            }
+        }
+
+        /// Moves a binding to its next version if nobody changed it meanwhile, with its event.
+        async fn write_transition(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            next: &$crate::domain::Binding,
+            expected_version: i64,
+            event: &$crate::domain::BindingEvent,
+        ) -> Result<(), $crate::store::StoreError> {
+            let updated = sqlx::query(
+                "UPDATE bindings SET state = $1, version = $2, update_time = $3, state_reason = $4 \
+                 WHERE binding_id = $5 AND version = $6",
+            )
+            .bind(next.state.as_str())
+            .bind(next.version)
+            .bind(next.update_time)
+            .bind(&next.state_reason)
+            .bind(&next.binding_id)
+            .bind(expected_version)
+            .execute(&mut **tx)
+            .await?;
+            if updated.rows_affected() != 1 {
+                return Err($crate::store::StoreError::Conflict($crate::store::Conflict::VersionChanged));
+            }
+            write_event(tx, event).await
+        }
+    };
+}

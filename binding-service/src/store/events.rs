@@ -1,0 +1,97 @@
+//! The append-only audit trail of bindings, read in commit order by event streams.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use gongji_shared::db::decode::corrupt;
+
+use super::{Database, StoreError};
+use crate::domain::{BindingEvent, BindingState};
+
+/// Binding events.
+pub trait Events: Database<Conflict = super::Conflict> {
+    /// Audit events after `sequence`, in commit order.
+    fn events_after(
+        &self,
+        sequence: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<BindingEvent>, StoreError>> + Send;
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EventRow {
+    sequence: i64,
+    binding_id: String,
+    from_state: Option<String>,
+    to_state: String,
+    actor: String,
+    reason: String,
+    request_id: String,
+    event_time: DateTime<Utc>,
+    binding_version: i64,
+}
+
+impl TryFrom<EventRow> for BindingEvent {
+    type Error = StoreError;
+
+    fn try_from(r: EventRow) -> Result<Self, Self::Error> {
+        let state = |s: &str| BindingState::parse(s).ok_or_else(|| corrupt("binding_events.state"));
+        Ok(BindingEvent {
+            sequence: r.sequence,
+            binding_id: r.binding_id,
+            from_state: r.from_state.as_deref().map(state).transpose()?,
+            to_state: state(&r.to_state)?,
+            actor: r.actor,
+            reason: r.reason,
+            request_id: r.request_id,
+            event_time: r.event_time,
+            binding_version: r.binding_version,
+        })
+    }
+}
+
+/// Implements `Events` for `$store`; defines `write_event` for the other aggregates' writes.
+macro_rules! events_sql {
+    ($store:ident, $db:ty) => {
+        impl $crate::store::Events for $store {
+            async fn events_after(
+                &self,
+                sequence: i64,
+                limit: u32,
+            ) -> Result<Vec<$crate::domain::BindingEvent>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::events::EventRow> = sqlx::query_as(
+                    "SELECT sequence, binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version \
+                     FROM binding_events WHERE sequence > $1 ORDER BY sequence LIMIT $2",
+                )
+                .bind(sequence)
+                .bind(i64::from(limit).min($crate::store::MAX_ROWS))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+        }
+
+        /// Appends one audit event.
+        async fn write_event(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            event: &$crate::domain::BindingEvent,
+        ) -> Result<(), $crate::store::StoreError> {
+            sqlx::query(
+                "INSERT INTO binding_events (binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&event.binding_id)
+            .bind(event.from_state.map(|s| s.as_str()))
+            .bind(event.to_state.as_str())
+            .bind(&event.actor)
+            .bind(&event.reason)
+            .bind(&event.request_id)
+            .bind(event.event_time)
+            .bind(event.binding_version)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+    };
+}

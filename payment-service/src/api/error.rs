@@ -1,0 +1,224 @@
+//! `AppError` to AIP-193 status: the one place a use case's failure becomes a gRPC answer.
+//! Every reason here is listed in the proto comment of the RPCs that can return it.
+
+use std::future::Future;
+
+use gongji_shared::{
+    command::SavedResponse,
+    rpc::{ApiError, CommandHost, Violation},
+};
+use tonic::Status;
+
+use super::status;
+use crate::app::{AccountRole, App, AppError, Infra, PaymentKind, PeerError};
+use crate::domain::premium::PremiumRefusal;
+use crate::store::{Conflict, Database};
+
+/// The use cases as the idempotent-command runner's host.
+impl<S: Database<Conflict = Conflict>, R: Sync> CommandHost for App<S, R> {
+    type Error = AppError;
+
+    fn saved_response(
+        &self,
+        request_id: &str,
+    ) -> impl Future<Output = Result<Option<SavedResponse>, AppError>> + Send {
+        App::saved_response(self, request_id)
+    }
+
+    fn lost_race(error: &AppError) -> bool {
+        matches!(error, AppError::RequestIdTaken)
+    }
+
+    fn failure(error: AppError) -> Status {
+        app_status(error)
+    }
+
+    fn refusal(error: ApiError) -> Status {
+        status(error)
+    }
+}
+
+/// The status of a use case's failure.
+pub(super) fn app_status(error: AppError) -> Status {
+    status(match error {
+        AppError::HolderNotInRegistry { holder } => {
+            ApiError::failed_precondition("PERSON_NOT_FOUND", "the holder is not in the registry")
+                .with_metadata("holder_id_number", holder.masked())
+        }
+        AppError::HolderNotEmployeeInsured { holder } => ApiError::failed_precondition(
+            "HOLDER_NOT_EMPLOYEE_INSURED",
+            "only a person with employee insurance has a personal account",
+        )
+        .with_metadata("holder_id_number", holder.masked()),
+        AppError::RegionMismatch {
+            region,
+            registry_region,
+        } => ApiError::failed_precondition(
+            "REGION_MISMATCH",
+            "region_code differs from the holder's employee-insurance region",
+        )
+        .with_metadata("region_code", region)
+        .with_metadata("registry_region_code", registry_region),
+        AppError::AccountExists { holder } => ApiError::already_exists(
+            "ACCOUNT_ALREADY_EXISTS",
+            "this holder already has a personal account",
+        )
+        .with_metadata("holder_id_number", holder.masked()),
+        AppError::AccountNotFound { holder, role } => {
+            let (field, message) = match role {
+                AccountRole::Holder => ("holder_id_number", "no personal account for this holder"),
+                AccountRole::Payer => ("payer_id_number", "the payer has no personal account"),
+                AccountRole::FamilyAccount => (
+                    "family_account_holder_id_number",
+                    "the named family account does not exist",
+                ),
+            };
+            ApiError::not_found("ACCOUNT_NOT_FOUND", message).with_metadata(field, holder.masked())
+        }
+        AppError::YearNotEnded { year, today } => {
+            ApiError::failed_precondition("YEAR_NOT_ENDED", "a year is closed once it has ended")
+                .with_metadata("year", year)
+                .with_metadata("today", today)
+        }
+        AppError::BeneficiaryNotFound { beneficiary } => {
+            ApiError::not_found("PERSON_NOT_FOUND", "the beneficiary is not in the registry")
+                .with_metadata("beneficiary_id_number", beneficiary.masked())
+        }
+        AppError::BeneficiaryHasEmployeeInsurance { beneficiary } => ApiError::failed_precondition(
+            "BENEFICIARY_HAS_EMPLOYEE_INSURANCE",
+            "the beneficiary has employee insurance and owes no resident premium",
+        )
+        .with_metadata("beneficiary_id_number", beneficiary.masked()),
+        AppError::BeneficiaryNotInsured => ApiError::failed_precondition(
+            "BENEFICIARY_NOT_INSURED",
+            "the beneficiary has no insurance region in the registry",
+        ),
+        AppError::PremiumAlreadyPaid { year } => ApiError::already_exists(
+            "PREMIUM_ALREADY_PAID",
+            "the beneficiary's premium for this year is already paid",
+        )
+        .with_metadata("coverage_year", year),
+        AppError::PremiumRefused { refusal, year } => {
+            premium_refusal(refusal).with_metadata("coverage_year", year)
+        }
+        AppError::NotAuthorized { denials } => {
+            let mut error = ApiError::failed_precondition(
+                "NOT_AUTHORIZED",
+                "binding-service does not authorize this account to pay for this beneficiary",
+            )
+            .with_metadata(
+                "denials",
+                denials
+                    .iter()
+                    .map(|d| d.reason.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            for d in denials {
+                error = error.with_violation(Violation {
+                    kind: d.reason,
+                    subject: "authorization".to_owned(),
+                    description: d.message,
+                });
+            }
+            error
+        }
+        AppError::AmountMismatch { expected, premium } => ApiError::failed_precondition(
+            "AMOUNT_MISMATCH",
+            "expected_amount differs from the premium",
+        )
+        .with_metadata("expected_amount", expected)
+        .with_metadata("premium", premium),
+        AppError::InsufficientBalance {
+            shortfall,
+            usable,
+            premium,
+        } => ApiError::failed_precondition(
+            "INSUFFICIENT_BALANCE",
+            "the usable balance is short; pay the shortfall by other means in the same request",
+        )
+        .with_metadata("shortfall", shortfall)
+        .with_metadata("usable_balance", usable)
+        .with_metadata("premium", premium),
+        AppError::OtherMeansNotNeeded => ApiError::invalid_argument(
+            "INVALID_OTHER_MEANS",
+            "other_means",
+            "the account covers the whole premium; other_means must be absent",
+        ),
+        AppError::OtherMeansWrongAmount { expected } => ApiError::invalid_argument(
+            "INVALID_OTHER_MEANS",
+            "other_means.amount",
+            "other_means.amount must equal the premium less the account part",
+        )
+        .with_metadata("expected_other_means_amount", expected),
+        AppError::BalanceChanged => ApiError::aborted(
+            "CONCURRENT_UPDATE",
+            "a balance changed while paying; quote again and retry",
+        ),
+        AppError::PaymentNotFound { payment_id, kind } => {
+            let message = match kind {
+                PaymentKind::Premium => "no premium payment with this ID",
+                PaymentKind::MedicalExpense => "no medical-expense payment with this ID",
+            };
+            ApiError::not_found("PAYMENT_NOT_FOUND", message)
+                .with_metadata("payment_id", payment_id)
+        }
+        AppError::AlreadyRefunded { payment_id } => {
+            ApiError::failed_precondition("ALREADY_REFUNDED", "this payment was refunded before")
+                .with_metadata("payment_id", payment_id)
+        }
+        AppError::BusinessDayNotClosed { date, today } => ApiError::failed_precondition(
+            "BUSINESS_DAY_NOT_CLOSED",
+            "a business day is settled after it ends (Asia/Shanghai midnight)",
+        )
+        .with_metadata("business_date", date)
+        .with_metadata("today", today),
+        AppError::SettlementNotFound { date } => {
+            ApiError::not_found("SETTLEMENT_NOT_FOUND", "this business day is not settled")
+                .with_metadata("business_date", date)
+        }
+        // Only reaches here when no first answer could be replayed after the race.
+        AppError::RequestIdTaken => {
+            ApiError::aborted("CONCURRENT_UPDATE", "retry with the same request_id")
+        }
+        AppError::Infra(Infra::Peer(error)) => dependency_unavailable(&error),
+        AppError::Infra(Infra::Store(error)) => {
+            tracing::error!(%error, "store failure");
+            ApiError::internal()
+        }
+    })
+}
+
+fn premium_refusal(refusal: PremiumRefusal) -> ApiError {
+    match refusal {
+        PremiumRefusal::CoverageYearNotOpen => ApiError::failed_precondition(
+            "COVERAGE_YEAR_NOT_OPEN",
+            "the policy has no premium for this year or its collection window has not opened",
+        ),
+        PremiumRefusal::NoBenefitInCoverageYear { would_start } => {
+            let error = ApiError::failed_precondition(
+                "NO_BENEFIT_IN_COVERAGE_YEAR",
+                "paying now would bring no cover within the coverage year; a back-payment must say so",
+            );
+            match would_start {
+                Some(start) => error.with_metadata("benefit_start_date", start),
+                None => error,
+            }
+        }
+        PremiumRefusal::BackPaymentNotPast => ApiError::invalid_argument(
+            "INVALID_BACK_PAYMENT",
+            "back_payment",
+            "a back-payment is only for a coverage year before the current one",
+        ),
+    }
+}
+
+/// binding-service could not answer: nothing moved (fail closed).
+fn dependency_unavailable(error: &PeerError) -> ApiError {
+    tracing::warn!(%error, "binding-service did not answer; nothing changes");
+    ApiError::unavailable(
+        "DEPENDENCY_UNAVAILABLE",
+        "binding-service could not be asked; nothing changed, retry later",
+    )
+    .with_metadata("dependency", "binding-service")
+}

@@ -1,0 +1,228 @@
+//! Accounts: opening, crediting, reading, listing entries, closing a year (P3).
+
+use chrono::Datelike;
+use gongji_shared::{IdNumber, Money, RegionCode, command::Command, policy::Bucket};
+
+use super::{AccountRole, App, AppError, Registry, new_id};
+use crate::{
+    domain::{Account, AccountEntry, Movement, MovementKind, close_year, credit},
+    store::{Accounts, Conflict, StoreError},
+};
+
+/// An account with the buckets its holder's family may use today.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountView {
+    pub account: Account,
+    pub usable_buckets: Vec<Bucket>,
+}
+
+/// A credit: the account after it, and its entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credited {
+    pub account: AccountView,
+    pub entry: AccountEntry,
+}
+
+/// A year closing: the account after it, and what moved into prior-years (fen).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YearClosed {
+    pub account: AccountView,
+    pub moved_fen: i64,
+}
+
+impl<S: Accounts, R: Registry> App<S, R> {
+    /// Opens the holder's account, in the region of their employee enrollment.
+    pub async fn open_account(
+        &self,
+        holder: IdNumber,
+        region: RegionCode,
+        command: Command<AccountView>,
+    ) -> Result<AccountView, AppError> {
+        self.check_employee_insured(&holder, &region).await?;
+        let account = Account {
+            holder,
+            region,
+            current_year: Money::ZERO,
+            prior_years: Money::ZERO,
+            open_time: self.clock.now(),
+        };
+        let view = self.view(account);
+        let response = command.response(&view);
+        self.store
+            .open_account(&view.account, command.idempotency(), &response)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(Conflict::AccountExists) => AppError::AccountExists {
+                    holder: view.account.holder.clone(),
+                },
+                e => e.into(),
+            })?;
+        tracing::info!(holder = %view.account.holder, region = %view.account.region, "account opened");
+        Ok(view)
+    }
+
+    /// Credits one bucket from the contribution fund of the holder's region.
+    pub async fn credit_account(
+        &self,
+        holder: IdNumber,
+        amount: Money,
+        bucket: Bucket,
+        command: Command<Credited>,
+    ) -> Result<Credited, AppError> {
+        let account = self.existing(&holder, AccountRole::Holder).await?;
+        let (now, today) = self.now();
+        let base = Movement {
+            movement_id: new_id(),
+            kind: MovementKind::Credit,
+            request_id: command.request_id().to_owned(),
+            create_time: now,
+            business_date: today,
+            purpose: None,
+            destination: None,
+            postings: Vec::new(),
+        };
+        let movement = credit(&account, bucket, amount, base);
+        let usable_buckets = self.usable_buckets(self.clock.today());
+        let credited = self
+            .store
+            .post(&holder, &movement, &command, |after, entry_ids| Credited {
+                account: AccountView {
+                    account: after.clone(),
+                    usable_buckets,
+                },
+                entry: AccountEntry {
+                    entry_id: entry_ids.first().copied().unwrap_or_default(),
+                    movement_id: movement.movement_id.clone(),
+                    kind: MovementKind::Credit,
+                    bucket,
+                    amount_fen: amount.fen(),
+                    request_id: movement.request_id.clone(),
+                    create_time: now,
+                    business_date: movement.business_date,
+                },
+            })
+            .await?;
+        tracing::info!(holder = %holder, %amount, bucket = bucket.as_str(), "account credited");
+        Ok(credited)
+    }
+
+    /// One account.
+    pub async fn account(&self, holder: &IdNumber) -> Result<AccountView, AppError> {
+        let account = self.existing(holder, AccountRole::Holder).await?;
+        Ok(self.view(account))
+    }
+
+    /// Up to `limit` of the holder's entries, newest first, older than `before` if given.
+    pub async fn account_entries(
+        &self,
+        holder: &IdNumber,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AccountEntry>, AppError> {
+        self.existing(holder, AccountRole::Holder).await?;
+        Ok(self.store.entries(holder, before, limit).await?)
+    }
+
+    /// Moves the current-year balance into prior-years once the year has ended. A year
+    /// closed before moves nothing more.
+    pub async fn close_year(
+        &self,
+        holder: IdNumber,
+        year: i32,
+        command: Command<YearClosed>,
+    ) -> Result<YearClosed, AppError> {
+        let today = self.clock.today();
+        if year >= today.year() {
+            return Err(AppError::YearNotEnded { year, today });
+        }
+        self.existing(&holder, AccountRole::Holder).await?;
+        let now = self.clock.now();
+        let base = Movement {
+            movement_id: new_id(),
+            kind: MovementKind::CloseYear,
+            request_id: command.request_id().to_owned(),
+            create_time: now,
+            business_date: gongji_shared::domain::clock::shanghai_date(now),
+            purpose: None,
+            destination: None,
+            postings: Vec::new(),
+        };
+        let usable_buckets = self.usable_buckets(today);
+        let plan = |account: &Account| close_year(account, base);
+        let closed = self
+            .store
+            .close_year(&holder, year, now, plan, &command, |after, moved_fen| {
+                YearClosed {
+                    account: AccountView {
+                        account: after.clone(),
+                        usable_buckets,
+                    },
+                    moved_fen,
+                }
+            })
+            .await;
+        let closed = match closed {
+            Ok(closed) => closed,
+            // Closed before (under another request ID): nothing more moves.
+            Err(StoreError::Conflict(Conflict::YearClosed)) => {
+                let account = self.existing(&holder, AccountRole::Holder).await?;
+                return Ok(YearClosed {
+                    account: self.view(account),
+                    moved_fen: 0,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tracing::info!(holder = %holder, year, moved_fen = closed.moved_fen, "year closed");
+        Ok(closed)
+    }
+
+    /// A personal account belongs to an employee-insured person, in the region of that
+    /// enrollment: the registry says so, or no account is opened.
+    async fn check_employee_insured(
+        &self,
+        holder: &IdNumber,
+        region: &RegionCode,
+    ) -> Result<(), AppError> {
+        let Some(person) = self.registry.person(holder).await? else {
+            return Err(AppError::HolderNotInRegistry {
+                holder: holder.clone(),
+            });
+        };
+        match person.live_employee() {
+            None => Err(AppError::HolderNotEmployeeInsured {
+                holder: holder.clone(),
+            }),
+            Some(e) if &e.region != region => Err(AppError::RegionMismatch {
+                region: region.clone(),
+                registry_region: e.region.clone(),
+            }),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+impl<S: Accounts, R> App<S, R> {
+    /// The account of `holder`, or ACCOUNT_NOT_FOUND naming their role.
+    pub(super) async fn existing(
+        &self,
+        holder: &IdNumber,
+        role: AccountRole,
+    ) -> Result<Account, AppError> {
+        self.store
+            .account(holder)
+            .await?
+            .ok_or_else(|| AppError::AccountNotFound {
+                holder: holder.clone(),
+                role,
+            })
+    }
+
+    /// The account as its holder sees it today.
+    fn view(&self, account: Account) -> AccountView {
+        AccountView {
+            account,
+            usable_buckets: self.usable_buckets(self.clock.today()),
+        }
+    }
+}

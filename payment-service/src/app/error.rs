@@ -1,0 +1,129 @@
+//! The one error every use case of payment-service returns.
+//!
+//! Business refusals are variants carrying the data a client needs to act; infrastructure
+//! failures (the database, binding-service) sit apart in [`Infra`]. `api::error` turns an
+//! `AppError` into an AIP-193 status, in one function.
+
+use chrono::NaiveDate;
+use gongji_shared::{CoverageYear, IdNumber, Money, RegionCode};
+
+use super::PeerError;
+use crate::{
+    domain::{authorization::Denial, premium::PremiumRefusal},
+    store::{Conflict, StoreError},
+};
+
+/// Whose account a use case looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountRole {
+    /// The holder named by an account call.
+    Holder,
+    /// The payer of a premium.
+    Payer,
+    /// The family account named for a medical expense.
+    FamilyAccount,
+}
+
+/// Which kind of payment was looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentKind {
+    Premium,
+    MedicalExpense,
+}
+
+/// Why a use case gave no result.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    // Accounts.
+    #[error("the holder is not in the registry")]
+    HolderNotInRegistry { holder: IdNumber },
+    #[error("the holder has no employee insurance")]
+    HolderNotEmployeeInsured { holder: IdNumber },
+    #[error("the region differs from the holder's employee-insurance region")]
+    RegionMismatch {
+        region: RegionCode,
+        registry_region: RegionCode,
+    },
+    #[error("the holder already has an account")]
+    AccountExists { holder: IdNumber },
+    #[error("no account")]
+    AccountNotFound { holder: IdNumber, role: AccountRole },
+    #[error("the year has not ended")]
+    YearNotEnded { year: i32, today: NaiveDate },
+
+    // Premiums and medical expenses.
+    #[error("the beneficiary is not in the registry")]
+    BeneficiaryNotFound { beneficiary: IdNumber },
+    #[error("the beneficiary has employee insurance")]
+    BeneficiaryHasEmployeeInsurance { beneficiary: IdNumber },
+    #[error("the beneficiary has no insurance region")]
+    BeneficiaryNotInsured,
+    #[error("the premium of the year is paid")]
+    PremiumAlreadyPaid { year: CoverageYear },
+    #[error("the premium cannot be paid now: {refusal:?}")]
+    PremiumRefused {
+        refusal: PremiumRefusal,
+        year: CoverageYear,
+    },
+    #[error("binding-service does not authorize the payment")]
+    NotAuthorized { denials: Vec<Denial> },
+    #[error("the expected amount differs from the premium")]
+    AmountMismatch { expected: Money, premium: Money },
+    #[error("the usable balance is short")]
+    InsufficientBalance {
+        shortfall: Money,
+        usable: Money,
+        premium: Money,
+    },
+    #[error("other means declared although the account covers everything")]
+    OtherMeansNotNeeded,
+    #[error("other means declared with the wrong amount")]
+    OtherMeansWrongAmount { expected: Money },
+    #[error("a balance changed while paying")]
+    BalanceChanged,
+    #[error("no such payment")]
+    PaymentNotFound {
+        payment_id: String,
+        kind: PaymentKind,
+    },
+    #[error("the payment was refunded before")]
+    AlreadyRefunded { payment_id: String },
+
+    // Settlement.
+    #[error("the business day has not ended")]
+    BusinessDayNotClosed { date: NaiveDate, today: NaiveDate },
+    #[error("the business day is not settled")]
+    SettlementNotFound { date: NaiveDate },
+
+    /// A concurrent call with the same request ID stored its answer first.
+    #[error("request id taken by a concurrent call")]
+    RequestIdTaken,
+
+    #[error(transparent)]
+    Infra(#[from] Infra),
+}
+
+/// A failure of something the use case relies on: nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum Infra {
+    #[error(transparent)]
+    Store(StoreError),
+    #[error(transparent)]
+    Peer(PeerError),
+}
+
+impl From<StoreError> for AppError {
+    /// A conflict no use case expected is a fault of ours, like any store failure.
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(Conflict::RequestIdTaken) => Self::RequestIdTaken,
+            other => Self::Infra(Infra::Store(other)),
+        }
+    }
+}
+
+impl From<PeerError> for AppError {
+    fn from(error: PeerError) -> Self {
+        Self::Infra(Infra::Peer(error))
+    }
+}

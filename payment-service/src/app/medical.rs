@@ -1,0 +1,120 @@
+//! Medical expenses (M1, M2): the beneficiary's own account first, then a family account
+//! with binding-service's fresh yes, then other means.
+
+use gongji_shared::{IdNumber, Money, command::Command, policy::Purpose};
+
+use super::{AccountRole, App, AppError, PaymentKind, Registry, new_id};
+use crate::{
+    domain::medical::{self, InstitutionKind, MedicalPayment},
+    store::{Accounts, Conflict, MedicalPayments, StoreError},
+};
+
+/// A cost to pay at a designated institution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MedicalOrder {
+    pub beneficiary: IdNumber,
+    /// A family member whose account may pay what the own account does not.
+    pub family_holder: Option<IdNumber>,
+    pub institution_code: String,
+    pub institution_kind: InstitutionKind,
+    pub amount: Money,
+}
+
+impl<S: Accounts + MedicalPayments, R: Registry> App<S, R> {
+    /// Pays a medical expense.
+    pub async fn pay_medical_expense(
+        &self,
+        order: MedicalOrder,
+        command: Command<MedicalPayment>,
+    ) -> Result<MedicalPayment, AppError> {
+        let MedicalOrder {
+            beneficiary,
+            family_holder,
+            institution_code,
+            institution_kind,
+            amount,
+        } = order;
+        let own = self.store.account(&beneficiary).await?;
+        let family = match &family_holder {
+            Some(holder) => Some(self.existing(holder, AccountRole::FamilyAccount).await?),
+            None => None,
+        };
+        let usable = self.usable_buckets(self.clock.today());
+        let plan = medical::plan(amount, own.as_ref(), family.as_ref(), &usable);
+
+        // Money of someone else moves only with binding-service's fresh yes (fail closed).
+        let (mut binding_id, mut binding_version, mut destination) =
+            (String::new(), 0, own.as_ref().map(|a| a.region.clone()));
+        if let (Some(holder), false) = (&family_holder, plan.family.account_part.is_zero()) {
+            let authorization = self
+                .registry
+                .authorize(holder, &beneficiary, Purpose::MedicalExpense)
+                .await?;
+            if !authorization.is_authorized() {
+                tracing::info!(holder = %holder, beneficiary = %beneficiary, "medical expense refused: not authorized");
+                return Err(AppError::NotAuthorized {
+                    denials: authorization.denials,
+                });
+            }
+            binding_id = authorization.binding_id;
+            binding_version = authorization.binding_version;
+            destination = authorization.beneficiary_region.or(destination);
+        }
+
+        let now = self.clock.now();
+        let paid_by_accounts =
+            !plan.own.account_part.is_zero() || !plan.family.account_part.is_zero();
+        let payment = MedicalPayment {
+            payment_id: new_id(),
+            request_id: command.request_id().to_owned(),
+            movement_id: paid_by_accounts.then(new_id),
+            beneficiary,
+            family_holder,
+            institution_code,
+            institution_kind,
+            amount,
+            own_draws: plan.own.draws.clone(),
+            family_draws: plan.family.draws.clone(),
+            other_part: plan.other_part,
+            binding_id,
+            binding_version,
+            destination,
+            pay_time: now,
+            business_date: gongji_shared::domain::clock::shanghai_date(now),
+        };
+        let movement = medical::medical_movement(&payment, own.as_ref(), family.as_ref());
+        self.store
+            .insert_medical(
+                &payment,
+                movement.as_ref(),
+                command.idempotency(),
+                &command.response(&payment),
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(Conflict::InsufficientBalance) => AppError::BalanceChanged,
+                e => e.into(),
+            })?;
+        tracing::info!(
+            payment_id = %payment.payment_id,
+            beneficiary = %payment.beneficiary,
+            amount = %amount,
+            own_part = %plan.own.account_part,
+            family_part = %plan.family.account_part,
+            other_part = %plan.other_part,
+            "medical expense paid"
+        );
+        Ok(payment)
+    }
+
+    /// One medical-expense payment.
+    pub async fn medical_payment(&self, payment_id: &str) -> Result<MedicalPayment, AppError> {
+        self.store
+            .medical_payment(payment_id)
+            .await?
+            .ok_or_else(|| AppError::PaymentNotFound {
+                payment_id: payment_id.to_owned(),
+                kind: PaymentKind::MedicalExpense,
+            })
+    }
+}

@@ -1,0 +1,109 @@
+//! The use cases of payment-service: one method per use case, on [`App`], grouped by
+//! aggregate (`accounts`, `premiums`, `medical`, `settlement`).
+//!
+//! A use case takes domain types and returns domain types or [`AppError`]. It asks the
+//! registry ([`Registry`], binding-service behind it) and the store, applies the rules of
+//! `domain`, and writes the effect with its recorded answer in one transaction. No tonic,
+//! no prost and no SQL here: `api` translates the wire, `peer` speaks to binding-service,
+//! `store` holds the SQL.
+
+mod accounts;
+mod error;
+#[cfg(test)]
+mod fakes;
+mod medical;
+mod premiums;
+mod settlement;
+
+use std::{future::Future, sync::Arc};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use gongji_shared::{
+    Clock, IdNumber, Policy,
+    policy::{Bucket, Purpose},
+};
+
+use crate::domain::authorization::{Authorization, InsuredPerson};
+
+pub use accounts::{AccountView, Credited, YearClosed};
+pub use error::{AccountRole, AppError, Infra, PaymentKind};
+pub use medical::MedicalOrder;
+pub use premiums::{PaymentOrder, PremiumOrder, Quote};
+pub use settlement::LedgerReport;
+
+/// The registry and authority of bindings (binding-service), as the use cases need it.
+/// Every answer is fresh: money of someone else moves only on a yes given for this call.
+pub trait Registry: Clone + Send + Sync + 'static {
+    /// Whether `authorizer`'s account may pay for `beneficiary` for `purpose`.
+    fn authorize(
+        &self,
+        authorizer: &IdNumber,
+        beneficiary: &IdNumber,
+        purpose: Purpose,
+    ) -> impl Future<Output = Result<Authorization, PeerError>> + Send;
+
+    /// The person's registry record; `None` when the registry does not know them.
+    fn person(
+        &self,
+        id: &IdNumber,
+    ) -> impl Future<Output = Result<Option<InsuredPerson>, PeerError>> + Send;
+}
+
+/// binding-service could not give an answer: no money may move (fail closed).
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("binding-service unavailable: {0}")]
+    Unavailable(String),
+    #[error("binding-service sent a malformed answer: {0}")]
+    Malformed(String),
+}
+
+/// What every use case works with.
+#[derive(Clone)]
+pub struct App<S, R> {
+    store: S,
+    registry: R,
+    policy: Arc<Policy>,
+    clock: Clock,
+}
+
+impl<S, R> App<S, R> {
+    pub fn new(store: S, registry: R, policy: Arc<Policy>, clock: Clock) -> Self {
+        Self {
+            store,
+            registry,
+            policy,
+            clock,
+        }
+    }
+
+    /// The buckets family may use on `date`, in drawing order (none when no policy is in
+    /// force).
+    fn usable_buckets(&self, date: NaiveDate) -> Vec<Bucket> {
+        self.policy
+            .rules_on(date)
+            .map(|r| r.usable_buckets.clone())
+            .unwrap_or_default()
+    }
+
+    /// Now, and its Asia/Shanghai date.
+    fn now(&self) -> (DateTime<Utc>, NaiveDate) {
+        let now = self.clock.now();
+        (now, gongji_shared::domain::clock::shanghai_date(now))
+    }
+}
+
+/// A new identifier for a payment or a movement.
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl<S: crate::store::Database<Conflict = crate::store::Conflict>, R> App<S, R> {
+    /// The answer recorded under `request_id`, if any (AIP-155).
+    pub async fn saved_response(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<gongji_shared::command::SavedResponse>, AppError> {
+        Ok(self.store.saved_response(request_id).await?)
+    }
+}

@@ -1,0 +1,302 @@
+//! Resident premiums paid from a family member's account: quote, pay, read, list, refund
+//! (P1 to P9).
+
+use chrono::NaiveDate;
+use gongji_shared::{CoverageYear, IdNumber, Money, RegionCode, command::Command, policy::Purpose};
+
+use super::{AccountRole, App, AppError, PaymentKind, Registry, new_id};
+use crate::{
+    domain::{
+        Account,
+        authorization::Authorization,
+        payment::{self, OtherMeans, OtherMeansProblem, PaymentState, PremiumPayment},
+        premium::{self, PremiumTerms, TermsInput},
+        split::{self, Split},
+    },
+    store::{Accounts, Conflict, Premiums, StoreError},
+};
+
+/// Whose premium, for which year, from whose account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PremiumOrder {
+    pub payer: IdNumber,
+    pub beneficiary: IdNumber,
+    pub year: CoverageYear,
+    pub back_payment: bool,
+}
+
+/// A payment order: the premium the caller expects, and the part they pay by other means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentOrder {
+    pub order: PremiumOrder,
+    pub expected: Money,
+    pub other_means: Option<OtherMeans>,
+}
+
+/// What paying now would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    pub year: CoverageYear,
+    pub region: RegionCode,
+    pub terms: PremiumTerms,
+    pub split: Split,
+    pub payment_date: NaiveDate,
+    pub back_payment: bool,
+}
+
+/// Everything a quote and a payment compute, from the same code.
+struct Prepared {
+    authorization: Authorization,
+    account: Account,
+    region: RegionCode,
+    terms: PremiumTerms,
+    split: Split,
+}
+
+impl<S: Accounts + Premiums, R: Registry> App<S, R> {
+    /// What paying the premium now would cost and buy; binding-service is asked, but a
+    /// denial does not stop a quote.
+    pub async fn quote_premium(&self, order: &PremiumOrder) -> Result<Quote, AppError> {
+        let prepared = self.prepare(order, false).await?;
+        Ok(Quote {
+            year: order.year,
+            region: prepared.region,
+            terms: prepared.terms,
+            split: prepared.split,
+            payment_date: self.clock.today(),
+            back_payment: order.back_payment,
+        })
+    }
+
+    /// Pays the premium from the payer's account (and other means for the rest), with
+    /// binding-service's fresh yes.
+    pub async fn pay_premium(
+        &self,
+        order: PaymentOrder,
+        command: Command<PremiumPayment>,
+    ) -> Result<PremiumPayment, AppError> {
+        let PaymentOrder {
+            order,
+            expected,
+            other_means,
+        } = order;
+        let p = self.prepare(&order, true).await?;
+        if expected != p.terms.premium {
+            return Err(AppError::AmountMismatch {
+                expected,
+                premium: p.terms.premium,
+            });
+        }
+        payment::check_other_means(&p.split, other_means.as_ref()).map_err(
+            |problem| match problem {
+                OtherMeansProblem::Shortfall(shortfall) => AppError::InsufficientBalance {
+                    shortfall,
+                    usable: p.split.account_part,
+                    premium: p.terms.premium,
+                },
+                OtherMeansProblem::NotNeeded => AppError::OtherMeansNotNeeded,
+                OtherMeansProblem::WrongAmount { expected } => {
+                    AppError::OtherMeansWrongAmount { expected }
+                }
+            },
+        )?;
+        let now = self.clock.now();
+        let payment = PremiumPayment {
+            payment_id: new_id(),
+            request_id: command.request_id().to_owned(),
+            movement_id: new_id(),
+            payer: order.payer,
+            beneficiary: order.beneficiary,
+            year: order.year,
+            state: PaymentState::Paid,
+            terms: p.terms,
+            back_payment: order.back_payment,
+            split: p.split,
+            other_means,
+            binding_id: p.authorization.binding_id,
+            binding_version: p.authorization.binding_version,
+            payer_region: p.account.region,
+            beneficiary_region: p.region,
+            payment_date: gongji_shared::domain::clock::shanghai_date(now),
+            pay_time: now,
+            refund_time: None,
+            refund_reason: None,
+        };
+        let movement = payment::premium_movement(&payment);
+        self.store
+            .insert_premium(
+                &payment,
+                &movement,
+                command.idempotency(),
+                &command.response(&payment),
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(Conflict::AlreadyPaid) => {
+                    AppError::PremiumAlreadyPaid { year: order.year }
+                }
+                StoreError::Conflict(Conflict::InsufficientBalance) => AppError::BalanceChanged,
+                e => e.into(),
+            })?;
+        tracing::info!(
+            payment_id = %payment.payment_id,
+            payer = %payment.payer,
+            beneficiary = %payment.beneficiary,
+            coverage_year = payment.year.get(),
+            premium = %payment.terms.premium,
+            account_part = %payment.split.account_part,
+            other_part = %payment.split.other_part,
+            "premium paid"
+        );
+        Ok(payment)
+    }
+
+    /// Asks binding-service fresh, then computes premium, window, waiting period and split.
+    /// With `must_be_authorized`, a denial stops here.
+    async fn prepare(
+        &self,
+        order: &PremiumOrder,
+        must_be_authorized: bool,
+    ) -> Result<Prepared, AppError> {
+        let PremiumOrder {
+            payer,
+            beneficiary,
+            year,
+            back_payment,
+        } = order;
+        let authorization = self
+            .registry
+            .authorize(payer, beneficiary, Purpose::Premium)
+            .await?;
+        if must_be_authorized && !authorization.is_authorized() {
+            tracing::info!(payer = %payer, beneficiary = %beneficiary, "premium refused: not authorized");
+            return Err(AppError::NotAuthorized {
+                denials: authorization.denials,
+            });
+        }
+        let person =
+            authorization
+                .beneficiary
+                .as_ref()
+                .ok_or_else(|| AppError::BeneficiaryNotFound {
+                    beneficiary: beneficiary.clone(),
+                })?;
+        if person.live_employee().is_some() {
+            return Err(AppError::BeneficiaryHasEmployeeInsurance {
+                beneficiary: beneficiary.clone(),
+            });
+        }
+        let region = authorization
+            .beneficiary_region
+            .clone()
+            .ok_or(AppError::BeneficiaryNotInsured)?;
+        let account = self.existing(payer, AccountRole::Payer).await?;
+        let history = self.store.paid_years(beneficiary).await?;
+        if history.iter().any(|p| p.year == *year) {
+            return Err(AppError::PremiumAlreadyPaid { year: *year });
+        }
+        let today = self.clock.today();
+        let terms = premium::terms(&TermsInput {
+            policy: &self.policy,
+            year: *year,
+            region: &region,
+            today,
+            birth_date: beneficiary.birth_date(),
+            back_payment: *back_payment,
+            history: &history,
+        })
+        .map_err(|refusal| AppError::PremiumRefused {
+            refusal,
+            year: *year,
+        })?;
+        let split = split::split(terms.premium, Some(&account), &self.usable_buckets(today));
+        Ok(Prepared {
+            authorization,
+            account,
+            region,
+            terms,
+            split,
+        })
+    }
+
+    /// One premium payment.
+    pub async fn premium_payment(&self, payment_id: &str) -> Result<PremiumPayment, AppError> {
+        self.store
+            .premium_payment(payment_id)
+            .await?
+            .ok_or_else(|| AppError::PaymentNotFound {
+                payment_id: payment_id.to_owned(),
+                kind: PaymentKind::Premium,
+            })
+    }
+
+    /// Up to `limit` premium payments by payer (or for a beneficiary), newest first, before
+    /// position `before`; each with its position.
+    pub async fn premium_payments(
+        &self,
+        person: &IdNumber,
+        as_payer: bool,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, PremiumPayment)>, AppError> {
+        Ok(self
+            .store
+            .premium_payments(person, as_payer, before, limit)
+            .await?)
+    }
+
+    /// Refunds a paid premium (P9): the account part back to the buckets it came from, the
+    /// other-means part recorded as owed back; the year counts as unpaid again.
+    pub async fn refund_premium(
+        &self,
+        payment_id: &str,
+        reason: String,
+        command: Command<PremiumPayment>,
+    ) -> Result<PremiumPayment, AppError> {
+        let payment = self.premium_payment(payment_id).await?;
+        let already = || AppError::AlreadyRefunded {
+            payment_id: payment_id.to_owned(),
+        };
+        if payment.state == PaymentState::Refunded {
+            return Err(already());
+        }
+        let now = self.clock.now();
+        let movement = (!payment.split.account_part.is_zero()).then(|| {
+            payment::refund_movement(
+                &payment,
+                &new_id(),
+                command.request_id(),
+                now,
+                gongji_shared::domain::clock::shanghai_date(now),
+            )
+        });
+        let refunded = PremiumPayment {
+            state: PaymentState::Refunded,
+            refund_time: Some(now),
+            refund_reason: Some(reason),
+            ..payment
+        };
+        self.store
+            .refund_premium(
+                &refunded,
+                movement.as_ref(),
+                refunded.other_means.as_ref(),
+                command.idempotency(),
+                &command.response(&refunded),
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(Conflict::AlreadyRefunded) => already(),
+                e => e.into(),
+            })?;
+        tracing::info!(
+            payment_id = %refunded.payment_id,
+            payer = %refunded.payer,
+            beneficiary = %refunded.beneficiary,
+            account_part = %refunded.split.account_part,
+            other_part = %refunded.split.other_part,
+            "premium refunded"
+        );
+        Ok(refunded)
+    }
+}

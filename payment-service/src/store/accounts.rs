@@ -1,0 +1,346 @@
+//! Accounts and their double-entry ledger: opening, balances, posting movements, entries,
+//! year closing. `write_movement` is the one place balances change; the other aggregates'
+//! writes call it inside their own transactions.
+
+use std::future::Future;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use gongji_shared::{
+    IdNumber,
+    command::{Command, Idempotency},
+    policy::Bucket,
+};
+
+use gongji_shared::db::decode::{self, corrupt};
+
+use super::{Database, StoreError};
+use crate::domain::{Account, AccountEntry, Book, Movement, MovementKind};
+
+/// Accounts and the ledger.
+pub trait Accounts: Database<Conflict = super::Conflict> {
+    /// Opens an account with zero balances; `Conflict::AccountExists` if the holder has one.
+    fn open_account(
+        &self,
+        account: &Account,
+        idempotency: &Idempotency,
+        response: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One account.
+    fn account(
+        &self,
+        holder: &IdNumber,
+    ) -> impl Future<Output = Result<Option<Account>, StoreError>> + Send;
+
+    /// Writes a balanced movement touching `holder`'s account; `make` gets the account
+    /// after it and the entry IDs of the postings, in order, and builds the outcome whose
+    /// answer is recorded with it.
+    fn post<T: Send>(
+        &self,
+        holder: &IdNumber,
+        movement: &Movement,
+        command: &Command<T>,
+        make: impl FnOnce(&Account, &[i64]) -> T + Send,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send;
+
+    /// The holder's account-side entries, newest first, older than `before` if given.
+    fn entries(
+        &self,
+        holder: &IdNumber,
+        before: Option<i64>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<AccountEntry>, StoreError>> + Send;
+
+    /// Closes `year` for the holder: `plan` sees the account as locked in the transaction
+    /// and returns the movement (none when nothing moves); `make(account_after, moved_fen)`
+    /// builds the outcome. `Conflict::YearClosed` when the year was closed before.
+    fn close_year<T: Send>(
+        &self,
+        holder: &IdNumber,
+        year: i32,
+        at: DateTime<Utc>,
+        plan: impl FnOnce(&Account) -> Option<Movement> + Send,
+        command: &Command<T>,
+        make: impl FnOnce(&Account, i64) -> T + Send,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send;
+}
+
+/// The balance column of a bucket. Never user input: a fixed match.
+pub(super) fn bucket_column(bucket: Bucket) -> &'static str {
+    match bucket {
+        Bucket::CurrentYear => "current_fen",
+        Bucket::PriorYears => "prior_fen",
+    }
+}
+
+/// The columns of an entry row: holder, bucket, fund, region.
+pub(super) fn book_columns(
+    book: &Book,
+) -> (
+    Option<&str>,
+    Option<&'static str>,
+    Option<&'static str>,
+    &str,
+) {
+    match book {
+        Book::Personal {
+            holder,
+            bucket,
+            region,
+        } => (
+            Some(holder.as_str()),
+            Some(bucket.as_str()),
+            None,
+            region.as_str(),
+        ),
+        Book::Fund { fund, region } => (None, None, Some(*fund), region.as_str()),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AccountRow {
+    holder: String,
+    region: String,
+    current_fen: i64,
+    prior_fen: i64,
+    open_time: DateTime<Utc>,
+}
+
+impl TryFrom<AccountRow> for Account {
+    type Error = StoreError;
+
+    fn try_from(r: AccountRow) -> Result<Self, Self::Error> {
+        Ok(Account {
+            holder: decode::id(&r.holder, "accounts.holder")?,
+            region: decode::region(&r.region, "accounts.region")?,
+            current_year: decode::money(r.current_fen, "accounts.current_fen")?,
+            prior_years: decode::money(r.prior_fen, "accounts.prior_fen")?,
+            open_time: r.open_time,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EntryRow {
+    entry_id: i64,
+    movement_id: String,
+    kind: String,
+    bucket: String,
+    amount_fen: i64,
+    request_id: String,
+    create_time: DateTime<Utc>,
+    business_date: NaiveDate,
+}
+
+impl TryFrom<EntryRow> for AccountEntry {
+    type Error = StoreError;
+
+    fn try_from(r: EntryRow) -> Result<Self, Self::Error> {
+        Ok(AccountEntry {
+            entry_id: r.entry_id,
+            movement_id: r.movement_id,
+            kind: MovementKind::parse(&r.kind).ok_or_else(|| corrupt("movements.kind"))?,
+            bucket: Bucket::parse(&r.bucket).ok_or_else(|| corrupt("entries.bucket"))?,
+            amount_fen: r.amount_fen,
+            request_id: r.request_id,
+            create_time: r.create_time,
+            business_date: r.business_date,
+        })
+    }
+}
+
+/// Implements `Accounts` for `$store` over `$db`; `$for_update` locks a row read inside a
+/// transaction. Also defines `read_account` and `write_movement` for the other aggregates.
+macro_rules! accounts_sql {
+    ($store:ident, $db:ty, $for_update:expr) => {
+        impl $crate::store::Accounts for $store {
+            async fn open_account(
+                &self,
+                account: &$crate::domain::Account,
+                idempotency: &gongji_shared::command::Idempotency,
+                response: &[u8],
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                save_response(&mut tx, idempotency, response, account.open_time).await?;
+                sqlx::query(
+                    "INSERT INTO accounts (holder, region, current_fen, prior_fen, open_time) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(account.holder.as_str())
+                .bind(account.region.as_str())
+                .bind(account.current_year.fen())
+                .bind(account.prior_years.fen())
+                .bind(account.open_time)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::AccountExists))?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn account(
+                &self,
+                holder: &gongji_shared::IdNumber,
+            ) -> Result<Option<$crate::domain::Account>, $crate::store::StoreError> {
+                let row: Option<$crate::store::accounts::AccountRow> = sqlx::query_as(
+                    "SELECT holder, region, current_fen, prior_fen, open_time FROM accounts WHERE holder = $1",
+                )
+                .bind(holder.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn post<T: Send>(
+                &self,
+                holder: &gongji_shared::IdNumber,
+                movement: &$crate::domain::Movement,
+                command: &gongji_shared::command::Command<T>,
+                make: impl FnOnce(&$crate::domain::Account, &[i64]) -> T + Send,
+            ) -> Result<T, $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let entry_ids = write_movement(&mut tx, movement).await?;
+                let account = read_account(&mut tx, holder, "").await?;
+                let outcome = make(&account, &entry_ids);
+                save_response(&mut tx, command.idempotency(), &command.response(&outcome), movement.create_time).await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn entries(
+                &self,
+                holder: &gongji_shared::IdNumber,
+                before: Option<i64>,
+                limit: u32,
+            ) -> Result<Vec<$crate::domain::AccountEntry>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::accounts::EntryRow> = sqlx::query_as(
+                    "SELECT e.entry_id, e.movement_id, m.kind, e.bucket, e.amount_fen, m.request_id, m.create_time, m.business_date \
+                     FROM entries e JOIN movements m ON m.movement_id = e.movement_id \
+                     WHERE e.holder = $1 AND e.entry_id < $2 ORDER BY e.entry_id DESC LIMIT $3",
+                )
+                .bind(holder.as_str())
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(i64::from(limit).min($crate::store::MAX_ROWS))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn close_year<T: Send>(
+                &self,
+                holder: &gongji_shared::IdNumber,
+                year: i32,
+                at: chrono::DateTime<chrono::Utc>,
+                plan: impl FnOnce(&$crate::domain::Account) -> Option<$crate::domain::Movement> + Send,
+                command: &gongji_shared::command::Command<T>,
+                make: impl FnOnce(&$crate::domain::Account, i64) -> T + Send,
+            ) -> Result<T, $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let before = read_account(&mut tx, holder, $for_update).await?;
+                let movement = plan(&before);
+                let moved = movement.as_ref().map_or(0, |m| {
+                    m.postings.iter().map(|p| p.amount_fen).filter(|a| *a > 0).sum()
+                });
+                if let Some(movement) = &movement {
+                    write_movement(&mut tx, movement).await?;
+                }
+                sqlx::query(
+                    "INSERT INTO year_closings (holder, year, moved_fen, movement_id, create_time) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(holder.as_str())
+                .bind(year)
+                .bind(moved)
+                .bind(movement.as_ref().map(|m| m.movement_id.as_str()))
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::YearClosed))?;
+                let after = read_account(&mut tx, holder, "").await?;
+                let outcome = make(&after, moved);
+                save_response(&mut tx, command.idempotency(), &command.response(&outcome), at).await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+        }
+
+        /// One account read inside a transaction; `lock` is `$for_update` to keep it.
+        async fn read_account(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            holder: &gongji_shared::IdNumber,
+            lock: &str,
+        ) -> Result<$crate::domain::Account, $crate::store::StoreError> {
+            let row: $crate::store::accounts::AccountRow = sqlx::query_as(&format!(
+                "SELECT holder, region, current_fen, prior_fen, open_time FROM accounts WHERE holder = $1{lock}"
+            ))
+            .bind(holder.as_str())
+            .fetch_one(&mut **tx)
+            .await?;
+            row.try_into()
+        }
+
+        /// Writes a movement and its postings. Personal buckets move first, in a fixed order
+        /// (holder, bucket) so concurrent movements over the same accounts lock them in the
+        /// same order, each with a conditional update that refuses to go below zero. Returns
+        /// the entry IDs in posting order.
+        async fn write_movement(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            movement: &$crate::domain::Movement,
+        ) -> Result<Vec<i64>, $crate::store::StoreError> {
+            if !movement.is_balanced() {
+                return Err($crate::store::StoreError::Corrupt("unbalanced movement".into()));
+            }
+            sqlx::query(
+                "INSERT INTO movements (movement_id, kind, request_id, create_time, business_date, purpose, destination) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&movement.movement_id)
+            .bind(movement.kind.as_str())
+            .bind(&movement.request_id)
+            .bind(movement.create_time)
+            .bind(movement.business_date)
+            .bind(movement.purpose.map(|p| p.as_str()))
+            .bind(movement.destination.as_ref().map(|d| d.as_str()))
+            .execute(&mut **tx)
+            .await?;
+            let mut personal: Vec<(&gongji_shared::IdNumber, gongji_shared::policy::Bucket, i64)> = movement
+                .postings
+                .iter()
+                .filter_map(|p| match &p.book {
+                    $crate::domain::Book::Personal { holder, bucket, .. } => Some((holder, *bucket, p.amount_fen)),
+                    $crate::domain::Book::Fund { .. } => None,
+                })
+                .collect();
+            personal.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            for (holder, bucket, amount_fen) in personal {
+                let column = $crate::store::accounts::bucket_column(bucket);
+                let updated = sqlx::query(&format!(
+                    "UPDATE accounts SET {column} = {column} + $1 WHERE holder = $2 AND {column} + $1 >= 0"
+                ))
+                .bind(amount_fen)
+                .bind(holder.as_str())
+                .execute(&mut **tx)
+                .await?;
+                if updated.rows_affected() != 1 {
+                    return Err($crate::store::StoreError::Conflict($crate::store::Conflict::InsufficientBalance));
+                }
+            }
+            let mut ids = Vec::with_capacity(movement.postings.len());
+            for posting in &movement.postings {
+                let (holder, bucket, fund, region) = $crate::store::accounts::book_columns(&posting.book);
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO entries (movement_id, holder, bucket, fund, region, amount_fen) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING entry_id",
+                )
+                .bind(&movement.movement_id)
+                .bind(holder)
+                .bind(bucket)
+                .bind(fund)
+                .bind(region)
+                .bind(posting.amount_fen)
+                .fetch_one(&mut **tx)
+                .await?;
+                ids.push(id);
+            }
+            Ok(ids)
+        }
+    };
+}

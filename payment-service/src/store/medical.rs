@@ -1,0 +1,154 @@
+//! Medical-expense payments.
+
+use std::future::Future;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use gongji_shared::command::Idempotency;
+
+use gongji_shared::db::decode::{self, corrupt};
+
+use super::{Database, StoreError};
+use crate::domain::{
+    Movement,
+    medical::{InstitutionKind, MedicalPayment},
+    payment::decode_draws,
+};
+
+/// Medical-expense payments.
+pub trait MedicalPayments: Database<Conflict = super::Conflict> {
+    /// Records a medical-expense payment and its movement (if any account paid), atomically.
+    /// `Conflict::InsufficientBalance` when a bucket fell short.
+    fn insert_medical(
+        &self,
+        payment: &MedicalPayment,
+        movement: Option<&Movement>,
+        idempotency: &Idempotency,
+        response: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One medical-expense payment.
+    fn medical_payment(
+        &self,
+        payment_id: &str,
+    ) -> impl Future<Output = Result<Option<MedicalPayment>, StoreError>> + Send;
+}
+
+pub(super) const MEDICAL_COLUMNS: &str = "payment_id, request_id, movement_id, beneficiary, family_holder, \
+    institution_code, institution_kind, amount_fen, own_draws, family_draws, other_fen, binding_id, binding_version, \
+    destination, pay_time, business_date";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct MedicalRow {
+    payment_id: String,
+    request_id: String,
+    movement_id: Option<String>,
+    beneficiary: String,
+    family_holder: Option<String>,
+    institution_code: String,
+    institution_kind: String,
+    amount_fen: i64,
+    own_draws: String,
+    family_draws: String,
+    other_fen: i64,
+    binding_id: String,
+    binding_version: i64,
+    destination: Option<String>,
+    pay_time: DateTime<Utc>,
+    business_date: NaiveDate,
+}
+
+impl TryFrom<MedicalRow> for MedicalPayment {
+    type Error = StoreError;
+
+    fn try_from(r: MedicalRow) -> Result<Self, Self::Error> {
+        Ok(MedicalPayment {
+            payment_id: r.payment_id,
+            request_id: r.request_id,
+            movement_id: r.movement_id,
+            beneficiary: decode::id(&r.beneficiary, "medical_payments.beneficiary")?,
+            family_holder: r
+                .family_holder
+                .as_deref()
+                .map(|h| decode::id(h, "medical_payments.family_holder"))
+                .transpose()?,
+            institution_code: r.institution_code,
+            institution_kind: InstitutionKind::parse(&r.institution_kind)
+                .ok_or_else(|| corrupt("medical_payments.institution_kind"))?,
+            amount: decode::money(r.amount_fen, "medical_payments.amount_fen")?,
+            own_draws: decode_draws(&r.own_draws)
+                .ok_or_else(|| corrupt("medical_payments.own_draws"))?,
+            family_draws: decode_draws(&r.family_draws)
+                .ok_or_else(|| corrupt("medical_payments.family_draws"))?,
+            other_part: decode::money(r.other_fen, "medical_payments.other_fen")?,
+            binding_id: r.binding_id,
+            binding_version: r.binding_version,
+            destination: r
+                .destination
+                .as_deref()
+                .map(|d| decode::region(d, "medical_payments.destination"))
+                .transpose()?,
+            pay_time: r.pay_time,
+            business_date: r.business_date,
+        })
+    }
+}
+
+/// Implements `MedicalPayments` for `$store`. Uses `save_response` and `write_movement`
+/// of the other aggregates.
+macro_rules! medical_sql {
+    ($store:ident) => {
+        impl $crate::store::MedicalPayments for $store {
+            async fn insert_medical(
+                &self,
+                p: &$crate::domain::medical::MedicalPayment,
+                movement: Option<&$crate::domain::Movement>,
+                idempotency: &gongji_shared::command::Idempotency,
+                response: &[u8],
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                save_response(&mut tx, idempotency, response, p.pay_time).await?;
+                if let Some(movement) = movement {
+                    write_movement(&mut tx, movement).await?;
+                }
+                sqlx::query(&format!(
+                    "INSERT INTO medical_payments ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                    $crate::store::medical::MEDICAL_COLUMNS
+                ))
+                .bind(&p.payment_id)
+                .bind(&p.request_id)
+                .bind(movement.map(|m| m.movement_id.as_str()))
+                .bind(p.beneficiary.as_str())
+                .bind(p.family_holder.as_ref().map(|h| h.as_str()))
+                .bind(&p.institution_code)
+                .bind(p.institution_kind.as_str())
+                .bind(p.amount.fen())
+                .bind($crate::domain::payment::encode_draws(&p.own_draws))
+                .bind($crate::domain::payment::encode_draws(&p.family_draws))
+                .bind(p.other_part.fen())
+                .bind(&p.binding_id)
+                .bind(p.binding_version)
+                .bind(p.destination.as_ref().map(|d| d.as_str()))
+                .bind(p.pay_time)
+                .bind(p.business_date)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn medical_payment(
+                &self,
+                payment_id: &str,
+            ) -> Result<Option<$crate::domain::medical::MedicalPayment>, $crate::store::StoreError> {
+                let row: Option<$crate::store::medical::MedicalRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM medical_payments WHERE payment_id = $1",
+                    $crate::store::medical::MEDICAL_COLUMNS
+                ))
+                .bind(payment_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+        }
+    };
+}

@@ -1,0 +1,334 @@
+//! Premium payments: the years paid for a beneficiary, paying and refunding.
+
+use std::future::Future;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use gongji_shared::{CoverageYear, IdNumber, command::Idempotency, policy::DateWindow};
+
+use gongji_shared::db::decode::{self, corrupt};
+
+use super::{Database, StoreError};
+use crate::domain::{
+    Movement,
+    payment::{Channel, OtherMeans, PaymentState, PremiumPayment, decode_draws},
+    premium::{PaidYear, PremiumTerms},
+    split::Split,
+};
+
+/// Premium payments.
+pub trait Premiums: Database<Conflict = super::Conflict> {
+    /// The beneficiary's paid (not refunded) premium years.
+    fn paid_years(
+        &self,
+        beneficiary: &IdNumber,
+    ) -> impl Future<Output = Result<Vec<PaidYear>, StoreError>> + Send;
+
+    /// Records a premium payment and its movement, atomically. `Conflict::AlreadyPaid`
+    /// when the year is paid; `Conflict::InsufficientBalance` when a bucket fell short.
+    fn insert_premium(
+        &self,
+        payment: &PremiumPayment,
+        movement: &Movement,
+        idempotency: &Idempotency,
+        response: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One premium payment.
+    fn premium_payment(
+        &self,
+        payment_id: &str,
+    ) -> impl Future<Output = Result<Option<PremiumPayment>, StoreError>> + Send;
+
+    /// One page of premium payments by payer (or beneficiary), newest first, before
+    /// position `before`; each with its position.
+    fn premium_payments(
+        &self,
+        person: &IdNumber,
+        as_payer: bool,
+        before: Option<i64>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(i64, PremiumPayment)>, StoreError>> + Send;
+
+    /// Marks a paid premium refunded, writes the refund movement of its account part (if
+    /// any) and the other-means part owed back (if any), with the response, atomically.
+    /// `Conflict::AlreadyRefunded` when it was refunded before.
+    fn refund_premium(
+        &self,
+        refunded: &PremiumPayment,
+        movement: Option<&Movement>,
+        owed_back: Option<&OtherMeans>,
+        idempotency: &Idempotency,
+        response: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+pub(super) const PREMIUM_COLUMNS: &str = "payment_id, request_id, movement_id, payer, beneficiary, coverage_year, state, \
+    premium_fen, account_fen, other_fen, draws, other_channel, other_reference, binding_id, binding_version, \
+    payer_region, beneficiary_region, back_payment, in_window, window_start, window_end, waiting_months, \
+    benefit_start, benefit_end, payment_date, pay_time, refund_time, refund_reason";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PositionedPremiumRow {
+    pub seq: i64,
+    #[sqlx(flatten)]
+    pub payment: PremiumRow,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PaidYearRow {
+    pub coverage_year: i32,
+    pub back_payment: bool,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PremiumRow {
+    payment_id: String,
+    request_id: String,
+    movement_id: Option<String>,
+    payer: String,
+    beneficiary: String,
+    coverage_year: i32,
+    state: String,
+    premium_fen: i64,
+    account_fen: i64,
+    other_fen: i64,
+    draws: String,
+    other_channel: Option<String>,
+    other_reference: Option<String>,
+    binding_id: String,
+    binding_version: i64,
+    payer_region: String,
+    beneficiary_region: String,
+    back_payment: bool,
+    in_window: bool,
+    window_start: NaiveDate,
+    window_end: NaiveDate,
+    waiting_months: i32,
+    benefit_start: Option<NaiveDate>,
+    benefit_end: Option<NaiveDate>,
+    payment_date: NaiveDate,
+    pay_time: DateTime<Utc>,
+    refund_time: Option<DateTime<Utc>>,
+    refund_reason: Option<String>,
+}
+
+impl TryFrom<PremiumRow> for PremiumPayment {
+    type Error = StoreError;
+
+    fn try_from(r: PremiumRow) -> Result<Self, Self::Error> {
+        let other_part = decode::money(r.other_fen, "premium_payments.other_fen")?;
+        let other_means = match (r.other_channel, r.other_reference) {
+            (Some(channel), Some(reference)) => Some(OtherMeans {
+                amount: other_part,
+                channel: Channel::parse(&channel)
+                    .ok_or_else(|| corrupt("premium_payments.other_channel"))?,
+                reference,
+            }),
+            _ => None,
+        };
+        Ok(PremiumPayment {
+            payment_id: r.payment_id,
+            request_id: r.request_id,
+            movement_id: r.movement_id.unwrap_or_default(),
+            payer: decode::id(&r.payer, "premium_payments.payer")?,
+            beneficiary: decode::id(&r.beneficiary, "premium_payments.beneficiary")?,
+            year: CoverageYear::parse(r.coverage_year)
+                .map_err(|_| corrupt("premium_payments.coverage_year"))?,
+            state: match r.state.as_str() {
+                "PAID" => PaymentState::Paid,
+                "REFUNDED" => PaymentState::Refunded,
+                _ => return Err(corrupt("premium_payments.state")),
+            },
+            terms: PremiumTerms {
+                premium: decode::money(r.premium_fen, "premium_payments.premium_fen")?,
+                window: DateWindow {
+                    start: r.window_start,
+                    end: r.window_end,
+                },
+                in_window: r.in_window,
+                waiting_months: u32::try_from(r.waiting_months)
+                    .map_err(|_| corrupt("premium_payments.waiting_months"))?,
+                cover: r.benefit_start.zip(r.benefit_end),
+            },
+            back_payment: r.back_payment,
+            split: Split {
+                draws: decode_draws(&r.draws).ok_or_else(|| corrupt("premium_payments.draws"))?,
+                account_part: decode::money(r.account_fen, "premium_payments.account_fen")?,
+                other_part,
+            },
+            other_means,
+            binding_id: r.binding_id,
+            binding_version: r.binding_version,
+            payer_region: decode::region(&r.payer_region, "premium_payments.payer_region")?,
+            beneficiary_region: decode::region(
+                &r.beneficiary_region,
+                "premium_payments.beneficiary_region",
+            )?,
+            payment_date: r.payment_date,
+            pay_time: r.pay_time,
+            refund_time: r.refund_time,
+            refund_reason: r.refund_reason,
+        })
+    }
+}
+
+/// Implements `Premiums` for `$store`; `$next_seq` gives a new payment its position.
+/// Uses `save_response` and `write_movement` of the other aggregates.
+macro_rules! premiums_sql {
+    ($store:ident, $next_seq:expr) => {
+        impl $crate::store::Premiums for $store {
+            async fn paid_years(
+                &self,
+                beneficiary: &gongji_shared::IdNumber,
+            ) -> Result<Vec<$crate::domain::premium::PaidYear>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::premiums::PaidYearRow> = sqlx::query_as(
+                    "SELECT coverage_year, back_payment FROM premium_payments \
+                     WHERE beneficiary = $1 AND state = 'PAID' ORDER BY coverage_year LIMIT $2",
+                )
+                .bind(beneficiary.as_str())
+                .bind($crate::store::MAX_ROWS)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|r| {
+                        Ok($crate::domain::premium::PaidYear {
+                            year: gongji_shared::CoverageYear::parse(r.coverage_year)
+                                .map_err(|_| $crate::store::StoreError::Corrupt("premium_payments.coverage_year".into()))?,
+                            back_payment: r.back_payment,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn insert_premium(
+                &self,
+                p: &$crate::domain::payment::PremiumPayment,
+                movement: &$crate::domain::Movement,
+                idempotency: &gongji_shared::command::Idempotency,
+                response: &[u8],
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                save_response(&mut tx, idempotency, response, p.pay_time).await?;
+                if !p.split.account_part.is_zero() {
+                    write_movement(&mut tx, movement).await?;
+                }
+                sqlx::query(&format!(
+                    "INSERT INTO premium_payments ({}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                     $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, {})",
+                    $crate::store::premiums::PREMIUM_COLUMNS,
+                    $next_seq
+                ))
+                .bind(&p.payment_id)
+                .bind(&p.request_id)
+                .bind((!p.split.account_part.is_zero()).then_some(p.movement_id.as_str()))
+                .bind(p.payer.as_str())
+                .bind(p.beneficiary.as_str())
+                .bind(p.year.get())
+                .bind(p.state.as_str())
+                .bind(p.terms.premium.fen())
+                .bind(p.split.account_part.fen())
+                .bind(p.split.other_part.fen())
+                .bind($crate::domain::payment::encode_draws(&p.split.draws))
+                .bind(p.other_means.as_ref().map(|o| o.channel.as_str()))
+                .bind(p.other_means.as_ref().map(|o| o.reference.as_str()))
+                .bind(&p.binding_id)
+                .bind(p.binding_version)
+                .bind(p.payer_region.as_str())
+                .bind(p.beneficiary_region.as_str())
+                .bind(p.back_payment)
+                .bind(p.terms.in_window)
+                .bind(p.terms.window.start)
+                .bind(p.terms.window.end)
+                .bind(i32::try_from(p.terms.waiting_months).unwrap_or(i32::MAX))
+                .bind(p.terms.cover.map(|c| c.0))
+                .bind(p.terms.cover.map(|c| c.1))
+                .bind(p.payment_date)
+                .bind(p.pay_time)
+                .bind(p.refund_time)
+                .bind(p.refund_reason.as_deref())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::AlreadyPaid))?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn premium_payment(
+                &self,
+                payment_id: &str,
+            ) -> Result<Option<$crate::domain::payment::PremiumPayment>, $crate::store::StoreError> {
+                let row: Option<$crate::store::premiums::PremiumRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM premium_payments WHERE payment_id = $1",
+                    $crate::store::premiums::PREMIUM_COLUMNS
+                ))
+                .bind(payment_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn premium_payments(
+                &self,
+                person: &gongji_shared::IdNumber,
+                as_payer: bool,
+                before: Option<i64>,
+                limit: u32,
+            ) -> Result<Vec<(i64, $crate::domain::payment::PremiumPayment)>, $crate::store::StoreError> {
+                let column = if as_payer { "payer" } else { "beneficiary" };
+                let rows: Vec<$crate::store::premiums::PositionedPremiumRow> = sqlx::query_as(&format!(
+                    "SELECT seq, {} FROM premium_payments WHERE {column} = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+                    $crate::store::premiums::PREMIUM_COLUMNS
+                ))
+                .bind(person.as_str())
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(i64::from(limit).min($crate::store::MAX_ROWS))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(|r| Ok((r.seq, r.payment.try_into()?))).collect()
+            }
+
+            async fn refund_premium(
+                &self,
+                refunded: &$crate::domain::payment::PremiumPayment,
+                movement: Option<&$crate::domain::Movement>,
+                owed_back: Option<&$crate::domain::payment::OtherMeans>,
+                idempotency: &gongji_shared::command::Idempotency,
+                response: &[u8],
+            ) -> Result<(), $crate::store::StoreError> {
+                let at = refunded.refund_time.unwrap_or(refunded.pay_time);
+                let mut tx = self.pool.begin().await?;
+                save_response(&mut tx, idempotency, response, at).await?;
+                if let Some(movement) = movement {
+                    write_movement(&mut tx, movement).await?;
+                }
+                let updated = sqlx::query(
+                    "UPDATE premium_payments SET state = 'REFUNDED', refund_time = $1, refund_reason = $2, refund_movement_id = $3 \
+                     WHERE payment_id = $4 AND state = 'PAID'",
+                )
+                .bind(at)
+                .bind(refunded.refund_reason.as_deref())
+                .bind(movement.map(|m| m.movement_id.as_str()))
+                .bind(&refunded.payment_id)
+                .execute(&mut *tx)
+                .await?;
+                if updated.rows_affected() != 1 {
+                    return Err($crate::store::StoreError::Conflict($crate::store::Conflict::AlreadyRefunded));
+                }
+                if let Some(o) = owed_back {
+                    sqlx::query(
+                        "INSERT INTO other_means_refunds (payment_id, channel, reference, amount_fen, create_time) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&refunded.payment_id)
+                    .bind(o.channel.as_str())
+                    .bind(&o.reference)
+                    .bind(o.amount.fen())
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+}

@@ -1,0 +1,269 @@
+//! The one idempotent-command runner (AIP-155) every state-changing RPC of both services
+//! goes through: replay the first answer, else run the use case (which stores its answer in
+//! its effect's transaction), and replay again when a concurrent call with the same request
+//! ID stored first.
+
+use std::{future::Future, sync::Arc};
+
+use prost::Message;
+use tonic::{Response, Status};
+
+use super::ApiError;
+use crate::{
+    command::{Command, Idempotency, SavedResponse},
+    domain::RequestId,
+};
+
+/// A service's side of the runner: where its first answers are kept, and how its failures
+/// become statuses.
+pub trait CommandHost: Sync {
+    /// The service's use-case error.
+    type Error;
+
+    /// The response recorded under `request_id`, if any.
+    fn saved_response(
+        &self,
+        request_id: &str,
+    ) -> impl Future<Output = Result<Option<SavedResponse>, Self::Error>> + Send;
+
+    /// Whether the error says a concurrent call with the same request ID stored first.
+    fn lost_race(error: &Self::Error) -> bool;
+
+    /// The status of a use case's failure.
+    fn failure(error: Self::Error) -> Status;
+
+    /// The status of a refusal of the runner's own (REQUEST_ID_REUSED, ...), under the
+    /// service's ErrorInfo domain.
+    fn refusal(error: ApiError) -> Status;
+}
+
+/// Why a command produced no answer.
+#[derive(Debug)]
+pub enum CommandError<E> {
+    /// The request ID cannot be answered: reused for another request, or its stored answer
+    /// is unreadable, or the concurrent call that took it left nothing to replay.
+    Replay(ApiError),
+    /// The use case (or the lookup of the first answer) failed.
+    Run(E),
+}
+
+/// Runs one state-changing call: `to_wire` turns the use case's outcome into the RPC's
+/// response; `run` gets the command (idempotency record and answer encoder) and performs
+/// the use case.
+pub async fn execute<H, Req, R, T, Fut>(
+    host: &H,
+    request_id: &RequestId,
+    operation: &'static str,
+    request: &Req,
+    to_wire: impl Fn(&T) -> R + Send + Sync + 'static,
+    run: impl FnOnce(Command<T>) -> Fut,
+) -> Result<R, CommandError<H::Error>>
+where
+    H: CommandHost,
+    Req: Message,
+    R: Message + Default,
+    Fut: Future<Output = Result<T, H::Error>>,
+{
+    let idempotency = Idempotency::new(request_id.as_str(), operation, &request.encode_to_vec());
+    if let Some(first) = replay(host, &idempotency).await? {
+        return Ok(first);
+    }
+    let to_wire = Arc::new(to_wire);
+    let encoder = Arc::clone(&to_wire);
+    let command = Command::new(idempotency.clone(), move |outcome: &T| {
+        encoder(outcome).encode_to_vec()
+    });
+    match run(command).await {
+        Ok(outcome) => Ok(to_wire(&outcome)),
+        Err(error) if H::lost_race(&error) => replay(host, &idempotency).await?.ok_or_else(|| {
+            CommandError::Replay(ApiError::aborted(
+                "CONCURRENT_UPDATE",
+                "retry with the same request_id",
+            ))
+        }),
+        Err(error) => Err(CommandError::Run(error)),
+    }
+}
+
+/// The first answer to this request ID, if there is one.
+async fn replay<H, R>(
+    host: &H,
+    idempotency: &Idempotency,
+) -> Result<Option<R>, CommandError<H::Error>>
+where
+    H: CommandHost,
+    R: Message + Default,
+{
+    let saved = host
+        .saved_response(&idempotency.request_id)
+        .await
+        .map_err(CommandError::Run)?;
+    decode_first(idempotency, saved).map_err(CommandError::Replay)
+}
+
+/// [`execute`] as an RPC answers: the response, or the failure as the host's status.
+pub async fn command<H, Req, R, T, Fut>(
+    host: &H,
+    request_id: &RequestId,
+    operation: &'static str,
+    request: &Req,
+    to_wire: impl Fn(&T) -> R + Send + Sync + 'static,
+    run: impl FnOnce(Command<T>) -> Fut,
+) -> Result<Response<R>, Status>
+where
+    H: CommandHost,
+    Req: Message,
+    R: Message + Default,
+    Fut: Future<Output = Result<T, H::Error>>,
+{
+    execute(host, request_id, operation, request, to_wire, run)
+        .await
+        .map(Response::new)
+        .map_err(|e| match e {
+            CommandError::Replay(e) => H::refusal(e),
+            CommandError::Run(e) => H::failure(e),
+        })
+}
+
+/// The first answer if `saved` is this request's; REQUEST_ID_REUSED if the ID was used for
+/// something else; `None` if the ID is new.
+fn decode_first<R: Message + Default>(
+    idempotency: &Idempotency,
+    saved: Option<SavedResponse>,
+) -> Result<Option<R>, ApiError> {
+    let Some(saved) = saved else { return Ok(None) };
+    if !idempotency.is_same_request(&saved) {
+        return Err(ApiError::invalid_argument(
+            "REQUEST_ID_REUSED",
+            "request_id",
+            "request_id was used before for a different request; use a new one",
+        )
+        .with_metadata("request_id", &idempotency.request_id)
+        .with_metadata("first_operation", &saved.operation));
+    }
+    tracing::info!(request_id = %idempotency.request_id, operation = idempotency.operation, "replaying the first answer");
+    R::decode(saved.response.as_slice())
+        .map(Some)
+        .map_err(|error| {
+            tracing::error!(%error, "stored response does not decode");
+            ApiError::internal()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A log holding at most one answer, and a use case that may lose a race to it.
+    #[derive(Default)]
+    struct Log(Mutex<Option<SavedResponse>>);
+
+    impl CommandHost for Log {
+        type Error = Failure;
+
+        async fn saved_response(&self, _: &str) -> Result<Option<SavedResponse>, Failure> {
+            Ok(self.0.lock().unwrap().clone())
+        }
+
+        fn lost_race(error: &Failure) -> bool {
+            *error == Failure::Taken
+        }
+
+        fn failure(_: Failure) -> Status {
+            Status::failed_precondition("refused")
+        }
+
+        fn refusal(error: ApiError) -> Status {
+            error.into_status("test.gongji")
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Failure {
+        Taken,
+        Refused,
+    }
+
+    fn id(s: &str) -> RequestId {
+        RequestId::parse(s).unwrap()
+    }
+
+    /// Runs "Op" on `request`; the use case records `answer` in `log` and then does `then`.
+    async fn run(
+        log: &Log,
+        request: &str,
+        answer: &str,
+        then: Result<(), Failure>,
+    ) -> Result<String, CommandError<Failure>> {
+        let answer = answer.to_owned();
+        execute(
+            log,
+            &id("req-1"),
+            "Op",
+            &request.to_owned(),
+            |s: &String| s.clone(),
+            |command: Command<String>| async move {
+                let saved = SavedResponse {
+                    operation: command.idempotency().operation.to_owned(),
+                    fingerprint: command.idempotency().fingerprint.clone(),
+                    response: command.response(&answer),
+                };
+                *log.0.lock().unwrap() = Some(saved);
+                then.map(|()| answer)
+            },
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_retry_gets_the_first_answer_without_running_again() {
+        let log = Log::default();
+        assert_eq!(run(&log, "a", "first", Ok(())).await.unwrap(), "first");
+        assert_eq!(run(&log, "a", "second", Ok(())).await.unwrap(), "first");
+    }
+
+    #[tokio::test]
+    async fn another_request_under_the_same_id_is_a_reuse() {
+        let log = Log::default();
+        run(&log, "a", "first", Ok(())).await.unwrap();
+        match run(&log, "b", "second", Ok(())).await {
+            Err(CommandError::Replay(e)) => assert_eq!(e.reason(), "REQUEST_ID_REUSED"),
+            other => panic!("expected a reuse, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_race_answers_what_the_winner_stored() {
+        let log = Log::default();
+        let got = run(&log, "a", "winner", Err(Failure::Taken)).await.unwrap();
+        assert_eq!(got, "winner");
+    }
+
+    #[tokio::test]
+    async fn a_reuse_answers_invalid_argument_under_the_host_domain() {
+        let log = Log::default();
+        run(&log, "a", "first", Ok(())).await.unwrap();
+        let status = command(
+            &log,
+            &id("req-1"),
+            "Op",
+            &"b".to_owned(),
+            |s: &String| s.clone(),
+            |_: Command<String>| async { Err::<String, _>(Failure::Refused) },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_passes_through() {
+        let log = Log::default();
+        match run(&log, "a", "x", Err(Failure::Refused)).await {
+            Err(CommandError::Run(Failure::Refused)) => {}
+            other => panic!("expected the refusal, got {other:?}"),
+        }
+    }
+}
