@@ -201,3 +201,58 @@ fn enrollment(e: &pb::Enrollment) -> Result<Enrollment, PeerError> {
         terminated: e.status == EnrollmentStatus::Terminated as i32,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_no_without_a_reason_is_still_a_no() {
+        let answer = CheckAuthorizationResponse {
+            authorized: false,
+            ..Default::default()
+        };
+        let authorization = authorization(answer).unwrap();
+        assert!(!authorization.is_authorized());
+        assert_eq!(authorization.denials[0].reason, "NOT_AUTHORIZED");
+    }
+
+    #[test]
+    fn regions_and_enrollments_become_domain_types() {
+        let answer = CheckAuthorizationResponse {
+            authorized: true,
+            binding_id: "b-1".to_owned(),
+            binding_version: 3,
+            beneficiary_region_code: "340500".to_owned(),
+            beneficiary: Some(pb::InsuredPerson {
+                employee_enrollment: Some(pb::Enrollment {
+                    region_code: "340500".to_owned(),
+                    status: EnrollmentStatus::Terminated as i32,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let authorization = authorization(answer).unwrap();
+        assert!(authorization.is_authorized());
+        assert_eq!(authorization.authorizer_region, None);
+        assert_eq!(authorization.beneficiary_region.unwrap().as_str(), "340500");
+        let person = authorization.beneficiary.unwrap();
+        assert!(person.live_employee().is_none());
+    }
+
+    #[test]
+    fn an_enrollment_without_a_valid_region_is_malformed() {
+        let person = pb::InsuredPerson {
+            resident_enrollment: Some(pb::Enrollment {
+                region_code: "bad".to_owned(),
+                status: EnrollmentStatus::Normal as i32,
+            }),
+            ..Default::default()
+        };
+        assert!(matches!(
+            insured_person(&person),
+            Err(PeerError::Malformed(_))
+        ));
+    }
+}

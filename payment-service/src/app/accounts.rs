@@ -226,3 +226,116 @@ impl<S: Accounts, R> App<S, R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use gongji_shared::command::Idempotency;
+
+    use super::*;
+    use crate::{
+        app::fakes::{CHILD, PAYER, app, id, ma_anshan},
+        domain::authorization::{Enrollment, InsuredPerson},
+    };
+
+    fn command<T>(request_id: &str) -> Command<T> {
+        Command::new(
+            Idempotency::new(request_id, "Op", request_id.as_bytes()),
+            |_: &T| Vec::new(),
+        )
+    }
+
+    fn employee(region: &str, terminated: bool) -> InsuredPerson {
+        InsuredPerson {
+            employee: Some(Enrollment {
+                region: RegionCode::parse(region).unwrap(),
+                terminated,
+            }),
+            resident: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_account_opens_only_in_the_registry_s_employee_region() {
+        let (app, store, registry) = app();
+        let child = id(CHILD);
+        let refused = app
+            .open_account(child.clone(), ma_anshan(), command("o-1"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, AppError::HolderNotInRegistry { .. }),
+            "{refused:?}"
+        );
+        registry
+            .state()
+            .people
+            .insert(child.clone(), employee("340500", true));
+        let refused = app
+            .open_account(child.clone(), ma_anshan(), command("o-2"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, AppError::HolderNotEmployeeInsured { .. }),
+            "{refused:?}"
+        );
+        registry
+            .state()
+            .people
+            .insert(child.clone(), employee("340100", false));
+        let refused = app
+            .open_account(child.clone(), ma_anshan(), command("o-3"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, AppError::RegionMismatch { .. }),
+            "{refused:?}"
+        );
+        assert!(!store.state().accounts.contains_key(&child));
+        registry
+            .state()
+            .people
+            .insert(child.clone(), employee("340500", false));
+        let opened = app
+            .open_account(child.clone(), ma_anshan(), command("o-4"))
+            .await
+            .unwrap();
+        assert_eq!(opened.account.prior_years, Money::ZERO);
+        assert!(store.state().accounts.contains_key(&child));
+    }
+
+    #[tokio::test]
+    async fn a_year_closed_before_moves_nothing_more() {
+        let (app, store, _) = app();
+        let payer = id(PAYER);
+        app.credit_account(
+            payer.clone(),
+            Money::parse("50.00").unwrap(),
+            Bucket::CurrentYear,
+            command("c-1"),
+        )
+        .await
+        .unwrap();
+        let first = app
+            .close_year(payer.clone(), 2023, command("y-1"))
+            .await
+            .unwrap();
+        assert_eq!(first.moved_fen, 5_000);
+        let again = app
+            .close_year(payer.clone(), 2023, command("y-2"))
+            .await
+            .unwrap();
+        assert_eq!(again.moved_fen, 0);
+        assert_eq!(
+            store.state().accounts[&payer].prior_years.to_string(),
+            "1250.00"
+        );
+        let not_ended = app
+            .close_year(payer, 2024, command("y-3"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(not_ended, AppError::YearNotEnded { year: 2024, .. }),
+            "{not_ended:?}"
+        );
+    }
+}

@@ -1,1 +1,497 @@
+//! In-memory fakes of the registry (binding-service) and the store, for use-case tests of
+//! paths the gRPC surface cannot reach on demand: a peer that changes its mind between two
+//! calls, a balance that moves between the read and the write, a request ID taken by a
+//! concurrent call. Each fake keeps the invariants of the real thing that the use cases
+//! rely on: a write is all or nothing, no bucket goes below zero, a year is paid once, a
+//! request ID is recorded once.
 
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use gongji_shared::{
+    IdNumber,
+    command::{Command, Idempotency, SavedResponse},
+    db::Database,
+    policy::{Bucket, Purpose},
+};
+
+use super::{PeerError, Registry};
+use crate::{
+    domain::{
+        Account, AccountEntry, Book, Movement,
+        authorization::{Authorization, Enrollment, InsuredPerson},
+        medical::MedicalPayment,
+        payment::{OtherMeans, PaymentState, PremiumPayment},
+        premium::PaidYear,
+    },
+    store::{Accounts, Conflict, MedicalPayments, Premiums, StoreError},
+};
+
+/// A hook a test runs inside a fake, at a chosen moment.
+pub type Hook = Arc<dyn Fn() + Send + Sync>;
+
+/// What the fake registry answers, and what it was asked.
+#[derive(Default)]
+pub struct RegistryState {
+    /// `None`: binding-service is unreachable.
+    pub authorization: Option<Authorization>,
+    pub people: BTreeMap<IdNumber, InsuredPerson>,
+    pub unreachable: bool,
+    /// Every authorization asked for, in order.
+    pub asked: Vec<(IdNumber, IdNumber, Purpose)>,
+}
+
+/// binding-service, in memory.
+#[derive(Clone, Default)]
+pub struct FakeRegistry(Arc<Mutex<RegistryState>>);
+
+impl FakeRegistry {
+    pub fn state(&self) -> MutexGuard<'_, RegistryState> {
+        self.0.lock().unwrap()
+    }
+}
+
+impl Registry for FakeRegistry {
+    async fn authorize(
+        &self,
+        authorizer: &IdNumber,
+        beneficiary: &IdNumber,
+        purpose: Purpose,
+    ) -> Result<Authorization, PeerError> {
+        let mut state = self.state();
+        state
+            .asked
+            .push((authorizer.clone(), beneficiary.clone(), purpose));
+        match (&state.authorization, state.unreachable) {
+            (Some(answer), false) => Ok(answer.clone()),
+            _ => Err(PeerError::Unavailable("fake: unreachable".to_owned())),
+        }
+    }
+
+    async fn person(&self, id: &IdNumber) -> Result<Option<InsuredPerson>, PeerError> {
+        let state = self.state();
+        if state.unreachable {
+            return Err(PeerError::Unavailable("fake: unreachable".to_owned()));
+        }
+        Ok(state.people.get(id).cloned())
+    }
+}
+
+/// What the fake store holds.
+#[derive(Default)]
+pub struct StoreState {
+    pub accounts: BTreeMap<IdNumber, Account>,
+    pub responses: BTreeMap<String, SavedResponse>,
+    pub premiums: Vec<PremiumPayment>,
+    pub medical: Vec<MedicalPayment>,
+    pub movements: Vec<Movement>,
+    pub closed_years: Vec<(IdNumber, i32)>,
+    /// Runs at the start of every write, before its checks: what a concurrent caller could
+    /// commit between a use case's reads and its write.
+    pub before_write: Option<Hook>,
+}
+
+/// The store, in memory.
+#[derive(Clone, Default)]
+pub struct FakeStore(Arc<Mutex<StoreState>>);
+
+impl FakeStore {
+    pub fn state(&self) -> MutexGuard<'_, StoreState> {
+        self.0.lock().unwrap()
+    }
+
+    /// Runs the hook (outside the lock, so it may use the fakes), then the write under the
+    /// lock: the write sees whatever the hook did.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut StoreState) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let hook = self.state().before_write.clone();
+        if let Some(hook) = hook {
+            hook();
+        }
+        f(&mut self.state())
+    }
+}
+
+fn conflict(c: Conflict) -> StoreError {
+    StoreError::Conflict(c)
+}
+
+impl StoreState {
+    /// Checks everything a write needs before changing anything, so a refused write leaves
+    /// no trace: the request ID is new and every bucket stays at or above zero.
+    fn check(
+        &self,
+        idempotency: &Idempotency,
+        movement: Option<&Movement>,
+    ) -> Result<(), StoreError> {
+        if self.responses.contains_key(&idempotency.request_id) {
+            return Err(conflict(Conflict::RequestIdTaken));
+        }
+        for (holder, bucket, amount_fen) in movement.into_iter().flat_map(personal) {
+            let balance = self
+                .accounts
+                .get(&holder)
+                .map_or(0, |a| a.balance(bucket).fen());
+            if balance + amount_fen < 0 {
+                return Err(conflict(Conflict::InsufficientBalance));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the answer and applies the movement (after `check`).
+    fn commit(&mut self, idempotency: &Idempotency, response: &[u8], movement: Option<&Movement>) {
+        self.responses.insert(
+            idempotency.request_id.clone(),
+            SavedResponse {
+                operation: idempotency.operation.to_owned(),
+                fingerprint: idempotency.fingerprint.clone(),
+                response: response.to_vec(),
+            },
+        );
+        let Some(movement) = movement else { return };
+        for (holder, bucket, amount_fen) in personal(movement) {
+            let account = self.accounts.get_mut(&holder).expect("checked");
+            let balance = match bucket {
+                Bucket::CurrentYear => &mut account.current_year,
+                Bucket::PriorYears => &mut account.prior_years,
+            };
+            *balance = gongji_shared::Money::from_fen(balance.fen() + amount_fen).expect("checked");
+        }
+        self.movements.push(movement.clone());
+    }
+}
+
+/// The personal postings of a movement.
+fn personal(movement: &Movement) -> Vec<(IdNumber, Bucket, i64)> {
+    movement
+        .postings
+        .iter()
+        .filter_map(|p| match &p.book {
+            Book::Personal { holder, bucket, .. } => Some((holder.clone(), *bucket, p.amount_fen)),
+            Book::Fund { .. } => None,
+        })
+        .collect()
+}
+
+impl Database for FakeStore {
+    type Conflict = Conflict;
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn saved_response(&self, request_id: &str) -> Result<Option<SavedResponse>, StoreError> {
+        Ok(self.state().responses.get(request_id).cloned())
+    }
+}
+
+impl Accounts for FakeStore {
+    async fn open_account(
+        &self,
+        account: &Account,
+        idempotency: &Idempotency,
+        response: &[u8],
+    ) -> Result<(), StoreError> {
+        self.write(|s| {
+            s.check(idempotency, None)?;
+            if s.accounts.contains_key(&account.holder) {
+                return Err(conflict(Conflict::AccountExists));
+            }
+            s.commit(idempotency, response, None);
+            s.accounts.insert(account.holder.clone(), account.clone());
+            Ok(())
+        })
+    }
+
+    async fn account(&self, holder: &IdNumber) -> Result<Option<Account>, StoreError> {
+        Ok(self.state().accounts.get(holder).cloned())
+    }
+
+    async fn post<T: Send>(
+        &self,
+        holder: &IdNumber,
+        movement: &Movement,
+        command: &Command<T>,
+        make: impl FnOnce(&Account, &[i64]) -> T + Send,
+    ) -> Result<T, StoreError> {
+        self.write(|s| {
+            s.check(command.idempotency(), Some(movement))?;
+            s.commit(command.idempotency(), &[], Some(movement));
+            let after = s
+                .accounts
+                .get(holder)
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt("no account".into()))?;
+            let ids: Vec<i64> = (1..=movement.postings.len() as i64).collect();
+            let outcome = make(&after, &ids);
+            let response = command.response(&outcome);
+            if let Some(saved) = s.responses.get_mut(command.request_id()) {
+                saved.response = response;
+            }
+            Ok(outcome)
+        })
+    }
+
+    /// Entry IDs are positions among every personal posting, counted from one.
+    async fn entries(
+        &self,
+        holder: &IdNumber,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AccountEntry>, StoreError> {
+        let state = self.state();
+        let mut entries = Vec::new();
+        let mut entry_id = 0;
+        for movement in &state.movements {
+            for (h, bucket, amount_fen) in personal(movement) {
+                entry_id += 1;
+                if &h == holder && before.is_none_or(|b| entry_id < b) {
+                    entries.push(AccountEntry {
+                        entry_id,
+                        movement_id: movement.movement_id.clone(),
+                        kind: movement.kind,
+                        bucket,
+                        amount_fen,
+                        request_id: movement.request_id.clone(),
+                        create_time: movement.create_time,
+                        business_date: movement.business_date,
+                    });
+                }
+            }
+        }
+        entries.reverse();
+        entries.truncate(limit as usize);
+        Ok(entries)
+    }
+
+    async fn close_year<T: Send>(
+        &self,
+        holder: &IdNumber,
+        year: i32,
+        _at: chrono::DateTime<chrono::Utc>,
+        plan: impl FnOnce(&Account) -> Option<Movement> + Send,
+        command: &Command<T>,
+        make: impl FnOnce(&Account, i64) -> T + Send,
+    ) -> Result<T, StoreError> {
+        self.write(|s| {
+            let before = s
+                .accounts
+                .get(holder)
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt("no account".into()))?;
+            if s.closed_years.contains(&(holder.clone(), year)) {
+                return Err(conflict(Conflict::YearClosed));
+            }
+            let movement = plan(&before);
+            s.check(command.idempotency(), movement.as_ref())?;
+            s.commit(command.idempotency(), &[], movement.as_ref());
+            s.closed_years.push((holder.clone(), year));
+            let moved = movement.as_ref().map_or(0, |m| {
+                m.postings
+                    .iter()
+                    .map(|p| p.amount_fen)
+                    .filter(|a| *a > 0)
+                    .sum()
+            });
+            let after = s
+                .accounts
+                .get(holder)
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt("no account".into()))?;
+            let outcome = make(&after, moved);
+            let response = command.response(&outcome);
+            if let Some(saved) = s.responses.get_mut(command.request_id()) {
+                saved.response = response;
+            }
+            Ok(outcome)
+        })
+    }
+}
+
+impl Premiums for FakeStore {
+    async fn paid_years(&self, beneficiary: &IdNumber) -> Result<Vec<PaidYear>, StoreError> {
+        Ok(self
+            .state()
+            .premiums
+            .iter()
+            .filter(|p| &p.beneficiary == beneficiary && p.state == PaymentState::Paid)
+            .map(|p| PaidYear {
+                year: p.year,
+                back_payment: p.back_payment,
+            })
+            .collect())
+    }
+
+    async fn insert_premium(
+        &self,
+        payment: &PremiumPayment,
+        movement: &Movement,
+        idempotency: &Idempotency,
+        response: &[u8],
+    ) -> Result<(), StoreError> {
+        self.write(|s| {
+            s.check(idempotency, Some(movement))?;
+            let paid = s.premiums.iter().any(|p| {
+                p.beneficiary == payment.beneficiary
+                    && p.year == payment.year
+                    && p.state == PaymentState::Paid
+            });
+            if paid {
+                return Err(conflict(Conflict::AlreadyPaid));
+            }
+            let movement = (!payment.split.account_part.is_zero()).then_some(movement);
+            s.commit(idempotency, response, movement);
+            s.premiums.push(payment.clone());
+            Ok(())
+        })
+    }
+
+    async fn premium_payment(
+        &self,
+        payment_id: &str,
+    ) -> Result<Option<PremiumPayment>, StoreError> {
+        Ok(self
+            .state()
+            .premiums
+            .iter()
+            .find(|p| p.payment_id == payment_id)
+            .cloned())
+    }
+
+    /// Positions are places in the order of payment, counted from one.
+    async fn premium_payments(
+        &self,
+        person: &IdNumber,
+        as_payer: bool,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, PremiumPayment)>, StoreError> {
+        let state = self.state();
+        let mut rows: Vec<(i64, PremiumPayment)> = (1..)
+            .zip(state.premiums.iter().cloned())
+            .filter(|(position, p)| {
+                let who = if as_payer { &p.payer } else { &p.beneficiary };
+                who == person && before.is_none_or(|b| *position < b)
+            })
+            .collect();
+        rows.reverse();
+        rows.truncate(limit as usize);
+        Ok(rows)
+    }
+
+    async fn refund_premium(
+        &self,
+        refunded: &PremiumPayment,
+        movement: Option<&Movement>,
+        _owed_back: Option<&OtherMeans>,
+        idempotency: &Idempotency,
+        response: &[u8],
+    ) -> Result<(), StoreError> {
+        self.write(|s| {
+            s.check(idempotency, movement)?;
+            let index = s
+                .premiums
+                .iter()
+                .position(|p| p.payment_id == refunded.payment_id && p.state == PaymentState::Paid)
+                .ok_or_else(|| conflict(Conflict::AlreadyRefunded))?;
+            s.commit(idempotency, response, movement);
+            s.premiums[index] = refunded.clone();
+            Ok(())
+        })
+    }
+}
+
+impl MedicalPayments for FakeStore {
+    async fn insert_medical(
+        &self,
+        payment: &MedicalPayment,
+        movement: Option<&Movement>,
+        idempotency: &Idempotency,
+        response: &[u8],
+    ) -> Result<(), StoreError> {
+        self.write(|s| {
+            s.check(idempotency, movement)?;
+            s.commit(idempotency, response, movement);
+            s.medical.push(payment.clone());
+            Ok(())
+        })
+    }
+
+    async fn medical_payment(
+        &self,
+        payment_id: &str,
+    ) -> Result<Option<MedicalPayment>, StoreError> {
+        Ok(self
+            .state()
+            .medical
+            .iter()
+            .find(|p| p.payment_id == payment_id)
+            .cloned())
+    }
+}
+
+/// Fixtures: a Ma'anshan employee with 1200.00 of prior years, her son with resident
+/// insurance, and a binding-service that authorizes her to pay for him.
+pub const PAYER: &str = "340504198707200020";
+pub const CHILD: &str = "340504201801100012";
+
+pub fn id(s: &str) -> IdNumber {
+    IdNumber::parse(s).unwrap()
+}
+
+pub fn ma_anshan() -> gongji_shared::RegionCode {
+    gongji_shared::RegionCode::parse("340500").unwrap()
+}
+
+pub fn authorized() -> Authorization {
+    Authorization {
+        denials: Vec::new(),
+        binding_id: "binding-1".to_owned(),
+        binding_version: 1,
+        authorizer_region: Some(ma_anshan()),
+        beneficiary_region: Some(ma_anshan()),
+        beneficiary: Some(InsuredPerson {
+            employee: None,
+            resident: Some(Enrollment {
+                region: ma_anshan(),
+                terminated: false,
+            }),
+        }),
+    }
+}
+
+/// An account in Ma'anshan with `prior_years` (and nothing of the current year).
+pub fn account(holder: &str, prior_years: &str) -> Account {
+    Account {
+        holder: id(holder),
+        region: ma_anshan(),
+        current_year: gongji_shared::Money::ZERO,
+        prior_years: gongji_shared::Money::parse(prior_years).unwrap(),
+        open_time: chrono::Utc::now(),
+    }
+}
+
+/// The use cases over fresh fakes, on 2024-11-15 (inside Ma'anshan's 2025 collection
+/// window), with the payer's account.
+pub fn app() -> (super::App<FakeStore, FakeRegistry>, FakeStore, FakeRegistry) {
+    let store = FakeStore::default();
+    let registry = FakeRegistry::default();
+    store
+        .state()
+        .accounts
+        .insert(id(PAYER), account(PAYER, "1200.00"));
+    registry.state().authorization = Some(authorized());
+    let policy = Arc::new(gongji_shared::Policy::load_or_default(None).unwrap());
+    let clock = gongji_shared::Clock::parse("2024-11-15T10:00:00+08:00").unwrap();
+    let app = super::App::new(store.clone(), registry.clone(), policy, clock);
+    (app, store, registry)
+}

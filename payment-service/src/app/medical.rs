@@ -118,3 +118,85 @@ impl<S: Accounts + MedicalPayments, R: Registry> App<S, R> {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use gongji_shared::command::Idempotency;
+
+    use super::*;
+    use crate::app::fakes::{CHILD, PAYER, account, app, id};
+
+    fn order(family: bool, amount: &str) -> MedicalOrder {
+        MedicalOrder {
+            beneficiary: id(CHILD),
+            family_holder: family.then(|| id(PAYER)),
+            institution_code: "H340500001".to_owned(),
+            institution_kind: InstitutionKind::Hospital,
+            amount: Money::parse(amount).unwrap(),
+        }
+    }
+
+    fn command() -> Command<MedicalPayment> {
+        Command::new(
+            Idempotency::new("m-1", "PayMedicalExpense", b"m"),
+            |p: &MedicalPayment| p.payment_id.clone().into_bytes(),
+        )
+    }
+
+    #[tokio::test]
+    async fn binding_service_is_asked_only_when_the_family_account_pays() {
+        let (app, store, registry) = app();
+        store
+            .state()
+            .accounts
+            .insert(id(CHILD), account(CHILD, "300.00"));
+        let paid = app
+            .pay_medical_expense(order(true, "200.00"), command())
+            .await
+            .unwrap();
+        assert!(paid.family_draws.is_empty() && paid.binding_id.is_empty());
+        assert!(registry.state().asked.is_empty());
+        assert_eq!(
+            store.state().accounts[&id(CHILD)].prior_years.to_string(),
+            "100.00"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_family_part_with_binding_service_away_moves_nothing() {
+        let (app, store, registry) = app();
+        registry.state().unreachable = true;
+        let error = app
+            .pay_medical_expense(order(true, "200.00"), command())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, AppError::Infra(super::super::Infra::Peer(_))),
+            "{error:?}"
+        );
+        let state = store.state();
+        assert!(state.medical.is_empty() && state.responses.is_empty());
+        assert_eq!(
+            state.accounts[&id(PAYER)].prior_years.to_string(),
+            "1200.00"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_family_part_records_the_binding_it_relied_on() {
+        let (app, store, registry) = app();
+        let paid = app
+            .pay_medical_expense(order(true, "200.00"), command())
+            .await
+            .unwrap();
+        assert_eq!(
+            (paid.binding_id.as_str(), paid.binding_version),
+            ("binding-1", 1)
+        );
+        assert_eq!(registry.state().asked.len(), 1);
+        assert_eq!(
+            store.state().accounts[&id(PAYER)].prior_years.to_string(),
+            "1000.00"
+        );
+    }
+}

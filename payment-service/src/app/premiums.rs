@@ -300,3 +300,184 @@ impl<S: Accounts + Premiums, R: Registry> App<S, R> {
         Ok(refunded)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use gongji_shared::command::{Idempotency, SavedResponse};
+
+    use super::*;
+    use crate::{
+        app::fakes::{CHILD, FakeStore, PAYER, app, id},
+        domain::authorization::Denial,
+    };
+
+    fn order() -> PaymentOrder {
+        PaymentOrder {
+            order: PremiumOrder {
+                payer: id(PAYER),
+                beneficiary: id(CHILD),
+                year: CoverageYear::parse(2025).unwrap(),
+                back_payment: false,
+            },
+            expected: Money::parse("400.00").unwrap(),
+            other_means: None,
+        }
+    }
+
+    fn command(request_id: &str) -> Command<PremiumPayment> {
+        Command::new(
+            Idempotency::new(request_id, "PayPremium", request_id.as_bytes()),
+            |p: &PremiumPayment| p.payment_id.clone().into_bytes(),
+        )
+    }
+
+    fn prior_years(store: &FakeStore) -> String {
+        store.state().accounts[&id(PAYER)].prior_years.to_string()
+    }
+
+    #[tokio::test]
+    async fn a_payment_debits_once_and_records_its_answer() {
+        let (app, store, registry) = app();
+        let paid = app.pay_premium(order(), command("r-1")).await.unwrap();
+        assert_eq!(prior_years(&store), "800.00");
+        let state = store.state();
+        assert_eq!(state.premiums, vec![paid.clone()]);
+        assert_eq!(
+            state.responses["r-1"].response,
+            paid.payment_id.into_bytes()
+        );
+        assert_eq!(registry.state().asked.len(), 1);
+    }
+
+    /// The seam the authorization fence (P1, the next issue) needs: the debit is written
+    /// after the one answer binding-service gave, and records which binding version it
+    /// relied on. A revocation that commits in between is not seen by the debit today; the
+    /// fence will turn this payment into a refusal, and this test with it.
+    #[tokio::test]
+    async fn a_revocation_between_the_answer_and_the_debit_is_not_seen_by_the_debit_yet() {
+        let (app, store, registry) = app();
+        let revoke = registry.clone();
+        store.state().before_write = Some(Arc::new(move || {
+            let mut state = revoke.state();
+            let answer = state.authorization.as_mut().unwrap();
+            answer.binding_version = 2;
+            answer.denials.push(Denial {
+                reason: "BINDING_NOT_ACTIVE".to_owned(),
+                message: "revoked".to_owned(),
+            });
+        }));
+        let paid = app.pay_premium(order(), command("r-1")).await.unwrap();
+        assert_eq!(
+            (paid.binding_id.as_str(), paid.binding_version),
+            ("binding-1", 1)
+        );
+        assert_eq!(
+            registry.state().asked.len(),
+            1,
+            "asked once, before the write"
+        );
+        assert!(
+            !registry
+                .state()
+                .authorization
+                .as_ref()
+                .unwrap()
+                .is_authorized()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_balance_spent_between_the_read_and_the_debit_refuses_and_stores_nothing() {
+        let (app, store, _) = app();
+        let spender = store.clone();
+        store.state().before_write = Some(Arc::new(move || {
+            let mut state = spender.state();
+            let account = state.accounts.get_mut(&id(PAYER)).unwrap();
+            account.prior_years = Money::parse("100.00").unwrap();
+        }));
+        let error = app.pay_premium(order(), command("r-1")).await.unwrap_err();
+        assert!(matches!(error, AppError::BalanceChanged), "{error:?}");
+        let state = store.state();
+        assert!(state.premiums.is_empty() && state.responses.is_empty());
+        assert_eq!(state.accounts[&id(PAYER)].prior_years.to_string(), "100.00");
+    }
+
+    #[tokio::test]
+    async fn a_request_id_taken_by_a_concurrent_call_is_a_lost_race_that_moves_nothing() {
+        let (app, store, _) = app();
+        let racer = store.clone();
+        store.state().before_write = Some(Arc::new(move || {
+            racer.state().responses.insert(
+                "r-1".to_owned(),
+                SavedResponse {
+                    operation: "PayPremium".to_owned(),
+                    fingerprint: "first".to_owned(),
+                    response: b"first".to_vec(),
+                },
+            );
+        }));
+        let error = app.pay_premium(order(), command("r-1")).await.unwrap_err();
+        assert!(matches!(error, AppError::RequestIdTaken), "{error:?}");
+        assert_eq!(prior_years(&store), "1200.00");
+        assert!(store.state().premiums.is_empty());
+    }
+
+    #[tokio::test]
+    async fn binding_service_unreachable_refuses_before_any_write() {
+        let (app, store, registry) = app();
+        registry.state().unreachable = true;
+        let error = app.pay_premium(order(), command("r-1")).await.unwrap_err();
+        assert!(
+            matches!(error, AppError::Infra(super::super::Infra::Peer(_))),
+            "{error:?}"
+        );
+        assert!(store.state().responses.is_empty());
+        assert_eq!(prior_years(&store), "1200.00");
+    }
+
+    #[tokio::test]
+    async fn a_denial_refuses_a_payment_but_not_a_quote() {
+        let (app, store, registry) = app();
+        registry
+            .state()
+            .authorization
+            .as_mut()
+            .unwrap()
+            .denials
+            .push(Denial {
+                reason: "BINDING_NOT_FOUND".to_owned(),
+                message: "no binding".to_owned(),
+            });
+        let quote = app.quote_premium(&order().order).await.unwrap();
+        assert_eq!(quote.terms.premium.to_string(), "400.00");
+        match app.pay_premium(order(), command("r-1")).await {
+            Err(AppError::NotAuthorized { denials }) => {
+                assert_eq!(denials[0].reason, "BINDING_NOT_FOUND")
+            }
+            other => panic!("expected NOT_AUTHORIZED, got {other:?}"),
+        }
+        assert!(store.state().premiums.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refund_returns_the_money_and_a_second_one_is_refused() {
+        let (app, store, _) = app();
+        let paid = app.pay_premium(order(), command("r-1")).await.unwrap();
+        let refunded = app
+            .refund_premium(&paid.payment_id, "duplicate".to_owned(), command("r-2"))
+            .await
+            .unwrap();
+        assert_eq!(refunded.state, PaymentState::Refunded);
+        assert_eq!(prior_years(&store), "1200.00");
+        let again = app
+            .refund_premium(&paid.payment_id, "again".to_owned(), command("r-3"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(again, AppError::AlreadyRefunded { .. }),
+            "{again:?}"
+        );
+    }
+}
