@@ -288,3 +288,215 @@ fn refused(failure: Failure) -> AppError {
         failures: vec![failure],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use gongji_shared::{Policy, command::Idempotency};
+
+    use super::*;
+    use crate::app::{
+        Infra,
+        fakes::{DAUGHTER, FakeStore, MOTHER, SON, app, id},
+    };
+
+    fn application(beneficiary: &str, name: &str) -> Application {
+        Application {
+            authorizer: id(MOTHER),
+            beneficiary: id(beneficiary),
+            beneficiary_name: PersonName::parse(name).unwrap(),
+            relationship: Relationship::Child,
+            kind: BindingKind::FundsSharing,
+        }
+    }
+
+    fn command(request_id: &str) -> Command<Binding> {
+        Command::new(
+            Idempotency::new(request_id, "Op", request_id.as_bytes()),
+            |b: &Binding| b.binding_id.clone().into_bytes(),
+        )
+    }
+
+    /// The `n`th child born 2015-06-01 in Ma'anshan, with its GB 11643 check character.
+    fn child(n: u32) -> IdNumber {
+        const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+        let body = format!("34050420150601{:03}", 100 + n);
+        let sum: u32 = body
+            .bytes()
+            .zip(WEIGHTS)
+            .map(|(b, w)| u32::from(b - b'0') * w)
+            .sum();
+        let check = b"10X98765432"[(sum % 11) as usize] as char;
+        IdNumber::parse(&format!("{body}{check}")).unwrap()
+    }
+
+    fn stored(store: &FakeStore) -> (usize, usize, usize) {
+        let s = store.state();
+        (s.bindings.len(), s.events.len(), s.responses.len())
+    }
+
+    /// A binding as a concurrent call would have committed it.
+    fn concurrent(beneficiary: &str) -> Binding {
+        let now = chrono::Utc::now();
+        Binding {
+            binding_id: format!("concurrent-{beneficiary}"),
+            authorizer: id(MOTHER),
+            beneficiary: id(beneficiary),
+            beneficiary_name: PersonName::parse("李子轩").unwrap(),
+            relationship: Relationship::Child,
+            kind: BindingKind::FundsSharing,
+            state: BindingState::Active,
+            version: 1,
+            create_time: now,
+            update_time: now,
+            state_reason: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_binding_is_stored_with_its_first_event_and_answer() {
+        let (app, store) = app(Some("1000.00"));
+        let binding = app
+            .create_binding(application(SON, "李子轩"), command("c-1"))
+            .await
+            .unwrap();
+        assert_eq!(binding.state, BindingState::Active);
+        assert_eq!(stored(&store), (1, 1, 1));
+        assert_eq!(
+            store.state().responses["c-1"].response,
+            binding.binding_id.into_bytes()
+        );
+    }
+
+    #[tokio::test]
+    async fn payment_service_away_stores_nothing() {
+        let (app, store) = app(None);
+        let error = app
+            .create_binding(application(SON, "李子轩"), command("c-1"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, AppError::Infra(Infra::Peer(_))),
+            "{error:?}"
+        );
+        assert_eq!(stored(&store), (0, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_twin_committed_after_the_rules_check_is_refused_as_a_duplicate() {
+        let (app, store) = app(Some("1000.00"));
+        store.state().before_write = Some(Arc::new(|s| {
+            if s.bindings.is_empty() {
+                s.bindings.push(concurrent(SON));
+            }
+        }));
+        let error = app
+            .create_binding(application(SON, "李子轩"), command("c-1"))
+            .await
+            .unwrap_err();
+        match error {
+            AppError::BindingRefused { failures } => {
+                assert_eq!(failures, [Failure::BindingAlreadyExists])
+            }
+            other => panic!("expected a duplicate, got {other:?}"),
+        }
+        assert_eq!(stored(&store), (1, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn the_cap_is_checked_again_at_the_write() {
+        let (app, store) = app(Some("1000.00"));
+        let max = Policy::load_or_default(None)
+            .unwrap()
+            .rules_on(chrono::NaiveDate::from_ymd_opt(2024, 11, 15).unwrap())
+            .unwrap()
+            .max_beneficiaries;
+        // Concurrent calls bound `max` other beneficiaries meanwhile.
+        store.state().before_write = Some(Arc::new(move |s| {
+            for n in 0..max {
+                let mut b = concurrent(DAUGHTER);
+                b.binding_id = format!("other-{n}");
+                b.beneficiary = child(n);
+                s.bindings.push(b);
+            }
+        }));
+        let error = app
+            .create_binding(application(SON, "李子轩"), command("c-1"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, AppError::BindingRefused { failures } if failures == &[Failure::BindingLimitReached]),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_binding_changed_after_it_was_read_is_not_overwritten() {
+        let (app, store) = app(Some("1000.00"));
+        let binding = app
+            .create_binding(application(SON, "李子轩"), command("c-1"))
+            .await
+            .unwrap();
+        let changed = binding.binding_id.clone();
+        store.state().before_write = Some(Arc::new(move |s| {
+            for b in s.bindings.iter_mut().filter(|b| b.binding_id == changed) {
+                b.version = 2;
+            }
+        }));
+        let error = app
+            .revoke_binding(
+                &binding.binding_id,
+                Party::Authorizer,
+                &id(MOTHER),
+                "done",
+                command("r-1"),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(error, AppError::BindingChanged), "{error:?}");
+        assert_eq!(store.state().bindings[0].state, BindingState::Active);
+        assert_eq!(stored(&store), (1, 1, 1));
+    }
+
+    #[tokio::test]
+    async fn only_a_party_may_revoke() {
+        let (app, _) = app(Some("1000.00"));
+        let binding = app
+            .create_binding(application(SON, "李子轩"), command("c-1"))
+            .await
+            .unwrap();
+        let error = app
+            .revoke_binding(
+                &binding.binding_id,
+                Party::Authorizer,
+                &id(DAUGHTER),
+                "no",
+                command("r-1"),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                AppError::ChangeRefused {
+                    refusal: ChangeRefusal::NotAParty,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        let revoked = app
+            .revoke_binding(
+                &binding.binding_id,
+                Party::Beneficiary,
+                &id(SON),
+                "grown up",
+                command("r-2"),
+            )
+            .await
+            .unwrap();
+        assert_eq!((revoked.state, revoked.version), (BindingState::Revoked, 2));
+        assert_eq!(app.events_after(0, 10).await.unwrap().len(), 2);
+    }
+}

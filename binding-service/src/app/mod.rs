@@ -8,6 +8,8 @@
 
 mod bindings;
 mod error;
+#[cfg(test)]
+mod fakes;
 mod registry;
 
 use std::{future::Future, sync::Arc};
