@@ -82,6 +82,16 @@ impl<T> Command<T> {
     }
 }
 
+/// A failure of what a service's use cases rely on, its store `S` or its peer service `P`,
+/// kept apart from the business refusals: nothing changed, and the caller may retry.
+#[derive(Debug, thiserror::Error)]
+pub enum Infra<S, P> {
+    #[error("store: {0}")]
+    Store(S),
+    #[error("peer: {0}")]
+    Peer(P),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,27 +103,22 @@ pub enum AppError {
     Infra(#[from] Infra),
 }
 
-/// A failure of something the use case relies on: nothing changed.
-#[derive(Debug, thiserror::Error)]
-pub enum Infra {
-    #[error(transparent)]
-    Store(StoreError),
-    #[error(transparent)]
-    Peer(PeerError),
-}
+/// A failure of what the use cases rely on, the database or binding-service: nothing
+/// changed.
+pub type Infra = gongji_shared::command::Infra<StoreError, PeerError>;
 
 impl From<StoreError> for AppError {
     /// A conflict no use case expected is a fault of ours, like any store failure.
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict(Conflict::RequestIdTaken) => Self::RequestIdTaken,
-            other => Self::Infra(Infra::Store(other)),
+            other => Infra::Store(other).into(),
         }
     }
 }
 
 impl From<PeerError> for AppError {
     fn from(error: PeerError) -> Self {
-        Self::Infra(Infra::Peer(error))
+        Infra::Peer(error).into()
     }
 }
