@@ -210,6 +210,26 @@ fn premium_refusal(refusal: PremiumRefusal) -> ApiError {
             "back_payment",
             "a back-payment is only for a coverage year before the current one",
         ),
+        PremiumRefusal::BackPaymentBeforeBirth { birth_year } => ApiError::failed_precondition(
+            "BACK_PAYMENT_BEFORE_BIRTH",
+            "a back-payment is never for a year before the beneficiary's birth year",
+        )
+        .with_metadata("birth_year", birth_year),
+        PremiumRefusal::BackPaymentBeforePolicy { first_year } => {
+            let error = ApiError::failed_precondition(
+                "BACK_PAYMENT_BEFORE_POLICY",
+                "a back-payment is never for a year before the first coverage year the policy knows",
+            );
+            match first_year {
+                Some(first) => error.with_metadata("first_coverage_year", first),
+                None => error,
+            }
+        }
+        PremiumRefusal::BackPaymentTooOld { max_years_back } => ApiError::failed_precondition(
+            "BACK_PAYMENT_TOO_OLD",
+            "a back-payment reaches back no further than the policy allows",
+        )
+        .with_metadata("max_years_back", max_years_back),
     }
 }
 

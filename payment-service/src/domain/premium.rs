@@ -49,6 +49,12 @@ pub enum PremiumRefusal {
     NoBenefitInCoverageYear { would_start: Option<NaiveDate> },
     /// A back-payment is only for a year before the current one.
     BackPaymentNotPast,
+    /// A back-payment for a year before the beneficiary was born.
+    BackPaymentBeforeBirth { birth_year: i32 },
+    /// A back-payment for a year before the first coverage year the policy knows.
+    BackPaymentBeforePolicy { first_year: Option<CoverageYear> },
+    /// A back-payment further back than the policy allows.
+    BackPaymentTooOld { max_years_back: u32 },
 }
 
 /// Computes the premium, window, waiting months and cover of paying for `year` on `today`.
@@ -100,8 +106,21 @@ pub fn terms(input: &TermsInput<'_>) -> Result<PremiumTerms, PremiumRefusal> {
 
 /// A back-payment (补缴) for a past year at the current year's rate: no cover.
 fn back_payment_terms(input: &TermsInput<'_>) -> Result<PremiumTerms, PremiumRefusal> {
-    if input.year.get() >= input.today.year() {
+    let year = input.year.get();
+    if year >= input.today.year() {
         return Err(PremiumRefusal::BackPaymentNotPast);
+    }
+    let birth_year = input.birth_date.year();
+    if year < birth_year {
+        return Err(PremiumRefusal::BackPaymentBeforeBirth { birth_year });
+    }
+    let first_year = input.policy.first_coverage_year();
+    if first_year.is_none_or(|first| input.year < first) {
+        return Err(PremiumRefusal::BackPaymentBeforePolicy { first_year });
+    }
+    let max_years_back = input.policy.waiting_period().max_back_payment_years;
+    if i64::from(input.today.year() - year) > i64::from(max_years_back) {
+        return Err(PremiumRefusal::BackPaymentTooOld { max_years_back });
     }
     let current =
         CoverageYear::parse(input.today.year()).map_err(|_| PremiumRefusal::CoverageYearNotOpen)?;
@@ -245,6 +264,75 @@ mod tests {
         assert_eq!(
             run("2026-01-02", "2015-06-01", &[]),
             Err(PremiumRefusal::NoBenefitInCoverageYear { would_start: None })
+        );
+    }
+
+    fn back_pay(today: &str, birth: &str, y: i32) -> Result<PremiumTerms, PremiumRefusal> {
+        let policy = Policy::anhui_default().unwrap();
+        let region = RegionCode::parse("340500").unwrap();
+        terms(&TermsInput {
+            policy: &policy,
+            year: year(y),
+            region: &region,
+            today: date(today),
+            birth_date: date(birth),
+            back_payment: true,
+            history: &[],
+        })
+    }
+
+    #[test]
+    fn a_back_payment_stays_within_birth_policy_and_reach() {
+        // The default policy knows 2025 to 2027 and lets back-payments reach 3 years.
+        assert_eq!(
+            back_pay("2027-03-01", "2026-02-01", 2025),
+            Err(PremiumRefusal::BackPaymentBeforeBirth { birth_year: 2026 })
+        );
+        assert!(back_pay("2027-03-01", "2026-02-01", 2026).is_ok());
+        assert_eq!(
+            back_pay("2027-03-01", "2018-01-10", 2024),
+            Err(PremiumRefusal::BackPaymentBeforePolicy {
+                first_year: Some(year(2025))
+            })
+        );
+        let paid = back_pay("2027-03-01", "2018-01-10", 2025).unwrap();
+        assert_eq!(
+            (paid.premium.to_string(), paid.cover),
+            ("400.00".to_owned(), None)
+        );
+        assert_eq!(
+            back_pay("2027-03-01", "2018-01-10", 2027),
+            Err(PremiumRefusal::BackPaymentNotPast)
+        );
+    }
+
+    #[test]
+    fn a_back_payment_reaches_back_no_further_than_the_policy_says() {
+        let mut text = gongji_shared::policy::ANHUI_DEFAULT_TOML.to_owned();
+        for y in 2020..=2024 {
+            text.push_str(&format!(
+                "\n[[premiums]]\ncoverage_year = {y}\namount = \"400.00\"\nwindow_start = \"{}-09-01\"\nwindow_end = \"{}-12-31\"\n",
+                y - 1,
+                y - 1
+            ));
+        }
+        let policy = Policy::parse(&text, "test").unwrap();
+        let region = RegionCode::parse("340500").unwrap();
+        let back_pay = |y: i32| {
+            terms(&TermsInput {
+                policy: &policy,
+                year: year(y),
+                region: &region,
+                today: date("2027-03-01"),
+                birth_date: date("2015-06-01"),
+                back_payment: true,
+                history: &[],
+            })
+        };
+        assert!(back_pay(2024).is_ok(), "3 years back");
+        assert_eq!(
+            back_pay(2023),
+            Err(PremiumRefusal::BackPaymentTooOld { max_years_back: 3 })
         );
     }
 }

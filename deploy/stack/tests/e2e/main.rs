@@ -7,6 +7,7 @@ mod support;
 mod binding;
 mod concurrency;
 mod contract;
+mod edges;
 mod payment;
 mod premium;
 mod serving;

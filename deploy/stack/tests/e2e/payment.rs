@@ -73,7 +73,7 @@ async fn quote(
         .map(|r| r.into_inner().quote.expect("quote"))
 }
 
-async fn balances(c: &mut Clients, holder: &str) -> (String, String) {
+pub async fn balances(c: &mut Clients, holder: &str) -> (String, String) {
     let account = c
         .accounts
         .get_account(GetAccountRequest {
@@ -87,7 +87,7 @@ async fn balances(c: &mut Clients, holder: &str) -> (String, String) {
     (account.current_year_balance, account.prior_years_balance)
 }
 
-async fn verify_clean(c: &mut Clients) {
+pub async fn verify_clean(c: &mut Clients) {
     let report = c
         .settlement
         .verify_ledger(VerifyLedgerRequest {})

@@ -20,6 +20,8 @@ use crate::domain::{CoverageYear, Money, RegionCode, Relationship};
 const MAX_BENEFICIARIES_LIMIT: u32 = 50;
 /// Most months any waiting-period parameter may hold.
 const MAX_WAITING_MONTHS: u32 = 12;
+/// A bound on how far back a policy may let back-payments reach.
+const MAX_BACK_PAYMENT_YEARS: u32 = 30;
 
 /// A policy that cannot be used, with the place that says why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,6 +104,7 @@ struct RawWaiting {
     first_gap_year_counts: bool,
     months_removed_per_back_paid_year: Spanned<u32>,
     newborn_grace_days: Spanned<u32>,
+    max_back_payment_years: Spanned<u32>,
 }
 
 /// Turns byte spans into line-numbered errors.
@@ -230,6 +233,11 @@ pub(super) fn parse(source: &str, origin: &str) -> Result<Policy, PolicyError> {
             0..MAX_WAITING_MONTHS + 1,
         )?,
         newborn_grace_days: check.bounded(&w.newborn_grace_days, "newborn_grace_days", 0..367)?,
+        max_back_payment_years: check.bounded(
+            &w.max_back_payment_years,
+            "max_back_payment_years",
+            0..MAX_BACK_PAYMENT_YEARS + 1,
+        )?,
     };
 
     Ok(Policy {

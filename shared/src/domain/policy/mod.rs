@@ -94,6 +94,8 @@ pub struct WaitingPeriod {
     pub first_gap_year_counts: bool,
     pub months_removed_per_back_paid_year: u32,
     pub newborn_grace_days: u32,
+    /// A back-payment (补缴) reaches at most this many years before the current one.
+    pub max_back_payment_years: u32,
 }
 
 impl Policy {
@@ -143,6 +145,11 @@ impl Policy {
                 .copied()
                 .unwrap_or(premium_year.default),
         )
+    }
+
+    /// The first coverage year the policy has a premium for.
+    pub fn first_coverage_year(&self) -> Option<CoverageYear> {
+        self.premiums.keys().next().copied()
     }
 
     /// Waiting-period parameters.

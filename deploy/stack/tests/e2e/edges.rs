@@ -1,0 +1,84 @@
+//! Money rules at their edges (DOMAIN.md P1 to P9, B3, B5, S1, S2): each test is named after
+//! the rule it protects and runs on both databases.
+
+use gongji_proto::payment::v1::QuotePremiumRequest;
+use gongji_shared::policy::ANHUI_DEFAULT_TOML;
+use tonic::Code;
+
+use crate::{
+    both_backends,
+    fixtures::{self, CHILD, EMPLOYEE},
+    payment::{balances, pay, verify_clean},
+    support::{Backend, Clients, IN_2026, TestEnv, assert_error},
+};
+
+both_backends!(p7_back_payments_stay_after_birth_within_the_policy_and_its_reach);
+
+const DOMAIN: &str = "payment.gongji";
+
+/// The default policy with premiums for 2019 to 2024 too.
+fn policy_from_2019() -> String {
+    let mut text = ANHUI_DEFAULT_TOML.to_owned();
+    for year in 2019..=2024 {
+        text.push_str(&format!(
+            "\n[[premiums]]\ncoverage_year = {year}\namount = \"400.00\"\nwindow_start = \"{}-09-01\"\nwindow_end = \"{}-12-31\"\n",
+            year - 1,
+            year - 1
+        ));
+    }
+    text
+}
+
+async fn back_quote(c: &mut Clients, year: i32) -> Result<(), tonic::Status> {
+    c.premiums
+        .quote_premium(QuotePremiumRequest {
+            payer_id_number: EMPLOYEE.into(),
+            beneficiary_id_number: CHILD.into(),
+            coverage_year: year,
+            back_payment: true,
+        })
+        .await
+        .map(|_| ())
+}
+
+async fn back_pay(c: &mut Clients, year: i32) -> Result<(), tonic::Status> {
+    let mut request = pay(&fixtures::opaque("back"), EMPLOYEE, CHILD, year);
+    request.back_payment = true;
+    c.premiums.pay_premium(request).await.map(|_| ())
+}
+
+/// P7: a back-payment is never for a year before the beneficiary's birth year (the child
+/// was born in 2018), before the first coverage year the policy knows (2019 here), or more
+/// than the policy's number of years back (3).
+async fn p7_back_payments_stay_after_birth_within_the_policy_and_its_reach(backend: Backend) {
+    let policy = policy_from_2019();
+    let Some(env) = TestEnv::start_with_policy(backend, IN_2026, Some(&policy)).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::family(&mut c, "3000.00").await;
+    for (year, reason) in [
+        (2000, "BACK_PAYMENT_BEFORE_BIRTH"),
+        (2010, "BACK_PAYMENT_BEFORE_BIRTH"),
+        (2017, "BACK_PAYMENT_BEFORE_BIRTH"),
+        (2018, "BACK_PAYMENT_BEFORE_POLICY"),
+        (2022, "BACK_PAYMENT_TOO_OLD"),
+    ] {
+        let quoted = back_quote(&mut c, year).await;
+        assert_error(quoted, Code::FailedPrecondition, reason, DOMAIN);
+        let paid = back_pay(&mut c, year).await;
+        let status = assert_error(paid, Code::FailedPrecondition, reason, DOMAIN);
+        assert!(status.message().len() > 10, "a clear message: {status:?}");
+    }
+    assert_eq!(
+        balances(&mut c, EMPLOYEE).await.1,
+        "3000.00",
+        "nothing moved"
+    );
+    back_pay(&mut c, 2023)
+        .await
+        .expect("3 years back is allowed");
+    assert_eq!(balances(&mut c, EMPLOYEE).await.1, "2600.00");
+    verify_clean(&mut c).await;
+    env.finish().await;
+}
