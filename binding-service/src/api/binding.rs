@@ -106,15 +106,13 @@ fn authorization_to_pb(a: &AuthorizationAnswer) -> CheckAuthorizationResponse {
             .unwrap_or_default(),
         binding_version: a.binding.as_ref().map_or(0, |b| b.version),
         authorizer_region_code: a
-            .authorizer
+            .authorizer_region
             .as_ref()
-            .and_then(|p| p.employee.as_ref())
-            .map(|e| e.region.as_str().to_owned())
+            .map(|r| r.as_str().to_owned())
             .unwrap_or_default(),
         beneficiary_region_code: a
-            .beneficiary
+            .beneficiary_region
             .as_ref()
-            .and_then(|p| p.insured_region())
             .map(|r| r.as_str().to_owned())
             .unwrap_or_default(),
         authorizer: a.authorizer.as_ref().map(convert::person_to_pb),

@@ -2,7 +2,7 @@
 //! trail that event streams follow.
 
 use gongji_shared::{
-    IdNumber, Money, PersonName, Relationship,
+    IdNumber, Money, PersonName, RegionCode, Relationship,
     command::Command,
     policy::{Purpose, ReviewMode},
 };
@@ -36,6 +36,10 @@ pub struct AuthorizationAnswer {
     pub binding: Option<Binding>,
     pub authorizer: Option<Person>,
     pub beneficiary: Option<Person>,
+    /// Where the authorizer's employee insurance is.
+    pub authorizer_region: Option<RegionCode>,
+    /// Where the beneficiary is insured (B3): their premium and institutions are paid there.
+    pub beneficiary_region: Option<RegionCode>,
 }
 
 impl<S: Persons + Bindings, P: Balances> App<S, P> {
@@ -223,9 +227,18 @@ impl<S: Persons + Bindings, P> App<S, P> {
             ?failures,
             "authorization checked"
         );
+        let province = self.policy.province_code();
         Ok(AuthorizationAnswer {
             failures,
             binding,
+            authorizer_region: authorizer
+                .as_ref()
+                .and_then(|p| p.employee.as_ref())
+                .map(|e| e.region.clone()),
+            beneficiary_region: beneficiary
+                .as_ref()
+                .and_then(|p| p.insured_region(province))
+                .cloned(),
             authorizer,
             beneficiary,
         })

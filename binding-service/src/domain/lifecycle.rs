@@ -119,7 +119,7 @@ pub fn endings(
     let lends = person.employee.as_ref().is_some_and(|e| {
         e.status != EnrollmentStatus::Terminated && e.region.province() == province
     });
-    let insured_region = person.insured_region();
+    let insured_region = person.insured_region(province);
     live.iter()
         .filter(|b| b.state.is_live())
         .filter_map(|b| {

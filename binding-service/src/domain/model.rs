@@ -77,13 +77,20 @@ pub struct BindingEvent {
 }
 
 impl Person {
-    /// The region a beneficiary is insured in: resident enrollment first, else employee;
-    /// only enrollments that have not terminated count.
-    pub fn insured_region(&self) -> Option<&RegionCode> {
-        [&self.resident, &self.employee]
-            .into_iter()
-            .flatten()
-            .find(|e| e.status != EnrollmentStatus::Terminated)
+    /// The region a person is insured in (B3): an enrollment inside `province` first, so
+    /// that someone with employee insurance in Anhui and resident insurance elsewhere is
+    /// insured in Anhui; among equals, resident enrollment before employee. Only enrollments
+    /// that have not terminated count.
+    pub fn insured_region(&self, province: &str) -> Option<&RegionCode> {
+        let live = || {
+            [&self.resident, &self.employee]
+                .into_iter()
+                .flatten()
+                .filter(|e| e.status != EnrollmentStatus::Terminated)
+        };
+        live()
+            .find(|e| e.region.province() == province)
+            .or_else(|| live().next())
             .map(|e| &e.region)
     }
 }
@@ -161,4 +168,48 @@ impl BindingState {
 /// What a purpose is called in denials.
 pub fn purpose_name(purpose: Purpose) -> &'static str {
     purpose.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enrollment(region: &str, status: EnrollmentStatus) -> Option<Enrollment> {
+        Some(Enrollment {
+            region: RegionCode::parse(region).unwrap(),
+            status,
+        })
+    }
+
+    fn person(employee: Option<Enrollment>, resident: Option<Enrollment>) -> Person {
+        Person {
+            id_number: IdNumber::parse("34052419800101001X").unwrap(),
+            name: PersonName::parse("王芳").unwrap(),
+            employee,
+            resident,
+            update_time: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn an_enrollment_in_the_province_decides_the_insured_region() {
+        let both = person(
+            enrollment("340500", EnrollmentStatus::Normal),
+            enrollment("110105", EnrollmentStatus::Normal),
+        );
+        assert_eq!(both.insured_region("34").unwrap().as_str(), "340500");
+        assert_eq!(both.insured_region("11").unwrap().as_str(), "110105");
+        let resident_first = person(
+            enrollment("340500", EnrollmentStatus::Normal),
+            enrollment("340100", EnrollmentStatus::Normal),
+        );
+        assert_eq!(
+            resident_first.insured_region("34").unwrap().as_str(),
+            "340100"
+        );
+        let elsewhere = person(None, enrollment("110105", EnrollmentStatus::Normal));
+        assert_eq!(elsewhere.insured_region("34").unwrap().as_str(), "110105");
+        let ended = person(enrollment("340500", EnrollmentStatus::Terminated), None);
+        assert_eq!(ended.insured_region("34"), None);
+    }
 }

@@ -236,7 +236,7 @@ fn beneficiary_failures(
     province: &str,
     kind: BindingKind,
 ) -> Option<Failure> {
-    let Some(region) = beneficiary.insured_region() else {
+    let Some(region) = beneficiary.insured_region(province) else {
         return Some(Failure::BeneficiaryNotInsured);
     };
     let cross_province_ok = kind == BindingKind::Proxy || rules.cross_province_funds_sharing;

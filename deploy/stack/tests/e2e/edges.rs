@@ -1,7 +1,13 @@
 //! Money rules at their edges (DOMAIN.md P1 to P9, B3, B5, S1, S2): each test is named after
 //! the rule it protects and runs on both databases.
 
-use gongji_proto::payment::v1::QuotePremiumRequest;
+use gongji_proto::{
+    binding::v1::{
+        BindingKind, BindingState, CheckAuthorizationRequest, CreateBindingRequest, Purpose,
+        Relationship,
+    },
+    payment::v1::QuotePremiumRequest,
+};
 use gongji_shared::policy::ANHUI_DEFAULT_TOML;
 use tonic::Code;
 
@@ -9,10 +15,13 @@ use crate::{
     both_backends,
     fixtures::{self, CHILD, EMPLOYEE},
     payment::{balances, pay, verify_clean},
-    support::{Backend, Clients, IN_2026, TestEnv, assert_error},
+    support::{Backend, Clients, IN_2026, IN_WINDOW, TestEnv, assert_error},
 };
 
-both_backends!(p7_back_payments_stay_after_birth_within_the_policy_and_its_reach);
+both_backends!(
+    p7_back_payments_stay_after_birth_within_the_policy_and_its_reach,
+    b3_employee_insurance_in_anhui_makes_a_beneficiary_insured_in_anhui,
+);
 
 const DOMAIN: &str = "payment.gongji";
 
@@ -80,5 +89,51 @@ async fn p7_back_payments_stay_after_birth_within_the_policy_and_its_reach(backe
         .expect("3 years back is allowed");
     assert_eq!(balances(&mut c, EMPLOYEE).await.1, "2600.00");
     verify_clean(&mut c).await;
+    env.finish().await;
+}
+
+/// B3: a beneficiary with employee insurance in Anhui and resident insurance in another
+/// province is insured in Anhui: the binding is allowed and she is paid for in Anhui.
+async fn b3_employee_insurance_in_anhui_makes_a_beneficiary_insured_in_anhui(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::employee(&mut c).await;
+    fixtures::fund(&mut c, EMPLOYEE, "500.00").await;
+    let spouse = fixtures::id_number("19880101", 22);
+    fixtures::register(
+        &mut c,
+        fixtures::person(&spouse, "王芳", Some("340500"), Some("110105")),
+    )
+    .await;
+    let binding = c
+        .bindings
+        .create_binding(CreateBindingRequest {
+            request_id: fixtures::opaque("bind"),
+            authorizer_id_number: EMPLOYEE.into(),
+            beneficiary_id_number: spouse.clone(),
+            beneficiary_name: "王芳".into(),
+            relationship: Relationship::Spouse as i32,
+            kind: BindingKind::FundsSharing as i32,
+        })
+        .await
+        .expect("insured in Anhui: allowed")
+        .into_inner()
+        .binding
+        .expect("binding");
+    assert_eq!(binding.state, BindingState::Active as i32);
+    let answer = c
+        .bindings
+        .check_authorization(CheckAuthorizationRequest {
+            authorizer_id_number: EMPLOYEE.into(),
+            beneficiary_id_number: spouse,
+            purpose: Purpose::MedicalExpense as i32,
+        })
+        .await
+        .expect("check")
+        .into_inner();
+    assert!(answer.authorized, "{answer:?}");
+    assert_eq!(answer.beneficiary_region_code, "340500");
     env.finish().await;
 }
