@@ -21,8 +21,13 @@ pub struct Config {
         default_value = "sqlite://data/binding.db"
     )]
     pub database_url: String,
-    /// Most PostgreSQL connections.
-    #[arg(long, env = "BINDING_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    /// Most PostgreSQL connections (1 to 200).
+    #[arg(
+        long,
+        env = "BINDING_DB_MAX_CONNECTIONS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(gongji_shared::db::MAX_DB_CONNECTIONS))
+    )]
     pub db_max_connections: u32,
     /// payment-service, asked for authorizers' balances.
     #[arg(

@@ -4,6 +4,10 @@ use std::net::SocketAddr;
 
 use gongji_shared::flags::CommonFlags;
 
+/// The probe interval's bounds: often enough to notice an outage, rarely enough not to
+/// load binding-service.
+pub const PEER_PROBE_INTERVAL_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
+
 /// payment-service settings.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -21,8 +25,13 @@ pub struct Config {
         default_value = "sqlite://data/payment.db"
     )]
     pub database_url: String,
-    /// Most PostgreSQL connections.
-    #[arg(long, env = "PAYMENT_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    /// Most PostgreSQL connections (1 to 200).
+    #[arg(
+        long,
+        env = "PAYMENT_DB_MAX_CONNECTIONS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(gongji_shared::db::MAX_DB_CONNECTIONS))
+    )]
     pub db_max_connections: u32,
     /// binding-service, asked before money moves for someone else.
     #[arg(
@@ -31,8 +40,13 @@ pub struct Config {
         default_value = "http://127.0.0.1:50051"
     )]
     pub binding_addr: String,
-    /// How often binding-service's health is probed, in milliseconds.
-    #[arg(long, env = "PAYMENT_PEER_PROBE_INTERVAL_MS", default_value_t = 2_000)]
+    /// How often binding-service's health is probed, in milliseconds (10 to 60000).
+    #[arg(
+        long,
+        env = "PAYMENT_PEER_PROBE_INTERVAL_MS",
+        default_value_t = 2_000,
+        value_parser = clap::value_parser!(u64).range(PEER_PROBE_INTERVAL_MS)
+    )]
     pub peer_probe_interval_ms: u64,
     /// Policy, log format and clock, the same for both services.
     #[command(flatten)]

@@ -19,7 +19,7 @@ use tonic_health::ServingStatus;
 use crate::{
     api::{AccountApi, MedicalExpenseApi, PremiumApi, SettlementApi},
     app::App,
-    config::Config,
+    config::{Config, PEER_PROBE_INTERVAL_MS},
     peer::{BindingPeer, DEPENDENT_SERVICES},
     store::{AnyStore, Store},
 };
@@ -36,6 +36,13 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        PEER_PROBE_INTERVAL_MS.contains(&config.peer_probe_interval_ms),
+        "--peer-probe-interval-ms must be from {} to {}, not {}",
+        PEER_PROBE_INTERVAL_MS.start(),
+        PEER_PROBE_INTERVAL_MS.end(),
+        config.peer_probe_interval_ms
+    );
     let policy = Policy::load_or_default(config.common.policy.as_deref())?;
     match AnyStore::connect(&config.database_url, config.db_max_connections)
         .await

@@ -15,9 +15,62 @@ const ACQUIRE_TIMEOUT_MS: u64 = 5_000;
 /// How long SQLite waits on a lock before failing.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
 
-/// Whether the URL names PostgreSQL (anything else is taken as SQLite).
-pub fn is_postgres(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
+/// Most connections a PostgreSQL pool may be given.
+pub const MAX_DB_CONNECTIONS: u32 = 200;
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+/// A database URL of neither kind. It names only the scheme: the rest may hold a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the database URL must start with sqlite:// or postgres:// (got one starting with {scheme:?})"
+)]
+pub struct UnknownDatabase {
+    scheme: String,
+}
+
+impl DatabaseKind {
+    /// The kind of `url`: `sqlite:` or `postgres:`/`postgresql:`; anything else is refused,
+    /// so a typo never becomes a local file name.
+    pub fn of(url: &str) -> Result<Self, UnknownDatabase> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            let scheme = url.split(':').next().unwrap_or_default();
+            Err(UnknownDatabase {
+                scheme: scheme.chars().take(16).collect(),
+            })
+        }
+    }
+}
+
+/// Why a store could not be opened at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    UnknownDatabase(#[from] UnknownDatabase),
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot connect: {0}")]
+    Connect(String),
+}
+
+/// Checks a pool size given on the command line.
+pub fn check_max_connections(n: u32) -> Result<u32, String> {
+    if (1..=MAX_DB_CONNECTIONS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "the most database connections must be from 1 to {MAX_DB_CONNECTIONS}, not {n}"
+        ))
+    }
 }
 
 /// Opens (creating it and its folder if missing) the SQLite database of a `sqlite://PATH`
@@ -217,4 +270,37 @@ macro_rules! database_sql {
             $crate::db::StoreError::Conflict($taken)
         );
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_names_its_kind_or_is_refused_without_echoing_it() {
+        assert_eq!(
+            DatabaseKind::of("sqlite://data/x.db"),
+            Ok(DatabaseKind::Sqlite)
+        );
+        assert_eq!(
+            DatabaseKind::of("postgres://u@h/db"),
+            Ok(DatabaseKind::Postgres)
+        );
+        assert_eq!(
+            DatabaseKind::of("postgresql://u@h/db"),
+            Ok(DatabaseKind::Postgres)
+        );
+        let error = DatabaseKind::of("postgress://user:secret@host/db").unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("\"postgress\""), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+        assert!(DatabaseKind::of("data/payment.db").is_err());
+    }
+
+    #[test]
+    fn a_pool_has_at_least_one_connection_and_a_bound() {
+        assert!(check_max_connections(0).is_err());
+        assert_eq!(check_max_connections(1), Ok(1));
+        assert!(check_max_connections(MAX_DB_CONNECTIONS + 1).is_err());
+    }
 }

@@ -68,13 +68,23 @@ pub enum AnyStore {
 
 impl AnyStore {
     /// Connects to the URL's database (creating a SQLite file and its folder if missing).
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        if gongji_shared::db::is_postgres(url) {
-            Ok(Self::Postgres(
-                PgStore::connect(url, max_connections).await?,
-            ))
-        } else {
-            Ok(Self::Sqlite(SqliteStore::connect(url).await?))
-        }
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+    ) -> Result<Self, gongji_shared::db::OpenError> {
+        gongji_shared::db::check_max_connections(max_connections)
+            .map_err(gongji_shared::db::OpenError::Config)?;
+        Ok(match gongji_shared::db::DatabaseKind::of(url)? {
+            gongji_shared::db::DatabaseKind::Postgres => Self::Postgres(
+                PgStore::connect(url, max_connections)
+                    .await
+                    .map_err(|e| gongji_shared::db::OpenError::Connect(e.to_string()))?,
+            ),
+            gongji_shared::db::DatabaseKind::Sqlite => Self::Sqlite(
+                SqliteStore::connect(url)
+                    .await
+                    .map_err(|e| gongji_shared::db::OpenError::Connect(e.to_string()))?,
+            ),
+        })
     }
 }

@@ -1,0 +1,55 @@
+//! The binary refuses a configuration it cannot run with, at start-up, with a message that
+//! names the setting and never echoes a database password.
+
+use std::process::{Command, Output};
+
+fn start(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_payment-service"))
+        .args(["--listen-addr", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
+        .output()
+        .expect("run the binary")
+}
+
+#[track_caller]
+fn refused(output: &Output, says: &str) -> String {
+    assert!(!output.status.success(), "start-up must fail");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(stderr.contains(says), "{says:?} not in {stderr}");
+    stderr
+}
+
+#[test]
+fn a_probe_interval_of_zero_is_refused() {
+    refused(
+        &start(&["--peer-probe-interval-ms", "0"]),
+        "--peer-probe-interval-ms",
+    );
+}
+
+#[test]
+fn a_pool_of_zero_connections_is_refused() {
+    refused(
+        &start(&["--db-max-connections", "0"]),
+        "--db-max-connections",
+    );
+}
+
+#[test]
+fn a_database_url_of_neither_kind_is_refused_without_its_password() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let typo = "postgress://gongji:s3cret@127.0.0.1:5432/payment";
+    let output = Command::new(env!("CARGO_BIN_EXE_payment-service"))
+        .args(["--listen-addr", "127.0.0.1:0", "--database-url", typo])
+        .current_dir(dir.path())
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
+        .output()
+        .expect("run the binary");
+    let stderr = refused(&output, "must start with sqlite:// or postgres://");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+    let created: Vec<_> = std::fs::read_dir(dir.path()).expect("read dir").collect();
+    assert!(created.is_empty(), "no file made of the typo: {created:?}");
+}
