@@ -7,7 +7,7 @@ use gongji_proto::payment::v1::{
     settlement_service_server::SettlementService,
 };
 use gongji_shared::rpc::command;
-use gongji_shared::rpc::{ApiError, validate};
+use gongji_shared::rpc::validate;
 use tonic::{Request, Response, Status};
 
 use super::{convert, failure, status};
@@ -29,13 +29,7 @@ impl<S, R> SettlementApi<S, R> {
 }
 
 fn business_date(value: &str) -> Result<NaiveDate, Status> {
-    value.parse().map_err(|_| {
-        status(ApiError::invalid_argument(
-            "INVALID_DATE",
-            "business_date",
-            "business_date is an ISO 8601 date, e.g. 2024-11-15",
-        ))
-    })
+    validate::date(value, "business_date", "INVALID_DATE").map_err(status)
 }
 
 #[tonic::async_trait]

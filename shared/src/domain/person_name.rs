@@ -5,8 +5,10 @@ use std::fmt;
 /// Longest name accepted, in characters (long minority-language names fit).
 pub const MAX_NAME_CHARS: usize = 64;
 
-/// A trimmed, non-empty name without control characters. `Display` masks all but the
-/// first character (`张**`).
+/// A trimmed name as on an ID card: letters of any script, with the spaces, dots and
+/// hyphens some names carry; at least one letter; no control or invisible format
+/// characters (which could reverse or hide what an operator reads). `Display` masks all
+/// but the first character (`张**`).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PersonName(String);
 
@@ -19,6 +21,51 @@ pub enum PersonNameError {
     TooLong,
     #[error("a name must not contain control characters")]
     ControlCharacter,
+    #[error("a name must not contain invisible format characters")]
+    FormatCharacter,
+    #[error("a name has at least one letter")]
+    NoLetter,
+    #[error("a name has only letters, spaces, dots, hyphens and apostrophes")]
+    Symbol,
+}
+
+/// The punctuation names carry besides letters and spaces (e.g. 阿依古丽·买买提).
+const NAME_PUNCTUATION: [char; 7] = ['·', '•', '‧', '・', '.', '-', '\''];
+
+/// Unicode format characters (category Cf): invisible, and able to reorder text.
+fn is_format(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
+}
+
+/// Combining marks that letters of some scripts carry.
+fn is_combining_mark(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F
+    )
 }
 
 impl PersonName {
@@ -33,6 +80,18 @@ impl PersonName {
         }
         if trimmed.chars().any(char::is_control) {
             return Err(PersonNameError::ControlCharacter);
+        }
+        if trimmed.chars().any(is_format) {
+            return Err(PersonNameError::FormatCharacter);
+        }
+        if !trimmed.chars().any(char::is_alphabetic) {
+            return Err(PersonNameError::NoLetter);
+        }
+        let allowed = |c: char| {
+            c.is_alphabetic() || c == ' ' || NAME_PUNCTUATION.contains(&c) || is_combining_mark(c)
+        };
+        if !trimmed.chars().all(allowed) {
+            return Err(PersonNameError::Symbol);
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -92,6 +151,38 @@ mod tests {
             PersonName::parse("张\u{0}三"),
             Err(PersonNameError::ControlCharacter)
         );
+    }
+
+    #[test]
+    fn invisible_and_reordering_characters_are_rejected() {
+        for name in [
+            "\u{202E}\u{200B}",
+            "张\u{202E}三",
+            "\u{200B}李四",
+            "王\u{FEFF}",
+        ] {
+            assert_eq!(
+                PersonName::parse(name),
+                Err(PersonNameError::FormatCharacter),
+                "{name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_name_has_a_letter_and_no_symbols() {
+        assert_eq!(PersonName::parse("🙂🙂"), Err(PersonNameError::NoLetter));
+        assert_eq!(PersonName::parse("·-"), Err(PersonNameError::NoLetter));
+        assert_eq!(PersonName::parse("张🙂"), Err(PersonNameError::Symbol));
+        assert_eq!(PersonName::parse("李4"), Err(PersonNameError::Symbol));
+        for name in [
+            "阿依古丽·买买提",
+            "José María",
+            "O'Brien-Smith",
+            "Nguyễn Văn",
+        ] {
+            assert!(PersonName::parse(name).is_ok(), "{name}");
+        }
     }
 
     #[test]

@@ -75,6 +75,31 @@ pub fn coverage_year(value: i32, field: &str) -> Result<CoverageYear, ApiError> 
     })
 }
 
+/// A date field: exactly `YYYY-MM-DD`, a real day, in a year a coverage year may be (no
+/// signs, no spaces, no missing zeros).
+pub fn date(value: &str, field: &str, reason: &str) -> Result<chrono::NaiveDate, ApiError> {
+    let b = value.as_bytes();
+    let shaped = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    let parsed = shaped
+        .then(|| chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").ok())
+        .flatten()
+        .filter(|d| CoverageYear::parse(chrono::Datelike::year(d)).is_ok());
+    parsed.ok_or_else(|| {
+        ApiError::invalid_argument(
+            reason,
+            field,
+            format!("{field} is a date written YYYY-MM-DD, e.g. 2024-11-15, from 2000 to 2100"),
+        )
+        .with_metadata("field", field)
+        .with_metadata(field, truncate(value, 16))
+    })
+}
+
 /// A page_size field: 0 means the default, above the maximum is refused.
 pub fn page_size(value: i32) -> Result<u32, ApiError> {
     match u32::try_from(value) {
@@ -179,6 +204,27 @@ fn truncate(value: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_date_is_exactly_yyyy_mm_dd() {
+        assert_eq!(
+            date("2024-11-14", "d", "INVALID_DATE").unwrap().to_string(),
+            "2024-11-14"
+        );
+        for bad in [
+            "2024-1-5",
+            " 2024-11-14",
+            "2024-11-14 ",
+            "-0044-01-01",
+            "2024-02-30",
+            "1999-12-31",
+            "+2024-11-1",
+            "２０２４-11-14",
+        ] {
+            let error = date(bad, "d", "INVALID_DATE").unwrap_err();
+            assert_eq!(error.reason(), "INVALID_DATE", "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_bad_id_number_names_the_field_but_not_the_value() {

@@ -3,10 +3,10 @@
 
 use gongji_proto::{
     binding::v1::{
-        BindingKind, BindingState, CheckAuthorizationRequest, CreateBindingRequest, Purpose,
-        Relationship,
+        BindingKind, BindingState, CheckAuthorizationRequest, CreateBindingRequest,
+        GetInsuredPersonRequest, Purpose, Relationship, UpsertInsuredPersonRequest,
     },
-    payment::v1::QuotePremiumRequest,
+    payment::v1::{GetSettlementRequest, QuotePremiumRequest, SettleBusinessDayRequest},
 };
 use gongji_shared::policy::ANHUI_DEFAULT_TOML;
 use tonic::Code;
@@ -21,6 +21,8 @@ use crate::{
 both_backends!(
     p7_back_payments_stay_after_birth_within_the_policy_and_its_reach,
     b3_employee_insurance_in_anhui_makes_a_beneficiary_insured_in_anhui,
+    b4_a_name_has_a_letter_and_nothing_invisible,
+    s1_business_dates_are_exactly_yyyy_mm_dd,
 );
 
 const DOMAIN: &str = "payment.gongji";
@@ -135,5 +137,92 @@ async fn b3_employee_insurance_in_anhui_makes_a_beneficiary_insured_in_anhui(bac
         .into_inner();
     assert!(answer.authorized, "{answer:?}");
     assert_eq!(answer.beneficiary_region_code, "340500");
+    env.finish().await;
+}
+
+/// B4: a name is checked against the registry, so it must be one a person can have: at
+/// least one letter, no control or invisible format characters (which can reorder or hide
+/// what an operator reads), no emoji. A refused record or application stores nothing.
+async fn b4_a_name_has_a_letter_and_nothing_invisible(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::employee(&mut c).await;
+    fixtures::fund(&mut c, EMPLOYEE, "500.00").await;
+    let child = fixtures::id_number("20180110", 12);
+    for name in ["\u{202E}\u{200B}", "🙂🙂", "李\u{200B}子轩", "李🙂", "  "] {
+        let r = c
+            .registry
+            .upsert_insured_person(UpsertInsuredPersonRequest {
+                request_id: fixtures::opaque("register"),
+                person: Some(fixtures::person(&child, name, None, Some("340500"))),
+            })
+            .await;
+        assert_error(r, Code::InvalidArgument, "INVALID_NAME", "binding.gongji");
+        let r = c
+            .bindings
+            .create_binding(fixtures::bind_child(
+                &fixtures::opaque("bind"),
+                &child,
+                name,
+            ))
+            .await;
+        assert_error(r, Code::InvalidArgument, "INVALID_NAME", "binding.gongji");
+    }
+    let r = c
+        .registry
+        .get_insured_person(GetInsuredPersonRequest {
+            id_number: child.clone(),
+        })
+        .await;
+    assert_error(r, Code::NotFound, "PERSON_NOT_FOUND", "binding.gongji");
+    fixtures::register(
+        &mut c,
+        fixtures::person(&child, "阿依古丽·买买提", None, Some("340500")),
+    )
+    .await;
+    env.finish().await;
+}
+
+/// S1: a business day is named exactly `YYYY-MM-DD`; anything else is refused and writes no
+/// settlement.
+async fn s1_business_dates_are_exactly_yyyy_mm_dd(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    for date in [
+        "2024-1-5",
+        " 2024-11-14",
+        "-0044-01-01",
+        "2024-11-14T00:00",
+        "0044-01-01",
+    ] {
+        let r = c
+            .settlement
+            .settle_business_day(SettleBusinessDayRequest {
+                request_id: fixtures::opaque("settle"),
+                business_date: date.into(),
+            })
+            .await;
+        assert_error(r, Code::InvalidArgument, "INVALID_DATE", DOMAIN);
+        let r = c
+            .settlement
+            .get_settlement(GetSettlementRequest {
+                business_date: date.into(),
+            })
+            .await;
+        assert_error(r, Code::InvalidArgument, "INVALID_DATE", DOMAIN);
+    }
+    for written in ["2024-01-05", "2024-11-14"] {
+        let r = c
+            .settlement
+            .get_settlement(GetSettlementRequest {
+                business_date: written.into(),
+            })
+            .await;
+        assert_error(r, Code::NotFound, "SETTLEMENT_NOT_FOUND", DOMAIN);
+    }
     env.finish().await;
 }
