@@ -30,6 +30,19 @@ impl<S, R> AccountApi<S, R> {
     }
 }
 
+/// A credit's memo: at most 256 characters, trimmed, without control characters.
+fn memo(value: &str) -> Result<String, Status> {
+    let memo = value.trim();
+    if memo.chars().count() > validate::MAX_REASON_CHARS || memo.chars().any(char::is_control) {
+        return Err(status(ApiError::invalid_argument(
+            "INVALID_MEMO",
+            "memo",
+            "memo has at most 256 characters and no control characters",
+        )));
+    }
+    Ok(memo.to_owned())
+}
+
 fn account_to_pb(view: &AccountView) -> gongji_proto::payment::v1::Account {
     convert::account_to_pb(&view.account, &view.usable_buckets)
 }
@@ -69,13 +82,7 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
             validate::id_number(&request.holder_id_number, "holder_id_number").map_err(status)?;
         let amount = validate::positive_money(&request.amount, "amount").map_err(status)?;
         let bucket = convert::bucket_from_pb(request.bucket, "bucket").map_err(status)?;
-        if request.memo.chars().count() > validate::MAX_REASON_CHARS {
-            return Err(status(ApiError::invalid_argument(
-                "INVALID_MEMO",
-                "memo",
-                "memo has at most 256 characters",
-            )));
-        }
+        let memo = memo(&request.memo)?;
         let to_wire = |c: &Credited| CreditAccountResponse {
             account: Some(account_to_pb(&c.account)),
             entry: Some(convert::entry_to_pb(&c.entry)),
@@ -86,7 +93,7 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
             "CreditAccount",
             &request,
             to_wire,
-            |c| self.app.credit_account(holder, amount, bucket, c),
+            |c| self.app.credit_account(holder, amount, bucket, memo, c),
         )
         .await
     }

@@ -67,6 +67,7 @@ pub fn entry_to_pb(e: &AccountEntry) -> pb::AccountEntry {
         request_id: e.request_id.clone(),
         create_time: Some(timestamp(e.create_time)),
         business_date: e.business_date.to_string(),
+        memo: e.memo.clone(),
     }
 }
 

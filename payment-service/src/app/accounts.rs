@@ -67,6 +67,7 @@ impl<S: Accounts, R: Registry> App<S, R> {
         holder: IdNumber,
         amount: Money,
         bucket: Bucket,
+        memo: String,
         command: Command<Credited>,
     ) -> Result<Credited, AppError> {
         let account = self.existing(&holder, AccountRole::Holder).await?;
@@ -79,6 +80,7 @@ impl<S: Accounts, R: Registry> App<S, R> {
             business_date: today,
             purpose: None,
             destination: None,
+            memo,
             postings: Vec::new(),
         };
         let movement = credit(&account, bucket, amount, base);
@@ -99,6 +101,7 @@ impl<S: Accounts, R: Registry> App<S, R> {
                     request_id: movement.request_id.clone(),
                     create_time: now,
                     business_date: movement.business_date,
+                    memo: movement.memo.clone(),
                 },
             })
             .await?;
@@ -145,6 +148,7 @@ impl<S: Accounts, R: Registry> App<S, R> {
             business_date: gongji_shared::domain::clock::shanghai_date(now),
             purpose: None,
             destination: None,
+            memo: String::new(),
             postings: Vec::new(),
         };
         let usable_buckets = self.usable_buckets(today);
@@ -311,6 +315,7 @@ mod tests {
             payer.clone(),
             Money::parse("50.00").unwrap(),
             Bucket::CurrentYear,
+            "test".to_owned(),
             command("c-1"),
         )
         .await

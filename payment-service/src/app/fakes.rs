@@ -264,6 +264,7 @@ impl Accounts for FakeStore {
                         request_id: movement.request_id.clone(),
                         create_time: movement.create_time,
                         business_date: movement.business_date,
+                        memo: movement.memo.clone(),
                     });
                 }
             }

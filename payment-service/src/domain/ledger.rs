@@ -153,6 +153,8 @@ pub struct Movement {
     pub purpose: Option<SettlementPurpose>,
     /// The region money goes to (the beneficiary's), for settlement.
     pub destination: Option<RegionCode>,
+    /// What the caller said it was for (credits); empty otherwise.
+    pub memo: String,
     pub postings: Vec<Posting>,
 }
 
@@ -178,6 +180,8 @@ pub struct AccountEntry {
     pub request_id: String,
     pub create_time: DateTime<Utc>,
     pub business_date: NaiveDate,
+    /// What the caller said the movement was for (credits); empty otherwise.
+    pub memo: String,
 }
 
 /// A credit into one bucket, balanced by the contribution fund of the holder's region.
@@ -246,6 +250,7 @@ mod tests {
             business_date: "2024-11-15".parse().unwrap(),
             purpose: None,
             destination: None,
+            memo: String::new(),
             postings: vec![],
         }
     }

@@ -130,6 +130,7 @@ pub fn medical_movement(
         business_date: payment.business_date,
         purpose: Some(SettlementPurpose::MedicalExpense),
         destination: Some(destination.clone()),
+        memo: String::new(),
         postings,
     })
 }

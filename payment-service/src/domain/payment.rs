@@ -176,6 +176,7 @@ fn premium_postings(
         business_date: NaiveDate::MIN,
         purpose: Some(SettlementPurpose::Premium),
         destination: Some(payment.beneficiary_region.clone()),
+        memo: String::new(),
         postings,
     }
 }

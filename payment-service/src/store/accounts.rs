@@ -130,6 +130,7 @@ pub(super) struct EntryRow {
     request_id: String,
     create_time: DateTime<Utc>,
     business_date: NaiveDate,
+    memo: String,
 }
 
 impl TryFrom<EntryRow> for AccountEntry {
@@ -145,6 +146,7 @@ impl TryFrom<EntryRow> for AccountEntry {
             request_id: r.request_id,
             create_time: r.create_time,
             business_date: r.business_date,
+            memo: r.memo,
         })
     }
 }
@@ -213,7 +215,7 @@ macro_rules! accounts_sql {
                 limit: u32,
             ) -> Result<Vec<$crate::domain::AccountEntry>, $crate::store::StoreError> {
                 let rows: Vec<$crate::store::accounts::EntryRow> = sqlx::query_as(
-                    "SELECT e.entry_id, e.movement_id, m.kind, e.bucket, e.amount_fen, m.request_id, m.create_time, m.business_date \
+                    "SELECT e.entry_id, e.movement_id, m.kind, e.bucket, e.amount_fen, m.request_id, m.create_time, m.business_date, m.memo \
                      FROM entries e JOIN movements m ON m.movement_id = e.movement_id \
                      WHERE e.holder = $1 AND e.entry_id < $2 ORDER BY e.entry_id DESC LIMIT $3",
                 )
@@ -289,8 +291,8 @@ macro_rules! accounts_sql {
                 return Err($crate::store::StoreError::Corrupt("unbalanced movement".into()));
             }
             sqlx::query(
-                "INSERT INTO movements (movement_id, kind, request_id, create_time, business_date, purpose, destination) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO movements (movement_id, kind, request_id, create_time, business_date, purpose, destination, memo) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&movement.movement_id)
             .bind(movement.kind.as_str())
@@ -299,6 +301,7 @@ macro_rules! accounts_sql {
             .bind(movement.business_date)
             .bind(movement.purpose.map(|p| p.as_str()))
             .bind(movement.destination.as_ref().map(|d| d.as_str()))
+            .bind(&movement.memo)
             .execute(&mut **tx)
             .await?;
             let mut personal: Vec<(&gongji_shared::IdNumber, gongji_shared::policy::Bucket, i64)> = movement

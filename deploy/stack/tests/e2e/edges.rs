@@ -6,7 +6,10 @@ use gongji_proto::{
         BindingKind, BindingState, CheckAuthorizationRequest, CreateBindingRequest,
         GetInsuredPersonRequest, Purpose, Relationship, UpsertInsuredPersonRequest,
     },
-    payment::v1::{GetSettlementRequest, QuotePremiumRequest, SettleBusinessDayRequest},
+    payment::v1::{
+        Bucket, CreditAccountRequest, GetSettlementRequest, ListAccountEntriesRequest,
+        QuotePremiumRequest, SettleBusinessDayRequest,
+    },
 };
 use gongji_shared::policy::ANHUI_DEFAULT_TOML;
 use tonic::Code;
@@ -23,6 +26,7 @@ both_backends!(
     b3_employee_insurance_in_anhui_makes_a_beneficiary_insured_in_anhui,
     b4_a_name_has_a_letter_and_nothing_invisible,
     s1_business_dates_are_exactly_yyyy_mm_dd,
+    ledger_a_credit_keeps_its_memo,
 );
 
 const DOMAIN: &str = "payment.gongji";
@@ -224,5 +228,50 @@ async fn s1_business_dates_are_exactly_yyyy_mm_dd(backend: Backend) {
             .await;
         assert_error(r, Code::NotFound, "SETTLEMENT_NOT_FOUND", DOMAIN);
     }
+    env.finish().await;
+}
+
+/// The ledger: every movement is an entry a holder can read back, with what the caller
+/// said a credit was for.
+async fn ledger_a_credit_keeps_its_memo(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::employee(&mut c).await;
+    fixtures::fund(&mut c, EMPLOYEE, "100.00").await;
+    let credit = |memo: &str| CreditAccountRequest {
+        request_id: fixtures::opaque("credit"),
+        holder_id_number: EMPLOYEE.into(),
+        amount: "12.34".into(),
+        bucket: Bucket::CurrentYear as i32,
+        memo: memo.into(),
+    };
+    let entry = c
+        .accounts
+        .credit_account(credit("2024年11月 单位缴费划入"))
+        .await
+        .expect("credit")
+        .into_inner()
+        .entry
+        .expect("entry");
+    assert_eq!(entry.memo, "2024年11月 单位缴费划入");
+    let r = c.accounts.credit_account(credit("line\nbreak")).await;
+    assert_error(r, Code::InvalidArgument, "INVALID_MEMO", DOMAIN);
+    let listed = c
+        .accounts
+        .list_account_entries(ListAccountEntriesRequest {
+            holder_id_number: EMPLOYEE.into(),
+            page_size: 10,
+            page_token: String::new(),
+        })
+        .await
+        .expect("entries")
+        .into_inner()
+        .entries;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0].memo, "2024年11月 单位缴费划入");
+    assert_eq!(listed[0].entry_id, entry.entry_id);
+    assert_eq!(listed[1].memo, "", "the fixture's credit said nothing");
     env.finish().await;
 }
