@@ -80,6 +80,12 @@ pub(super) fn app_status(error: AppError) -> Status {
                 .with_metadata("year", year)
                 .with_metadata("today", today)
         }
+        AppError::YearBeforeAccount { year, opened } => ApiError::failed_precondition(
+            "YEAR_BEFORE_ACCOUNT",
+            "the account did not exist in that year, so it has nothing of that year to close",
+        )
+        .with_metadata("year", year)
+        .with_metadata("account_opened_year", opened),
         AppError::BeneficiaryNotFound { beneficiary } => {
             ApiError::not_found("PERSON_NOT_FOUND", "the beneficiary is not in the registry")
                 .with_metadata("beneficiary_id_number", beneficiary.masked())
@@ -154,6 +160,16 @@ pub(super) fn app_status(error: AppError) -> Status {
         AppError::BalanceChanged => ApiError::aborted(
             "CONCURRENT_UPDATE",
             "a balance changed while paying; quote again and retry",
+        ),
+        AppError::BalanceLimitReached => ApiError::failed_precondition(
+            "BALANCE_LIMIT_REACHED",
+            "the balance would pass the largest balance an account keeps",
+        )
+        .with_metadata(
+            "max_balance",
+            gongji_shared::domain::money::format_signed_fen(
+                gongji_shared::domain::money::MAX_BALANCE_FEN,
+            ),
         ),
         AppError::PaymentNotFound { payment_id, kind } => {
             let message = match kind {

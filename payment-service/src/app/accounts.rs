@@ -138,7 +138,11 @@ impl<S: Accounts, R: Registry> App<S, R> {
         if year >= today.year() {
             return Err(AppError::YearNotEnded { year, today });
         }
-        self.existing(&holder, AccountRole::Holder).await?;
+        let account = self.existing(&holder, AccountRole::Holder).await?;
+        let opened = gongji_shared::domain::clock::shanghai_date(account.open_time).year();
+        if year < opened {
+            return Err(AppError::YearBeforeAccount { year, opened });
+        }
         let now = self.clock.now();
         let base = Movement {
             movement_id: new_id(),
@@ -152,7 +156,7 @@ impl<S: Accounts, R: Registry> App<S, R> {
             postings: Vec::new(),
         };
         let usable_buckets = self.usable_buckets(today);
-        let plan = |account: &Account| close_year(account, base);
+        let plan = |account: &Account, history| close_year(account, history, base);
         let closed = self
             .store
             .close_year(&holder, year, now, plan, &command, |after, moved_fen| {
@@ -308,12 +312,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_year_closed_before_moves_nothing_more() {
+    async fn a_year_moves_what_it_had_at_its_end_once() {
         let (app, store, _) = app();
         let payer = id(PAYER);
+        // 50.00 credited in 2023 (recorded as it would have been then), 30.00 today.
+        let at = chrono::DateTime::parse_from_rfc3339("2023-06-01T10:00:00+08:00")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let account = store.state().accounts[&payer].clone();
+        let mut earlier = credit(
+            &account,
+            Bucket::CurrentYear,
+            Money::parse("50.00").unwrap(),
+            Movement {
+                movement_id: "m-2023".to_owned(),
+                kind: MovementKind::Credit,
+                request_id: "c-2023".to_owned(),
+                create_time: at,
+                business_date: "2023-06-01".parse().unwrap(),
+                purpose: None,
+                destination: None,
+                memo: String::new(),
+                postings: Vec::new(),
+            },
+        );
+        earlier.postings.retain(|p| p.amount_fen > 0);
+        {
+            let mut state = store.state();
+            state.accounts.get_mut(&payer).unwrap().current_year = Money::parse("50.00").unwrap();
+            state.movements.push(earlier);
+        }
         app.credit_account(
             payer.clone(),
-            Money::parse("50.00").unwrap(),
+            Money::parse("30.00").unwrap(),
             Bucket::CurrentYear,
             "test".to_owned(),
             command("c-1"),
@@ -324,15 +355,33 @@ mod tests {
             .close_year(payer.clone(), 2023, command("y-1"))
             .await
             .unwrap();
-        assert_eq!(first.moved_fen, 5_000);
+        assert_eq!(first.moved_fen, 5_000, "2023's money, not today's");
         let again = app
             .close_year(payer.clone(), 2023, command("y-2"))
             .await
             .unwrap();
         assert_eq!(again.moved_fen, 0);
+        let state = store.state().accounts[&payer].clone();
         assert_eq!(
-            store.state().accounts[&payer].prior_years.to_string(),
-            "1250.00"
+            (
+                state.current_year.to_string(),
+                state.prior_years.to_string()
+            ),
+            ("30.00".to_owned(), "1250.00".to_owned())
+        );
+        let before = app
+            .close_year(payer.clone(), 2019, command("y-0"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                before,
+                AppError::YearBeforeAccount {
+                    year: 2019,
+                    opened: 2020
+                }
+            ),
+            "{before:?}"
         );
         let not_ended = app
             .close_year(payer, 2024, command("y-3"))

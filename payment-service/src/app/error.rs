@@ -50,6 +50,9 @@ pub enum AppError {
     AccountNotFound { holder: IdNumber, role: AccountRole },
     #[error("the year has not ended")]
     YearNotEnded { year: i32, today: NaiveDate },
+    /// The account did not exist in that year: it had no balance to close.
+    #[error("the year is before the account was opened")]
+    YearBeforeAccount { year: i32, opened: i32 },
 
     // Premiums and medical expenses.
     #[error("the beneficiary is not in the registry")]
@@ -81,6 +84,9 @@ pub enum AppError {
     OtherMeansWrongAmount { expected: Money },
     #[error("a balance changed while paying")]
     BalanceChanged,
+    /// The write would take a balance past the largest one kept.
+    #[error("a balance would pass the largest balance")]
+    BalanceLimitReached,
     #[error("no such payment")]
     PaymentNotFound {
         payment_id: String,
@@ -112,6 +118,7 @@ impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict(Conflict::RequestIdTaken) => Self::RequestIdTaken,
+            StoreError::Conflict(Conflict::BalanceLimit) => Self::BalanceLimitReached,
             other => Infra::Store(other).into(),
         }
     }

@@ -20,7 +20,7 @@ use gongji_shared::{
 use super::{PeerError, Registry};
 use crate::{
     domain::{
-        Account, AccountEntry, Book, Movement,
+        Account, AccountEntry, Book, CurrentYearHistory, Movement,
         authorization::{Authorization, Enrollment, InsuredPerson},
         medical::MedicalPayment,
         payment::{OtherMeans, PaymentState, PremiumPayment},
@@ -138,6 +138,9 @@ impl StoreState {
                 .map_or(0, |a| a.balance(bucket).fen());
             if balance + amount_fen < 0 {
                 return Err(conflict(Conflict::InsufficientBalance));
+            }
+            if balance + amount_fen > gongji_shared::domain::money::MAX_BALANCE_FEN {
+                return Err(conflict(Conflict::BalanceLimit));
             }
         }
         Ok(())
@@ -279,7 +282,7 @@ impl Accounts for FakeStore {
         holder: &IdNumber,
         year: i32,
         _at: chrono::DateTime<chrono::Utc>,
-        plan: impl FnOnce(&Account) -> Option<Movement> + Send,
+        plan: impl FnOnce(&Account, CurrentYearHistory) -> Option<Movement> + Send,
         command: &Command<T>,
         make: impl FnOnce(&Account, i64) -> T + Send,
     ) -> Result<T, StoreError> {
@@ -292,7 +295,21 @@ impl Accounts for FakeStore {
             if s.closed_years.contains(&(holder.clone(), year)) {
                 return Err(conflict(Conflict::YearClosed));
             }
-            let movement = plan(&before);
+            let year_end = chrono::NaiveDate::from_ymd_opt(year, 12, 31).expect("a year");
+            let mut history = CurrentYearHistory::default();
+            for m in &s.movements {
+                for (h, bucket, amount_fen) in personal(m) {
+                    if &h != holder || bucket != Bucket::CurrentYear {
+                        continue;
+                    }
+                    if amount_fen < 0 {
+                        history.spent_fen -= amount_fen;
+                    } else if m.business_date <= year_end {
+                        history.credited_by_year_end_fen += amount_fen;
+                    }
+                }
+            }
+            let movement = plan(&before, history);
             s.check(command.idempotency(), movement.as_ref())?;
             s.commit(command.idempotency(), &[], movement.as_ref());
             s.closed_years.push((holder.clone(), year));
@@ -392,12 +409,18 @@ impl Premiums for FakeStore {
     async fn refund_premium(
         &self,
         refunded: &PremiumPayment,
-        movement: Option<&Movement>,
+        plan: impl FnOnce(bool) -> Option<Movement> + Send,
         _owed_back: Option<&OtherMeans>,
         idempotency: &Idempotency,
         response: &[u8],
     ) -> Result<(), StoreError> {
         self.write(|s| {
+            let paid_year = chrono::Datelike::year(&refunded.payment_date);
+            let movement = plan(
+                s.closed_years
+                    .contains(&(refunded.payer.clone(), paid_year)),
+            );
+            let movement = movement.as_ref();
             s.check(idempotency, movement)?;
             let index = s
                 .premiums
@@ -477,7 +500,7 @@ pub fn account(holder: &str, prior_years: &str) -> Account {
         region: ma_anshan(),
         current_year: gongji_shared::Money::ZERO,
         prior_years: gongji_shared::Money::parse(prior_years).unwrap(),
-        open_time: chrono::Utc::now(),
+        open_time: "2020-01-01T00:00:00Z".parse().unwrap(),
     }
 }
 

@@ -261,25 +261,29 @@ impl<S: Accounts + Premiums, R: Registry> App<S, R> {
             return Err(already());
         }
         let now = self.clock.now();
-        let movement = (!payment.split.account_part.is_zero()).then(|| {
-            payment::refund_movement(
-                &payment,
-                &new_id(),
-                command.request_id(),
-                now,
-                gongji_shared::domain::clock::shanghai_date(now),
-            )
-        });
+        let has_account_part = !payment.split.account_part.is_zero();
+        let plan = |paid_year_closed: bool| {
+            has_account_part.then(|| {
+                payment::refund_movement(
+                    &payment,
+                    &new_id(),
+                    command.request_id(),
+                    now,
+                    gongji_shared::domain::clock::shanghai_date(now),
+                    paid_year_closed,
+                )
+            })
+        };
         let refunded = PremiumPayment {
             state: PaymentState::Refunded,
             refund_time: Some(now),
             refund_reason: Some(reason),
-            ..payment
+            ..payment.clone()
         };
         self.store
             .refund_premium(
                 &refunded,
-                movement.as_ref(),
+                plan,
                 refunded.other_means.as_ref(),
                 command.idempotency(),
                 &command.response(&refunded),

@@ -206,10 +206,37 @@ pub fn credit(account: &Account, bucket: Bucket, amount: Money, base: Movement) 
     }
 }
 
-/// Closing a year: the whole current-year balance moves into prior-years; `None` when
-/// there is nothing to move.
-pub fn close_year(account: &Account, base: Movement) -> Option<Movement> {
-    let amount = account.current_year.fen();
+/// The current-year bucket's history as year closing (P3) needs it, in fen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CurrentYearHistory {
+    /// Everything that came into the bucket on or before the year's last day
+    /// (Asia/Shanghai): credits, refunds.
+    pub credited_by_year_end_fen: i64,
+    /// Everything that ever left it: payments, and the closings of years before.
+    pub spent_fen: i64,
+}
+
+/// What closing the year moves (P3): the current-year money the account had at the end of
+/// that year and still has. Money leaves the bucket oldest first, so what is left of the
+/// year's money is what came in by its end less everything spent since the bucket began,
+/// never more than the bucket holds now; money credited after the year stays.
+pub fn year_end_balance(account: &Account, history: CurrentYearHistory) -> Money {
+    let left = history
+        .credited_by_year_end_fen
+        .saturating_sub(history.spent_fen)
+        .clamp(0, account.current_year.fen());
+    Money::from_fen(left).unwrap_or(Money::ZERO)
+}
+
+/// Closing a year: its year-end current-year balance (see [`year_end_balance`]) moves into
+/// prior-years; `None` when there is nothing to move.
+pub fn close_year(
+    account: &Account,
+    history: CurrentYearHistory,
+    base: Movement,
+) -> Option<Movement> {
+    let amount = year_end_balance(account, history).fen();
+    debug_assert!(amount <= account.current_year.fen());
     (amount > 0).then(|| Movement {
         postings: vec![
             Posting {
@@ -278,14 +305,50 @@ mod tests {
         assert_eq!(m.postings[0].amount_fen, 123);
     }
 
+    fn history(credited_by_year_end_fen: i64, spent_fen: i64) -> CurrentYearHistory {
+        CurrentYearHistory {
+            credited_by_year_end_fen,
+            spent_fen,
+        }
+    }
+
     #[test]
-    fn closing_a_year_moves_current_into_prior_and_stays_balanced() {
-        let m = close_year(&account(), base(MovementKind::CloseYear)).unwrap();
+    fn closing_a_year_moves_its_year_end_balance_and_stays_balanced() {
+        // 10.00 current-year, all of it credited by the year's end.
+        let m = close_year(&account(), history(1000, 0), base(MovementKind::CloseYear)).unwrap();
         assert!(m.is_balanced());
         assert_eq!(m.postings[0].amount_fen, -1000);
         assert_eq!(m.postings[1].amount_fen, 1000);
         let mut empty = account();
         empty.current_year = Money::ZERO;
-        assert_eq!(close_year(&empty, base(MovementKind::CloseYear)), None);
+        assert_eq!(
+            close_year(&empty, history(1000, 0), base(MovementKind::CloseYear)),
+            None
+        );
+    }
+
+    #[test]
+    fn year_end_balances_leave_later_money_where_it_is() {
+        let mut a = account();
+        a.current_year = Money::parse("300.00").unwrap();
+        // Credited after the year's end: nothing moves.
+        assert_eq!(year_end_balance(&a, history(0, 0)), Money::ZERO);
+        // 100.00 by the year's end, 200.00 after: 100.00 moves.
+        assert_eq!(
+            year_end_balance(&a, history(10_000, 0)).to_string(),
+            "100.00"
+        );
+        // 100.00 by the year's end, 80.00 spent since: 20.00 of it is left.
+        assert_eq!(
+            year_end_balance(&a, history(10_000, 8_000)).to_string(),
+            "20.00"
+        );
+        // Spent more than the year brought: nothing of it is left.
+        assert_eq!(year_end_balance(&a, history(10_000, 50_000)), Money::ZERO);
+        // Never more than the bucket holds.
+        assert_eq!(
+            year_end_balance(&a, history(90_000, 0)).to_string(),
+            "300.00"
+        );
     }
 }

@@ -130,15 +130,30 @@ pub fn premium_movement(payment: &PremiumPayment) -> Movement {
 
 /// The refund of a premium's account part (P9): each bucket gets back what was drawn from
 /// it, as new entries; the resident fund gives it back.
+///
+/// Money drawn from the current-year bucket goes to prior-years instead when the year it
+/// was paid in has been closed for the payer since (`paid_year_closed`): that is where it
+/// would be now (P3).
 pub fn refund_movement(
     payment: &PremiumPayment,
     movement_id: &str,
     request_id: &str,
     at: DateTime<Utc>,
     business_date: NaiveDate,
+    paid_year_closed: bool,
 ) -> Movement {
-    premium_postings(payment, MovementKind::Refund, movement_id, request_id, -1)
-        .with_time(at, business_date)
+    let mut movement = premium_postings(payment, MovementKind::Refund, movement_id, request_id, -1)
+        .with_time(at, business_date);
+    if paid_year_closed {
+        for posting in &mut movement.postings {
+            if let Book::Personal { bucket, .. } = &mut posting.book
+                && *bucket == Bucket::CurrentYear
+            {
+                *bucket = Bucket::PriorYears;
+            }
+        }
+    }
+    movement
 }
 
 fn premium_postings(
@@ -303,12 +318,48 @@ mod tests {
             "r2",
             Utc::now(),
             "2024-11-16".parse().unwrap(),
+            false,
         );
         assert!(paid.is_balanced() && refund.is_balanced());
         let amounts = |m: &Movement| m.postings.iter().map(|p| p.amount_fen).collect::<Vec<_>>();
         assert_eq!(amounts(&paid), [-15_000, 15_000]);
         assert_eq!(amounts(&refund), [15_000, -15_000]);
         assert_eq!(refund.kind, MovementKind::Refund);
+
+        // Paid from current-year money of a year closed since: it comes back as prior-years.
+        let current = PremiumPayment {
+            split: Split {
+                draws: vec![Draw {
+                    bucket: Bucket::CurrentYear,
+                    amount: m("150"),
+                }],
+                ..payment.split.clone()
+            },
+            ..payment
+        };
+        let bucket = |m: &Movement| match &m.postings[0].book {
+            Book::Personal { bucket, .. } => *bucket,
+            Book::Fund { .. } => panic!("the account side comes first"),
+        };
+        let open = refund_movement(
+            &current,
+            "m3",
+            "r3",
+            Utc::now(),
+            "2024-11-16".parse().unwrap(),
+            false,
+        );
+        assert_eq!(bucket(&open), Bucket::CurrentYear);
+        let closed = refund_movement(
+            &current,
+            "m4",
+            "r4",
+            Utc::now(),
+            "2025-01-16".parse().unwrap(),
+            true,
+        );
+        assert_eq!(bucket(&closed), Bucket::PriorYears);
+        assert!(closed.is_balanced());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use gongji_shared::{
 use gongji_shared::db::decode::{self, corrupt};
 
 use super::{Database, StoreError};
-use crate::domain::{Account, AccountEntry, Book, Movement, MovementKind};
+use crate::domain::{Account, AccountEntry, Book, CurrentYearHistory, Movement, MovementKind};
 
 /// Accounts and the ledger.
 pub trait Accounts: Database<Conflict = super::Conflict> {
@@ -51,15 +51,16 @@ pub trait Accounts: Database<Conflict = super::Conflict> {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<AccountEntry>, StoreError>> + Send;
 
-    /// Closes `year` for the holder: `plan` sees the account as locked in the transaction
-    /// and returns the movement (none when nothing moves); `make(account_after, moved_fen)`
-    /// builds the outcome. `Conflict::YearClosed` when the year was closed before.
+    /// Closes `year` for the holder: `plan` sees the account as locked in the transaction,
+    /// with the history of its current-year bucket up to the end of `year`, and returns the
+    /// movement (none when nothing moves); `make(account_after, moved_fen)` builds the
+    /// outcome. `Conflict::YearClosed` when the year was closed before.
     fn close_year<T: Send>(
         &self,
         holder: &IdNumber,
         year: i32,
         at: DateTime<Utc>,
-        plan: impl FnOnce(&Account) -> Option<Movement> + Send,
+        plan: impl FnOnce(&Account, CurrentYearHistory) -> Option<Movement> + Send,
         command: &Command<T>,
         make: impl FnOnce(&Account, i64) -> T + Send,
     ) -> impl Future<Output = Result<T, StoreError>> + Send;
@@ -232,13 +233,29 @@ macro_rules! accounts_sql {
                 holder: &gongji_shared::IdNumber,
                 year: i32,
                 at: chrono::DateTime<chrono::Utc>,
-                plan: impl FnOnce(&$crate::domain::Account) -> Option<$crate::domain::Movement> + Send,
+                plan: impl FnOnce(&$crate::domain::Account, $crate::domain::CurrentYearHistory) -> Option<$crate::domain::Movement> + Send,
                 command: &gongji_shared::command::Command<T>,
                 make: impl FnOnce(&$crate::domain::Account, i64) -> T + Send,
             ) -> Result<T, $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let before = read_account(&mut tx, holder, $for_update).await?;
-                let movement = plan(&before);
+                let year_end = chrono::NaiveDate::from_ymd_opt(year, 12, 31)
+                    .ok_or_else(|| $crate::store::StoreError::Corrupt("year out of range".into()))?;
+                let (credited_by_year_end_fen, spent_fen): (i64, i64) = sqlx::query_as(
+                    "SELECT CAST(COALESCE(SUM(CASE WHEN e.amount_fen > 0 AND m.business_date <= $2 THEN e.amount_fen ELSE 0 END), 0) AS BIGINT), \
+                     CAST(COALESCE(SUM(CASE WHEN e.amount_fen < 0 THEN -e.amount_fen ELSE 0 END), 0) AS BIGINT) \
+                     FROM entries e JOIN movements m ON m.movement_id = e.movement_id \
+                     WHERE e.holder = $1 AND e.bucket = 'CURRENT_YEAR'",
+                )
+                .bind(holder.as_str())
+                .bind(year_end)
+                .fetch_one(&mut *tx)
+                .await?;
+                let history = $crate::domain::CurrentYearHistory {
+                    credited_by_year_end_fen,
+                    spent_fen,
+                };
+                let movement = plan(&before, history);
                 let moved = movement.as_ref().map_or(0, |m| {
                     m.postings.iter().map(|p| p.amount_fen).filter(|a| *a > 0).sum()
                 });
@@ -315,15 +332,23 @@ macro_rules! accounts_sql {
             personal.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
             for (holder, bucket, amount_fen) in personal {
                 let column = $crate::store::accounts::bucket_column(bucket);
+                // Never below zero, never past the largest balance: every balance stays readable.
                 let updated = sqlx::query(&format!(
-                    "UPDATE accounts SET {column} = {column} + $1 WHERE holder = $2 AND {column} + $1 >= 0"
+                    "UPDATE accounts SET {column} = {column} + $1 \
+                     WHERE holder = $2 AND {column} + $1 >= 0 AND {column} + $1 <= $3"
                 ))
                 .bind(amount_fen)
                 .bind(holder.as_str())
+                .bind(gongji_shared::domain::money::MAX_BALANCE_FEN)
                 .execute(&mut **tx)
                 .await?;
                 if updated.rows_affected() != 1 {
-                    return Err($crate::store::StoreError::Conflict($crate::store::Conflict::InsufficientBalance));
+                    let conflict = if amount_fen < 0 {
+                        $crate::store::Conflict::InsufficientBalance
+                    } else {
+                        $crate::store::Conflict::BalanceLimit
+                    };
+                    return Err($crate::store::StoreError::Conflict(conflict));
                 }
             }
             let mut ids = Vec::with_capacity(movement.postings.len());

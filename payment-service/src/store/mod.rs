@@ -60,6 +60,8 @@ pub enum Conflict {
     AccountExists,
     #[error("a bucket would go below zero")]
     InsufficientBalance,
+    #[error("a bucket would pass the largest balance")]
+    BalanceLimit,
     #[error("the beneficiary's year is already paid")]
     AlreadyPaid,
     #[error("the payment is already refunded")]

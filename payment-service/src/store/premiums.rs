@@ -51,11 +51,13 @@ pub trait Premiums: Database<Conflict = super::Conflict> {
 
     /// Marks a paid premium refunded, writes the refund movement of its account part (if
     /// any) and the other-means part owed back (if any), with the response, atomically.
-    /// `Conflict::AlreadyRefunded` when it was refunded before.
+    /// `plan` gets whether the year the premium was paid in has been closed for the payer,
+    /// read under the payer's account lock (which year closing takes too), and returns the
+    /// refund movement. `Conflict::AlreadyRefunded` when it was refunded before.
     fn refund_premium(
         &self,
         refunded: &PremiumPayment,
-        movement: Option<&Movement>,
+        plan: impl FnOnce(bool) -> Option<Movement> + Send,
         owed_back: Option<&OtherMeans>,
         idempotency: &Idempotency,
         response: &[u8],
@@ -172,10 +174,11 @@ impl TryFrom<PremiumRow> for PremiumPayment {
     }
 }
 
-/// Implements `Premiums` for `$store`; `$next_seq` gives a new payment its position.
+/// Implements `Premiums` for `$store`; `$next_seq` gives a new payment its position and
+/// `$for_update` locks a row read inside a transaction.
 /// Uses `save_response` and `write_movement` of the other aggregates.
 macro_rules! premiums_sql {
-    ($store:ident, $next_seq:expr) => {
+    ($store:ident, $next_seq:expr, $for_update:expr) => {
         impl $crate::store::Premiums for $store {
             async fn paid_years(
                 &self,
@@ -290,7 +293,7 @@ macro_rules! premiums_sql {
             async fn refund_premium(
                 &self,
                 refunded: &$crate::domain::payment::PremiumPayment,
-                movement: Option<&$crate::domain::Movement>,
+                plan: impl FnOnce(bool) -> Option<$crate::domain::Movement> + Send,
                 owed_back: Option<&$crate::domain::payment::OtherMeans>,
                 idempotency: &gongji_shared::command::Idempotency,
                 response: &[u8],
@@ -298,7 +301,15 @@ macro_rules! premiums_sql {
                 let at = refunded.refund_time.unwrap_or(refunded.pay_time);
                 let mut tx = self.pool.begin().await?;
                 save_response(&mut tx, idempotency, response, at).await?;
-                if let Some(movement) = movement {
+                read_account(&mut tx, &refunded.payer, $for_update).await?;
+                let closed: Option<(i32,)> =
+                    sqlx::query_as("SELECT year FROM year_closings WHERE holder = $1 AND year = $2")
+                        .bind(refunded.payer.as_str())
+                        .bind(chrono::Datelike::year(&refunded.payment_date))
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let movement = plan(closed.is_some());
+                if let Some(movement) = &movement {
                     write_movement(&mut tx, movement).await?;
                 }
                 let updated = sqlx::query(
@@ -307,7 +318,7 @@ macro_rules! premiums_sql {
                 )
                 .bind(at)
                 .bind(refunded.refund_reason.as_deref())
-                .bind(movement.map(|m| m.movement_id.as_str()))
+                .bind(movement.as_ref().map(|m| m.movement_id.as_str()))
                 .bind(&refunded.payment_id)
                 .execute(&mut *tx)
                 .await?;

@@ -36,6 +36,6 @@ gongji_shared::database_sql!(
     super::Conflict::RequestIdTaken
 );
 accounts_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE);
-premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ);
+premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(SqliteStore);
 settlement_sql!(SqliteStore, sqlx::Sqlite);

@@ -4,13 +4,18 @@ use std::{fmt, str::FromStr};
 
 use rust_decimal::Decimal;
 
-/// The largest amount one value may hold: 100 million yuan. Far above any balance or
-/// payment this system sees, far below where `i64` fen could overflow when summed.
+/// The largest single amount accepted on input: 100 million yuan. Far above any payment
+/// or credit this system sees.
 pub const MAX_FEN: i64 = 10_000_000_000;
+/// The largest value a balance (a sum of amounts) may reach: 10 trillion yuan. Far above
+/// [`MAX_FEN`], so no sequence of valid amounts makes a balance unreadable, and far below
+/// where `i64` fen could overflow when a few are summed. Stores refuse a write past it.
+pub const MAX_BALANCE_FEN: i64 = 1_000_000_000_000_000;
 /// Longest decimal string accepted on input.
 const MAX_INPUT_LEN: usize = 16;
 
-/// A non-negative amount of yuan with at most two decimal places, at most [`MAX_FEN`] fen.
+/// A non-negative amount of yuan with at most two decimal places: at most [`MAX_FEN`] fen
+/// when it comes from input, at most [`MAX_BALANCE_FEN`] when it is a balance.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Money(i64);
 
@@ -68,14 +73,17 @@ impl Money {
             return Err(MoneyError::Precision);
         }
         let fen: i64 = fen.try_into().map_err(|_| MoneyError::TooLarge)?;
+        if fen > MAX_FEN {
+            return Err(MoneyError::TooLarge);
+        }
         Self::from_fen(fen)
     }
 
-    /// From integer fen, as stored.
+    /// From integer fen, as stored: an amount or a balance.
     pub fn from_fen(fen: i64) -> Result<Self, MoneyError> {
         match fen {
             ..0 => Err(MoneyError::Negative),
-            0..=MAX_FEN => Ok(Self(fen)),
+            0..=MAX_BALANCE_FEN => Ok(Self(fen)),
             _ => Err(MoneyError::TooLarge),
         }
     }
@@ -90,7 +98,7 @@ impl Money {
         Decimal::new(self.0, 2)
     }
 
-    /// Sum, or `None` past [`MAX_FEN`].
+    /// Sum, or `None` past [`MAX_BALANCE_FEN`].
     pub fn checked_add(self, other: Self) -> Option<Self> {
         Self::from_fen(self.0.checked_add(other.0)?).ok()
     }
@@ -171,8 +179,17 @@ mod tests {
         assert_eq!(Money::parse("100000000.01"), Err(MoneyError::TooLarge));
         assert_eq!(Money::parse("9999999999999999"), Err(MoneyError::TooLarge));
         assert_eq!(Money::from_fen(i64::MAX), Err(MoneyError::TooLarge));
-        let max = Money::from_fen(MAX_FEN).unwrap();
+        let max = Money::from_fen(MAX_BALANCE_FEN).unwrap();
         assert_eq!(max.checked_add(Money::from_fen(1).unwrap()), None);
+    }
+
+    #[test]
+    fn a_balance_may_pass_the_input_cap_and_stays_readable() {
+        let cap = Money::from_fen(MAX_FEN).unwrap();
+        let above = cap.checked_add(Money::parse("400.00").unwrap()).unwrap();
+        assert_eq!(above.to_string(), "100000400.00");
+        assert_eq!(Money::from_fen(above.fen()), Ok(above));
+        assert_eq!(Money::parse(&above.to_string()), Err(MoneyError::TooLarge));
     }
 
     #[test]

@@ -7,11 +7,12 @@ use gongji_proto::{
         GetInsuredPersonRequest, Purpose, Relationship, UpsertInsuredPersonRequest,
     },
     payment::v1::{
-        Bucket, CreditAccountRequest, GetSettlementRequest, ListAccountEntriesRequest,
-        QuotePremiumRequest, SettleBusinessDayRequest,
+        Bucket, CloseYearRequest, CreditAccountRequest, GetAccountRequest, GetSettlementRequest,
+        ListAccountEntriesRequest, QuotePremiumRequest, RefundPremiumPaymentRequest,
+        SettleBusinessDayRequest,
     },
 };
-use gongji_shared::policy::ANHUI_DEFAULT_TOML;
+use gongji_shared::{Clock, policy::ANHUI_DEFAULT_TOML};
 use tonic::Code;
 
 use crate::{
@@ -27,6 +28,9 @@ both_backends!(
     b4_a_name_has_a_letter_and_nothing_invisible,
     s1_business_dates_are_exactly_yyyy_mm_dd,
     ledger_a_credit_keeps_its_memo,
+    p3_closing_a_year_moves_only_what_it_had_at_its_end,
+    ledger_no_sequence_of_valid_calls_makes_an_account_unreadable,
+    p9_a_refund_of_a_closed_year_s_money_goes_to_prior_years,
 );
 
 const DOMAIN: &str = "payment.gongji";
@@ -273,5 +277,173 @@ async fn ledger_a_credit_keeps_its_memo(backend: Backend) {
     assert_eq!(listed[0].memo, "2024年11月 单位缴费划入");
     assert_eq!(listed[0].entry_id, entry.entry_id);
     assert_eq!(listed[1].memo, "", "the fixture's credit said nothing");
+    env.finish().await;
+}
+
+fn credit(amount: &str, bucket: Bucket) -> CreditAccountRequest {
+    CreditAccountRequest {
+        request_id: fixtures::opaque("credit"),
+        holder_id_number: EMPLOYEE.into(),
+        amount: amount.into(),
+        bucket: bucket as i32,
+        memo: String::new(),
+    }
+}
+
+fn close(year: i32) -> CloseYearRequest {
+    CloseYearRequest {
+        request_id: fixtures::opaque("close"),
+        holder_id_number: EMPLOYEE.into(),
+        year,
+    }
+}
+
+/// P3: closing a year moves the current-year balance the account had at the end of that
+/// year (Asia/Shanghai), once; money credited later stays current-year; a year before the
+/// account existed is refused and moves nothing.
+async fn p3_closing_a_year_moves_only_what_it_had_at_its_end(backend: Backend) {
+    let Some(mut env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::employee(&mut c).await;
+    fixtures::fund(&mut c, EMPLOYEE, "100.00").await;
+    c.accounts
+        .credit_account(credit("20.00", Bucket::CurrentYear))
+        .await
+        .expect("2024 money");
+    env.stack
+        .restart_with_clock(Clock::parse("2025-02-01T10:00:00+08:00").expect("clock"))
+        .await
+        .expect("into 2025");
+    c.accounts
+        .credit_account(credit("300.00", Bucket::CurrentYear))
+        .await
+        .expect("2025 money");
+    let closed = c
+        .accounts
+        .close_year(close(2024))
+        .await
+        .expect("close 2024")
+        .into_inner();
+    assert_eq!(closed.moved_amount, "20.00", "2024's money only");
+    assert_eq!(
+        balances(&mut c, EMPLOYEE).await,
+        ("300.00".into(), "120.00".into())
+    );
+    for year in [2019, 2000] {
+        let r = c.accounts.close_year(close(year)).await;
+        assert_error(r, Code::FailedPrecondition, "YEAR_BEFORE_ACCOUNT", DOMAIN);
+    }
+    assert_eq!(
+        balances(&mut c, EMPLOYEE).await,
+        ("300.00".into(), "120.00".into())
+    );
+    verify_clean(&mut c).await;
+    env.finish().await;
+}
+
+/// No balance ever becomes unreadable: caps apply to single amounts, and a balance may
+/// pass them. Credit the largest amount, pay a premium, credit 400.00, refund: the account
+/// still reads, pays and verifies.
+async fn ledger_no_sequence_of_valid_calls_makes_an_account_unreadable(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::family(&mut c, "100000000.00").await;
+    let paid = c
+        .premiums
+        .pay_premium(pay(&fixtures::opaque("pay"), EMPLOYEE, CHILD, 2025))
+        .await
+        .expect("pay")
+        .into_inner()
+        .payment
+        .expect("payment");
+    c.accounts
+        .credit_account(credit("400.00", Bucket::PriorYears))
+        .await
+        .expect("credit");
+    c.premiums
+        .refund_premium_payment(RefundPremiumPaymentRequest {
+            request_id: fixtures::opaque("refund"),
+            payment_id: paid.payment_id,
+            reason: "enrollment cancelled".into(),
+        })
+        .await
+        .expect("refund");
+    let account = c
+        .accounts
+        .get_account(GetAccountRequest {
+            holder_id_number: EMPLOYEE.into(),
+        })
+        .await
+        .expect("still readable")
+        .into_inner()
+        .account
+        .expect("account");
+    assert_eq!(account.prior_years_balance, "100000400.00");
+    c.premiums
+        .pay_premium(pay(&fixtures::opaque("pay"), EMPLOYEE, CHILD, 2025))
+        .await
+        .expect("still pays");
+    verify_clean(&mut c).await;
+    env.finish().await;
+}
+
+/// P9 with P3: a refund puts money back where it would be now. Current-year money of a
+/// year closed since the payment comes back as prior-years.
+async fn p9_a_refund_of_a_closed_year_s_money_goes_to_prior_years(backend: Backend) {
+    let policy = ANHUI_DEFAULT_TOML.replacen(
+        "usable_buckets = [\"PRIOR_YEARS\"]",
+        "usable_buckets = [\"CURRENT_YEAR\", \"PRIOR_YEARS\"]",
+        1,
+    );
+    let Some(mut env) = TestEnv::start_with_policy(backend, IN_WINDOW, Some(&policy)).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::family(&mut c, "100.00").await;
+    c.accounts
+        .credit_account(credit("400.00", Bucket::CurrentYear))
+        .await
+        .expect("2024 money");
+    let paid = c
+        .premiums
+        .pay_premium(pay(&fixtures::opaque("pay"), EMPLOYEE, CHILD, 2025))
+        .await
+        .expect("pay from current-year money")
+        .into_inner()
+        .payment
+        .expect("payment");
+    assert_eq!(
+        balances(&mut c, EMPLOYEE).await,
+        ("0.00".into(), "100.00".into())
+    );
+    env.stack
+        .restart_with_clock(Clock::parse("2025-01-10T10:00:00+08:00").expect("clock"))
+        .await
+        .expect("into 2025");
+    let closed = c
+        .accounts
+        .close_year(close(2024))
+        .await
+        .expect("close 2024")
+        .into_inner();
+    assert_eq!(closed.moved_amount, "0.00", "2024's money was spent");
+    c.premiums
+        .refund_premium_payment(RefundPremiumPaymentRequest {
+            request_id: fixtures::opaque("refund"),
+            payment_id: paid.payment_id,
+            reason: "enrollment cancelled".into(),
+        })
+        .await
+        .expect("refund");
+    assert_eq!(
+        balances(&mut c, EMPLOYEE).await,
+        ("0.00".into(), "500.00".into()),
+        "2024's money is prior-years money now"
+    );
+    verify_clean(&mut c).await;
     env.finish().await;
 }

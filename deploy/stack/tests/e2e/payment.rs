@@ -723,8 +723,11 @@ async fn medical_expenses_fail_closed(backend: Backend) {
     env.finish().await;
 }
 
+/// Corrected by the money-rules issue: a year moves the current-year balance it had at its
+/// end, so the year is closed after it ends (here 2024, in January 2025); a year before
+/// the account existed is refused.
 async fn close_year_moves_current_into_prior_once(backend: Backend) {
-    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+    let Some(mut env) = TestEnv::start(backend, IN_WINDOW).await else {
         return;
     };
     let mut c = env.clients_owned();
@@ -740,6 +743,10 @@ async fn close_year_moves_current_into_prior_once(backend: Backend) {
         })
         .await
         .expect("credit");
+    env.stack
+        .restart_with_clock(Clock::parse("2025-01-10T10:00:00+08:00").expect("clock"))
+        .await
+        .expect("the year ends");
     let close = |request_id: &str, year: i32| CloseYearRequest {
         request_id: request_id.into(),
         holder_id_number: EMPLOYEE.into(),
@@ -747,7 +754,7 @@ async fn close_year_moves_current_into_prior_once(backend: Backend) {
     };
     let first = c
         .accounts
-        .close_year(close("close-2023", 2023))
+        .close_year(close("close-2024", 2024))
         .await
         .expect("close")
         .into_inner();
@@ -758,13 +765,15 @@ async fn close_year_moves_current_into_prior_once(backend: Backend) {
     );
     let again = c
         .accounts
-        .close_year(close("close-2023-again", 2023))
+        .close_year(close("close-2024-again", 2024))
         .await
         .expect("again")
         .into_inner();
     assert_eq!(again.moved_amount, "0.00", "once per account and year");
-    let r = c.accounts.close_year(close("close-2024", 2024)).await;
+    let r = c.accounts.close_year(close("close-2025", 2025)).await;
     assert_error(r, Code::FailedPrecondition, "YEAR_NOT_ENDED", DOMAIN);
+    let r = c.accounts.close_year(close("close-2023", 2023)).await;
+    assert_error(r, Code::FailedPrecondition, "YEAR_BEFORE_ACCOUNT", DOMAIN);
     verify_clean(&mut c).await;
     env.finish().await;
 }
