@@ -68,9 +68,17 @@ impl<S: Store, R: Registry> SettlementService for SettlementApi<S, R> {
 
     async fn verify_ledger(
         &self,
-        _request: Request<VerifyLedgerRequest>,
+        request: Request<VerifyLedgerRequest>,
     ) -> Result<Response<VerifyLedgerResponse>, Status> {
-        let report = self.app.verify_ledger().await.map_err(failure)?;
+        let r = request.get_ref();
+        let after = match r.page_token.as_str() {
+            "" => None,
+            token => {
+                Some(validate::date(token, "page_token", "INVALID_PAGE_TOKEN").map_err(status)?)
+            }
+        };
+        let days = validate::page_size(r.page_size).map_err(status)?;
+        let report = self.app.verify_ledger(after, days).await.map_err(failure)?;
         Ok(Response::new(VerifyLedgerResponse {
             checks: report.checks.iter().map(|c| (*c).to_owned()).collect(),
             violations: report
@@ -81,6 +89,12 @@ impl<S: Store, R: Registry> SettlementService for SettlementApi<S, R> {
                     detail,
                 })
                 .collect(),
+            verified_business_dates: report
+                .verified_days
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            next_page_token: report.next_after.map(|d| d.to_string()).unwrap_or_default(),
         }))
     }
 }

@@ -87,23 +87,28 @@ impl<S: Accounts, R: Registry> App<S, R> {
         let usable_buckets = self.usable_buckets(self.clock.today());
         let credited = self
             .store
-            .post(&holder, &movement, &command, |after, entry_ids| Credited {
-                account: AccountView {
-                    account: after.clone(),
-                    usable_buckets,
+            .post(
+                &holder,
+                &movement,
+                &command,
+                |after, entry_ids, business_date| Credited {
+                    account: AccountView {
+                        account: after.clone(),
+                        usable_buckets,
+                    },
+                    entry: AccountEntry {
+                        entry_id: entry_ids.first().copied().unwrap_or_default(),
+                        movement_id: movement.movement_id.clone(),
+                        kind: MovementKind::Credit,
+                        bucket,
+                        amount_fen: amount.fen(),
+                        request_id: movement.request_id.clone(),
+                        create_time: now,
+                        business_date,
+                        memo: movement.memo.clone(),
+                    },
                 },
-                entry: AccountEntry {
-                    entry_id: entry_ids.first().copied().unwrap_or_default(),
-                    movement_id: movement.movement_id.clone(),
-                    kind: MovementKind::Credit,
-                    bucket,
-                    amount_fen: amount.fen(),
-                    request_id: movement.request_id.clone(),
-                    create_time: now,
-                    business_date: movement.business_date,
-                    memo: movement.memo.clone(),
-                },
-            })
+            )
             .await?;
         tracing::info!(holder = %holder, %amount, bucket = bucket.as_str(), "account credited");
         Ok(credited)

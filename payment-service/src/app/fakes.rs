@@ -224,7 +224,7 @@ impl Accounts for FakeStore {
         holder: &IdNumber,
         movement: &Movement,
         command: &Command<T>,
-        make: impl FnOnce(&Account, &[i64]) -> T + Send,
+        make: impl FnOnce(&Account, &[i64], chrono::NaiveDate) -> T + Send,
     ) -> Result<T, StoreError> {
         self.write(|s| {
             s.check(command.idempotency(), Some(movement))?;
@@ -235,7 +235,7 @@ impl Accounts for FakeStore {
                 .cloned()
                 .ok_or_else(|| StoreError::Corrupt("no account".into()))?;
             let ids: Vec<i64> = (1..=movement.postings.len() as i64).collect();
-            let outcome = make(&after, &ids);
+            let outcome = make(&after, &ids, movement.business_date);
             let response = command.response(&outcome);
             if let Some(saved) = s.responses.get_mut(command.request_id()) {
                 saved.response = response;

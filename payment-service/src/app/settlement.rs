@@ -9,11 +9,15 @@ use crate::{
     store::Settlements,
 };
 
-/// What VerifyLedger found: the checks run and every violation, by check.
+/// What VerifyLedger found: the checks run and every violation, by check; the settled
+/// days whose digests this call recomputed, and whether more remain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerReport {
     pub checks: Vec<&'static str>,
     pub violations: Vec<(&'static str, String)>,
+    pub verified_days: Vec<NaiveDate>,
+    /// The last day verified, when settled days remain after it.
+    pub next_after: Option<NaiveDate>,
 }
 
 impl<S: Settlements, R> App<S, R> {
@@ -48,9 +52,18 @@ impl<S: Settlements, R> App<S, R> {
             .ok_or(AppError::SettlementNotFound { date })
     }
 
-    /// Runs every ledger check, recomputing each settled day's digest.
-    pub async fn verify_ledger(&self) -> Result<LedgerReport, AppError> {
-        let (mut facts, settled) = self.store.ledger_facts().await?;
+    /// Runs every ledger check on one snapshot, recomputing the digests of up to `days`
+    /// settled days after `after`: a call's work stays bounded, and paging through
+    /// `next_after` covers every settled day.
+    pub async fn verify_ledger(
+        &self,
+        after: Option<NaiveDate>,
+        days: u32,
+    ) -> Result<LedgerReport, AppError> {
+        // One more than asked tells whether another page follows.
+        let (mut facts, mut settled) = self.store.ledger_facts(after, days + 1).await?;
+        let more = settled.len() > days as usize;
+        settled.truncate(days as usize);
         for (stored, entries) in &settled {
             let again = settlement::settle(stored.business_date, entries);
             if again.digest != stored.digest {
@@ -61,9 +74,12 @@ impl<S: Settlements, R> App<S, R> {
         if !violations.is_empty() {
             tracing::error!(violations = violations.len(), "ledger violations found");
         }
+        let verified_days: Vec<NaiveDate> = settled.iter().map(|(s, _)| s.business_date).collect();
         Ok(LedgerReport {
             checks: CHECKS.to_vec(),
             violations,
+            next_after: more.then(|| verified_days.last().copied()).flatten(),
+            verified_days,
         })
     }
 }

@@ -52,8 +52,9 @@ pub struct Settlement {
     pub digest: String,
 }
 
-/// Aggregates a day's entries: lines ordered by source, destination and purpose, refunds
-/// netted, and a digest that the same entries always reproduce.
+/// Aggregates a day's entries: lines ordered by source region, destination region and
+/// purpose name (as stored lines are read back), refunds netted, and a digest that the
+/// same entries always reproduce.
 pub fn settle(business_date: NaiveDate, entries: &[SettledEntry]) -> Settlement {
     let mut sorted: Vec<&SettledEntry> = entries.iter().collect();
     sorted.sort_by_key(|e| e.entry_id);
@@ -100,7 +101,7 @@ pub fn settle(business_date: NaiveDate, entries: &[SettledEntry]) -> Settlement 
     }
     movements.sort_unstable();
     movements.dedup();
-    let lines = lines
+    let mut lines: Vec<Line> = lines
         .into_values()
         .map(|(mut line, mut payments, mut refunds)| {
             payments.sort_unstable();
@@ -112,6 +113,14 @@ pub fn settle(business_date: NaiveDate, entries: &[SettledEntry]) -> Settlement 
             line
         })
         .collect();
+    // The one documented order, the same as stored lines are read back in.
+    lines.sort_by(|a, b| {
+        (&a.source, &a.destination, a.purpose.as_str()).cmp(&(
+            &b.source,
+            &b.destination,
+            b.purpose.as_str(),
+        ))
+    });
     Settlement {
         business_date,
         lines,

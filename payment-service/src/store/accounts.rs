@@ -33,14 +33,15 @@ pub trait Accounts: Database<Conflict = super::Conflict> {
     ) -> impl Future<Output = Result<Option<Account>, StoreError>> + Send;
 
     /// Writes a balanced movement touching `holder`'s account; `make` gets the account
-    /// after it and the entry IDs of the postings, in order, and builds the outcome whose
-    /// answer is recorded with it.
+    /// after it, the entry IDs of the postings, in order, and the business day the movement
+    /// got (its own, or the next open one when that day is settled), and builds the outcome
+    /// whose answer is recorded with it.
     fn post<T: Send>(
         &self,
         holder: &IdNumber,
         movement: &Movement,
         command: &Command<T>,
-        make: impl FnOnce(&Account, &[i64]) -> T + Send,
+        make: impl FnOnce(&Account, &[i64], NaiveDate) -> T + Send,
     ) -> impl Future<Output = Result<T, StoreError>> + Send;
 
     /// The holder's account-side entries, newest first, older than `before` if given.
@@ -153,9 +154,11 @@ impl TryFrom<EntryRow> for AccountEntry {
 }
 
 /// Implements `Accounts` for `$store` over `$db`; `$for_update` locks a row read inside a
-/// transaction. Also defines `read_account` and `write_movement` for the other aggregates.
+/// transaction, and `$day_lock_shared` takes a business day's lock in shared mode (against
+/// its settlement, which takes it alone). Also defines `read_account`, `open_day` and
+/// `write_movement` for the other aggregates.
 macro_rules! accounts_sql {
-    ($store:ident, $db:ty, $for_update:expr) => {
+    ($store:ident, $db:ty, $for_update:expr, $day_lock_shared:expr) => {
         impl $crate::store::Accounts for $store {
             async fn open_account(
                 &self,
@@ -198,12 +201,12 @@ macro_rules! accounts_sql {
                 holder: &gongji_shared::IdNumber,
                 movement: &$crate::domain::Movement,
                 command: &gongji_shared::command::Command<T>,
-                make: impl FnOnce(&$crate::domain::Account, &[i64]) -> T + Send,
+                make: impl FnOnce(&$crate::domain::Account, &[i64], chrono::NaiveDate) -> T + Send,
             ) -> Result<T, $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
-                let entry_ids = write_movement(&mut tx, movement).await?;
+                let (entry_ids, business_date) = write_movement(&mut tx, movement).await?;
                 let account = read_account(&mut tx, holder, "").await?;
-                let outcome = make(&account, &entry_ids);
+                let outcome = make(&account, &entry_ids, business_date);
                 save_response(&mut tx, command.idempotency(), &command.response(&outcome), movement.create_time).await?;
                 tx.commit().await?;
                 Ok(outcome)
@@ -238,6 +241,8 @@ macro_rules! accounts_sql {
                 make: impl FnOnce(&$crate::domain::Account, i64) -> T + Send,
             ) -> Result<T, $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
+                // The day's lock before any row's, in the order every writer takes them.
+                open_day(&mut tx, gongji_shared::domain::clock::shanghai_date(at)).await?;
                 let before = read_account(&mut tx, holder, $for_update).await?;
                 let year_end = chrono::NaiveDate::from_ymd_opt(year, 12, 31)
                     .ok_or_else(|| $crate::store::StoreError::Corrupt("year out of range".into()))?;
@@ -296,17 +301,49 @@ macro_rules! accounts_sql {
             row.try_into()
         }
 
-        /// Writes a movement and its postings. Personal buckets move first, in a fixed order
-        /// (holder, bucket) so concurrent movements over the same accounts lock them in the
-        /// same order, each with a conditional update that refuses to go below zero. Returns
-        /// the entry IDs in posting order.
+        /// The business day a movement stamped `date` belongs to (S1): `date`, unless it is
+        /// settled already, then the next day that is not. A settled day is sealed: no
+        /// movement ever carries its date, so every movement is settled exactly once. Takes
+        /// each day's lock in shared mode first, so a settlement running meanwhile either
+        /// sees this transaction's movement or has committed before it looks.
+        async fn open_day(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            date: chrono::NaiveDate,
+        ) -> Result<chrono::NaiveDate, $crate::store::StoreError> {
+            let mut day = date;
+            for _ in 0..$crate::store::MAX_SEALED_DAYS_SKIPPED {
+                sqlx::query($day_lock_shared)
+                    .bind(chrono::Datelike::num_days_from_ce(&day))
+                    .execute(&mut **tx)
+                    .await?;
+                let settled: Option<(chrono::NaiveDate,)> =
+                    sqlx::query_as("SELECT business_date FROM settlements WHERE business_date = $1")
+                        .bind(day)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                if settled.is_none() {
+                    return Ok(day);
+                }
+                day = day
+                    .succ_opt()
+                    .ok_or_else(|| $crate::store::StoreError::Corrupt("no day after".into()))?;
+            }
+            Err($crate::store::StoreError::Corrupt("too many settled days ahead of a movement".into()))
+        }
+
+        /// Writes a movement and its postings, on its open business day (`open_day`).
+        /// Personal buckets move first, in a fixed order (holder, bucket) so concurrent
+        /// movements over the same accounts lock them in the same order, each with a
+        /// conditional update that refuses to go below zero. Returns the entry IDs in posting
+        /// order and the business day the movement got.
         async fn write_movement(
             tx: &mut sqlx::Transaction<'_, $db>,
             movement: &$crate::domain::Movement,
-        ) -> Result<Vec<i64>, $crate::store::StoreError> {
+        ) -> Result<(Vec<i64>, chrono::NaiveDate), $crate::store::StoreError> {
             if !movement.is_balanced() {
                 return Err($crate::store::StoreError::Corrupt("unbalanced movement".into()));
             }
+            let business_date = open_day(tx, movement.business_date).await?;
             sqlx::query(
                 "INSERT INTO movements (movement_id, kind, request_id, create_time, business_date, purpose, destination, memo) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -315,7 +352,7 @@ macro_rules! accounts_sql {
             .bind(movement.kind.as_str())
             .bind(&movement.request_id)
             .bind(movement.create_time)
-            .bind(movement.business_date)
+            .bind(business_date)
             .bind(movement.purpose.map(|p| p.as_str()))
             .bind(movement.destination.as_ref().map(|d| d.as_str()))
             .bind(&movement.memo)
@@ -368,7 +405,7 @@ macro_rules! accounts_sql {
                 .await?;
                 ids.push(id);
             }
-            Ok(ids)
+            Ok((ids, business_date))
         }
     };
 }

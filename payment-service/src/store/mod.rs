@@ -34,6 +34,9 @@ pub use sqlite::SqliteStore;
 
 /// Most rows one query returns: a bound on memory per call.
 pub const MAX_ROWS: i64 = 1_000;
+/// Most settled days a late movement skips to find its open day (S1); settlement runs for
+/// ended days only, so in practice it skips one.
+pub const MAX_SEALED_DAYS_SKIPPED: usize = 366;
 
 /// Everything payment-service keeps.
 pub trait Store:

@@ -300,6 +300,8 @@ macro_rules! premiums_sql {
             ) -> Result<(), $crate::store::StoreError> {
                 let at = refunded.refund_time.unwrap_or(refunded.pay_time);
                 let mut tx = self.pool.begin().await?;
+                // The day's lock before any row's, in the order every writer takes them.
+                open_day(&mut tx, gongji_shared::domain::clock::shanghai_date(at)).await?;
                 save_response(&mut tx, idempotency, response, at).await?;
                 read_account(&mut tx, &refunded.payer, $for_update).await?;
                 let closed: Option<(i32,)> =

@@ -34,11 +34,14 @@ pub trait Settlements: Database<Conflict = super::Conflict> {
         date: NaiveDate,
     ) -> impl Future<Output = Result<Option<(Settlement, DateTime<Utc>)>, StoreError>> + Send;
 
-    /// Everything VerifyLedger checks, measured in one transaction, and the settled entries
-    /// of each settled day (at most `MAX_ROWS` days) for recomputing digests.
+    /// Everything VerifyLedger checks, measured in one snapshot, and the settled entries of
+    /// the first `days` settled days after `after` (every day when called page by page),
+    /// for recomputing their digests.
     #[allow(clippy::type_complexity)]
     fn ledger_facts(
         &self,
+        after: Option<NaiveDate>,
+        days: u32,
     ) -> impl Future<
         Output = Result<(LedgerFacts, Vec<(Settlement, Vec<SettledEntry>)>), StoreError>,
     > + Send;
@@ -133,10 +136,11 @@ pub(super) fn settlement_from(
     ))
 }
 
-/// Implements `Settlements` for `$store` over `$db`. Uses `save_response` of the
-/// idempotency aggregate.
+/// Implements `Settlements` for `$store` over `$db`; `$day_lock` takes a business day's
+/// lock alone (its writers take it shared), `$snapshot` makes a transaction one snapshot.
+/// Uses `save_response` of the idempotency aggregate.
 macro_rules! settlement_sql {
-    ($store:ident, $db:ty) => {
+    ($store:ident, $db:ty, $day_lock:expr, $snapshot:expr) => {
         impl $crate::store::Settlements for $store {
             async fn settle<T: Send>(
                 &self,
@@ -147,6 +151,13 @@ macro_rules! settlement_sql {
                 make: impl FnOnce($crate::domain::settlement::Settlement, chrono::DateTime<chrono::Utc>) -> T + Send,
             ) -> Result<T, $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
+                // Alone on the day: a movement of the day still committing is waited for, and
+                // one committing after this sees the day sealed (S1). A concurrent settlement
+                // of the same day waits here, then finds this one.
+                sqlx::query($day_lock)
+                    .bind(chrono::Datelike::num_days_from_ce(&date))
+                    .execute(&mut *tx)
+                    .await?;
                 if let Some((settlement, settled_at)) = read_settlement(&mut tx, date).await? {
                     // Settled before: the same settlement, whoever asks.
                     let outcome = make(settlement, settled_at);
@@ -216,6 +227,8 @@ macro_rules! settlement_sql {
 
             async fn ledger_facts(
                 &self,
+                after: Option<chrono::NaiveDate>,
+                days: u32,
             ) -> Result<
                 (
                     $crate::domain::settlement::LedgerFacts,
@@ -223,12 +236,17 @@ macro_rules! settlement_sql {
                 ),
                 $crate::store::StoreError,
             > {
-                // One transaction, so every fact is of the same moment.
+                // One transaction, one snapshot, so every fact is of the same moment.
                 let mut tx = self.pool.begin().await?;
+                sqlx::query($snapshot).execute(&mut *tx).await?;
+                // Only the buckets that are off come back: memory stays bounded.
                 let off: Vec<(String, String, i64, i64)> = sqlx::query_as(
-                    "SELECT a.holder, b.bucket, CASE b.bucket WHEN 'CURRENT_YEAR' THEN a.current_fen ELSE a.prior_fen END, \
-                     CAST(COALESCE((SELECT SUM(e.amount_fen) FROM entries e WHERE e.holder = a.holder AND e.bucket = b.bucket), 0) AS BIGINT) \
-                     FROM accounts a CROSS JOIN (SELECT 'CURRENT_YEAR' AS bucket UNION ALL SELECT 'PRIOR_YEARS') b",
+                    "SELECT holder, bucket, cached, summed FROM ( \
+                     SELECT a.holder AS holder, b.bucket AS bucket, \
+                     CASE b.bucket WHEN 'CURRENT_YEAR' THEN a.current_fen ELSE a.prior_fen END AS cached, \
+                     CAST(COALESCE((SELECT SUM(e.amount_fen) FROM entries e WHERE e.holder = a.holder AND e.bucket = b.bucket), 0) AS BIGINT) AS summed \
+                     FROM accounts a CROSS JOIN (SELECT 'CURRENT_YEAR' AS bucket UNION ALL SELECT 'PRIOR_YEARS') b \
+                     ) x WHERE cached <> summed OR cached < 0 OR summed < 0 LIMIT 100",
                 )
                 .fetch_all(&mut *tx)
                 .await?;
@@ -272,9 +290,12 @@ macro_rules! settlement_sql {
                 .fetch_all(&mut *tx)
                 .await?;
                 let days: Vec<$crate::store::settlement::SettlementRow> = sqlx::query_as(
-                    "SELECT business_date, movement_count, digest, settle_time FROM settlements ORDER BY business_date LIMIT $1",
+                    "SELECT business_date, movement_count, digest, settle_time FROM settlements \
+                     WHERE business_date > $1 ORDER BY business_date LIMIT $2",
                 )
-                .bind($crate::store::MAX_ROWS)
+                // Settled days are 2000 or later (dates are validated): start before them.
+                .bind(after.or(chrono::NaiveDate::from_ymd_opt(1999, 12, 31)))
+                .bind(i64::from(days).min($crate::store::MAX_ROWS))
                 .fetch_all(&mut *tx)
                 .await?;
                 let mut settled = Vec::with_capacity(days.len());

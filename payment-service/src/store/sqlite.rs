@@ -1,8 +1,9 @@
 //! The embedded default: one SQLite file, created on first start.
 //!
-//! What differs from PostgreSQL, all of it here: SQLite has one writer, so a row read in a
-//! transaction needs no lock, and a premium payment's position is the highest so far plus
-//! one.
+//! What differs from PostgreSQL, all of it here: SQLite has one writer (one pooled
+//! connection), so a row read in a transaction needs no lock, a business day needs no lock
+//! against its settlement, VerifyLedger's transaction is one snapshot already, and a
+//! premium payment's position is the highest so far plus one.
 
 use sqlx::sqlite::SqlitePool;
 
@@ -10,6 +11,12 @@ use super::StoreError;
 
 /// Row locking inside a transaction: none needed behind the single writer.
 const FOR_UPDATE: &str = "";
+/// A business day's lock, shared by its writers and taken alone by its settlement: the
+/// single writer serializes them already (the day is bound and ignored).
+const DAY_LOCK_SHARED: &str = "SELECT $1";
+const DAY_LOCK: &str = "SELECT $1";
+/// VerifyLedger's one snapshot: behind the single connection nothing commits meanwhile.
+const VERIFY_SNAPSHOT: &str = "SELECT 1";
 /// The position of a new premium payment.
 const NEXT_PREMIUM_SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM premium_payments)";
 
@@ -35,7 +42,7 @@ gongji_shared::database_sql!(
     super::Conflict,
     super::Conflict::RequestIdTaken
 );
-accounts_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE);
+accounts_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, DAY_LOCK_SHARED);
 premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(SqliteStore);
-settlement_sql!(SqliteStore, sqlx::Sqlite);
+settlement_sql!(SqliteStore, sqlx::Sqlite, DAY_LOCK, VERIFY_SNAPSHOT);

@@ -171,7 +171,7 @@ async fn two_hundred_concurrent_debits_never_overdraw(backend: Backend) {
     }
     let report = c
         .settlement
-        .verify_ledger(VerifyLedgerRequest {})
+        .verify_ledger(VerifyLedgerRequest::default())
         .await
         .expect("verify")
         .into_inner();

@@ -9,7 +9,7 @@ use gongji_proto::{
     payment::v1::{
         Bucket, CloseYearRequest, CreditAccountRequest, GetAccountRequest, GetSettlementRequest,
         ListAccountEntriesRequest, QuotePremiumRequest, RefundPremiumPaymentRequest,
-        SettleBusinessDayRequest,
+        SettleBusinessDayRequest, Settlement, VerifyLedgerRequest,
     },
 };
 use gongji_shared::{Clock, policy::ANHUI_DEFAULT_TOML};
@@ -18,7 +18,7 @@ use tonic::Code;
 use crate::{
     both_backends,
     fixtures::{self, CHILD, EMPLOYEE},
-    payment::{balances, pay, verify_clean},
+    payment::{balances, medical, pay, verify_clean},
     support::{Backend, Clients, IN_2026, IN_WINDOW, TestEnv, assert_error},
 };
 
@@ -31,6 +31,9 @@ both_backends!(
     p3_closing_a_year_moves_only_what_it_had_at_its_end,
     ledger_no_sequence_of_valid_calls_makes_an_account_unreadable,
     p9_a_refund_of_a_closed_year_s_money_goes_to_prior_years,
+    s1_a_settled_day_is_sealed_and_a_late_movement_gets_the_next_open_day,
+    s1_concurrent_settlements_of_a_day_agree_in_one_line_order,
+    s2_verify_ledger_pages_through_every_settled_day_on_one_snapshot,
 );
 
 const DOMAIN: &str = "payment.gongji";
@@ -444,6 +447,224 @@ async fn p9_a_refund_of_a_closed_year_s_money_goes_to_prior_years(backend: Backe
         ("0.00".into(), "500.00".into()),
         "2024's money is prior-years money now"
     );
+    verify_clean(&mut c).await;
+    env.finish().await;
+}
+
+async fn at(env: &mut TestEnv, clock: &str) {
+    env.stack
+        .restart_with_clock(Clock::parse(clock).expect("clock"))
+        .await
+        .expect("restart at another time");
+}
+
+async fn settle(c: &mut Clients, day: &str) -> Settlement {
+    c.settlement
+        .settle_business_day(SettleBusinessDayRequest {
+            request_id: fixtures::opaque("settle"),
+            business_date: day.into(),
+        })
+        .await
+        .expect("settle")
+        .into_inner()
+        .settlement
+        .expect("settlement")
+}
+
+async fn newest_entry_day(c: &mut Clients) -> String {
+    c.accounts
+        .list_account_entries(ListAccountEntriesRequest {
+            holder_id_number: EMPLOYEE.into(),
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await
+        .expect("entries")
+        .into_inner()
+        .entries
+        .remove(0)
+        .business_date
+}
+
+/// S1: a settled business day is sealed. A movement stamped with it that commits after its
+/// settlement (a payment started at 23:59:59.95 that commits late; here the clock is set
+/// back to that instant after the day was settled) gets the next open day, and is settled
+/// exactly once, with that day.
+async fn s1_a_settled_day_is_sealed_and_a_late_movement_gets_the_next_open_day(backend: Backend) {
+    let Some(mut env) = TestEnv::start(backend, "2024-11-15T23:59:59.900+08:00").await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::family(&mut c, "2000.00").await;
+    c.premiums
+        .pay_premium(pay(&fixtures::opaque("pay"), EMPLOYEE, CHILD, 2025))
+        .await
+        .expect("pay");
+    assert_eq!(newest_entry_day(&mut c).await, "2024-11-15");
+    at(&mut env, "2024-11-16T00:00:30+08:00").await;
+    let first = settle(&mut c, "2024-11-15").await;
+    assert_eq!(first.movement_count, 1);
+
+    at(&mut env, "2024-11-15T23:59:59.950+08:00").await;
+    c.medical
+        .pay_medical_expense(medical(&fixtures::opaque("med"), CHILD, EMPLOYEE, "100.00"))
+        .await
+        .expect("a late payment");
+    assert_eq!(
+        newest_entry_day(&mut c).await,
+        "2024-11-16",
+        "the sealed day is not reused"
+    );
+
+    at(&mut env, "2024-11-17T00:00:30+08:00").await;
+    let next = settle(&mut c, "2024-11-16").await;
+    assert_eq!(next.movement_count, 1, "the late movement, settled once");
+    let again = c
+        .settlement
+        .get_settlement(GetSettlementRequest {
+            business_date: "2024-11-15".into(),
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .settlement
+        .expect("settlement");
+    assert_eq!((again.movement_count, again.digest), (1, first.digest));
+    verify_clean(&mut c).await;
+    env.finish().await;
+}
+
+/// S1: concurrent settlements of one day return the same settlement, and lines come back in
+/// one order (source region, destination region, purpose name) from every call.
+async fn s1_concurrent_settlements_of_a_day_agree_in_one_line_order(backend: Backend) {
+    let Some(mut env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::family(&mut c, "2000.00").await;
+    c.premiums
+        .pay_premium(pay(&fixtures::opaque("pay"), EMPLOYEE, CHILD, 2025))
+        .await
+        .expect("pay");
+    c.medical
+        .pay_medical_expense(medical(&fixtures::opaque("med"), CHILD, EMPLOYEE, "100.00"))
+        .await
+        .expect("medical");
+    at(&mut env, "2024-11-16T10:00:00+08:00").await;
+    let runs: Vec<_> = (0..8)
+        .map(|_| {
+            let mut c = c.clone();
+            tokio::spawn(async move { settle(&mut c, "2024-11-15").await })
+        })
+        .collect();
+    let mut settlements = Vec::new();
+    for run in runs {
+        settlements.push(run.await.expect("no panic"));
+    }
+    let got = c
+        .settlement
+        .get_settlement(GetSettlementRequest {
+            business_date: "2024-11-15".into(),
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .settlement
+        .expect("settlement");
+    let purposes: Vec<i32> = got.lines.iter().map(|l| l.purpose).collect();
+    assert_eq!(
+        purposes,
+        [
+            gongji_proto::payment::v1::SettlementPurpose::MedicalExpense as i32,
+            gongji_proto::payment::v1::SettlementPurpose::Premium as i32
+        ]
+    );
+    for s in &settlements {
+        assert_eq!(
+            (&s.lines, &s.digest, s.movement_count),
+            (&got.lines, &got.digest, 2)
+        );
+    }
+    verify_clean(&mut c).await;
+    env.finish().await;
+}
+
+async fn verify(
+    c: &mut Clients,
+    page_token: &str,
+    page_size: i32,
+) -> gongji_proto::payment::v1::VerifyLedgerResponse {
+    c.settlement
+        .verify_ledger(VerifyLedgerRequest {
+            page_token: page_token.into(),
+            page_size,
+        })
+        .await
+        .expect("verify")
+        .into_inner()
+}
+
+/// S2: VerifyLedger covers every settled day, a bounded page per call, and sees one
+/// snapshot: it stays clean while payments commit around it.
+async fn s2_verify_ledger_pages_through_every_settled_day_on_one_snapshot(backend: Backend) {
+    let Some(mut env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::family(&mut c, "5000.00").await;
+    for (day, next) in [
+        ("2024-11-15", "2024-11-16T10:00:00+08:00"),
+        ("2024-11-16", "2024-11-17T10:00:00+08:00"),
+        ("2024-11-17", "2024-11-18T10:00:00+08:00"),
+    ] {
+        c.medical
+            .pay_medical_expense(medical(&fixtures::opaque("med"), CHILD, EMPLOYEE, "10.00"))
+            .await
+            .expect("medical");
+        at(&mut env, next).await;
+        settle(&mut c, day).await;
+    }
+    let mut token = String::new();
+    let mut days = Vec::new();
+    for _ in 0..4 {
+        let page = verify(&mut c, &token, 1).await;
+        assert!(page.violations.is_empty(), "{:?}", page.violations);
+        days.extend(page.verified_business_dates);
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(days, ["2024-11-15", "2024-11-16", "2024-11-17"]);
+    assert!(token.is_empty(), "the last page says so");
+    let r = c
+        .settlement
+        .verify_ledger(VerifyLedgerRequest {
+            page_token: "not-a-day".into(),
+            page_size: 1,
+        })
+        .await;
+    assert_error(r, Code::InvalidArgument, "INVALID_PAGE_TOKEN", DOMAIN);
+
+    // Payments commit while the ledger is verified: every answer is clean.
+    let payments: Vec<_> = (0..40)
+        .map(|_| {
+            let mut c = c.clone();
+            tokio::spawn(async move {
+                c.medical
+                    .pay_medical_expense(medical(&fixtures::opaque("med"), CHILD, EMPLOYEE, "1.00"))
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .collect();
+    for _ in 0..10 {
+        let report = verify(&mut c, "", 0).await;
+        assert!(report.violations.is_empty(), "{:?}", report.violations);
+    }
+    for p in payments {
+        p.await.expect("no panic").expect("paid");
+    }
     verify_clean(&mut c).await;
     env.finish().await;
 }

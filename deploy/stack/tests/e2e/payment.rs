@@ -90,7 +90,7 @@ pub async fn balances(c: &mut Clients, holder: &str) -> (String, String) {
 pub async fn verify_clean(c: &mut Clients) {
     let report = c
         .settlement
-        .verify_ledger(VerifyLedgerRequest {})
+        .verify_ledger(VerifyLedgerRequest::default())
         .await
         .expect("verify")
         .into_inner();
@@ -592,7 +592,7 @@ async fn two_payers_racing_for_one_beneficiary_make_one_premium(backend: Backend
     env.finish().await;
 }
 
-fn medical(
+pub fn medical(
     request_id: &str,
     beneficiary: &str,
     family: &str,
