@@ -39,7 +39,9 @@ impl<S: Accounts + MedicalPayments, R: Registry> App<S, R> {
             Some(holder) => Some(self.existing(holder, AccountRole::FamilyAccount).await?),
             None => None,
         };
-        let usable = self.usable_buckets(self.clock.today());
+        // One instant decides the usable buckets and the payment's time and day.
+        let (now, today) = self.now();
+        let usable = self.usable_buckets(today);
         let plan = medical::plan(amount, own.as_ref(), family.as_ref(), &usable);
 
         // Money of someone else moves only with binding-service's fresh yes (fail closed).
@@ -61,7 +63,6 @@ impl<S: Accounts + MedicalPayments, R: Registry> App<S, R> {
             destination = authorization.beneficiary_region.or(destination);
         }
 
-        let now = self.clock.now();
         let paid_by_accounts =
             !plan.own.account_part.is_zero() || !plan.family.account_part.is_zero();
         let payment = MedicalPayment {
@@ -80,7 +81,7 @@ impl<S: Accounts + MedicalPayments, R: Registry> App<S, R> {
             binding_version,
             destination,
             pay_time: now,
-            business_date: gongji_shared::domain::clock::shanghai_date(now),
+            business_date: today,
         };
         let movement = medical::medical_movement(&payment, own.as_ref(), family.as_ref());
         self.store

@@ -57,13 +57,14 @@ impl<S: Accounts + Premiums, R: Registry> App<S, R> {
     /// What paying the premium now would cost and buy; binding-service is asked, but a
     /// denial does not stop a quote.
     pub async fn quote_premium(&self, order: &PremiumOrder) -> Result<Quote, AppError> {
-        let prepared = self.prepare(order, false).await?;
+        let (_, today) = self.now();
+        let prepared = self.prepare(order, false, today).await?;
         Ok(Quote {
             year: order.year,
             region: prepared.region,
             terms: prepared.terms,
             split: prepared.split,
-            payment_date: self.clock.today(),
+            payment_date: today,
             back_payment: order.back_payment,
         })
     }
@@ -80,7 +81,9 @@ impl<S: Accounts + Premiums, R: Registry> App<S, R> {
             expected,
             other_means,
         } = order;
-        let p = self.prepare(&order, true).await?;
+        // One instant decides the window, the waiting months and the payment's date (P6, P7).
+        let (now, today) = self.now();
+        let p = self.prepare(&order, true, today).await?;
         if expected != p.terms.premium {
             return Err(AppError::AmountMismatch {
                 expected,
@@ -100,7 +103,6 @@ impl<S: Accounts + Premiums, R: Registry> App<S, R> {
                 }
             },
         )?;
-        let now = self.clock.now();
         let payment = PremiumPayment {
             payment_id: new_id(),
             request_id: command.request_id().to_owned(),
@@ -117,7 +119,7 @@ impl<S: Accounts + Premiums, R: Registry> App<S, R> {
             binding_version: p.authorization.binding_version,
             payer_region: p.account.region,
             beneficiary_region: p.region,
-            payment_date: gongji_shared::domain::clock::shanghai_date(now),
+            payment_date: today,
             pay_time: now,
             refund_time: None,
             refund_reason: None,
@@ -151,12 +153,13 @@ impl<S: Accounts + Premiums, R: Registry> App<S, R> {
         Ok(payment)
     }
 
-    /// Asks binding-service fresh, then computes premium, window, waiting period and split.
-    /// With `must_be_authorized`, a denial stops here.
+    /// Asks binding-service fresh, then computes premium, window, waiting period and split
+    /// as of `today`. With `must_be_authorized`, a denial stops here.
     async fn prepare(
         &self,
         order: &PremiumOrder,
         must_be_authorized: bool,
+        today: NaiveDate,
     ) -> Result<Prepared, AppError> {
         let PremiumOrder {
             payer,
@@ -195,7 +198,6 @@ impl<S: Accounts + Premiums, R: Registry> App<S, R> {
         if history.iter().any(|p| p.year == *year) {
             return Err(AppError::PremiumAlreadyPaid { year: *year });
         }
-        let today = self.clock.today();
         let terms = premium::terms(&TermsInput {
             policy: &self.policy,
             year: *year,
