@@ -226,6 +226,10 @@ fn premium_refusal(refusal: PremiumRefusal) -> ApiError {
             "back_payment",
             "a back-payment is only for a coverage year before the current one",
         ),
+        PremiumRefusal::RegionOutsidePolicy => ApiError::failed_precondition(
+            "REGION_OUTSIDE_POLICY",
+            "the beneficiary is insured outside the province this policy covers; none of its figures apply",
+        ),
         PremiumRefusal::BackPaymentBeforeBirth { birth_year } => ApiError::failed_precondition(
             "BACK_PAYMENT_BEFORE_BIRTH",
             "a back-payment is never for a year before the beneficiary's birth year",

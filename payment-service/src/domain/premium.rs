@@ -49,6 +49,8 @@ pub enum PremiumRefusal {
     NoBenefitInCoverageYear { would_start: Option<NaiveDate> },
     /// A back-payment is only for a year before the current one.
     BackPaymentNotPast,
+    /// The beneficiary's region is outside the policy's province: none of its figures apply.
+    RegionOutsidePolicy,
     /// A back-payment for a year before the beneficiary was born.
     BackPaymentBeforeBirth { birth_year: i32 },
     /// A back-payment for a year before the first coverage year the policy knows.
@@ -59,6 +61,9 @@ pub enum PremiumRefusal {
 
 /// Computes the premium, window, waiting months and cover of paying for `year` on `today`.
 pub fn terms(input: &TermsInput<'_>) -> Result<PremiumTerms, PremiumRefusal> {
+    if input.policy.pooling_region(input.region).is_none() {
+        return Err(PremiumRefusal::RegionOutsidePolicy);
+    }
     if input.back_payment {
         return back_payment_terms(input);
     }
@@ -304,6 +309,30 @@ mod tests {
             back_pay("2027-03-01", "2018-01-10", 2027),
             Err(PremiumRefusal::BackPaymentNotPast)
         );
+    }
+
+    #[test]
+    fn a_county_pays_its_city_s_premium_and_another_province_none() {
+        let policy = Policy::anhui_default().unwrap();
+        let quote = |region: &str| {
+            terms(&TermsInput {
+                policy: &policy,
+                year: year(2025),
+                region: &RegionCode::parse(region).unwrap(),
+                today: date("2025-01-10"),
+                birth_date: date("2015-06-01"),
+                back_payment: false,
+                history: &[],
+            })
+        };
+        let county = quote("340521").unwrap();
+        assert!(!county.in_window, "Ma'anshan's window ended 2024-12-31");
+        assert_eq!(county.window.end, date("2024-12-31"));
+        assert!(
+            quote("340100").unwrap().in_window,
+            "the province window runs to February"
+        );
+        assert_eq!(quote("110105"), Err(PremiumRefusal::RegionOutsidePolicy));
     }
 
     #[test]

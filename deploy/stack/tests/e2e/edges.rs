@@ -34,6 +34,7 @@ both_backends!(
     s1_a_settled_day_is_sealed_and_a_late_movement_gets_the_next_open_day,
     s1_concurrent_settlements_of_a_day_agree_in_one_line_order,
     s2_verify_ledger_pages_through_every_settled_day_on_one_snapshot,
+    p2_premiums_and_windows_belong_to_the_pooling_region,
 );
 
 const DOMAIN: &str = "payment.gongji";
@@ -666,5 +667,55 @@ async fn s2_verify_ledger_pages_through_every_settled_day_on_one_snapshot(backen
         p.await.expect("no panic").expect("paid");
     }
     verify_clean(&mut c).await;
+    env.finish().await;
+}
+
+async fn quote(
+    c: &mut Clients,
+    beneficiary: &str,
+) -> Result<gongji_proto::payment::v1::PremiumQuote, tonic::Status> {
+    c.premiums
+        .quote_premium(QuotePremiumRequest {
+            payer_id_number: EMPLOYEE.into(),
+            beneficiary_id_number: beneficiary.into(),
+            coverage_year: 2025,
+            back_payment: false,
+        })
+        .await
+        .map(|r| r.into_inner().quote.expect("quote"))
+}
+
+/// P2: premiums and windows belong to the pooling region (统筹区). A child insured in a
+/// county of Ma'anshan (340521) pays as Ma'anshan does: its window ended on 2024-12-31,
+/// while the province default runs to February. A region outside the province never gets
+/// the province's figures.
+async fn p2_premiums_and_windows_belong_to_the_pooling_region(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, "2025-01-10T10:00:00+08:00").await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    let county_child = fixtures::id_number("20180110", 14);
+    fixtures::employee_and(&mut c, &county_child, "李子涵", "340521").await;
+    let county = quote(&mut c, &county_child).await.expect("quote");
+    assert_eq!(county.window_end_date, "2024-12-31", "{county:?}");
+    assert!(!county.in_collection_window);
+    assert_eq!(county.waiting_months, 3);
+    let hefei_child = fixtures::id_number("20180110", 16);
+    fixtures::register(
+        &mut c,
+        fixtures::person(&hefei_child, "李子墨", None, Some("340102")),
+    )
+    .await;
+    let hefei = quote(&mut c, &hefei_child).await.expect("quote");
+    assert_eq!(hefei.window_end_date, "2025-02-28");
+    assert!(hefei.in_collection_window);
+    let beijing_child = fixtures::id_number("20180110", 18);
+    fixtures::register(
+        &mut c,
+        fixtures::person(&beijing_child, "李子安", None, Some("110105")),
+    )
+    .await;
+    let r = quote(&mut c, &beijing_child).await;
+    assert_error(r, Code::FailedPrecondition, "REGION_OUTSIDE_POLICY", DOMAIN);
     env.finish().await;
 }

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    BindingRules, Bucket, DateWindow, Policy, PremiumRate, PremiumYear, Purpose, ReviewMode,
-    WaitingPeriod,
+    BindingRules, Bucket, DateWindow, Policy, Pooling, PremiumRate, PremiumYear, Purpose,
+    ReviewMode, WaitingPeriod,
 };
 use crate::domain::{CoverageYear, Money, RegionCode, Relationship};
 
@@ -62,6 +62,7 @@ struct RawPolicy {
     rules: Vec<Spanned<RawRules>>,
     premiums: Vec<Spanned<RawPremium>>,
     waiting_period: Spanned<RawWaiting>,
+    pooling: Spanned<RawPooling>,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +106,19 @@ struct RawWaiting {
     months_removed_per_back_paid_year: Spanned<u32>,
     newborn_grace_days: Spanned<u32>,
     max_back_payment_years: Spanned<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPooling {
+    exceptions: Vec<Spanned<RawPoolingException>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPoolingException {
+    region_code: Spanned<String>,
+    pooling_region: Spanned<String>,
 }
 
 /// Turns byte spans into line-numbered errors.
@@ -217,7 +231,8 @@ pub(super) fn parse(source: &str, origin: &str) -> Result<Policy, PolicyError> {
     }
 
     let rules = rules(&check, &raw.rules)?;
-    let premiums = premiums(&check, &raw.premiums, province)?;
+    let pooling = pooling(&check, raw.pooling.get_ref(), province)?;
+    let premiums = premiums(&check, &raw.premiums, &pooling)?;
     let w = raw.waiting_period.get_ref();
     let waiting_period = WaitingPeriod {
         fixed_months: check.bounded(&w.fixed_months, "fixed_months", 0..MAX_WAITING_MONTHS + 1)?,
@@ -245,6 +260,7 @@ pub(super) fn parse(source: &str, origin: &str) -> Result<Policy, PolicyError> {
         rules,
         premiums,
         waiting_period,
+        pooling,
     })
 }
 
@@ -297,11 +313,43 @@ fn rules(check: &Checker<'_>, raw: &[Spanned<RawRules>]) -> Result<Vec<BindingRu
     Ok(out)
 }
 
+/// The pooling exceptions: each inside the province, each region listed once.
+fn pooling(check: &Checker<'_>, raw: &RawPooling, province: &str) -> Result<Pooling, PolicyError> {
+    let mut exceptions = BTreeMap::new();
+    for spanned in &raw.exceptions {
+        let e = spanned.get_ref();
+        let code = |s: &Spanned<String>, field: &str| {
+            let code = RegionCode::parse(s.get_ref())
+                .map_err(|err| check.error(s.span(), format!("{field}: {err}")))?;
+            if code.province() != province {
+                return Err(check.error(
+                    s.span(),
+                    format!("{field} {code} is outside province {province}"),
+                ));
+            }
+            Ok(code)
+        };
+        let region = code(&e.region_code, "region_code")?;
+        let pool = code(&e.pooling_region, "pooling_region")?;
+        if exceptions.insert(region.clone(), pool).is_some() {
+            return Err(check.error(
+                e.region_code.span(),
+                format!("region {region} is given twice"),
+            ));
+        }
+    }
+    Ok(Pooling {
+        province: province.to_owned(),
+        exceptions,
+    })
+}
+
 fn premiums(
     check: &Checker<'_>,
     raw: &[Spanned<RawPremium>],
-    province: &str,
+    pooling: &Pooling,
 ) -> Result<BTreeMap<CoverageYear, PremiumYear>, PolicyError> {
+    let province = pooling.province.as_str();
     let mut out = BTreeMap::new();
     // Windows seen so far per region key ("" for the province default), with the year.
     let mut windows: Vec<(String, CoverageYear, DateWindow, Range<usize>)> = Vec::new();
@@ -330,6 +378,19 @@ fn premiums(
                     r.region_code.span(),
                     format!("region {code} is outside province {province}"),
                 ));
+            }
+            // Figures belong to pooling regions: one given for a county would never apply.
+            match pooling.pool_of(&code) {
+                Some(pool) if pool == code => {}
+                pool => {
+                    return Err(check.error(
+                        r.region_code.span(),
+                        format!(
+                            "region {code} pools with {}; give its figures under that pooling region",
+                            pool.map_or_else(|| "no region".to_owned(), |p| p.to_string())
+                        ),
+                    ));
+                }
             }
             let terms = PremiumRate {
                 amount: match &r.amount {

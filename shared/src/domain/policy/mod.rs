@@ -25,6 +25,28 @@ pub struct Policy {
     rules: Vec<BindingRules>,
     premiums: BTreeMap<CoverageYear, PremiumYear>,
     waiting_period: WaitingPeriod,
+    pooling: Pooling,
+}
+
+/// How region codes map to pooling regions (统筹区, P2): the city (its first four digits
+/// and "00"), unless the policy lists an exception.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pooling {
+    pub(crate) province: String,
+    pub(crate) exceptions: BTreeMap<RegionCode, RegionCode>,
+}
+
+impl Pooling {
+    /// The pooling region of `region`; `None` outside the policy's province.
+    pub(crate) fn pool_of(&self, region: &RegionCode) -> Option<RegionCode> {
+        if region.province() != self.province {
+            return None;
+        }
+        if let Some(pool) = self.exceptions.get(region) {
+            return Some(pool.clone());
+        }
+        RegionCode::parse(&format!("{}00", region.city())).ok()
+    }
 }
 
 /// The binding rules of one policy version.
@@ -137,14 +159,22 @@ impl Policy {
 
     /// The premium terms of `region` for `year`: its city override, else the province default.
     pub fn premium_rate(&self, year: CoverageYear, region: &RegionCode) -> Option<PremiumRate> {
+        let pool = self.pooling_region(region)?;
         let premium_year = self.premiums.get(&year)?;
         Some(
             premium_year
                 .overrides
-                .get(region)
+                .get(&pool)
                 .copied()
                 .unwrap_or(premium_year.default),
         )
+    }
+
+    /// The pooling region (统筹区) whose figures apply to `region` (P2): its city unless the
+    /// policy says otherwise; `None` for a region outside the policy's province, which
+    /// never gets this province's figures.
+    pub fn pooling_region(&self, region: &RegionCode) -> Option<RegionCode> {
+        self.pooling.pool_of(region)
     }
 
     /// The first coverage year the policy has a premium for.
@@ -250,6 +280,46 @@ mod tests {
         assert_eq!(maanshan.window.end, date("2024-12-31"));
         let hefei = policy.premium_rate(year, &region("340100")).unwrap();
         assert_eq!(hefei.window.end, date("2025-02-28"));
+    }
+
+    #[test]
+    fn a_county_gets_its_city_s_figures_and_another_province_none() {
+        let policy = Policy::anhui_default().unwrap();
+        let year = CoverageYear::parse(2025).unwrap();
+        let county = policy.premium_rate(year, &region("340521")).unwrap();
+        assert_eq!(county.window.end, date("2024-12-31"), "Ma'anshan's window");
+        assert_eq!(
+            policy.pooling_region(&region("340521")),
+            Some(region("340500"))
+        );
+        assert_eq!(policy.pooling_region(&region("110105")), None);
+        assert!(policy.premium_rate(year, &region("110105")).is_none());
+    }
+
+    #[test]
+    fn exceptions_and_figures_follow_pooling_regions() {
+        let text = ANHUI_DEFAULT_TOML.replace(
+            "exceptions = []",
+            "[[pooling.exceptions]]\nregion_code = \"340521\"\npooling_region = \"340521\"",
+        );
+        let policy = Policy::parse(&text, "test").unwrap();
+        assert_eq!(
+            policy.pooling_region(&region("340521")),
+            Some(region("340521"))
+        );
+        let year = CoverageYear::parse(2025).unwrap();
+        let own = policy.premium_rate(year, &region("340521")).unwrap();
+        assert_eq!(
+            own.window.end,
+            date("2025-02-28"),
+            "the province default, not Ma'anshan's"
+        );
+        let county_figures =
+            ANHUI_DEFAULT_TOML.replacen("region_code = \"340500\"", "region_code = \"340521\"", 1);
+        let error = Policy::parse(&county_figures, "test")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("pools with 340500"), "{error}");
     }
 
     #[test]
