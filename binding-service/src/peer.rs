@@ -48,11 +48,14 @@ impl Balances for PaymentPeer {
                     .map_err(|_| PeerError::Malformed("a balance that does not parse".to_owned()))
             }
             Err(status) if status.code() == Code::NotFound => Ok(Money::ZERO),
-            Err(status) => Err(PeerError::Unavailable(format!(
-                "{:?}: {}",
-                status.code(),
-                status.message()
-            ))),
+            Err(status) => {
+                let what = format!("{:?}: {}", status.code(), status.message());
+                Err(if gongji_shared::rpc::is_outage(status.code()) {
+                    PeerError::Unavailable(what)
+                } else {
+                    PeerError::Failed(what)
+                })
+            }
         }
     }
 }

@@ -78,7 +78,7 @@ async fn run_with<S: Store>(
         let _ = stopping_tx.send(true);
     };
     let (health, health_service) = server::health_not_serving(&SERVICES).await;
-    let router = server::builder(&limits)
+    let router = server::builder(&limits, crate::ERROR_DOMAIN)
         .add_service(health_service)
         .add_service(
             RegistryServiceServer::new(RegistryApi::new(ctx.clone()))

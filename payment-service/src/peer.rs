@@ -144,8 +144,14 @@ impl Registry for BindingPeer {
     }
 }
 
+/// An error answer: an outage, or a failure that is no outage (logged with the status).
 fn unavailable(status: tonic::Status) -> PeerError {
-    PeerError::Unavailable(format!("{:?}: {}", status.code(), status.message()))
+    let what = format!("{:?}: {}", status.code(), status.message());
+    if gongji_shared::rpc::is_outage(status.code()) {
+        PeerError::Unavailable(what)
+    } else {
+        PeerError::Failed(what)
+    }
 }
 
 /// binding-service's answer in this service's terms. A "no" without a reason is still a
@@ -205,6 +211,26 @@ fn enrollment(e: &pb::Enrollment) -> Result<Enrollment, PeerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_outage_is_unavailable() {
+        assert!(matches!(
+            unavailable(tonic::Status::unavailable("down")),
+            PeerError::Unavailable(_)
+        ));
+        assert!(matches!(
+            unavailable(tonic::Status::deadline_exceeded("slow")),
+            PeerError::Unavailable(_)
+        ));
+        assert!(matches!(
+            unavailable(tonic::Status::invalid_argument("bad")),
+            PeerError::Failed(_)
+        ));
+        assert!(matches!(
+            unavailable(tonic::Status::internal("bug")),
+            PeerError::Failed(_)
+        ));
+    }
 
     #[test]
     fn a_no_without_a_reason_is_still_a_no() {

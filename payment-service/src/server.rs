@@ -80,7 +80,7 @@ async fn run_with<S: Store>(
         .collect();
     let (health, health_service) = server::health_not_serving(&all).await;
     let max = limits.max_message_bytes;
-    let router = server::builder(&limits)
+    let router = server::builder(&limits, crate::ERROR_DOMAIN)
         .add_service(health_service)
         .add_service(
             AccountServiceServer::new(AccountApi::new(ctx.clone()))

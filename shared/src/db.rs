@@ -120,6 +120,45 @@ pub enum StoreError<C> {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+impl<C> StoreError<C> {
+    /// Whether the database could not be reached or could not serve (its connections are
+    /// gone, refused, exhausted, or it is shutting down): a retry later may succeed, and the
+    /// caller is told UNAVAILABLE rather than INTERNAL.
+    pub fn is_outage(&self) -> bool {
+        let Self::Database(error) = self else {
+            return false;
+        };
+        match error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => {
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN,
+                    // by their primary code.
+                    let primary = db
+                        .code()
+                        .and_then(|c| c.parse::<i32>().ok())
+                        .map(|c| c & 0xff);
+                    return matches!(primary, Some(5 | 6 | 10 | 13 | 14));
+                }
+                // PostgreSQL: connection exceptions (08), too many connections (53300), a
+                // database not accepting connections (55000), shutting down (57P01-57P03).
+                db.code().is_some_and(|code| {
+                    code.starts_with("08")
+                        || matches!(
+                            code.as_ref(),
+                            "53300" | "55000" | "57P01" | "57P02" | "57P03"
+                        )
+                })
+            }
+            _ => false,
+        }
+    }
+}
+
 /// What every store does whatever it keeps: migrations, liveness, and the first answers of
 /// state-changing calls, which every write records in its own transaction.
 pub trait Database: Clone + Send + Sync + 'static {
@@ -295,6 +334,17 @@ mod tests {
         assert!(text.contains("\"postgress\""), "{text}");
         assert!(!text.contains("secret"), "{text}");
         assert!(DatabaseKind::of("data/payment.db").is_err());
+    }
+
+    #[test]
+    fn lost_connections_are_outages_and_bad_rows_are_not() {
+        let outage: StoreError<()> = StoreError::Database(sqlx::Error::PoolTimedOut);
+        assert!(outage.is_outage());
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(StoreError::<()>::Database(sqlx::Error::Io(io)).is_outage());
+        assert!(!StoreError::<()>::Corrupt("x".into()).is_outage());
+        assert!(!StoreError::<()>::Database(sqlx::Error::RowNotFound).is_outage());
+        assert!(!StoreError::Conflict(()).is_outage());
     }
 
     #[test]

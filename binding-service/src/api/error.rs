@@ -12,7 +12,7 @@ use tonic::Status;
 use super::status;
 use crate::store::{Conflict, Database};
 use crate::{
-    app::{App, AppError, Infra},
+    app::{App, AppError, Infra, PeerError},
     domain::{lifecycle::ChangeRefusal, rules::Failure},
 };
 
@@ -83,6 +83,10 @@ pub(super) fn app_status(error: AppError) -> Status {
         AppError::RequestIdTaken => {
             ApiError::aborted("CONCURRENT_UPDATE", "retry with the same request_id")
         }
+        AppError::Infra(Infra::Peer(error)) if !matches!(error, PeerError::Unavailable(_)) => {
+            tracing::error!(%error, "payment-service answered with a fault; nothing stored");
+            ApiError::internal()
+        }
         AppError::Infra(Infra::Peer(error)) => {
             tracing::warn!(%error, "payment-service did not say the balance; nothing stored");
             ApiError::unavailable(
@@ -90,6 +94,13 @@ pub(super) fn app_status(error: AppError) -> Status {
                 "payment-service could not be asked for the balance; retry later",
             )
             .with_metadata("dependency", "payment-service")
+        }
+        AppError::Infra(Infra::Store(error)) if error.is_outage() => {
+            tracing::error!(%error, "the database is unreachable; nothing changed");
+            ApiError::unavailable(
+                "DATABASE_UNAVAILABLE",
+                "the database could not be reached; nothing changed, retry later",
+            )
         }
         AppError::Infra(Infra::Store(error)) => {
             tracing::error!(%error, "store failure");

@@ -39,6 +39,9 @@ pub enum PeerError {
     Unavailable(String),
     #[error("payment-service sent a malformed answer: {0}")]
     Malformed(String),
+    /// payment-service answered with an error that is no outage: a fault to look into.
+    #[error("payment-service failed: {0}")]
+    Failed(String),
 }
 
 /// What every use case works with.

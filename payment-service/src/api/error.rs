@@ -197,7 +197,20 @@ pub(super) fn app_status(error: AppError) -> Status {
         AppError::RequestIdTaken => {
             ApiError::aborted("CONCURRENT_UPDATE", "retry with the same request_id")
         }
-        AppError::Infra(Infra::Peer(error)) => dependency_unavailable(&error),
+        AppError::Infra(Infra::Peer(error @ PeerError::Unavailable(_))) => {
+            dependency_unavailable(&error)
+        }
+        AppError::Infra(Infra::Peer(error)) => {
+            tracing::error!(%error, "binding-service answered with a fault; nothing changed");
+            ApiError::internal()
+        }
+        AppError::Infra(Infra::Store(error)) if error.is_outage() => {
+            tracing::error!(%error, "the database is unreachable; nothing changed");
+            ApiError::unavailable(
+                "DATABASE_UNAVAILABLE",
+                "the database could not be reached; nothing changed, retry later",
+            )
+        }
         AppError::Infra(Infra::Store(error)) => {
             tracing::error!(%error, "store failure");
             ApiError::internal()
@@ -261,4 +274,26 @@ fn dependency_unavailable(error: &PeerError) -> ApiError {
         "binding-service could not be asked; nothing changed, retry later",
     )
     .with_metadata("dependency", "binding-service")
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn a_peer_outage_is_unavailable_and_a_peer_fault_internal() {
+        let outage = app_status(AppError::Infra(Infra::Peer(PeerError::Unavailable(
+            "Unavailable: down".into(),
+        ))));
+        assert_eq!(outage.code(), Code::Unavailable);
+        for fault in [
+            PeerError::Failed("InvalidArgument: bad".into()),
+            PeerError::Malformed("no region".into()),
+        ] {
+            let status = app_status(AppError::Infra(Infra::Peer(fault)));
+            assert_eq!(status.code(), Code::Internal);
+        }
+    }
 }

@@ -56,6 +56,9 @@ pub enum PeerError {
     Unavailable(String),
     #[error("binding-service sent a malformed answer: {0}")]
     Malformed(String),
+    /// binding-service answered with an error that is no outage: a fault to look into.
+    #[error("binding-service failed: {0}")]
+    Failed(String),
 }
 
 /// What every use case works with.

@@ -59,6 +59,17 @@ impl ApiError {
         error
     }
 
+    /// INVALID_ARGUMENT about the request as a whole (no single field is to blame).
+    pub fn invalid_request(reason: &str, message: impl Into<String>) -> Self {
+        Self::new(Code::InvalidArgument, reason, message)
+    }
+
+    /// DEADLINE_EXCEEDED: the call ran out of time; whether it took effect is unknown until
+    /// it is retried with the same request_id.
+    pub fn deadline_exceeded(reason: &str, message: impl Into<String>) -> Self {
+        Self::new(Code::DeadlineExceeded, reason, message)
+    }
+
     /// NOT_FOUND.
     pub fn not_found(reason: &str, message: impl Into<String>) -> Self {
         Self::new(Code::NotFound, reason, message)

@@ -5,10 +5,23 @@ pub mod command;
 pub mod error;
 pub mod server;
 pub mod telemetry;
+pub mod transport;
 pub mod validate;
 
 pub use command::{CommandError, CommandHost, command};
 pub use error::{ApiError, Violation};
+
+/// Whether a peer's answer means it could not serve now (an outage a retry may outlast),
+/// rather than a fault in what was asked or in the peer itself.
+pub fn is_outage(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Cancelled
+            | tonic::Code::ResourceExhausted
+    )
+}
 
 /// A wire timestamp.
 pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {

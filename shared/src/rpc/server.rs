@@ -5,15 +5,15 @@ use std::{future::Future, time::Duration};
 
 use tokio::{net::TcpListener, sync::oneshot};
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Server, server::Router};
+use tonic::transport::{Server, server::Router as TonicRouter};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use super::telemetry;
+use super::{telemetry, transport::TransportErrorsLayer};
 
 /// Every limit the servers run with. Defaults suit a pod with one or two cores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// A call still running after this is cancelled with DEADLINE_EXCEEDED.
+    /// A call still running after this is cancelled and answered DEADLINE_EXCEEDED.
     pub request_timeout_ms: u64,
     /// Calls served at once on one connection; further calls wait.
     pub concurrency_per_connection: usize,
@@ -43,16 +43,26 @@ impl Default for Limits {
     }
 }
 
-/// A server builder with the limits applied and a tracing span per call that continues
-/// the caller's W3C trace.
-pub fn builder(limits: &Limits) -> Server {
+/// The layers every server runs its services in.
+pub type Layers = tower::layer::util::Stack<TransportErrorsLayer, tower::layer::util::Identity>;
+/// A router of a server made by [`builder`].
+pub type Router = TonicRouter<Layers>;
+
+/// A server builder with the limits applied, transport errors answered as AIP-193 errors
+/// under `domain` (the call time limit included), and a tracing span per call that
+/// continues the caller's W3C trace.
+pub fn builder(limits: &Limits, domain: &'static str) -> Server<Layers> {
     Server::builder()
-        .timeout(Duration::from_millis(limits.request_timeout_ms))
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .trace_fn(telemetry::server_span)
+        .layer(TransportErrorsLayer::new(
+            domain,
+            limits.request_timeout_ms,
+            limits.max_message_bytes,
+        ))
 }
 
 /// Reflection v1 and v1alpha (grpcurl speaks v1alpha only), advertising the services this

@@ -19,7 +19,7 @@ use crate::{
     both_backends,
     fixtures::{self, CHILD, EMPLOYEE},
     payment::{balances, medical, pay, verify_clean},
-    support::{Backend, Clients, IN_2026, IN_WINDOW, TestEnv, assert_error},
+    support::{Backend, Clients, IN_2026, IN_WINDOW, PaymentDatabase, TestEnv, assert_error},
 };
 
 both_backends!(
@@ -35,6 +35,8 @@ both_backends!(
     s1_concurrent_settlements_of_a_day_agree_in_one_line_order,
     s2_verify_ledger_pages_through_every_settled_day_on_one_snapshot,
     p2_premiums_and_windows_belong_to_the_pooling_region,
+    errors_oversized_and_undecodable_requests_get_aip193_answers,
+    errors_a_database_outage_is_unavailable_and_changes_nothing,
 );
 
 const DOMAIN: &str = "payment.gongji";
@@ -717,5 +719,150 @@ async fn p2_premiums_and_windows_belong_to_the_pooling_region(backend: Backend) 
     .await;
     let r = quote(&mut c, &beijing_child).await;
     assert_error(r, Code::FailedPrecondition, "REGION_OUTSIDE_POLICY", DOMAIN);
+    env.finish().await;
+}
+
+/// Errors clients can act on: a message over the size limit is RESOURCE_EXHAUSTED, and a
+/// body that does not decode as the RPC's message is INVALID_ARGUMENT, each with one
+/// ErrorInfo of the service's domain; neither changes anything.
+async fn errors_oversized_and_undecodable_requests_get_aip193_answers(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::employee(&mut c).await;
+    fixtures::fund(&mut c, EMPLOYEE, "100.00").await;
+    let huge = "备".repeat(100 * 1024);
+    let r = c
+        .accounts
+        .credit_account(credit("1.00", Bucket::PriorYears))
+        .await;
+    r.expect("a normal credit");
+    let mut oversized = credit("1.00", Bucket::PriorYears);
+    oversized.memo = huge.clone();
+    let r = c.accounts.credit_account(oversized).await;
+    assert_error(r, Code::ResourceExhausted, "MESSAGE_TOO_LARGE", DOMAIN);
+    let r = c
+        .registry
+        .upsert_insured_person(UpsertInsuredPersonRequest {
+            request_id: fixtures::opaque("register"),
+            person: Some(fixtures::person(CHILD, &huge, None, Some("340500"))),
+        })
+        .await;
+    assert_error(
+        r,
+        Code::ResourceExhausted,
+        "MESSAGE_TOO_LARGE",
+        "binding.gongji",
+    );
+
+    // A Timestamp where a CreditAccountRequest belongs: field 1 is a number, not a string.
+    let channel = tonic::transport::Endpoint::from_shared(env.stack.payment_url())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut raw = tonic::client::Grpc::new(channel);
+    raw.ready().await.expect("ready");
+    let codec: tonic_prost::ProstCodec<
+        prost_types::Timestamp,
+        gongji_proto::payment::v1::CreditAccountResponse,
+    > = tonic_prost::ProstCodec::default();
+    let r = raw
+        .unary(
+            tonic::Request::new(prost_types::Timestamp {
+                seconds: 42,
+                nanos: 7,
+            }),
+            http::uri::PathAndQuery::from_static("/gongji.payment.v1.AccountService/CreditAccount"),
+            codec,
+        )
+        .await;
+    assert_error(r, Code::InvalidArgument, "MALFORMED_REQUEST", DOMAIN);
+    assert_eq!(
+        balances(&mut c, EMPLOYEE).await.1,
+        "101.00",
+        "nothing more moved"
+    );
+    env.finish().await;
+}
+
+/// Errors clients can act on: while payment-service's database cannot serve (SQLite: another
+/// process holds it locked past the busy timeout; PostgreSQL: its connections are cut and
+/// refused), a call answers UNAVAILABLE DATABASE_UNAVAILABLE, not INTERNAL, and nothing
+/// changes; once the database is back, the call goes through.
+async fn errors_a_database_outage_is_unavailable_and_changes_nothing(backend: Backend) {
+    use sqlx::Connection as _;
+
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::employee(&mut c).await;
+    fixtures::fund(&mut c, EMPLOYEE, "100.00").await;
+    enum Held {
+        Sqlite(sqlx::SqliteConnection),
+        Postgres(sqlx::PgConnection, String),
+    }
+    let held = match env.payment_database() {
+        PaymentDatabase::Sqlite(path) => {
+            let url = format!("sqlite://{}", path.display());
+            let mut lock = sqlx::SqliteConnection::connect(&url).await.expect("open");
+            sqlx::query("BEGIN EXCLUSIVE")
+                .execute(&mut lock)
+                .await
+                .expect("lock");
+            Held::Sqlite(lock)
+        }
+        PaymentDatabase::Postgres { admin_url, name } => {
+            let mut admin = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .expect("admin");
+            sqlx::query(&format!(
+                "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"
+            ))
+            .execute(&mut admin)
+            .await
+            .expect("refuse connections");
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            )
+            .bind(&name)
+            .execute(&mut admin)
+            .await
+            .expect("cut connections");
+            Held::Postgres(admin, name)
+        }
+    };
+    let r = c
+        .accounts
+        .credit_account(credit("1.00", Bucket::PriorYears))
+        .await;
+    assert_error(r, Code::Unavailable, "DATABASE_UNAVAILABLE", DOMAIN);
+    match held {
+        Held::Sqlite(mut lock) => {
+            sqlx::query("ROLLBACK")
+                .execute(&mut lock)
+                .await
+                .expect("unlock");
+        }
+        Held::Postgres(mut admin, name) => {
+            sqlx::query(&format!(
+                "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"
+            ))
+            .execute(&mut admin)
+            .await
+            .expect("allow connections");
+        }
+    }
+    c.accounts
+        .credit_account(credit("1.00", Bucket::PriorYears))
+        .await
+        .expect("back");
+    assert_eq!(
+        balances(&mut c, EMPLOYEE).await.1,
+        "101.00",
+        "the refused call changed nothing"
+    );
     env.finish().await;
 }

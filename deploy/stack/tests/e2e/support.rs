@@ -50,6 +50,12 @@ pub struct Clients {
     pub settlement: SettlementServiceClient<Channel>,
 }
 
+/// payment-service's database, as a test that takes it away needs it.
+pub enum PaymentDatabase {
+    Sqlite(std::path::PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
 /// A running stack with its own databases.
 pub struct TestEnv {
     pub stack: Stack,
@@ -158,6 +164,19 @@ impl TestEnv {
             _policy: policy,
             pg_databases,
         })
+    }
+
+    /// Where payment-service keeps its data: the SQLite file, or the PostgreSQL database's
+    /// name on the admin server (for tests that take the database away).
+    pub fn payment_database(&self) -> PaymentDatabase {
+        match (&self._dir, self.pg_databases.get(1)) {
+            (Some(dir), _) => PaymentDatabase::Sqlite(dir.path().join("payment.db")),
+            (None, Some(name)) => PaymentDatabase::Postgres {
+                admin_url: admin_url(),
+                name: name.clone(),
+            },
+            (None, None) => unreachable!("a test env has one backend"),
+        }
     }
 
     /// A copy of the clients, independent of `self`'s borrow.
