@@ -312,6 +312,55 @@ mod tests {
     }
 
     #[test]
+    fn a_newborn_is_covered_from_birth_on_day_90_and_waits_on_day_91() {
+        // Born 2025-01-15: day 90 is 2025-04-15.
+        let day_90 = run("2025-04-15", "2025-01-15", &[]).unwrap();
+        assert_eq!(day_90.waiting_months, 0);
+        assert_eq!(day_90.cover, Some((date("2025-01-15"), date("2025-12-31"))));
+        let day_91 = run("2025-04-16", "2025-01-15", &[]).unwrap();
+        assert_eq!(day_91.waiting_months, 3);
+        assert_eq!(day_91.cover, Some((date("2025-07-16"), date("2025-12-31"))));
+    }
+
+    #[test]
+    fn when_the_first_gap_year_counts_every_gap_year_adds_a_month() {
+        let text = gongji_shared::policy::ANHUI_DEFAULT_TOML.replace(
+            "first_gap_year_counts = false",
+            "first_gap_year_counts = true",
+        );
+        let policy = Policy::parse(&text, "test").unwrap();
+        let region = RegionCode::parse("340500").unwrap();
+        let history = [paid(2021, false)];
+        let t = terms(&TermsInput {
+            policy: &policy,
+            year: year(2025),
+            region: &region,
+            today: date("2025-03-10"),
+            birth_date: date("2015-06-01"),
+            back_payment: false,
+            history: &history,
+        })
+        .unwrap();
+        assert_eq!(t.waiting_months, 3 + 3, "2022, 2023 and 2024 all count");
+    }
+
+    #[test]
+    fn back_paid_years_never_take_the_waiting_period_below_its_fixed_months() {
+        let t = run(
+            "2025-03-10",
+            "2015-06-01",
+            &[
+                paid(2021, false),
+                paid(2022, true),
+                paid(2023, true),
+                paid(2024, true),
+            ],
+        )
+        .unwrap();
+        assert_eq!(t.waiting_months, 3, "two variable months, three back-paid years");
+    }
+
+    #[test]
     fn a_county_pays_its_city_s_premium_and_another_province_none() {
         let policy = Policy::anhui_default().unwrap();
         let quote = |region: &str| {
