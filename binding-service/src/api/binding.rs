@@ -1,5 +1,6 @@
 //! BindingService handlers.
 
+use chrono::NaiveDate;
 use gongji_proto::binding::v1::{
     self as pb, ApproveBindingRequest, ApproveBindingResponse, CheckAuthorizationRequest,
     CheckAuthorizationResponse, CreateBindingRequest, CreateBindingResponse, GetBindingRequest,
@@ -75,11 +76,11 @@ fn page_token(token: &str) -> Result<i64, Status> {
 }
 
 /// The application of a CreateBinding request.
-fn application(r: &CreateBindingRequest) -> Result<Application, Status> {
+fn application(r: &CreateBindingRequest, today: NaiveDate) -> Result<Application, Status> {
     Ok(Application {
-        authorizer: validate::id_number(&r.authorizer_id_number, "authorizer_id_number")
+        authorizer: validate::id_number(&r.authorizer_id_number, "authorizer_id_number", today)
             .map_err(status)?,
-        beneficiary: validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number")
+        beneficiary: validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number", today)
             .map_err(status)?,
         beneficiary_name: validate::person_name(&r.beneficiary_name, "beneficiary_name")
             .map_err(status)?,
@@ -128,7 +129,7 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
     ) -> Result<Response<CreateBindingResponse>, Status> {
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
-        let application = application(&request)?;
+        let application = application(&request, self.app.today())?;
         let to_wire = |b: &Binding| CreateBindingResponse {
             binding: binding(b),
         };
@@ -158,10 +159,12 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
         &self,
         request: Request<ListBindingsRequest>,
     ) -> Result<Response<ListBindingsResponse>, Status> {
+        let today = self.app.today();
         let r = request.get_ref();
         let (as_authorizer, person) = validate::one_of_two_people(
             (&r.authorizer_id_number, "authorizer_id_number"),
             (&r.beneficiary_id_number, "beneficiary_id_number"),
+            today,
         )
         .map_err(status)?;
         let states = r
@@ -195,6 +198,7 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
         &self,
         request: Request<RevokeBindingRequest>,
     ) -> Result<Response<RevokeBindingResponse>, Status> {
+        let today = self.app.today();
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
         let id = binding_id(&request.binding_id)?;
@@ -202,8 +206,9 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
             pb::Party::Beneficiary => Party::Beneficiary,
             _ => Party::Authorizer,
         };
-        let requester = validate::id_number(&request.requester_id_number, "requester_id_number")
-            .map_err(status)?;
+        let requester =
+            validate::id_number(&request.requester_id_number, "requester_id_number", today)
+                .map_err(status)?;
         let reason = validate::reason(&request.reason, "reason").map_err(status)?;
         let to_wire = |b: &Binding| RevokeBindingResponse {
             binding: binding(b),
@@ -280,11 +285,14 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
         &self,
         request: Request<CheckAuthorizationRequest>,
     ) -> Result<Response<CheckAuthorizationResponse>, Status> {
+        let today = self.app.today();
         let r = request.get_ref();
         let authorizer =
-            validate::id_number(&r.authorizer_id_number, "authorizer_id_number").map_err(status)?;
-        let beneficiary = validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number")
-            .map_err(status)?;
+            validate::id_number(&r.authorizer_id_number, "authorizer_id_number", today)
+                .map_err(status)?;
+        let beneficiary =
+            validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number", today)
+                .map_err(status)?;
         let purpose = convert::purpose_from_pb(r.purpose).map_err(status)?;
         let answer = self
             .app

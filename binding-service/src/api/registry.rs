@@ -1,5 +1,6 @@
 //! RegistryService handlers.
 
+use chrono::NaiveDate;
 use gongji_proto::binding::v1::{
     GetInsuredPersonRequest, GetInsuredPersonResponse, UpsertInsuredPersonRequest,
     UpsertInsuredPersonResponse, registry_service_server::RegistryService,
@@ -26,7 +27,10 @@ impl<S, P> RegistryApi<S, P> {
 }
 
 /// The record of an UpsertInsuredPerson request.
-fn record(request: &UpsertInsuredPersonRequest) -> Result<RegistryRecord, Status> {
+fn record(
+    request: &UpsertInsuredPersonRequest,
+    today: NaiveDate,
+) -> Result<RegistryRecord, Status> {
     let wire = request.person.as_ref().ok_or_else(|| {
         status(ApiError::invalid_argument(
             "INVALID_PERSON",
@@ -35,7 +39,8 @@ fn record(request: &UpsertInsuredPersonRequest) -> Result<RegistryRecord, Status
         ))
     })?;
     Ok(RegistryRecord {
-        id_number: validate::id_number(&wire.id_number, "person.id_number").map_err(status)?,
+        id_number: validate::id_number(&wire.id_number, "person.id_number", today)
+            .map_err(status)?,
         name: validate::person_name(&wire.name, "person.name").map_err(status)?,
         employee: convert::enrollment_from_pb(
             wire.employee_enrollment.as_ref(),
@@ -58,7 +63,7 @@ impl<S: Store, P: Balances> RegistryService for RegistryApi<S, P> {
     ) -> Result<Response<UpsertInsuredPersonResponse>, Status> {
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
-        let record = record(&request)?;
+        let record = record(&request, self.app.today())?;
         let to_wire = |u: &Upserted| UpsertInsuredPersonResponse {
             person: Some(convert::person_to_pb(&u.person)),
             created: u.created,
@@ -79,7 +84,9 @@ impl<S: Store, P: Balances> RegistryService for RegistryApi<S, P> {
         &self,
         request: Request<GetInsuredPersonRequest>,
     ) -> Result<Response<GetInsuredPersonResponse>, Status> {
-        let id = validate::id_number(&request.get_ref().id_number, "id_number").map_err(status)?;
+        let today = self.app.today();
+        let id = validate::id_number(&request.get_ref().id_number, "id_number", today)
+            .map_err(status)?;
         let person = self.app.person(&id).await.map_err(failure)?;
         Ok(Response::new(GetInsuredPersonResponse {
             person: Some(convert::person_to_pb(&person)),

@@ -67,6 +67,12 @@ impl<S, P> App<S, P> {
         }
     }
 
+    /// Today's Asia/Shanghai date on the service's clock: input is checked against it too
+    /// (nobody is born after it).
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.clock.today()
+    }
+
     /// Woken after every committed binding change.
     pub fn events(&self) -> &Notify {
         &self.events

@@ -53,10 +53,11 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
         &self,
         request: Request<OpenAccountRequest>,
     ) -> Result<Response<OpenAccountResponse>, Status> {
+        let today = self.app.today();
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
-        let holder =
-            validate::id_number(&request.holder_id_number, "holder_id_number").map_err(status)?;
+        let holder = validate::id_number(&request.holder_id_number, "holder_id_number", today)
+            .map_err(status)?;
         let region = validate::region_code(&request.region_code, "region_code").map_err(status)?;
         let to_wire = |v: &AccountView| OpenAccountResponse {
             account: Some(account_to_pb(v)),
@@ -76,10 +77,11 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
         &self,
         request: Request<CreditAccountRequest>,
     ) -> Result<Response<CreditAccountResponse>, Status> {
+        let today = self.app.today();
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
-        let holder =
-            validate::id_number(&request.holder_id_number, "holder_id_number").map_err(status)?;
+        let holder = validate::id_number(&request.holder_id_number, "holder_id_number", today)
+            .map_err(status)?;
         let amount = validate::positive_money(&request.amount, "amount").map_err(status)?;
         let bucket = convert::bucket_from_pb(request.bucket, "bucket").map_err(status)?;
         let memo = memo(&request.memo)?;
@@ -102,8 +104,13 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
         &self,
         request: Request<GetAccountRequest>,
     ) -> Result<Response<GetAccountResponse>, Status> {
-        let holder = validate::id_number(&request.get_ref().holder_id_number, "holder_id_number")
-            .map_err(status)?;
+        let today = self.app.today();
+        let holder = validate::id_number(
+            &request.get_ref().holder_id_number,
+            "holder_id_number",
+            today,
+        )
+        .map_err(status)?;
         let view = self.app.account(&holder).await.map_err(failure)?;
         Ok(Response::new(GetAccountResponse {
             account: Some(account_to_pb(&view)),
@@ -114,9 +121,10 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
         &self,
         request: Request<ListAccountEntriesRequest>,
     ) -> Result<Response<ListAccountEntriesResponse>, Status> {
+        let today = self.app.today();
         let r = request.get_ref();
         let holder =
-            validate::id_number(&r.holder_id_number, "holder_id_number").map_err(status)?;
+            validate::id_number(&r.holder_id_number, "holder_id_number", today).map_err(status)?;
         let page_size = validate::page_size(r.page_size).map_err(status)?;
         let before = page_token(&r.page_token)?;
         // One more than a page tells whether another page follows.
@@ -136,10 +144,11 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
         &self,
         request: Request<CloseYearRequest>,
     ) -> Result<Response<CloseYearResponse>, Status> {
+        let today = self.app.today();
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
-        let holder =
-            validate::id_number(&request.holder_id_number, "holder_id_number").map_err(status)?;
+        let holder = validate::id_number(&request.holder_id_number, "holder_id_number", today)
+            .map_err(status)?;
         let year = request.year;
         CoverageYear::parse(year).map_err(|_| {
             status(

@@ -1,5 +1,6 @@
 //! MedicalExpenseService handlers.
 
+use chrono::NaiveDate;
 use gongji_proto::payment::v1::{
     GetMedicalExpensePaymentRequest, GetMedicalExpensePaymentResponse, PayMedicalExpenseRequest,
     PayMedicalExpenseResponse, medical_expense_service_server::MedicalExpenseService,
@@ -44,14 +45,22 @@ fn institution_code(code: &str) -> Result<String, Status> {
 }
 
 /// The order of a PayMedicalExpense request.
-fn medical_order(request: &PayMedicalExpenseRequest) -> Result<MedicalOrder, Status> {
-    let beneficiary = validate::id_number(&request.beneficiary_id_number, "beneficiary_id_number")
-        .map_err(status)?;
+fn medical_order(
+    request: &PayMedicalExpenseRequest,
+    today: NaiveDate,
+) -> Result<MedicalOrder, Status> {
+    let beneficiary = validate::id_number(
+        &request.beneficiary_id_number,
+        "beneficiary_id_number",
+        today,
+    )
+    .map_err(status)?;
     let family_holder = match request.family_account_holder_id_number.as_str() {
         "" => None,
-        holder => {
-            Some(validate::id_number(holder, "family_account_holder_id_number").map_err(status)?)
-        }
+        holder => Some(
+            validate::id_number(holder, "family_account_holder_id_number", today)
+                .map_err(status)?,
+        ),
     };
     if family_holder.as_ref() == Some(&beneficiary) {
         return Err(status(ApiError::invalid_argument(
@@ -78,7 +87,7 @@ impl<S: Store, R: Registry> MedicalExpenseService for MedicalExpenseApi<S, R> {
     ) -> Result<Response<PayMedicalExpenseResponse>, Status> {
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
-        let order = medical_order(&request)?;
+        let order = medical_order(&request, self.app.today())?;
         let to_wire = |p: &MedicalPayment| PayMedicalExpenseResponse {
             payment: Some(convert::medical_to_pb(p)),
         };

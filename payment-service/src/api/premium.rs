@@ -1,5 +1,6 @@
 //! PremiumService handlers.
 
+use chrono::NaiveDate;
 use gongji_proto::payment::v1::{
     self as pb, GetPremiumPaymentRequest, GetPremiumPaymentResponse, ListPremiumPaymentsRequest,
     ListPremiumPaymentsResponse, PayPremiumRequest, PayPremiumResponse, QuotePremiumRequest,
@@ -39,10 +40,12 @@ fn order(
     beneficiary: &str,
     year: i32,
     back_payment: bool,
+    today: NaiveDate,
 ) -> Result<PremiumOrder, Status> {
     Ok(PremiumOrder {
-        payer: validate::id_number(payer, "payer_id_number").map_err(status)?,
-        beneficiary: validate::id_number(beneficiary, "beneficiary_id_number").map_err(status)?,
+        payer: validate::id_number(payer, "payer_id_number", today).map_err(status)?,
+        beneficiary: validate::id_number(beneficiary, "beneficiary_id_number", today)
+            .map_err(status)?,
         year: validate::coverage_year(year, "coverage_year").map_err(status)?,
         back_payment,
     })
@@ -98,6 +101,7 @@ impl<S: Store, R: Registry> PremiumService for PremiumApi<S, R> {
             &r.beneficiary_id_number,
             r.coverage_year,
             r.back_payment,
+            self.app.today(),
         )?;
         let quote = self.app.quote_premium(&order).await.map_err(failure)?;
         Ok(Response::new(QuotePremiumResponse {
@@ -124,6 +128,7 @@ impl<S: Store, R: Registry> PremiumService for PremiumApi<S, R> {
                 &request.beneficiary_id_number,
                 request.coverage_year,
                 request.back_payment,
+                self.app.today(),
             )?,
             expected: validate::money(&request.expected_amount, "expected_amount")
                 .map_err(status)?,
@@ -158,10 +163,12 @@ impl<S: Store, R: Registry> PremiumService for PremiumApi<S, R> {
         &self,
         request: Request<ListPremiumPaymentsRequest>,
     ) -> Result<Response<ListPremiumPaymentsResponse>, Status> {
+        let today = self.app.today();
         let r = request.get_ref();
         let (as_payer, person) = validate::one_of_two_people(
             (&r.payer_id_number, "payer_id_number"),
             (&r.beneficiary_id_number, "beneficiary_id_number"),
+            today,
         )
         .map_err(status)?;
         let page_size = validate::page_size(r.page_size).map_err(status)?;

@@ -80,6 +80,12 @@ impl<S, R> App<S, R> {
         }
     }
 
+    /// Today's Asia/Shanghai date on the service's clock: input is checked against it too
+    /// (nobody is born after it).
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.clock.today()
+    }
+
     /// The buckets family may use on `date`, in drawing order (none when no policy is in
     /// force).
     fn usable_buckets(&self, date: NaiveDate) -> Vec<Bucket> {

@@ -357,7 +357,10 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(t.waiting_months, 3, "two variable months, three back-paid years");
+        assert_eq!(
+            t.waiting_months, 3,
+            "two variable months, three back-paid years"
+        );
     }
 
     #[test]

@@ -26,8 +26,18 @@ pub enum IdNumberError {
     Characters,
     #[error("the birth date inside the ID number is not a real date")]
     BirthDate,
+    #[error("the birth date inside the ID number is before 1880-01-01")]
+    BornTooEarly,
+    #[error("the birth date inside the ID number is after today")]
+    BornAfterToday,
     #[error("the check character of the ID number does not match")]
     CheckDigit,
+}
+
+/// The earliest birth date an ID number may carry: GB 11643's own sample
+/// (440524188001010014) is born on it.
+fn earliest_birth_date() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1880, 1, 1).unwrap_or(NaiveDate::MIN)
 }
 
 impl IdNumber {
@@ -56,8 +66,20 @@ impl IdNumber {
         let mut normalized = input.to_owned();
         normalized.make_ascii_uppercase();
         let id = Self(normalized);
-        if id.birth_date_checked().is_none() {
-            return Err(IdNumberError::BirthDate);
+        match id.birth_date_checked() {
+            None => return Err(IdNumberError::BirthDate),
+            Some(born) if born < earliest_birth_date() => return Err(IdNumberError::BornTooEarly),
+            Some(_) => {}
+        }
+        Ok(id)
+    }
+
+    /// Parses and validates as [`IdNumber::parse`], and refuses a birth date after `today`:
+    /// nobody insured is born tomorrow.
+    pub fn parse_on(input: &str, today: NaiveDate) -> Result<Self, IdNumberError> {
+        let id = Self::parse(input)?;
+        if id.birth_date() > today {
+            return Err(IdNumberError::BornAfterToday);
         }
         Ok(id)
     }
@@ -162,6 +184,37 @@ mod tests {
         let id = IdNumber::parse("34052419800101001X").unwrap();
         assert_eq!(id.to_string(), "3405**********001X");
         assert_eq!(format!("{id:?}"), "IdNumber(3405**********001X)");
+    }
+
+    #[test]
+    fn a_birth_date_is_plausible() {
+        let with_check = |body: &str| {
+            let sum: u32 = body
+                .bytes()
+                .zip(WEIGHTS)
+                .map(|(d, w)| u32::from(d - b'0') * w)
+                .sum();
+            format!("{body}{}", CHECK_CHARS[(sum % 11) as usize] as char)
+        };
+        assert!(
+            IdNumber::parse("440524188001010014").is_ok(),
+            "GB 11643's sample, 1880"
+        );
+        let too_early = with_check("44052418791231001");
+        assert_eq!(
+            IdNumber::parse(&too_early),
+            Err(IdNumberError::BornTooEarly)
+        );
+        let today: NaiveDate = "2024-11-15".parse().unwrap();
+        assert!(IdNumber::parse_on("340504201801100012", today).is_ok());
+        let born_today = with_check("34050420241115001");
+        assert!(IdNumber::parse_on(&born_today, today).is_ok());
+        let born_tomorrow = with_check("34050420241116001");
+        assert!(IdNumber::parse(&born_tomorrow).is_ok());
+        assert_eq!(
+            IdNumber::parse_on(&born_tomorrow, today),
+            Err(IdNumberError::BornAfterToday)
+        );
     }
 
     #[test]

@@ -12,9 +12,9 @@ pub const DEFAULT_PAGE_SIZE: u32 = 50;
 /// Longest free-text reason or memo.
 pub const MAX_REASON_CHARS: usize = 256;
 
-/// An ID number field.
-pub fn id_number(value: &str, field: &str) -> Result<IdNumber, ApiError> {
-    IdNumber::parse(value).map_err(|e| {
+/// An ID number field, born by `today`.
+pub fn id_number(value: &str, field: &str, today: chrono::NaiveDate) -> Result<IdNumber, ApiError> {
+    IdNumber::parse_on(value, today).map_err(|e| {
         ApiError::invalid_argument("INVALID_ID_NUMBER", field, format!("{field}: {e}"))
             .with_metadata("field", field)
             .with_metadata("length", value.chars().count())
@@ -171,11 +171,12 @@ pub fn identifier(
 pub fn one_of_two_people(
     first: (&str, &str),
     second: (&str, &str),
+    today: chrono::NaiveDate,
 ) -> Result<(bool, IdNumber), ApiError> {
     let ((first_value, first_field), (second_value, second_field)) = (first, second);
     match (first_value.is_empty(), second_value.is_empty()) {
-        (false, true) => Ok((true, id_number(first_value, first_field)?)),
-        (true, false) => Ok((false, id_number(second_value, second_field)?)),
+        (false, true) => Ok((true, id_number(first_value, first_field, today)?)),
+        (true, false) => Ok((false, id_number(second_value, second_field, today)?)),
         _ => Err(ApiError::invalid_argument(
             "INVALID_FILTER",
             first_field,
@@ -205,6 +206,10 @@ fn truncate(value: &str, max_chars: usize) -> String {
 mod tests {
     use super::*;
 
+    fn today() -> chrono::NaiveDate {
+        "2024-11-15".parse().unwrap()
+    }
+
     #[test]
     fn a_date_is_exactly_yyyy_mm_dd() {
         assert_eq!(
@@ -228,7 +233,7 @@ mod tests {
 
     #[test]
     fn a_bad_id_number_names_the_field_but_not_the_value() {
-        let err = id_number("34052419800101001Y", "beneficiary_id_number").unwrap_err();
+        let err = id_number("34052419800101001Y", "beneficiary_id_number", today()).unwrap_err();
         assert_eq!(err.reason(), "INVALID_ID_NUMBER");
         let status = err.into_status("test.gongji");
         assert!(!status.message().contains("34052419800101001Y"));
@@ -254,16 +259,16 @@ mod tests {
     #[test]
     fn a_filter_names_exactly_one_person() {
         let id = "34052419800101001X";
-        assert!(one_of_two_people((id, "a"), ("", "b")).unwrap().0);
-        assert!(!one_of_two_people(("", "a"), (id, "b")).unwrap().0);
+        assert!(one_of_two_people((id, "a"), ("", "b"), today()).unwrap().0);
+        assert!(!one_of_two_people(("", "a"), (id, "b"), today()).unwrap().0);
         assert_eq!(
-            one_of_two_people(("", "a"), ("", "b"))
+            one_of_two_people(("", "a"), ("", "b"), today())
                 .unwrap_err()
                 .reason(),
             "INVALID_FILTER"
         );
         assert_eq!(
-            one_of_two_people((id, "a"), (id, "b"))
+            one_of_two_people((id, "a"), (id, "b"), today())
                 .unwrap_err()
                 .reason(),
             "INVALID_FILTER"

@@ -37,6 +37,7 @@ both_backends!(
     p2_premiums_and_windows_belong_to_the_pooling_region,
     errors_oversized_and_undecodable_requests_get_aip193_answers,
     errors_a_database_outage_is_unavailable_and_changes_nothing,
+    b4_an_id_number_s_birth_date_is_plausible,
 );
 
 const DOMAIN: &str = "payment.gongji";
@@ -864,5 +865,54 @@ async fn errors_a_database_outage_is_unavailable_and_changes_nothing(backend: Ba
         "101.00",
         "the refused call changed nothing"
     );
+    env.finish().await;
+}
+
+/// B4: an ID number's birth date is plausible: not after today on the service's clock, not
+/// before 1880-01-01 (GB 11643's own sample, born 1880-01-01, stays valid).
+async fn b4_an_id_number_s_birth_date_is_plausible(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    let tomorrow = fixtures::id_number("20241116", 11);
+    let too_early = fixtures::id_number("18791231", 11);
+    for id in [&tomorrow, &too_early] {
+        let r = c
+            .registry
+            .upsert_insured_person(UpsertInsuredPersonRequest {
+                request_id: fixtures::opaque("register"),
+                person: Some(fixtures::person(id, "李某", None, Some("340500"))),
+            })
+            .await;
+        assert_error(
+            r,
+            Code::InvalidArgument,
+            "INVALID_ID_NUMBER",
+            "binding.gongji",
+        );
+        let r = c
+            .accounts
+            .get_account(GetAccountRequest {
+                holder_id_number: id.clone(),
+            })
+            .await;
+        assert_error(r, Code::InvalidArgument, "INVALID_ID_NUMBER", DOMAIN);
+    }
+    fixtures::register(
+        &mut c,
+        fixtures::person(
+            &fixtures::id_number("20241115", 11),
+            "李宝",
+            None,
+            Some("340500"),
+        ),
+    )
+    .await;
+    fixtures::register(
+        &mut c,
+        fixtures::person("440524188001010014", "李老", None, Some("340500")),
+    )
+    .await;
     env.finish().await;
 }
