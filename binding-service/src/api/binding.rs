@@ -8,16 +8,18 @@ use gongji_proto::binding::v1::{
     RejectBindingResponse, RevokeBindingRequest, RevokeBindingResponse, WatchBindingEventsRequest,
     binding_service_server::BindingService,
 };
-use gongji_shared::rpc::command;
 use gongji_shared::rpc::{ApiError, validate};
+use gongji_shared::rpc::{command, command_or_refusal};
 use tonic::{Request, Response, Status};
 
 use super::{
-    convert, failure, status,
+    convert,
+    error::refusal,
+    failure, status,
     watch::{EventStream, Watchers},
 };
 use crate::{
-    app::{App, Application, AuthorizationAnswer, Balances},
+    app::{App, Application, Applied, AuthorizationAnswer, Balances},
     domain::{Binding, lifecycle::Party},
     store::{ListFilter, Store},
 };
@@ -130,10 +132,14 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
         let application = application(&request, self.app.today())?;
-        let to_wire = |b: &Binding| CreateBindingResponse {
-            binding: binding(b),
+        // A refused application is recorded, and answered (again on retry) as a refusal.
+        let to_wire = |applied: &Applied| match applied {
+            Applied::Created(b) => Ok(CreateBindingResponse {
+                binding: binding(b),
+            }),
+            Applied::Refused { failures, .. } => Err(status(refusal(failures))),
         };
-        command(
+        command_or_refusal(
             &self.app,
             &request_id,
             "CreateBinding",
@@ -245,11 +251,7 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
             "ApproveBinding",
             &request,
             to_wire,
-            |c| async move {
-                self.app
-                    .review_binding(&id, true, &reviewer, "approved", c)
-                    .await
-            },
+            |c| async move { self.app.approve_binding(&id, &reviewer, c).await },
         )
         .await
     }
@@ -272,11 +274,7 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
             "RejectBinding",
             &request,
             to_wire,
-            |c| async move {
-                self.app
-                    .review_binding(&id, false, &reviewer, &reason, c)
-                    .await
-            },
+            |c| async move { self.app.reject_binding(&id, &reviewer, &reason, c).await },
         )
         .await
     }

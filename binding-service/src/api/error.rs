@@ -75,6 +75,10 @@ pub(super) fn app_status(error: AppError) -> Status {
             "CONCURRENT_UPDATE",
             "the binding changed meanwhile; read it again and retry",
         ),
+        AppError::RegistryChanged => ApiError::aborted(
+            "CONCURRENT_UPDATE",
+            "a party's registry record changed while the application was decided; retry",
+        ),
         AppError::PersonNotFound { id } => {
             ApiError::not_found("PERSON_NOT_FOUND", "no registry record for this ID number")
                 .with_metadata("id_number", id.masked())
@@ -111,7 +115,7 @@ pub(super) fn app_status(error: AppError) -> Status {
 
 /// The error for a refused application: the first failure is the reason, every failure a
 /// violation. A duplicate is ALREADY_EXISTS, every other rule FAILED_PRECONDITION.
-fn refusal(failures: &[Failure]) -> ApiError {
+pub(super) fn refusal(failures: &[Failure]) -> ApiError {
     let Some(first) = failures.first() else {
         return ApiError::internal();
     };

@@ -42,97 +42,120 @@ pub struct AuthorizationAnswer {
     pub beneficiary_region: Option<RegionCode>,
 }
 
+/// What became of an application (B5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Stored ACTIVE, or PENDING_REVIEW under manual review.
+    Created(Binding),
+    /// Refused by the rules: kept as a REJECTED application with every reason, for the
+    /// audit trail; the caller is answered with the refusal, and so is a retry.
+    Refused {
+        binding: Binding,
+        failures: Vec<Failure>,
+    },
+}
+
 impl<S: Persons + Bindings, P: Balances> App<S, P> {
     /// Checks every rule of the policy in force today, all at once, and stores the binding
-    /// (ACTIVE, or PENDING_REVIEW under manual review) with its first audit event.
+    /// (ACTIVE, or PENDING_REVIEW under manual review) with its first audit event; or,
+    /// refused, the REJECTED application with every reason. A duplicate of a live binding
+    /// is refused without a record: the live binding is the record.
     pub async fn create_binding(
         &self,
         application: Application,
-        command: Command<Binding>,
-    ) -> Result<Binding, AppError> {
-        let Application {
-            authorizer: authorizer_id,
-            beneficiary: beneficiary_id,
-            beneficiary_name,
-            relationship,
-            kind,
-        } = application;
+        command: Command<Applied>,
+    ) -> Result<Applied, AppError> {
         let now = self.clock.now();
         let rules = self.policy.rules_on(self.clock.today());
-        let authorizer = self.store.person(&authorizer_id).await?;
-        let beneficiary = self.store.person(&beneficiary_id).await?;
-        let live = self.store.live_bindings_of(&authorizer_id).await?;
-        let usable = match kind {
-            BindingKind::FundsSharing => Some(self.payment.usable_balance(&authorizer_id).await?),
+        let authorizer = self.store.person(&application.authorizer).await?;
+        let beneficiary = self.store.person(&application.beneficiary).await?;
+        let live = self.store.live_bindings_of(&application.authorizer).await?;
+        let usable = match application.kind {
+            BindingKind::FundsSharing => {
+                Some(self.payment.usable_balance(&application.authorizer).await?)
+            }
             BindingKind::Proxy => None,
         };
         let failures = rules::check_create(&CreateFacts {
             rules,
             province: self.policy.province_code(),
-            authorizer_id: &authorizer_id,
+            authorizer_id: &application.authorizer,
             authorizer: authorizer.as_ref(),
             authorizer_usable_fen: usable.map(Money::fen),
-            beneficiary_id: &beneficiary_id,
+            beneficiary_id: &application.beneficiary,
             beneficiary: beneficiary.as_ref(),
-            beneficiary_name: &beneficiary_name,
-            relationship,
-            kind,
+            beneficiary_name: &application.beneficiary_name,
+            relationship: application.relationship,
+            kind: application.kind,
             authorizer_live_bindings: &live,
         });
-        if !failures.is_empty() {
-            tracing::info!(authorizer = %authorizer_id, beneficiary = %beneficiary_id, ?failures, "binding refused");
-            return Err(AppError::BindingRefused { failures });
-        }
-        let Some(rules) = rules else {
-            return Err(refused(Failure::NoPolicyInForce));
+        let rules = match rules {
+            Some(rules) if failures.is_empty() => rules,
+            _ if failures.contains(&Failure::BindingAlreadyExists) => {
+                return Err(AppError::BindingRefused { failures });
+            }
+            _ => {
+                let failures = if failures.is_empty() {
+                    vec![Failure::NoPolicyInForce]
+                } else {
+                    failures
+                };
+                return self.reject(application, failures, &command).await;
+            }
         };
         let state = match rules.review_mode {
             ReviewMode::Automatic => BindingState::Active,
             ReviewMode::Manual => BindingState::PendingReview,
         };
-        let binding = Binding {
-            binding_id: uuid::Uuid::new_v4().to_string(),
-            authorizer: authorizer_id,
-            beneficiary: beneficiary_id,
-            beneficiary_name,
-            relationship,
-            kind,
+        let (binding, event) = new_binding(
+            &application,
             state,
-            version: 1,
-            create_time: now,
-            update_time: now,
-            state_reason: String::new(),
-        };
-        let event = BindingEvent {
-            sequence: 0,
-            binding_id: binding.binding_id.clone(),
-            from_state: None,
-            to_state: state,
-            actor: "authorizer".to_owned(),
-            reason: "application".to_owned(),
-            request_id: command.request_id().to_owned(),
-            event_time: now,
-            binding_version: 1,
-        };
-        let cap = (kind == BindingKind::FundsSharing).then_some(rules.max_beneficiaries);
-        self.store
+            "application",
+            command.request_id(),
+            now,
+        );
+        let cap =
+            (application.kind == BindingKind::FundsSharing).then_some(rules.max_beneficiaries);
+        let created = Applied::Created(binding.clone());
+        // The rules decided on these records: a registry change since (say, a terminated
+        // enrollment) must not leave an ACTIVE binding with a terminated party.
+        let seen = [
+            (
+                &binding.authorizer,
+                authorizer.as_ref().map(|p| p.update_time),
+            ),
+            (
+                &binding.beneficiary,
+                beneficiary.as_ref().map(|p| p.update_time),
+            ),
+        ];
+        let stored = self
+            .store
             .insert_binding(
                 &binding,
                 &event,
                 command.idempotency(),
-                &command.response(&binding),
+                &command.response(&created),
                 cap,
+                &seen,
             )
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(Conflict::LiveBindingExists) => {
-                    refused(Failure::BindingAlreadyExists)
-                }
-                StoreError::Conflict(Conflict::LimitReached) => {
-                    refused(Failure::BindingLimitReached)
-                }
-                e => e.into(),
-            })?;
+            .await;
+        match stored {
+            Ok(()) => {}
+            Err(StoreError::Conflict(Conflict::LiveBindingExists)) => {
+                return Err(refused(Failure::BindingAlreadyExists));
+            }
+            Err(StoreError::Conflict(Conflict::RegistryChanged)) => {
+                return Err(AppError::RegistryChanged);
+            }
+            // The cap, checked again under the write lock, was reached meanwhile.
+            Err(StoreError::Conflict(Conflict::LimitReached)) => {
+                return self
+                    .reject(application, vec![Failure::BindingLimitReached], &command)
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        }
         self.events.notify_waiters();
         tracing::info!(
             binding_id = %binding.binding_id,
@@ -141,8 +164,143 @@ impl<S: Persons + Bindings, P: Balances> App<S, P> {
             state = binding.state.as_str(),
             "binding created"
         );
-        Ok(binding)
+        Ok(created)
     }
+
+    /// Approves a binding waiting for manual review, after checking every rule again as of
+    /// now (B5): an authorizer who became ineligible meanwhile is refused.
+    pub async fn approve_binding(
+        &self,
+        binding_id: &str,
+        reviewer: &str,
+        command: Command<Binding>,
+    ) -> Result<Binding, AppError> {
+        let (current, _) = self.binding(binding_id).await?;
+        if current.state == BindingState::PendingReview {
+            let failures = self.recheck(&current).await?;
+            if !failures.is_empty() {
+                tracing::info!(
+                    binding_id,
+                    ?failures,
+                    "approval refused: the rules fail now"
+                );
+                return Err(AppError::BindingRefused { failures });
+            }
+        }
+        self.change(binding_id, &command, |b| {
+            lifecycle::review(b, true, reviewer, "approved")
+        })
+        .await
+    }
+
+    /// The rules a pending binding fails today, itself left out of the authorizer's live
+    /// bindings.
+    async fn recheck(&self, pending: &Binding) -> Result<Vec<Failure>, AppError> {
+        let authorizer = self.store.person(&pending.authorizer).await?;
+        let beneficiary = self.store.person(&pending.beneficiary).await?;
+        let mut live = self.store.live_bindings_of(&pending.authorizer).await?;
+        live.retain(|b| b.binding_id != pending.binding_id);
+        let usable = match pending.kind {
+            BindingKind::FundsSharing => {
+                Some(self.payment.usable_balance(&pending.authorizer).await?)
+            }
+            BindingKind::Proxy => None,
+        };
+        Ok(rules::check_create(&CreateFacts {
+            rules: self.policy.rules_on(self.clock.today()),
+            province: self.policy.province_code(),
+            authorizer_id: &pending.authorizer,
+            authorizer: authorizer.as_ref(),
+            authorizer_usable_fen: usable.map(Money::fen),
+            beneficiary_id: &pending.beneficiary,
+            beneficiary: beneficiary.as_ref(),
+            beneficiary_name: &pending.beneficiary_name,
+            relationship: pending.relationship,
+            kind: pending.kind,
+            authorizer_live_bindings: &live,
+        }))
+    }
+
+    /// Stores a refused application as REJECTED with every reason, and answers the refusal.
+    async fn reject(
+        &self,
+        application: Application,
+        failures: Vec<Failure>,
+        command: &Command<Applied>,
+    ) -> Result<Applied, AppError> {
+        let reasons = failures
+            .iter()
+            .map(|f| f.reason())
+            .collect::<Vec<_>>()
+            .join(",");
+        let (mut binding, mut event) = new_binding(
+            &application,
+            BindingState::Rejected,
+            &format!("refused: {reasons}"),
+            command.request_id(),
+            self.clock.now(),
+        );
+        binding.state_reason = format!("refused: {reasons}");
+        event.actor = "rules".to_owned();
+        tracing::info!(
+            binding_id = %binding.binding_id,
+            authorizer = %binding.authorizer,
+            beneficiary = %binding.beneficiary,
+            ?failures,
+            "binding refused; the application is kept"
+        );
+        let refused = Applied::Refused { binding, failures };
+        let Applied::Refused { binding, .. } = &refused else {
+            unreachable!("just built")
+        };
+        self.store
+            .insert_binding(
+                binding,
+                &event,
+                command.idempotency(),
+                &command.response(&refused),
+                None,
+                &[],
+            )
+            .await?;
+        self.events.notify_waiters();
+        Ok(refused)
+    }
+}
+
+/// A new binding of `application` in `state`, with its first audit event.
+fn new_binding(
+    application: &Application,
+    state: BindingState,
+    reason: &str,
+    request_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (Binding, BindingEvent) {
+    let binding = Binding {
+        binding_id: uuid::Uuid::new_v4().to_string(),
+        authorizer: application.authorizer.clone(),
+        beneficiary: application.beneficiary.clone(),
+        beneficiary_name: application.beneficiary_name.clone(),
+        relationship: application.relationship,
+        kind: application.kind,
+        state,
+        version: 1,
+        create_time: now,
+        update_time: now,
+        state_reason: String::new(),
+    };
+    let event = BindingEvent {
+        sequence: 0,
+        binding_id: binding.binding_id.clone(),
+        from_state: None,
+        to_state: state,
+        actor: "authorizer".to_owned(),
+        reason: reason.to_owned(),
+        request_id: request_id.to_owned(),
+        event_time: now,
+        binding_version: 1,
+    };
+    (binding, event)
 }
 
 impl<S: Persons + Bindings, P> App<S, P> {
@@ -182,17 +340,16 @@ impl<S: Persons + Bindings, P> App<S, P> {
         .await
     }
 
-    /// Approves (or rejects) a binding waiting for manual review.
-    pub async fn review_binding(
+    /// Rejects a binding waiting for manual review.
+    pub async fn reject_binding(
         &self,
         binding_id: &str,
-        approve: bool,
         reviewer: &str,
         reason: &str,
         command: Command<Binding>,
     ) -> Result<Binding, AppError> {
         self.change(binding_id, &command, |b| {
-            lifecycle::review(b, approve, reviewer, reason)
+            lifecycle::review(b, false, reviewer, reason)
         })
         .await
     }
@@ -246,7 +403,7 @@ impl<S: Persons + Bindings, P> App<S, P> {
 
     /// Reads a binding, asks `decide` for the change, and stores the next version with its
     /// audit event and answer in one transaction.
-    async fn change(
+    pub(super) async fn change(
         &self,
         binding_id: &str,
         command: &Command<Binding>,
@@ -324,6 +481,24 @@ mod tests {
         }
     }
 
+    fn apply(request_id: &str) -> Command<Applied> {
+        Command::new(
+            Idempotency::new(request_id, "Op", request_id.as_bytes()),
+            |a: &Applied| match a {
+                Applied::Created(b) | Applied::Refused { binding: b, .. } => {
+                    b.binding_id.clone().into_bytes()
+                }
+            },
+        )
+    }
+
+    fn created(applied: Applied) -> Binding {
+        match applied {
+            Applied::Created(b) => b,
+            Applied::Refused { failures, .. } => panic!("refused: {failures:?}"),
+        }
+    }
+
     fn command(request_id: &str) -> Command<Binding> {
         Command::new(
             Idempotency::new(request_id, "Op", request_id.as_bytes()),
@@ -371,8 +546,9 @@ mod tests {
     async fn a_binding_is_stored_with_its_first_event_and_answer() {
         let (app, store) = app(Some("1000.00"));
         let binding = app
-            .create_binding(application(SON, "李子轩"), command("c-1"))
+            .create_binding(application(SON, "李子轩"), apply("c-1"))
             .await
+            .map(created)
             .unwrap();
         assert_eq!(binding.state, BindingState::Active);
         assert_eq!(stored(&store), (1, 1, 1));
@@ -386,7 +562,7 @@ mod tests {
     async fn payment_service_away_stores_nothing() {
         let (app, store) = app(None);
         let error = app
-            .create_binding(application(SON, "李子轩"), command("c-1"))
+            .create_binding(application(SON, "李子轩"), apply("c-1"))
             .await
             .unwrap_err();
         assert!(
@@ -405,7 +581,7 @@ mod tests {
             }
         }));
         let error = app
-            .create_binding(application(SON, "李子轩"), command("c-1"))
+            .create_binding(application(SON, "李子轩"), apply("c-1"))
             .await
             .unwrap_err();
         match error {
@@ -434,22 +610,35 @@ mod tests {
                 s.bindings.push(b);
             }
         }));
-        let error = app
-            .create_binding(application(SON, "李子轩"), command("c-1"))
+        let applied = app
+            .create_binding(application(SON, "李子轩"), apply("c-1"))
             .await
-            .unwrap_err();
-        assert!(
-            matches!(&error, AppError::BindingRefused { failures } if failures == &[Failure::BindingLimitReached]),
-            "{error:?}"
-        );
+            .unwrap();
+        match applied {
+            Applied::Refused { binding, failures } => {
+                assert_eq!(failures, [Failure::BindingLimitReached]);
+                assert_eq!(binding.state, BindingState::Rejected);
+                assert!(binding.state_reason.contains("BINDING_LIMIT_REACHED"));
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let state = store.state();
+        let rejected: Vec<_> = state
+            .bindings
+            .iter()
+            .filter(|b| b.state == BindingState::Rejected)
+            .collect();
+        assert_eq!(rejected.len(), 1, "the refused application is kept");
+        assert!(state.responses.contains_key("c-1"), "and its answer");
     }
 
     #[tokio::test]
     async fn a_binding_changed_after_it_was_read_is_not_overwritten() {
         let (app, store) = app(Some("1000.00"));
         let binding = app
-            .create_binding(application(SON, "李子轩"), command("c-1"))
+            .create_binding(application(SON, "李子轩"), apply("c-1"))
             .await
+            .map(created)
             .unwrap();
         let changed = binding.binding_id.clone();
         store.state().before_write = Some(Arc::new(move |s| {
@@ -472,12 +661,33 @@ mod tests {
         assert_eq!(stored(&store), (1, 1, 1));
     }
 
+    /// B5/B7: a registry update that terminates the beneficiary while the application is
+    /// decided never leaves an ACTIVE binding with a terminated party.
+    #[tokio::test]
+    async fn a_beneficiary_terminated_while_binding_gets_no_active_binding() {
+        let (app, store) = app(Some("1000.00"));
+        store.state().before_write = Some(Arc::new(|s| {
+            let son = s.persons.get_mut(&id(SON)).unwrap();
+            if let Some(e) = son.resident.as_mut() {
+                e.status = crate::domain::EnrollmentStatus::Terminated;
+            }
+            son.update_time += chrono::Duration::seconds(1);
+        }));
+        let error = app
+            .create_binding(application(SON, "李子轩"), apply("c-1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, AppError::RegistryChanged), "{error:?}");
+        assert_eq!(stored(&store), (0, 0, 0));
+    }
+
     #[tokio::test]
     async fn only_a_party_may_revoke() {
         let (app, _) = app(Some("1000.00"));
         let binding = app
-            .create_binding(application(SON, "李子轩"), command("c-1"))
+            .create_binding(application(SON, "李子轩"), apply("c-1"))
             .await
+            .map(created)
             .unwrap();
         let error = app
             .revoke_binding(

@@ -29,6 +29,9 @@ pub enum AppError {
     /// The binding changed since it was read: read it again and retry.
     #[error("the binding changed meanwhile")]
     BindingChanged,
+    /// A party's registry record changed while the application was decided: retry.
+    #[error("the registry changed meanwhile")]
+    RegistryChanged,
     #[error("no registry record")]
     PersonNotFound { id: IdNumber },
     /// A concurrent call with the same request ID stored its answer first.

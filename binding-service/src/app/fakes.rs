@@ -206,8 +206,14 @@ impl Bindings for FakeStore {
         idempotency: &Idempotency,
         response: &[u8],
         max_beneficiaries: Option<u32>,
+        registry_seen: &[(&IdNumber, Option<chrono::DateTime<chrono::Utc>>)],
     ) -> Result<(), StoreError> {
         self.write(idempotency, |s| {
+            for (id, seen) in registry_seen {
+                if s.persons.get(*id).map(|p| p.update_time) != *seen {
+                    return Err(StoreError::Conflict(Conflict::RegistryChanged));
+                }
+            }
             let live = |b: &&Binding| b.state.is_live() && b.authorizer == binding.authorizer;
             if s.bindings
                 .iter()

@@ -18,7 +18,8 @@ pub trait Bindings: Database<Conflict = super::Conflict> {
         authorizer: &IdNumber,
     ) -> impl Future<Output = Result<Vec<Binding>, StoreError>> + Send;
 
-    /// The pair's binding of `kind`: the live one, else the latest.
+    /// The pair's binding of `kind`: the live one, else the latest that was ever granted
+    /// (a REJECTED application never was a binding).
     fn pair_binding(
         &self,
         authorizer: &IdNumber,
@@ -29,7 +30,8 @@ pub trait Bindings: Database<Conflict = super::Conflict> {
     /// Stores a new binding with its first audit event and the response, atomically. With
     /// `max_beneficiaries`, the cap is checked again under the write lock
     /// (`Conflict::LimitReached`); a live binding of the pair and kind is
-    /// `Conflict::LiveBindingExists`.
+    /// `Conflict::LiveBindingExists`. Each registry record in `registry_seen` must still be
+    /// as the rules saw it (its update time, or absent), else `Conflict::RegistryChanged`.
     fn insert_binding(
         &self,
         binding: &Binding,
@@ -37,6 +39,7 @@ pub trait Bindings: Database<Conflict = super::Conflict> {
         idempotency: &Idempotency,
         response: &[u8],
         max_beneficiaries: Option<u32>,
+        registry_seen: &[(&IdNumber, Option<DateTime<Utc>>)],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Replaces a binding by its next version, if it is still at `expected_version`
@@ -165,7 +168,7 @@ macro_rules! bindings_sql {
                 kind: $crate::domain::BindingKind,
             ) -> Result<Option<$crate::domain::Binding>, $crate::store::StoreError> {
                 let row: Option<$crate::store::bindings::BindingRow> = sqlx::query_as(&format!(
-                    "SELECT {} FROM bindings WHERE authorizer = $1 AND beneficiary = $2 AND kind = $3 \
+                    "SELECT {} FROM bindings WHERE authorizer = $1 AND beneficiary = $2 AND kind = $3 AND state <> 'REJECTED' \
                      ORDER BY CASE WHEN {} THEN 0 ELSE 1 END, seq DESC LIMIT 1",
                     $crate::store::bindings::BINDING_COLUMNS,
                     $crate::store::bindings::LIVE
@@ -185,9 +188,21 @@ macro_rules! bindings_sql {
                 idempotency: &gongji_shared::command::Idempotency,
                 response: &[u8],
                 max_beneficiaries: Option<u32>,
+                registry_seen: &[(&gongji_shared::IdNumber, Option<chrono::DateTime<chrono::Utc>>)],
             ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
+                // The registry's writers take this lock too: what is read below is current.
                 sqlx::query($event_lock).execute(&mut *tx).await?;
+                for (id, seen) in registry_seen {
+                    let now: Option<(chrono::DateTime<chrono::Utc>,)> =
+                        sqlx::query_as("SELECT update_time FROM persons WHERE id_number = $1")
+                            .bind(id.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if now.map(|(t,)| t) != *seen {
+                        return Err($crate::store::StoreError::Conflict($crate::store::Conflict::RegistryChanged));
+                    }
+                }
                 save_response(&mut tx, idempotency, response, binding.create_time).await?;
                 if let Some(max) = max_beneficiaries {
                     let (others,): (i64,) = sqlx::query_as(&format!(

@@ -57,6 +57,9 @@ pub enum Conflict {
     /// The binding changed since it was read.
     #[error("binding changed concurrently")]
     VersionChanged,
+    /// A registry record changed since the rules read it.
+    #[error("registry changed concurrently")]
+    RegistryChanged,
 }
 
 /// Opens the store named by a `sqlite://` or `postgres://` URL and runs `f` with it.

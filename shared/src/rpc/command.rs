@@ -37,7 +37,7 @@ pub trait CommandHost: Sync {
     fn refusal(error: ApiError) -> Status;
 }
 
-/// Why a command produced no answer.
+/// Why a command produced no response message.
 #[derive(Debug)]
 pub enum CommandError<E> {
     /// The request ID cannot be answered: reused for another request, or its stored answer
@@ -45,17 +45,52 @@ pub enum CommandError<E> {
     Replay(ApiError),
     /// The use case (or the lookup of the first answer) failed.
     Run(E),
+    /// The use case recorded a refusal as its answer (a retry gets it again).
+    Answered(Status),
+}
+
+/// The first byte of a recorded refusal. No protobuf message starts with it (field number 0
+/// does not exist), so a stored answer is told apart from a stored response message without
+/// a column of its own, and answers stored before refusals were recorded read as before.
+const REFUSAL_TAG: u8 = 0;
+
+/// A refusal as stored: the tag, then the `google.rpc.Status` with its details.
+fn refusal_bytes(status: &Status) -> Vec<u8> {
+    let details = if status.details().is_empty() {
+        tonic_types::Status {
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+            details: Vec::new(),
+        }
+        .encode_to_vec()
+    } else {
+        status.details().to_vec()
+    };
+    let mut bytes = Vec::with_capacity(details.len() + 1);
+    bytes.push(REFUSAL_TAG);
+    bytes.extend_from_slice(&details);
+    bytes
+}
+
+/// A stored refusal as the status it was.
+fn refusal_from(bytes: &[u8]) -> Option<Status> {
+    let status = tonic_types::Status::decode(bytes).ok()?;
+    Some(Status::with_details(
+        tonic::Code::from_i32(status.code),
+        status.message,
+        bytes.to_vec().into(),
+    ))
 }
 
 /// Runs one state-changing call: `to_wire` turns the use case's outcome into the RPC's
-/// response; `run` gets the command (idempotency record and answer encoder) and performs
-/// the use case.
+/// response, or into a refusal the use case recorded with its effect; `run` gets the
+/// command (idempotency record and answer encoder) and performs the use case.
 pub async fn execute<H, Req, R, T, Fut>(
     host: &H,
     request_id: &RequestId,
     operation: &'static str,
     request: &Req,
-    to_wire: impl Fn(&T) -> R + Send + Sync + 'static,
+    to_wire: impl Fn(&T) -> Result<R, Status> + Send + Sync + 'static,
     run: impl FnOnce(Command<T>) -> Fut,
 ) -> Result<R, CommandError<H::Error>>
 where
@@ -71,10 +106,13 @@ where
     let to_wire = Arc::new(to_wire);
     let encoder = Arc::clone(&to_wire);
     let command = Command::new(idempotency.clone(), move |outcome: &T| {
-        encoder(outcome).encode_to_vec()
+        match encoder(outcome) {
+            Ok(response) => response.encode_to_vec(),
+            Err(refusal) => refusal_bytes(&refusal),
+        }
     });
     match run(command).await {
-        Ok(outcome) => Ok(to_wire(&outcome)),
+        Ok(outcome) => to_wire(&outcome).map_err(CommandError::Answered),
         Err(error) if H::lost_race(&error) => replay(host, &idempotency).await?.ok_or_else(|| {
             CommandError::Replay(ApiError::aborted(
                 "CONCURRENT_UPDATE",
@@ -98,6 +136,16 @@ where
         .saved_response(&idempotency.request_id)
         .await
         .map_err(CommandError::Run)?;
+    if let Some(saved) = &saved
+        && idempotency.is_same_request(saved)
+        && saved.response.first() == Some(&REFUSAL_TAG)
+    {
+        tracing::info!(request_id = %idempotency.request_id, operation = idempotency.operation, "replaying the first answer, a refusal");
+        return match refusal_from(&saved.response[1..]) {
+            Some(status) => Err(CommandError::Answered(status)),
+            None => Err(CommandError::Replay(ApiError::internal())),
+        };
+    }
     decode_first(idempotency, saved).map_err(CommandError::Replay)
 }
 
@@ -116,12 +164,40 @@ where
     R: Message + Default,
     Fut: Future<Output = Result<T, H::Error>>,
 {
+    command_or_refusal(
+        host,
+        request_id,
+        operation,
+        request,
+        move |t| Ok(to_wire(t)),
+        run,
+    )
+    .await
+}
+
+/// [`command`] for a use case whose outcome may be a refusal it records (a retry gets the
+/// same refusal): `to_wire` answers it with the refusal's status.
+pub async fn command_or_refusal<H, Req, R, T, Fut>(
+    host: &H,
+    request_id: &RequestId,
+    operation: &'static str,
+    request: &Req,
+    to_wire: impl Fn(&T) -> Result<R, Status> + Send + Sync + 'static,
+    run: impl FnOnce(Command<T>) -> Fut,
+) -> Result<Response<R>, Status>
+where
+    H: CommandHost,
+    Req: Message,
+    R: Message + Default,
+    Fut: Future<Output = Result<T, H::Error>>,
+{
     execute(host, request_id, operation, request, to_wire, run)
         .await
         .map(Response::new)
         .map_err(|e| match e {
             CommandError::Replay(e) => H::refusal(e),
             CommandError::Run(e) => H::failure(e),
+            CommandError::Answered(status) => status,
         })
 }
 
@@ -153,6 +229,8 @@ fn decode_first<R: Message + Default>(
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
+
+    use tonic_types::StatusExt;
 
     use super::*;
 
@@ -203,7 +281,7 @@ mod tests {
             &id("req-1"),
             "Op",
             &request.to_owned(),
-            |s: &String| s.clone(),
+            |s: &String| Ok(s.clone()),
             |command: Command<String>| async move {
                 let saved = SavedResponse {
                     operation: command.idempotency().operation.to_owned(),
@@ -256,6 +334,58 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[tokio::test]
+    async fn a_recorded_refusal_is_answered_again_on_retry() {
+        let log = Log::default();
+        let (request_id, request) = (id("req-9"), "r".to_owned());
+        let shared = &log;
+        let first = command_or_refusal(
+            shared,
+            &request_id,
+            "Op",
+            &request,
+            |s: &String| {
+                Err::<String, _>(
+                    ApiError::failed_precondition("RULE_BROKEN", "no")
+                        .with_metadata("rule", s)
+                        .into_status("test.gongji"),
+                )
+            },
+            |command: Command<String>| async move {
+                let answer = "r1".to_owned();
+                let saved = SavedResponse {
+                    operation: command.idempotency().operation.to_owned(),
+                    fingerprint: command.idempotency().fingerprint.clone(),
+                    response: command.response(&answer),
+                };
+                *shared.0.lock().unwrap() = Some(saved);
+                Ok(answer)
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            log.0.lock().unwrap().as_ref().unwrap().response[0],
+            REFUSAL_TAG
+        );
+        // The retry does not run the use case: the log would be rewritten otherwise.
+        let again = command_or_refusal(
+            &log,
+            &id("req-9"),
+            "Op",
+            &"r".to_owned(),
+            |_: &String| Ok::<String, Status>("never".to_owned()),
+            |_: Command<String>| async { Err::<String, Failure>(Failure::Refused) },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(again.code(), first.code());
+        assert_eq!(again.message(), first.message());
+        let info = |s: &Status| s.get_error_details().error_info().unwrap().clone();
+        assert_eq!(info(&again).reason, "RULE_BROKEN");
+        assert_eq!(info(&again).metadata, info(&first).metadata);
     }
 
     #[tokio::test]

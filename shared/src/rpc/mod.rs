@@ -8,7 +8,7 @@ pub mod telemetry;
 pub mod transport;
 pub mod validate;
 
-pub use command::{CommandError, CommandHost, command};
+pub use command::{CommandError, CommandHost, command, command_or_refusal};
 pub use error::{ApiError, Violation};
 
 /// Whether a peer's answer means it could not serve now (an outage a retry may outlast),

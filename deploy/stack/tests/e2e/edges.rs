@@ -3,8 +3,9 @@
 
 use gongji_proto::{
     binding::v1::{
-        BindingKind, BindingState, CheckAuthorizationRequest, CreateBindingRequest,
-        GetInsuredPersonRequest, Purpose, Relationship, UpsertInsuredPersonRequest,
+        ApproveBindingRequest, BindingKind, BindingState, CheckAuthorizationRequest,
+        CreateBindingRequest, EnrollmentStatus, GetInsuredPersonRequest, ListBindingsRequest,
+        Purpose, Relationship, UpsertInsuredPersonRequest, WatchBindingEventsRequest,
     },
     payment::v1::{
         Bucket, CloseYearRequest, CreditAccountRequest, GetAccountRequest, GetSettlementRequest,
@@ -38,6 +39,8 @@ both_backends!(
     errors_oversized_and_undecodable_requests_get_aip193_answers,
     errors_a_database_outage_is_unavailable_and_changes_nothing,
     b4_an_id_number_s_birth_date_is_plausible,
+    b5_a_refused_application_is_kept_with_every_reason_and_replayed,
+    b5_approval_checks_the_rules_again,
 );
 
 const DOMAIN: &str = "payment.gongji";
@@ -914,5 +917,135 @@ async fn b4_an_id_number_s_birth_date_is_plausible(backend: Backend) {
         fixtures::person("440524188001010014", "李老", None, Some("340500")),
     )
     .await;
+    env.finish().await;
+}
+
+/// B5: a refused CreateBinding is kept as a REJECTED application with every reason, so the
+/// audit trail shows it; the caller gets the refusal, and a retry with the same request_id
+/// gets the same refusal without a second record.
+async fn b5_a_refused_application_is_kept_with_every_reason_and_replayed(backend: Backend) {
+    use tokio_stream::StreamExt as _;
+
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::employee(&mut c).await;
+    fixtures::fund(&mut c, EMPLOYEE, "100.00").await;
+    let sibling = fixtures::id_number("19900101", 31);
+    fixtures::register(
+        &mut c,
+        fixtures::person(&sibling, "李强", None, Some("110105")),
+    )
+    .await;
+    let apply = CreateBindingRequest {
+        request_id: fixtures::opaque("bind"),
+        authorizer_id_number: EMPLOYEE.into(),
+        beneficiary_id_number: sibling.clone(),
+        beneficiary_name: "李强".into(),
+        relationship: Relationship::Sibling as i32,
+        kind: BindingKind::FundsSharing as i32,
+    };
+    let first = assert_error(
+        c.bindings.create_binding(apply.clone()).await,
+        Code::FailedPrecondition,
+        "REGION_NOT_ALLOWED",
+        "binding.gongji",
+    );
+    let again = assert_error(
+        c.bindings.create_binding(apply).await,
+        Code::FailedPrecondition,
+        "REGION_NOT_ALLOWED",
+        "binding.gongji",
+    );
+    assert_eq!(
+        again.message(),
+        first.message(),
+        "the first answer, replayed"
+    );
+    let rejected = c
+        .bindings
+        .list_bindings(ListBindingsRequest {
+            authorizer_id_number: EMPLOYEE.into(),
+            states: vec![BindingState::Rejected as i32],
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .bindings;
+    assert_eq!(rejected.len(), 1, "kept once: {rejected:?}");
+    assert!(rejected[0].state_reason.contains("REGION_NOT_ALLOWED"));
+    assert!(
+        rejected[0]
+            .state_reason
+            .contains("RELATIONSHIP_NOT_ALLOWED")
+    );
+    let mut events = c
+        .bindings
+        .watch_binding_events(WatchBindingEventsRequest { after_sequence: 0 })
+        .await
+        .expect("watch")
+        .into_inner();
+    let event = tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
+        .await
+        .expect("in time")
+        .expect("open")
+        .expect("ok")
+        .event
+        .expect("event");
+    assert_eq!(event.to_state, BindingState::Rejected as i32);
+    assert_eq!(event.binding_id, rejected[0].binding_id);
+    let auth = c
+        .bindings
+        .check_authorization(CheckAuthorizationRequest {
+            authorizer_id_number: EMPLOYEE.into(),
+            beneficiary_id_number: sibling,
+            purpose: Purpose::Premium as i32,
+        })
+        .await
+        .expect("check")
+        .into_inner();
+    assert!(
+        !auth.authorized && auth.binding_id.is_empty(),
+        "an application is no binding"
+    );
+    env.finish().await;
+}
+
+/// B5: ApproveBinding checks the rules again: an authorizer whose employee insurance was
+/// suspended after applying is refused, and the binding stays PENDING_REVIEW.
+async fn b5_approval_checks_the_rules_again(backend: Backend) {
+    let policy =
+        ANHUI_DEFAULT_TOML.replace("review_mode = \"AUTOMATIC\"", "review_mode = \"MANUAL\"");
+    let Some(env) = TestEnv::start_with_policy(backend, IN_WINDOW, Some(&policy)).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    let pending = fixtures::family(&mut c, "100.00").await;
+    assert_eq!(pending.state, BindingState::PendingReview as i32);
+    fixtures::register(&mut c, fixtures::employee_with(EnrollmentStatus::Suspended)).await;
+    let approve = |request_id: &str| ApproveBindingRequest {
+        request_id: request_id.into(),
+        binding_id: pending.binding_id.clone(),
+        reviewer: "operator-7".into(),
+    };
+    let r = c.bindings.approve_binding(approve("approve-1")).await;
+    assert_error(
+        r,
+        Code::FailedPrecondition,
+        "AUTHORIZER_STATUS_ABNORMAL",
+        "binding.gongji",
+    );
+    fixtures::register(&mut c, fixtures::employee_with(EnrollmentStatus::Normal)).await;
+    let approved = c
+        .bindings
+        .approve_binding(approve("approve-2"))
+        .await
+        .expect("eligible again")
+        .into_inner()
+        .binding
+        .expect("binding");
+    assert_eq!(approved.state, BindingState::Active as i32);
     env.finish().await;
 }
