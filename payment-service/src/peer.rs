@@ -15,7 +15,7 @@ use gongji_proto::binding::v1::{
     registry_service_client::RegistryServiceClient,
 };
 use gongji_shared::{
-    IdNumber, RegionCode, policy::Purpose, rpc::telemetry::TraceContextInterceptor,
+    CoverageYear, IdNumber, RegionCode, policy::Purpose, rpc::telemetry::TraceContextInterceptor,
 };
 use tonic::{
     codegen::InterceptedService,
@@ -197,6 +197,14 @@ fn insured_person(person: &pb::InsuredPerson) -> Result<InsuredPerson, PeerError
             .as_ref()
             .map(enrollment)
             .transpose()?,
+        paid_years: person
+            .resident_paid_years
+            .iter()
+            .map(|y| {
+                CoverageYear::parse(*y)
+                    .map_err(|_| PeerError::Malformed("a paid year out of range".to_owned()))
+            })
+            .collect::<Result<_, _>>()?,
     })
 }
 

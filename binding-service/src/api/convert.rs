@@ -2,7 +2,7 @@
 
 use gongji_proto::binding::v1 as pb;
 use gongji_shared::{
-    Relationship,
+    CoverageYear, Relationship,
     policy::Purpose,
     rpc::{ApiError, timestamp, validate},
 };
@@ -22,7 +22,39 @@ pub fn person_to_pb(p: &Person) -> pb::InsuredPerson {
         employee_enrollment: p.employee.as_ref().map(enrollment),
         resident_enrollment: p.resident.as_ref().map(enrollment),
         update_time: Some(timestamp(p.update_time)),
+        resident_paid_years: p.resident_paid_years.iter().map(|y| y.get()).collect(),
     }
+}
+
+/// Most paid years one record carries.
+const MAX_PAID_YEARS: usize = 100;
+
+/// The paid years of a registry record: valid coverage years, each once, at most
+/// [`MAX_PAID_YEARS`], kept ascending.
+pub fn paid_years_from_pb(years: &[i32]) -> Result<Vec<CoverageYear>, ApiError> {
+    let field = "person.resident_paid_years";
+    if years.len() > MAX_PAID_YEARS {
+        return Err(ApiError::invalid_argument(
+            "INVALID_COVERAGE_YEAR",
+            field,
+            format!("at most {MAX_PAID_YEARS} paid years"),
+        ));
+    }
+    let mut parsed = years
+        .iter()
+        .map(|y| validate::coverage_year(*y, field))
+        .collect::<Result<Vec<_>, _>>()?;
+    parsed.sort_unstable();
+    let before = parsed.len();
+    parsed.dedup();
+    if parsed.len() != before {
+        return Err(ApiError::invalid_argument(
+            "INVALID_COVERAGE_YEAR",
+            field,
+            "each paid year is given once",
+        ));
+    }
+    Ok(parsed)
 }
 
 pub fn enrollment_from_pb(

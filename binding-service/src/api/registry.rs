@@ -52,6 +52,8 @@ fn record(
             "person.resident_enrollment",
         )
         .map_err(status)?,
+        resident_paid_years: convert::paid_years_from_pb(&wire.resident_paid_years)
+            .map_err(status)?,
     })
 }
 

@@ -335,6 +335,7 @@ fn person(id_number: &str, name: &str, employee: bool) -> Person {
         name: PersonName::parse(name).unwrap(),
         employee: if employee { enrollment.clone() } else { None },
         resident: if employee { None } else { enrollment },
+        resident_paid_years: Vec::new(),
         update_time: chrono::Utc::now(),
     }
 }

@@ -17,6 +17,7 @@ pub struct RegistryRecord {
     pub name: PersonName,
     pub employee: Option<Enrollment>,
     pub resident: Option<Enrollment>,
+    pub resident_paid_years: Vec<gongji_shared::CoverageYear>,
 }
 
 /// A stored registry record, whether it is new, and the bindings the change ended.
@@ -40,6 +41,7 @@ impl<S: Persons, P> App<S, P> {
             name: record.name,
             employee: record.employee,
             resident: record.resident,
+            resident_paid_years: record.resident_paid_years,
             update_time: self.clock.now(),
         };
         let rules = self.policy.rules_on(self.clock.today());

@@ -205,6 +205,7 @@ mod tests {
             name: PersonName::parse("某").unwrap(),
             employee: employee.map(e),
             resident: resident.map(e),
+            resident_paid_years: Vec::new(),
             update_time: Utc::now(),
         }
     }

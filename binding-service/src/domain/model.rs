@@ -1,7 +1,9 @@
 //! The registry and binding model.
 
 use chrono::{DateTime, Utc};
-use gongji_shared::{IdNumber, PersonName, RegionCode, Relationship, policy::Purpose};
+use gongji_shared::{
+    CoverageYear, IdNumber, PersonName, RegionCode, Relationship, policy::Purpose,
+};
 
 /// The state of one enrollment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +27,9 @@ pub struct Person {
     pub name: PersonName,
     pub employee: Option<Enrollment>,
     pub resident: Option<Enrollment>,
+    /// Resident-insurance years already paid, through this system or any other channel (the
+    /// tax bureau, a counter), as the core insurance system syncs them (P5).
+    pub resident_paid_years: Vec<CoverageYear>,
     pub update_time: DateTime<Utc>,
 }
 
@@ -187,6 +192,7 @@ mod tests {
             name: PersonName::parse("王芳").unwrap(),
             employee,
             resident,
+            resident_paid_years: Vec::new(),
             update_time: Utc::now(),
         }
     }

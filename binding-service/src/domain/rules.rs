@@ -269,6 +269,7 @@ mod tests {
             name: PersonName::parse(name).unwrap(),
             employee: employee.map(|(r, s)| enrollment(r, s)),
             resident: resident.map(|r| enrollment(r, EnrollmentStatus::Normal)),
+            resident_paid_years: Vec::new(),
             update_time: Utc::now(),
         }
     }

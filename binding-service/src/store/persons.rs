@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use gongji_shared::{IdNumber, command::Command};
+use gongji_shared::{CoverageYear, IdNumber, command::Command};
 
 use gongji_shared::db::decode::{self, corrupt};
 
@@ -39,6 +39,7 @@ pub(super) struct PersonRow {
     employee_status: Option<String>,
     resident_region: Option<String>,
     resident_status: Option<String>,
+    resident_paid_years: String,
     update_time: DateTime<Utc>,
 }
 
@@ -60,6 +61,28 @@ pub(super) fn enrollment_columns(e: Option<&Enrollment>) -> (Option<&str>, Optio
     (e.map(|e| e.region.as_str()), e.map(|e| e.status.as_str()))
 }
 
+/// Paid years as stored: ascending, comma-separated ("2023,2024"), empty for none.
+pub(super) fn paid_years_column(years: &[CoverageYear]) -> String {
+    years
+        .iter()
+        .map(|y| y.get().to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn paid_years(column: &str) -> Result<Vec<CoverageYear>, StoreError> {
+    column
+        .split(',')
+        .filter(|y| !y.is_empty())
+        .map(|y| {
+            y.parse::<i32>()
+                .ok()
+                .and_then(|y| CoverageYear::parse(y).ok())
+                .ok_or_else(|| corrupt("persons.resident_paid_years"))
+        })
+        .collect()
+}
+
 impl TryFrom<PersonRow> for Person {
     type Error = StoreError;
 
@@ -69,6 +92,7 @@ impl TryFrom<PersonRow> for Person {
             name: decode::name(&r.name, "persons.name")?,
             employee: enrollment(r.employee_region, r.employee_status)?,
             resident: enrollment(r.resident_region, r.resident_status)?,
+            resident_paid_years: paid_years(&r.resident_paid_years)?,
             update_time: r.update_time,
         })
     }
@@ -96,10 +120,10 @@ macro_rules! persons_sql {
                 let (employee_region, employee_status) = $crate::store::persons::enrollment_columns(person.employee.as_ref());
                 let (resident_region, resident_status) = $crate::store::persons::enrollment_columns(person.resident.as_ref());
                 sqlx::query(
-                    "INSERT INTO persons (id_number, name, employee_region, employee_status, resident_region, resident_status, update_time) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                    "INSERT INTO persons (id_number, name, employee_region, employee_status, resident_region, resident_status, update_time, resident_paid_years) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                      ON CONFLICT (id_number) DO UPDATE SET name = $2, employee_region = $3, employee_status = $4, \
-                     resident_region = $5, resident_status = $6, update_time = $7",
+                     resident_region = $5, resident_status = $6, update_time = $7, resident_paid_years = $8",
                 )
                 .bind(person.id_number.as_str())
                 .bind(person.name.as_str())
@@ -108,6 +132,7 @@ macro_rules! persons_sql {
                 .bind(resident_region)
                 .bind(resident_status)
                 .bind(person.update_time)
+                .bind($crate::store::persons::paid_years_column(&person.resident_paid_years))
                 .execute(&mut *tx)
                 .await?;
                 let rows: Vec<$crate::store::bindings::BindingRow> = sqlx::query_as(&format!(
@@ -142,7 +167,7 @@ macro_rules! persons_sql {
                 id: &gongji_shared::IdNumber,
             ) -> Result<Option<$crate::domain::Person>, $crate::store::StoreError> {
                 let row: Option<$crate::store::persons::PersonRow> = sqlx::query_as(
-                    "SELECT id_number, name, employee_region, employee_status, resident_region, resident_status, update_time \
+                    "SELECT id_number, name, employee_region, employee_status, resident_region, resident_status, resident_paid_years, update_time \
                      FROM persons WHERE id_number = $1",
                 )
                 .bind(id.as_str())

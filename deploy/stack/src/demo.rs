@@ -30,6 +30,7 @@ fn person(id: &str, name: &str, employee: Option<&str>, resident: Option<&str>) 
         employee_enrollment: employee.map(enrollment),
         resident_enrollment: resident.map(enrollment),
         update_time: None,
+        resident_paid_years: Vec::new(),
     }
 }
 

@@ -264,6 +264,7 @@ mod tests {
                 terminated,
             }),
             resident: None,
+            paid_years: Vec::new(),
         }
     }
 

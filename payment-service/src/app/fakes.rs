@@ -489,6 +489,7 @@ pub fn authorized() -> Authorization {
                 region: ma_anshan(),
                 terminated: false,
             }),
+            paid_years: Vec::new(),
         }),
     }
 }

@@ -10,7 +10,7 @@ use crate::{
         Account,
         authorization::Authorization,
         payment::{self, OtherMeans, OtherMeansProblem, PaymentState, PremiumPayment},
-        premium::{self, PremiumTerms, TermsInput},
+        premium::{self, PaidYear, PremiumTerms, TermsInput},
         split::{self, Split},
     },
     store::{Accounts, Conflict, Premiums, StoreError},
@@ -193,10 +193,23 @@ impl<S: Accounts + Premiums, R: Registry> App<S, R> {
             .beneficiary_region
             .clone()
             .ok_or(AppError::BeneficiaryNotInsured)?;
+        // P5: one premium per beneficiary and year, whoever paid it and through whatever
+        // channel; years paid elsewhere count as covered when gap years are counted.
+        if person.paid_years.contains(year) {
+            return Err(AppError::PremiumAlreadyPaid { year: *year });
+        }
         let account = self.existing(payer, AccountRole::Payer).await?;
-        let history = self.store.paid_years(beneficiary).await?;
+        let mut history = self.store.paid_years(beneficiary).await?;
         if history.iter().any(|p| p.year == *year) {
             return Err(AppError::PremiumAlreadyPaid { year: *year });
+        }
+        for paid in &person.paid_years {
+            if !history.iter().any(|p| p.year == *paid) {
+                history.push(PaidYear {
+                    year: *paid,
+                    back_payment: false,
+                });
+            }
         }
         let terms = premium::terms(&TermsInput {
             policy: &self.policy,

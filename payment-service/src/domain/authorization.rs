@@ -1,7 +1,7 @@
 //! What binding-service tells payment-service, in payment-service's own terms: the
 //! registry facts about a person, and the answer to "may this account pay for that person".
 
-use gongji_shared::RegionCode;
+use gongji_shared::{CoverageYear, RegionCode};
 
 /// One enrollment as the registry holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,9 @@ impl Enrollment {
 pub struct InsuredPerson {
     pub employee: Option<Enrollment>,
     pub resident: Option<Enrollment>,
+    /// Resident-insurance years paid through any channel, as the core system syncs them
+    /// (P5): paid whoever paid them.
+    pub paid_years: Vec<CoverageYear>,
 }
 
 impl InsuredPerson {

@@ -41,6 +41,7 @@ both_backends!(
     b4_an_id_number_s_birth_date_is_plausible,
     b5_a_refused_application_is_kept_with_every_reason_and_replayed,
     b5_approval_checks_the_rules_again,
+    p5_premiums_paid_elsewhere_count,
 );
 
 const DOMAIN: &str = "payment.gongji";
@@ -1047,5 +1048,72 @@ async fn b5_approval_checks_the_rules_again(backend: Backend) {
         .binding
         .expect("binding");
     assert_eq!(approved.state, BindingState::Active as i32);
+    env.finish().await;
+}
+
+/// P5: premiums paid through other channels (the tax bureau, a counter) count. The registry
+/// record carries them; no second premium is taken for such a year, and they count as
+/// covered when gap years are counted (P7).
+async fn p5_premiums_paid_elsewhere_count(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, "2025-03-10T10:00:00+08:00").await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::employee(&mut c).await;
+    fixtures::fund(&mut c, EMPLOYEE, "2000.00").await;
+    let register = |id: &str, years: Vec<i32>| {
+        let mut person = fixtures::person(id, "李某", None, Some("340500"));
+        person.resident_paid_years = years;
+        person
+    };
+    let paid_2025 = fixtures::id_number("20150601", 21);
+    let paid_2021 = fixtures::id_number("20150601", 23);
+    fixtures::register(&mut c, register(&paid_2025, vec![2025])).await;
+    fixtures::register(&mut c, register(&paid_2021, vec![2021])).await;
+    let got = c
+        .registry
+        .get_insured_person(GetInsuredPersonRequest {
+            id_number: paid_2025.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .person
+        .expect("person");
+    assert_eq!(got.resident_paid_years, [2025]);
+    for child in [&paid_2025, &paid_2021] {
+        c.bindings
+            .create_binding(fixtures::bind_child(
+                &fixtures::opaque("bind"),
+                child,
+                "李某",
+            ))
+            .await
+            .expect("bind");
+    }
+    let r = quote(&mut c, &paid_2025).await;
+    assert_error(r, Code::AlreadyExists, "PREMIUM_ALREADY_PAID", DOMAIN);
+    let r = c
+        .premiums
+        .pay_premium(pay(&fixtures::opaque("pay"), EMPLOYEE, &paid_2025, 2025))
+        .await;
+    assert_error(r, Code::AlreadyExists, "PREMIUM_ALREADY_PAID", DOMAIN);
+    // Covered in 2021 (paid elsewhere), not since: 2022 to 2024 are gap years.
+    let late = quote(&mut c, &paid_2021).await.expect("quote");
+    assert_eq!(late.waiting_months, 3 + 2, "{late:?}");
+    let r = c
+        .registry
+        .upsert_insured_person(UpsertInsuredPersonRequest {
+            request_id: fixtures::opaque("register"),
+            person: Some(register(&paid_2021, vec![2021, 2021])),
+        })
+        .await;
+    assert_error(
+        r,
+        Code::InvalidArgument,
+        "INVALID_COVERAGE_YEAR",
+        "binding.gongji",
+    );
+    assert_eq!(balances(&mut c, EMPLOYEE).await.1, "2000.00");
     env.finish().await;
 }

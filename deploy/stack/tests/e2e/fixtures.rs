@@ -41,6 +41,7 @@ pub fn person(
         employee_enrollment: employee.and_then(enrollment),
         resident_enrollment: resident.and_then(enrollment),
         update_time: None,
+        resident_paid_years: Vec::new(),
     }
 }
 
