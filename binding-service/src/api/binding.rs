@@ -2,11 +2,12 @@
 
 use chrono::NaiveDate;
 use gongji_proto::binding::v1::{
-    self as pb, ApproveBindingRequest, ApproveBindingResponse, CheckAuthorizationRequest,
-    CheckAuthorizationResponse, CreateBindingRequest, CreateBindingResponse, GetBindingRequest,
-    GetBindingResponse, ListBindingsRequest, ListBindingsResponse, RejectBindingRequest,
-    RejectBindingResponse, RevokeBindingRequest, RevokeBindingResponse, WatchBindingEventsRequest,
-    binding_service_server::BindingService,
+    self as pb, ApproveBindingRequest, ApproveBindingResponse, AuthorizeUseRequest,
+    AuthorizeUseResponse, CheckAuthorizationRequest, CheckAuthorizationResponse,
+    CreateBindingRequest, CreateBindingResponse, GetBindingRequest, GetBindingResponse,
+    ListBindingUsesRequest, ListBindingUsesResponse, ListBindingsRequest, ListBindingsResponse,
+    RejectBindingRequest, RejectBindingResponse, RevokeBindingRequest, RevokeBindingResponse,
+    WatchBindingEventsRequest, binding_service_server::BindingService,
 };
 use gongji_shared::rpc::{ApiError, validate};
 use gongji_shared::rpc::{command, command_or_refusal};
@@ -19,7 +20,7 @@ use super::{
     watch::{EventStream, Watchers},
 };
 use crate::{
-    app::{App, Application, Applied, AuthorizationAnswer, Balances},
+    app::{App, Application, Applied, AuthorizationAnswer, Balances, UseAnswer, UseOrder},
     domain::{Binding, lifecycle::Party},
     store::{ListFilter, Store},
 };
@@ -298,6 +299,72 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
             .await
             .map_err(failure)?;
         Ok(Response::new(authorization_to_pb(&answer)))
+    }
+
+    async fn authorize_use(
+        &self,
+        request: Request<AuthorizeUseRequest>,
+    ) -> Result<Response<AuthorizeUseResponse>, Status> {
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id).map_err(status)?;
+        let today = self.app.today();
+        let order = UseOrder {
+            authorizer: validate::id_number(
+                &request.authorizer_id_number,
+                "authorizer_id_number",
+                today,
+            )
+            .map_err(status)?,
+            beneficiary: validate::id_number(
+                &request.beneficiary_id_number,
+                "beneficiary_id_number",
+                today,
+            )
+            .map_err(status)?,
+            purpose: convert::purpose_from_pb(request.purpose).map_err(status)?,
+            amount: validate::positive_money(&request.amount, "amount").map_err(status)?,
+            movement_id: validate::identifier(
+                &request.movement_id,
+                "movement_id",
+                "INVALID_MOVEMENT_ID",
+                MAX_BINDING_ID_LEN,
+            )
+            .map_err(status)?,
+        };
+        let to_wire = |a: &UseAnswer| AuthorizeUseResponse {
+            authorization: Some(authorization_to_pb(&a.answer)),
+            r#use: a.recorded.as_ref().map(convert::use_to_pb),
+        };
+        command(
+            &self.app,
+            &request_id,
+            "AuthorizeUse",
+            &request,
+            to_wire,
+            |c| self.app.authorize_use(order, c),
+        )
+        .await
+    }
+
+    async fn list_binding_uses(
+        &self,
+        request: Request<ListBindingUsesRequest>,
+    ) -> Result<Response<ListBindingUsesResponse>, Status> {
+        let r = request.get_ref();
+        let id = binding_id(&r.binding_id)?;
+        let page_size = validate::page_size(r.page_size).map_err(status)?;
+        let after = page_token(&r.page_token)?;
+        // One more than a page tells whether another page follows.
+        let rows = self
+            .app
+            .binding_uses(&id, after, page_size + 1)
+            .await
+            .map_err(failure)?;
+        let (rows, next_page_token) = validate::page(rows, page_size, |(position, _)| *position);
+        Ok(Response::new(ListBindingUsesResponse {
+            uses: rows.iter().map(|(_, u)| convert::use_to_pb(u)).collect(),
+            next_page_token,
+        }))
     }
 
     type WatchBindingEventsStream = EventStream;

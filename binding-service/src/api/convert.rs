@@ -8,7 +8,8 @@ use gongji_shared::{
 };
 
 use crate::domain::{
-    Binding, BindingEvent, BindingKind, BindingState, Enrollment, EnrollmentStatus, Person,
+    Binding, BindingEvent, BindingKind, BindingState, BindingUse, Enrollment, EnrollmentStatus,
+    Person,
 };
 
 pub fn person_to_pb(p: &Person) -> pb::InsuredPerson {
@@ -23,6 +24,17 @@ pub fn person_to_pb(p: &Person) -> pb::InsuredPerson {
         resident_enrollment: p.resident.as_ref().map(enrollment),
         update_time: Some(timestamp(p.update_time)),
         resident_paid_years: p.resident_paid_years.iter().map(|y| y.get()).collect(),
+    }
+}
+
+pub fn use_to_pb(u: &BindingUse) -> pb::BindingUse {
+    pb::BindingUse {
+        movement_id: u.movement_id.clone(),
+        binding_id: u.binding_id.clone(),
+        binding_version: u.binding_version,
+        purpose: purpose_to_pb(u.purpose) as i32,
+        amount: u.amount.to_string(),
+        use_time: Some(timestamp(u.use_time)),
     }
 }
 
@@ -127,6 +139,13 @@ pub fn purpose_from_pb(raw: i32) -> Result<Purpose, ApiError> {
         _ => None,
     };
     validate::known_enum(parsed, raw, "INVALID_PURPOSE", "purpose")
+}
+
+pub fn purpose_to_pb(p: Purpose) -> pb::Purpose {
+    match p {
+        Purpose::Premium => pb::Purpose::Premium,
+        Purpose::MedicalExpense => pb::Purpose::MedicalExpense,
+    }
 }
 
 pub fn party_from_pb(raw: i32) -> Result<pb::Party, ApiError> {

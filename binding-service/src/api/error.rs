@@ -75,6 +75,11 @@ pub(super) fn app_status(error: AppError) -> Status {
             "CONCURRENT_UPDATE",
             "the binding changed meanwhile; read it again and retry",
         ),
+        AppError::UseRecorded { movement_id } => ApiError::already_exists(
+            "USE_ALREADY_RECORDED",
+            "this movement has a use recorded under another request_id",
+        )
+        .with_metadata("movement_id", movement_id),
         AppError::RegistryChanged => ApiError::aborted(
             "CONCURRENT_UPDATE",
             "a party's registry record changed while the application was decided; retry",

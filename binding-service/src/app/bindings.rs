@@ -10,11 +10,11 @@ use gongji_shared::{
 use super::{App, AppError, Balances};
 use crate::{
     domain::{
-        Binding, BindingEvent, BindingKind, BindingState, Person,
+        Binding, BindingEvent, BindingKind, BindingState, BindingUse, Person,
         lifecycle::{self, Change, ChangeRefusal, Party},
         rules::{self, AuthorizationFacts, CreateFacts, Failure},
     },
-    store::{Bindings, Conflict, Events, ListFilter, Persons, StoreError},
+    store::{Bindings, Conflict, Events, ListFilter, Persons, StoreError, Uses},
 };
 
 /// An application for a binding.
@@ -368,24 +368,36 @@ impl<S: Persons + Bindings, P> App<S, P> {
             .store
             .pair_binding(authorizer_id, beneficiary_id, BindingKind::FundsSharing)
             .await?;
+        let answer = self.decide_authorization(purpose, authorizer, beneficiary, binding);
+        tracing::info!(
+            authorizer = %authorizer_id,
+            beneficiary = %beneficiary_id,
+            purpose = purpose.as_str(),
+            authorized = answer.failures.is_empty(),
+            failures = ?answer.failures,
+            "authorization checked"
+        );
+        Ok(answer)
+    }
+
+    /// The answer of the rules in force today to the parties and the pair's binding.
+    fn decide_authorization(
+        &self,
+        purpose: Purpose,
+        authorizer: Option<Person>,
+        beneficiary: Option<Person>,
+        binding: Option<Binding>,
+    ) -> AuthorizationAnswer {
+        let province = self.policy.province_code();
         let failures = rules::check_authorization(&AuthorizationFacts {
             rules: self.policy.rules_on(self.clock.today()),
-            province: self.policy.province_code(),
+            province,
             purpose,
             authorizer: authorizer.as_ref(),
             beneficiary: beneficiary.as_ref(),
             binding: binding.as_ref(),
         });
-        tracing::info!(
-            authorizer = %authorizer_id,
-            beneficiary = %beneficiary_id,
-            purpose = purpose.as_str(),
-            authorized = failures.is_empty(),
-            ?failures,
-            "authorization checked"
-        );
-        let province = self.policy.province_code();
-        Ok(AuthorizationAnswer {
+        AuthorizationAnswer {
             failures,
             binding,
             authorizer_region: authorizer
@@ -398,7 +410,7 @@ impl<S: Persons + Bindings, P> App<S, P> {
                 .cloned(),
             authorizer,
             beneficiary,
-        })
+        }
     }
 
     /// Reads a binding, asks `decide` for the change, and stores the next version with its
@@ -439,6 +451,95 @@ impl<S: Persons + Bindings, P> App<S, P> {
             "binding changed"
         );
         Ok(next)
+    }
+}
+
+/// One family debit to authorize (P1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseOrder {
+    pub authorizer: IdNumber,
+    pub beneficiary: IdNumber,
+    pub purpose: Purpose,
+    pub amount: Money,
+    /// payment-service's movement of the debit.
+    pub movement_id: String,
+}
+
+/// The answer to a use: the decision, and the use recorded when it authorizes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseAnswer {
+    pub answer: AuthorizationAnswer,
+    pub recorded: Option<BindingUse>,
+}
+
+impl<S: Persons + Bindings + Uses, P: Sync> App<S, P> {
+    /// Authorizes one family debit and records its use in the same transaction as the
+    /// check, under the lock revocations take (P1): a use exists only for a debit
+    /// authorized while its binding was ACTIVE.
+    pub async fn authorize_use(
+        &self,
+        order: UseOrder,
+        command: Command<UseAnswer>,
+    ) -> Result<UseAnswer, AppError> {
+        let now = self.clock.now();
+        let answer = self
+            .store
+            .authorize_use(
+                &order.authorizer,
+                &order.beneficiary,
+                &command,
+                |authorizer, beneficiary, binding| {
+                    let answer =
+                        self.decide_authorization(order.purpose, authorizer, beneficiary, binding);
+                    let recorded = answer
+                        .failures
+                        .is_empty()
+                        .then_some(answer.binding.as_ref())
+                        .flatten()
+                        .map(|b| BindingUse {
+                            movement_id: order.movement_id.clone(),
+                            binding_id: b.binding_id.clone(),
+                            binding_version: b.version,
+                            purpose: order.purpose,
+                            amount: order.amount,
+                            use_time: now,
+                        });
+                    (
+                        UseAnswer {
+                            answer,
+                            recorded: recorded.clone(),
+                        },
+                        recorded,
+                    )
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(Conflict::UseRecorded) => AppError::UseRecorded {
+                    movement_id: order.movement_id.clone(),
+                },
+                e => e.into(),
+            })?;
+        tracing::info!(
+            authorizer = %order.authorizer,
+            beneficiary = %order.beneficiary,
+            purpose = order.purpose.as_str(),
+            amount = %order.amount,
+            authorized = answer.recorded.is_some(),
+            "use authorized"
+        );
+        Ok(answer)
+    }
+
+    /// Up to `limit` uses of a binding after position `after`, oldest first.
+    pub async fn binding_uses(
+        &self,
+        binding_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, BindingUse)>, AppError> {
+        self.binding(binding_id).await?;
+        Ok(self.store.uses_of(binding_id, after, limit).await?)
     }
 }
 

@@ -29,6 +29,9 @@ pub enum AppError {
     /// The binding changed since it was read: read it again and retry.
     #[error("the binding changed meanwhile")]
     BindingChanged,
+    /// The movement has a use recorded under another request ID.
+    #[error("the movement has a use already")]
+    UseRecorded { movement_id: String },
     /// A party's registry record changed while the application was decided: retry.
     #[error("the registry changed meanwhile")]
     RegistryChanged,

@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 
 use crate::store::Database;
 
-pub use bindings::{Application, Applied, AuthorizationAnswer};
+pub use bindings::{Application, Applied, AuthorizationAnswer, UseAnswer, UseOrder};
 pub use error::{AppError, Infra};
 pub use registry::{RegistryRecord, Upserted};
 

@@ -66,6 +66,19 @@ pub struct Binding {
     pub state_reason: String,
 }
 
+/// A family debit a binding authorized (P1), recorded with the check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingUse {
+    /// payment-service's movement of the debit: one use each.
+    pub movement_id: String,
+    pub binding_id: String,
+    /// The binding's version when the use was recorded.
+    pub binding_version: i64,
+    pub purpose: Purpose,
+    pub amount: gongji_shared::Money,
+    pub use_time: DateTime<Utc>,
+}
+
 /// One append-only audit record of a state change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindingEvent {

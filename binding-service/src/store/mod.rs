@@ -2,7 +2,8 @@
 //! embedded default) and PostgreSQL.
 //!
 //! Each aggregate has its own file holding its trait, the rows it reads and its SQL:
-//! `persons` (the registry), `bindings`, `events` (the audit trail) and and, shared with payment-service through
+//! `persons` (the registry), `bindings`, `events` (the audit trail), `uses` (the debits
+//! each binding authorized) and and, shared with payment-service through
 //! `gongji_shared::db`, the `Database` trait and its idempotency table (migrations,
 //! liveness and first answers).
 //!
@@ -20,6 +21,8 @@ mod events;
 mod bindings;
 #[macro_use]
 mod persons;
+#[macro_use]
+mod uses;
 mod postgres;
 mod sqlite;
 
@@ -28,14 +31,15 @@ pub use events::Events;
 pub use persons::Persons;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use uses::Uses;
 
 /// Most rows one query returns: a bound on memory per call.
 pub const MAX_ROWS: i64 = 1_000;
 
 /// Everything binding-service keeps.
-pub trait Store: Database<Conflict = Conflict> + Persons + Bindings + Events {}
+pub trait Store: Database<Conflict = Conflict> + Persons + Bindings + Events + Uses {}
 
-impl<T: Database<Conflict = Conflict> + Persons + Bindings + Events> Store for T {}
+impl<T: Database<Conflict = Conflict> + Persons + Bindings + Events + Uses> Store for T {}
 
 /// A store failure: a conflict of this store, or a fault of the database.
 pub type StoreError = gongji_shared::db::StoreError<Conflict>;
@@ -57,6 +61,9 @@ pub enum Conflict {
     /// The binding changed since it was read.
     #[error("binding changed concurrently")]
     VersionChanged,
+    /// The movement has a use recorded already.
+    #[error("use already recorded")]
+    UseRecorded,
     /// A registry record changed since the rules read it.
     #[error("registry changed concurrently")]
     RegistryChanged,

@@ -36,3 +36,4 @@ gongji_shared::database_sql!(
 events_sql!(PgStore, sqlx::Postgres);
 bindings_sql!(PgStore, sqlx::Postgres, EVENT_LOCK);
 persons_sql!(PgStore, EVENT_LOCK);
+uses_sql!(PgStore, EVENT_LOCK);

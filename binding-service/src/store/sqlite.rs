@@ -35,3 +35,4 @@ gongji_shared::database_sql!(
 events_sql!(SqliteStore, sqlx::Sqlite);
 bindings_sql!(SqliteStore, sqlx::Sqlite, EVENT_LOCK);
 persons_sql!(SqliteStore, EVENT_LOCK);
+uses_sql!(SqliteStore, EVENT_LOCK);

@@ -3,9 +3,10 @@
 
 use gongji_proto::{
     binding::v1::{
-        ApproveBindingRequest, BindingKind, BindingState, CheckAuthorizationRequest,
-        CreateBindingRequest, EnrollmentStatus, GetInsuredPersonRequest, ListBindingsRequest,
-        Purpose, Relationship, UpsertInsuredPersonRequest, WatchBindingEventsRequest,
+        ApproveBindingRequest, AuthorizeUseRequest, BindingKind, BindingState,
+        CheckAuthorizationRequest, CreateBindingRequest, EnrollmentStatus, GetInsuredPersonRequest,
+        ListBindingUsesRequest, ListBindingsRequest, Party, Purpose, Relationship,
+        RevokeBindingRequest, UpsertInsuredPersonRequest, WatchBindingEventsRequest,
     },
     payment::v1::{
         Bucket, CloseYearRequest, CreditAccountRequest, GetAccountRequest, GetSettlementRequest,
@@ -42,6 +43,7 @@ both_backends!(
     b5_a_refused_application_is_kept_with_every_reason_and_replayed,
     b5_approval_checks_the_rules_again,
     p5_premiums_paid_elsewhere_count,
+    p1_a_use_is_recorded_only_while_the_binding_is_active,
 );
 
 const DOMAIN: &str = "payment.gongji";
@@ -1115,5 +1117,112 @@ async fn p5_premiums_paid_elsewhere_count(backend: Backend) {
         "binding.gongji",
     );
     assert_eq!(balances(&mut c, EMPLOYEE).await.1, "2000.00");
+    env.finish().await;
+}
+
+fn use_request(movement: &str) -> AuthorizeUseRequest {
+    AuthorizeUseRequest {
+        request_id: fixtures::opaque("use"),
+        authorizer_id_number: EMPLOYEE.into(),
+        beneficiary_id_number: CHILD.into(),
+        purpose: Purpose::MedicalExpense as i32,
+        amount: "10.00".into(),
+        movement_id: movement.into(),
+    }
+}
+
+/// P1, the authorizing half of the fence: binding-service records a use with the check,
+/// under the lock revocation takes. Uses racing a revocation are recorded against the
+/// ACTIVE version or not at all; after the revocation commits, none is recorded. A retry
+/// gets the first answer; another request for a recorded movement is refused.
+async fn p1_a_use_is_recorded_only_while_the_binding_is_active(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    let binding = fixtures::family(&mut c, "100.00").await;
+    let first = use_request("m-first");
+    let answer = c
+        .bindings
+        .authorize_use(first.clone())
+        .await
+        .expect("use")
+        .into_inner();
+    assert!(answer.authorization.as_ref().expect("decision").authorized);
+    let recorded = answer.r#use.clone().expect("recorded");
+    assert_eq!(
+        (recorded.binding_id.as_str(), recorded.binding_version),
+        (binding.binding_id.as_str(), 1)
+    );
+    let again = c
+        .bindings
+        .authorize_use(first)
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(again, answer, "a retry gets the first answer");
+    let r = c.bindings.authorize_use(use_request("m-first")).await;
+    assert_error(
+        r,
+        Code::AlreadyExists,
+        "USE_ALREADY_RECORDED",
+        "binding.gongji",
+    );
+
+    // 30 uses race the revocation.
+    let racing: Vec<_> = (0..30)
+        .map(|n| {
+            let mut bindings = c.bindings.clone();
+            tokio::spawn(async move {
+                bindings
+                    .authorize_use(use_request(&format!("m-race-{n}")))
+                    .await
+                    .expect("an answer")
+                    .into_inner()
+            })
+        })
+        .collect();
+    c.bindings
+        .revoke_binding(RevokeBindingRequest {
+            request_id: fixtures::opaque("revoke"),
+            binding_id: binding.binding_id.clone(),
+            revoked_by: Party::Authorizer as i32,
+            requester_id_number: EMPLOYEE.into(),
+            reason: "no longer".into(),
+        })
+        .await
+        .expect("revoke");
+    let after = c
+        .bindings
+        .authorize_use(use_request("m-after"))
+        .await
+        .expect("answer")
+        .into_inner();
+    assert!(
+        after.r#use.is_none(),
+        "no use after the revocation committed"
+    );
+    assert!(!after.authorization.expect("decision").authorized);
+    let mut authorized = 1;
+    for task in racing {
+        let answer = task.await.expect("no panic");
+        if let Some(u) = answer.r#use {
+            assert_eq!(u.binding_version, 1, "recorded while ACTIVE");
+            authorized += 1;
+        }
+    }
+    let uses = c
+        .bindings
+        .list_binding_uses(ListBindingUsesRequest {
+            binding_id: binding.binding_id,
+            page_size: 100,
+            page_token: String::new(),
+        })
+        .await
+        .expect("uses")
+        .into_inner()
+        .uses;
+    assert_eq!(uses.len(), authorized, "one use per authorized answer");
+    assert!(uses.iter().all(|u| u.binding_version == 1));
     env.finish().await;
 }

@@ -232,6 +232,13 @@ impl Purpose {
             Self::MedicalExpense => "MEDICAL_EXPENSE",
         }
     }
+
+    /// The purpose of an UPPER_SNAKE name, as stored.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Premium, Self::MedicalExpense]
+            .into_iter()
+            .find(|p| p.as_str() == name)
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,147 @@
+//! The uses of bindings (P1): each family debit a binding authorized, recorded in the same
+//! transaction as the check, under the lock every binding transition takes.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use gongji_shared::{IdNumber, command::Command, db::decode, policy::Purpose};
+
+use super::{Database, StoreError};
+use crate::domain::{Binding, BindingUse, Person};
+
+/// Recorded uses.
+pub trait Uses: Database<Conflict = super::Conflict> {
+    /// Reads the two parties and the pair's funds-sharing binding under the transition lock,
+    /// lets `decide` answer (and name the use to record, if authorized), and records the use
+    /// and the answer atomically. `Conflict::UseRecorded` when the movement has a use.
+    fn authorize_use<T: Send>(
+        &self,
+        authorizer: &IdNumber,
+        beneficiary: &IdNumber,
+        command: &Command<T>,
+        decide: impl FnOnce(Option<Person>, Option<Person>, Option<Binding>) -> (T, Option<BindingUse>)
+        + Send,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send;
+
+    /// Up to `limit` uses of a binding after position `after`, oldest first; each with its
+    /// position.
+    fn uses_of(
+        &self,
+        binding_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(i64, BindingUse)>, StoreError>> + Send;
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct UseRow {
+    pub seq: i64,
+    movement_id: String,
+    binding_id: String,
+    binding_version: i64,
+    purpose: String,
+    amount_fen: i64,
+    use_time: DateTime<Utc>,
+}
+
+impl TryFrom<UseRow> for BindingUse {
+    type Error = StoreError;
+
+    fn try_from(r: UseRow) -> Result<Self, Self::Error> {
+        Ok(BindingUse {
+            movement_id: r.movement_id,
+            binding_id: r.binding_id,
+            binding_version: r.binding_version,
+            purpose: Purpose::parse(&r.purpose)
+                .ok_or_else(|| decode::corrupt("binding_uses.purpose"))?,
+            amount: decode::money(r.amount_fen, "binding_uses.amount_fen")?,
+            use_time: r.use_time,
+        })
+    }
+}
+
+/// Implements `Uses` for `$store`; `$event_lock` is the lock binding transitions take.
+/// Uses `save_response` of the idempotency plumbing.
+macro_rules! uses_sql {
+    ($store:ident, $event_lock:expr) => {
+        impl $crate::store::Uses for $store {
+            async fn authorize_use<T: Send>(
+                &self,
+                authorizer: &gongji_shared::IdNumber,
+                beneficiary: &gongji_shared::IdNumber,
+                command: &gongji_shared::command::Command<T>,
+                decide: impl FnOnce(
+                    Option<$crate::domain::Person>,
+                    Option<$crate::domain::Person>,
+                    Option<$crate::domain::Binding>,
+                ) -> (T, Option<$crate::domain::BindingUse>)
+                + Send,
+            ) -> Result<T, $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                // The lock revocations and endings take: no use after one has committed.
+                sqlx::query($event_lock).execute(&mut *tx).await?;
+                let mut people = Vec::with_capacity(2);
+                for id in [authorizer, beneficiary] {
+                    let row: Option<$crate::store::persons::PersonRow> = sqlx::query_as(
+                        "SELECT id_number, name, employee_region, employee_status, resident_region, resident_status, \
+                         resident_paid_years, update_time FROM persons WHERE id_number = $1",
+                    )
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    people.push(row.map(TryInto::try_into).transpose()?);
+                }
+                let row: Option<$crate::store::bindings::BindingRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM bindings WHERE authorizer = $1 AND beneficiary = $2 AND kind = 'FUNDS_SHARING' \
+                     AND state <> 'REJECTED' ORDER BY CASE WHEN {} THEN 0 ELSE 1 END, seq DESC LIMIT 1",
+                    $crate::store::bindings::BINDING_COLUMNS,
+                    $crate::store::bindings::LIVE
+                ))
+                .bind(authorizer.as_str())
+                .bind(beneficiary.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let binding = row.map(TryInto::try_into).transpose()?;
+                let beneficiary_person = people.pop().flatten();
+                let authorizer_person = people.pop().flatten();
+                let (outcome, recorded) = decide(authorizer_person, beneficiary_person, binding);
+                if let Some(u) = &recorded {
+                    sqlx::query(
+                        "INSERT INTO binding_uses (movement_id, seq, binding_id, binding_version, purpose, amount_fen, use_time) \
+                         VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM binding_uses), $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&u.movement_id)
+                    .bind(&u.binding_id)
+                    .bind(u.binding_version)
+                    .bind(u.purpose.as_str())
+                    .bind(u.amount.fen())
+                    .bind(u.use_time)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::UseRecorded))?;
+                }
+                save_response(&mut tx, command.idempotency(), &command.response(&outcome), chrono::Utc::now()).await?;
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            async fn uses_of(
+                &self,
+                binding_id: &str,
+                after: i64,
+                limit: u32,
+            ) -> Result<Vec<(i64, $crate::domain::BindingUse)>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::uses::UseRow> = sqlx::query_as(
+                    "SELECT seq, movement_id, binding_id, binding_version, purpose, amount_fen, use_time \
+                     FROM binding_uses WHERE binding_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(binding_id)
+                .bind(after)
+                .bind(i64::from(limit).min($crate::store::MAX_ROWS))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(|r| Ok((r.seq, r.try_into()?))).collect()
+            }
+        }
+    };
+}
