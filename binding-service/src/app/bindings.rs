@@ -249,13 +249,13 @@ impl<S: Persons + Bindings, P: Balances> App<S, P> {
             ?failures,
             "binding refused; the application is kept"
         );
-        let refused = Applied::Refused { binding, failures };
-        let Applied::Refused { binding, .. } = &refused else {
-            unreachable!("just built")
+        let refused = Applied::Refused {
+            binding: binding.clone(),
+            failures,
         };
         self.store
             .insert_binding(
-                binding,
+                &binding,
                 &event,
                 command.idempotency(),
                 &command.response(&refused),
