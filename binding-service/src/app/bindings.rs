@@ -67,28 +67,7 @@ impl<S: Persons + Bindings, P: Balances> App<S, P> {
     ) -> Result<Applied, AppError> {
         let now = self.clock.now();
         let rules = self.policy.rules_on(self.clock.today());
-        let authorizer = self.store.person(&application.authorizer).await?;
-        let beneficiary = self.store.person(&application.beneficiary).await?;
-        let live = self.store.live_bindings_of(&application.authorizer).await?;
-        let usable = match application.kind {
-            BindingKind::FundsSharing => {
-                Some(self.payment.usable_balance(&application.authorizer).await?)
-            }
-            BindingKind::Proxy => None,
-        };
-        let failures = rules::check_create(&CreateFacts {
-            rules,
-            province: self.policy.province_code(),
-            authorizer_id: &application.authorizer,
-            authorizer: authorizer.as_ref(),
-            authorizer_usable_fen: usable.map(Money::fen),
-            beneficiary_id: &application.beneficiary,
-            beneficiary: beneficiary.as_ref(),
-            beneficiary_name: &application.beneficiary_name,
-            relationship: application.relationship,
-            kind: application.kind,
-            authorizer_live_bindings: &live,
-        });
+        let (failures, authorizer, beneficiary) = self.check_rules(&application, None).await?;
         let rules = match rules {
             Some(rules) if failures.is_empty() => rules,
             _ if failures.contains(&Failure::BindingAlreadyExists) => {
@@ -196,29 +175,51 @@ impl<S: Persons + Bindings, P: Balances> App<S, P> {
     /// The rules a pending binding fails today, itself left out of the authorizer's live
     /// bindings.
     async fn recheck(&self, pending: &Binding) -> Result<Vec<Failure>, AppError> {
-        let authorizer = self.store.person(&pending.authorizer).await?;
-        let beneficiary = self.store.person(&pending.beneficiary).await?;
-        let mut live = self.store.live_bindings_of(&pending.authorizer).await?;
-        live.retain(|b| b.binding_id != pending.binding_id);
-        let usable = match pending.kind {
+        let application = Application {
+            authorizer: pending.authorizer.clone(),
+            beneficiary: pending.beneficiary.clone(),
+            beneficiary_name: pending.beneficiary_name.clone(),
+            relationship: pending.relationship,
+            kind: pending.kind,
+        };
+        let (failures, _, _) = self
+            .check_rules(&application, Some(&pending.binding_id))
+            .await?;
+        Ok(failures)
+    }
+
+    /// Every rule of the policy in force today that `application` fails, with the two
+    /// registry records it was decided on. `except` is a binding of the authorizer's left out
+    /// of their live bindings (the pending one being approved).
+    async fn check_rules(
+        &self,
+        application: &Application,
+        except: Option<&str>,
+    ) -> Result<(Vec<Failure>, Option<Person>, Option<Person>), AppError> {
+        let authorizer = self.store.person(&application.authorizer).await?;
+        let beneficiary = self.store.person(&application.beneficiary).await?;
+        let mut live = self.store.live_bindings_of(&application.authorizer).await?;
+        live.retain(|b| Some(b.binding_id.as_str()) != except);
+        let usable = match application.kind {
             BindingKind::FundsSharing => {
-                Some(self.payment.usable_balance(&pending.authorizer).await?)
+                Some(self.payment.usable_balance(&application.authorizer).await?)
             }
             BindingKind::Proxy => None,
         };
-        Ok(rules::check_create(&CreateFacts {
+        let failures = rules::check_create(&CreateFacts {
             rules: self.policy.rules_on(self.clock.today()),
             province: self.policy.province_code(),
-            authorizer_id: &pending.authorizer,
+            authorizer_id: &application.authorizer,
             authorizer: authorizer.as_ref(),
             authorizer_usable_fen: usable.map(Money::fen),
-            beneficiary_id: &pending.beneficiary,
+            beneficiary_id: &application.beneficiary,
             beneficiary: beneficiary.as_ref(),
-            beneficiary_name: &pending.beneficiary_name,
-            relationship: pending.relationship,
-            kind: pending.kind,
+            beneficiary_name: &application.beneficiary_name,
+            relationship: application.relationship,
+            kind: application.kind,
             authorizer_live_bindings: &live,
-        }))
+        });
+        Ok((failures, authorizer, beneficiary))
     }
 
     /// Stores a refused application as REJECTED with every reason, and answers the refusal.
@@ -487,6 +488,7 @@ impl<S: Persons + Bindings + Uses, P: Sync> App<S, P> {
             .authorize_use(
                 &order.authorizer,
                 &order.beneficiary,
+                now,
                 &command,
                 |authorizer, beneficiary, binding| {
                     let answer =

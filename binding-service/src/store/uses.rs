@@ -18,6 +18,7 @@ pub trait Uses: Database<Conflict = super::Conflict> {
         &self,
         authorizer: &IdNumber,
         beneficiary: &IdNumber,
+        at: DateTime<Utc>,
         command: &Command<T>,
         decide: impl FnOnce(Option<Person>, Option<Person>, Option<Binding>) -> (T, Option<BindingUse>)
         + Send,
@@ -69,6 +70,7 @@ macro_rules! uses_sql {
                 &self,
                 authorizer: &gongji_shared::IdNumber,
                 beneficiary: &gongji_shared::IdNumber,
+                at: chrono::DateTime<chrono::Utc>,
                 command: &gongji_shared::command::Command<T>,
                 decide: impl FnOnce(
                     Option<$crate::domain::Person>,
@@ -120,7 +122,7 @@ macro_rules! uses_sql {
                     .await
                     .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::UseRecorded))?;
                 }
-                save_response(&mut tx, command.idempotency(), &command.response(&outcome), chrono::Utc::now()).await?;
+                save_response(&mut tx, command.idempotency(), &command.response(&outcome), at).await?;
                 tx.commit().await?;
                 Ok(outcome)
             }

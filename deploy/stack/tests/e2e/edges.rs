@@ -10,8 +10,8 @@ use gongji_proto::{
     },
     payment::v1::{
         Bucket, CloseYearRequest, CreditAccountRequest, GetAccountRequest, GetSettlementRequest,
-        ListAccountEntriesRequest, QuotePremiumRequest, RefundPremiumPaymentRequest,
-        SettleBusinessDayRequest, Settlement, VerifyLedgerRequest,
+        ListAccountEntriesRequest, RefundPremiumPaymentRequest, SettleBusinessDayRequest,
+        Settlement, VerifyLedgerRequest,
     },
 };
 use gongji_shared::{Clock, policy::ANHUI_DEFAULT_TOML};
@@ -20,7 +20,7 @@ use tonic::Code;
 use crate::{
     both_backends,
     fixtures::{self, CHILD, EMPLOYEE},
-    payment::{balances, medical, pay, verify_clean},
+    payment::{balances, medical, pay, quote, verify_clean},
     support::{Backend, Clients, IN_2026, IN_WINDOW, PaymentDatabase, TestEnv, assert_error},
 };
 
@@ -61,18 +61,6 @@ fn policy_from_2019() -> String {
     text
 }
 
-async fn back_quote(c: &mut Clients, year: i32) -> Result<(), tonic::Status> {
-    c.premiums
-        .quote_premium(QuotePremiumRequest {
-            payer_id_number: EMPLOYEE.into(),
-            beneficiary_id_number: CHILD.into(),
-            coverage_year: year,
-            back_payment: true,
-        })
-        .await
-        .map(|_| ())
-}
-
 async fn back_pay(c: &mut Clients, year: i32) -> Result<(), tonic::Status> {
     let mut request = pay(&fixtures::opaque("back"), EMPLOYEE, CHILD, year);
     request.back_payment = true;
@@ -96,7 +84,7 @@ async fn p7_back_payments_stay_after_birth_within_the_policy_and_its_reach(backe
         (2018, "BACK_PAYMENT_BEFORE_POLICY"),
         (2022, "BACK_PAYMENT_TOO_OLD"),
     ] {
-        let quoted = back_quote(&mut c, year).await;
+        let quoted = quote(&mut c, CHILD, year, true).await;
         assert_error(quoted, Code::FailedPrecondition, reason, DOMAIN);
         let paid = back_pay(&mut c, year).await;
         let status = assert_error(paid, Code::FailedPrecondition, reason, DOMAIN);
@@ -679,21 +667,6 @@ async fn s2_verify_ledger_pages_through_every_settled_day_on_one_snapshot(backen
     env.finish().await;
 }
 
-async fn quote(
-    c: &mut Clients,
-    beneficiary: &str,
-) -> Result<gongji_proto::payment::v1::PremiumQuote, tonic::Status> {
-    c.premiums
-        .quote_premium(QuotePremiumRequest {
-            payer_id_number: EMPLOYEE.into(),
-            beneficiary_id_number: beneficiary.into(),
-            coverage_year: 2025,
-            back_payment: false,
-        })
-        .await
-        .map(|r| r.into_inner().quote.expect("quote"))
-}
-
 /// P2: premiums and windows belong to the pooling region (统筹区). A child insured in a
 /// county of Ma'anshan (340521) pays as Ma'anshan does: its window ended on 2024-12-31,
 /// while the province default runs to February. A region outside the province never gets
@@ -705,7 +678,9 @@ async fn p2_premiums_and_windows_belong_to_the_pooling_region(backend: Backend) 
     let mut c = env.clients_owned();
     let county_child = fixtures::id_number("20180110", 14);
     fixtures::employee_and(&mut c, &county_child, "李子涵", "340521").await;
-    let county = quote(&mut c, &county_child).await.expect("quote");
+    let county = quote(&mut c, &county_child, 2025, false)
+        .await
+        .expect("quote");
     assert_eq!(county.window_end_date, "2024-12-31", "{county:?}");
     assert!(!county.in_collection_window);
     assert_eq!(county.waiting_months, 3);
@@ -715,7 +690,9 @@ async fn p2_premiums_and_windows_belong_to_the_pooling_region(backend: Backend) 
         fixtures::person(&hefei_child, "李子墨", None, Some("340102")),
     )
     .await;
-    let hefei = quote(&mut c, &hefei_child).await.expect("quote");
+    let hefei = quote(&mut c, &hefei_child, 2025, false)
+        .await
+        .expect("quote");
     assert_eq!(hefei.window_end_date, "2025-02-28");
     assert!(hefei.in_collection_window);
     let beijing_child = fixtures::id_number("20180110", 18);
@@ -724,7 +701,7 @@ async fn p2_premiums_and_windows_belong_to_the_pooling_region(backend: Backend) 
         fixtures::person(&beijing_child, "李子安", None, Some("110105")),
     )
     .await;
-    let r = quote(&mut c, &beijing_child).await;
+    let r = quote(&mut c, &beijing_child, 2025, false).await;
     assert_error(r, Code::FailedPrecondition, "REGION_OUTSIDE_POLICY", DOMAIN);
     env.finish().await;
 }
@@ -1093,7 +1070,7 @@ async fn p5_premiums_paid_elsewhere_count(backend: Backend) {
             .await
             .expect("bind");
     }
-    let r = quote(&mut c, &paid_2025).await;
+    let r = quote(&mut c, &paid_2025, 2025, false).await;
     assert_error(r, Code::AlreadyExists, "PREMIUM_ALREADY_PAID", DOMAIN);
     let r = c
         .premiums
@@ -1101,7 +1078,7 @@ async fn p5_premiums_paid_elsewhere_count(backend: Backend) {
         .await;
     assert_error(r, Code::AlreadyExists, "PREMIUM_ALREADY_PAID", DOMAIN);
     // Covered in 2021 (paid elsewhere), not since: 2022 to 2024 are gap years.
-    let late = quote(&mut c, &paid_2021).await.expect("quote");
+    let late = quote(&mut c, &paid_2021, 2025, false).await.expect("quote");
     assert_eq!(late.waiting_months, 3 + 2, "{late:?}");
     let r = c
         .registry

@@ -56,7 +56,7 @@ pub fn pay(request_id: &str, payer: &str, beneficiary: &str, year: i32) -> PayPr
     }
 }
 
-async fn quote(
+pub async fn quote(
     c: &mut Clients,
     beneficiary: &str,
     year: i32,
