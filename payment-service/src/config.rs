@@ -8,6 +8,10 @@ use gongji_shared::flags::CommonFlags;
 /// load binding-service.
 pub const PEER_PROBE_INTERVAL_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
 
+/// A hold's bounds: it must outlast a call to binding-service (2 s) and the write after it,
+/// and must not keep money reserved for long after a crash.
+pub const HOLD_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 5_000..=600_000;
+
 /// payment-service settings.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -48,6 +52,15 @@ pub struct Config {
         value_parser = clap::value_parser!(u64).range(PEER_PROBE_INTERVAL_MS)
     )]
     pub peer_probe_interval_ms: u64,
+    /// How long a family debit's hold reserves its amount unless posted or voided, in
+    /// milliseconds (5000 to 600000): longer than a call to binding-service and a write.
+    #[arg(
+        long,
+        env = "PAYMENT_HOLD_TIMEOUT_MS",
+        default_value_t = crate::app::DEFAULT_HOLD_TIMEOUT_MS,
+        value_parser = clap::value_parser!(u64).range(HOLD_TIMEOUT_MS)
+    )]
+    pub hold_timeout_ms: u64,
     /// Policy, log format and clock, the same for both services.
     #[command(flatten)]
     pub common: CommonFlags,

@@ -6,16 +6,20 @@
 use std::time::Duration;
 
 use crate::{
-    app::{PeerError, Registry},
-    domain::authorization::{Authorization, Denial, Enrollment, InsuredPerson},
+    app::{PeerError, Registry, UseRequest},
+    domain::{
+        authorization::{Authorization, Denial, Enrollment, InsuredPerson},
+        fence::RecordedUse,
+    },
 };
 use gongji_proto::binding::v1::{
-    self as pb, CheckAuthorizationRequest, CheckAuthorizationResponse, EnrollmentStatus,
-    GetInsuredPersonRequest, binding_service_client::BindingServiceClient,
-    registry_service_client::RegistryServiceClient,
+    self as pb, AuthorizeUseRequest, CheckAuthorizationRequest, CheckAuthorizationResponse,
+    EnrollmentStatus, GetInsuredPersonRequest, ListBindingUsesRequest,
+    binding_service_client::BindingServiceClient, registry_service_client::RegistryServiceClient,
 };
 use gongji_shared::{
-    CoverageYear, IdNumber, RegionCode, policy::Purpose, rpc::telemetry::TraceContextInterceptor,
+    CoverageYear, IdNumber, Money, RegionCode, policy::Purpose,
+    rpc::telemetry::TraceContextInterceptor,
 };
 use tonic::{
     codegen::InterceptedService,
@@ -114,10 +118,7 @@ impl Registry for BindingPeer {
         let request = CheckAuthorizationRequest {
             authorizer_id_number: authorizer.as_str().to_owned(),
             beneficiary_id_number: beneficiary.as_str().to_owned(),
-            purpose: match purpose {
-                Purpose::Premium => pb::Purpose::Premium,
-                Purpose::MedicalExpense => pb::Purpose::MedicalExpense,
-            } as i32,
+            purpose: purpose_to_pb(purpose) as i32,
         };
         let answer = self
             .client
@@ -126,6 +127,70 @@ impl Registry for BindingPeer {
             .await
             .map_err(unavailable)?;
         authorization(answer.into_inner())
+    }
+
+    /// The movement ID is the request ID too: asking again for the same debit gets the
+    /// answer recorded the first time.
+    async fn authorize_use(&self, use_request: &UseRequest) -> Result<Authorization, PeerError> {
+        let request = AuthorizeUseRequest {
+            request_id: use_request.movement_id.clone(),
+            authorizer_id_number: use_request.authorizer.as_str().to_owned(),
+            beneficiary_id_number: use_request.beneficiary.as_str().to_owned(),
+            purpose: purpose_to_pb(use_request.purpose) as i32,
+            amount: use_request.amount.to_string(),
+            movement_id: use_request.movement_id.clone(),
+        };
+        let answer = self
+            .client
+            .clone()
+            .authorize_use(request)
+            .await
+            .map_err(unavailable)?
+            .into_inner();
+        let decision = authorization(answer.authorization.unwrap_or_default())?;
+        // A yes counts only with the use recorded for this very debit and amount.
+        if decision.is_authorized() {
+            let recorded = answer
+                .r#use
+                .as_ref()
+                .map(recorded_use)
+                .transpose()?
+                .ok_or_else(|| PeerError::Malformed("a yes without a recorded use".to_owned()))?;
+            if recorded.movement_id != use_request.movement_id
+                || recorded.amount != use_request.amount
+                || recorded.binding_id != decision.binding_id
+            {
+                return Err(PeerError::Malformed(
+                    "a use recorded for another debit".to_owned(),
+                ));
+            }
+        }
+        Ok(decision)
+    }
+
+    async fn binding_uses(
+        &self,
+        binding_id: &str,
+        page_token: &str,
+    ) -> Result<(Vec<RecordedUse>, String), PeerError> {
+        let request = ListBindingUsesRequest {
+            binding_id: binding_id.to_owned(),
+            page_size: MAX_USES_PAGE,
+            page_token: page_token.to_owned(),
+        };
+        let page = self
+            .client
+            .clone()
+            .list_binding_uses(request)
+            .await
+            .map_err(unavailable)?
+            .into_inner();
+        let uses = page
+            .uses
+            .iter()
+            .map(recorded_use)
+            .collect::<Result<_, _>>()?;
+        Ok((uses, page.next_page_token))
     }
 
     async fn person(&self, id: &IdNumber) -> Result<Option<InsuredPerson>, PeerError> {
@@ -142,6 +207,26 @@ impl Registry for BindingPeer {
             Err(status) => Err(unavailable(status)),
         }
     }
+}
+
+/// The largest page binding-service's ListBindingUses gives.
+const MAX_USES_PAGE: i32 = 100;
+
+fn purpose_to_pb(purpose: Purpose) -> pb::Purpose {
+    match purpose {
+        Purpose::Premium => pb::Purpose::Premium,
+        Purpose::MedicalExpense => pb::Purpose::MedicalExpense,
+    }
+}
+
+fn recorded_use(u: &pb::BindingUse) -> Result<RecordedUse, PeerError> {
+    Ok(RecordedUse {
+        movement_id: u.movement_id.clone(),
+        binding_id: u.binding_id.clone(),
+        binding_version: u.binding_version,
+        amount: Money::parse(&u.amount)
+            .map_err(|_| PeerError::Malformed("a use without a valid amount".to_owned()))?,
+    })
 }
 
 /// An error answer: an outage, or a failure that is no outage (logged with the status).

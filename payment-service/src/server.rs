@@ -19,7 +19,7 @@ use tonic_health::ServingStatus;
 use crate::{
     api::{AccountApi, MedicalExpenseApi, PremiumApi, SettlementApi},
     app::App,
-    config::{Config, PEER_PROBE_INTERVAL_MS},
+    config::{Config, HOLD_TIMEOUT_MS, PEER_PROBE_INTERVAL_MS},
     peer::{BindingPeer, DEPENDENT_SERVICES},
     store::{AnyStore, Store},
 };
@@ -42,6 +42,13 @@ pub async fn run(
         PEER_PROBE_INTERVAL_MS.start(),
         PEER_PROBE_INTERVAL_MS.end(),
         config.peer_probe_interval_ms
+    );
+    anyhow::ensure!(
+        HOLD_TIMEOUT_MS.contains(&config.hold_timeout_ms),
+        "--hold-timeout-ms must be from {} to {}, not {}",
+        HOLD_TIMEOUT_MS.start(),
+        HOLD_TIMEOUT_MS.end(),
+        config.hold_timeout_ms
     );
     let policy = Policy::load_or_default(config.common.policy.as_deref())?;
     match AnyStore::connect(&config.database_url, config.db_max_connections)
@@ -72,7 +79,8 @@ async fn run_with<S: Store>(
         binding.clone(),
         Arc::new(policy),
         config.common.clock,
-    );
+    )
+    .with_hold_timeout_ms(config.hold_timeout_ms);
     let all: Vec<&str> = INDEPENDENT_SERVICES
         .iter()
         .chain(&DEPENDENT_SERVICES)

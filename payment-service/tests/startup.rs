@@ -53,3 +53,8 @@ fn a_database_url_of_neither_kind_is_refused_without_its_password() {
     let created: Vec<_> = std::fs::read_dir(dir.path()).expect("read dir").collect();
     assert!(created.is_empty(), "no file made of the typo: {created:?}");
 }
+
+#[test]
+fn a_hold_shorter_than_a_call_to_binding_service_is_refused() {
+    refused(&start(&["--hold-timeout-ms", "100"]), "--hold-timeout-ms");
+}

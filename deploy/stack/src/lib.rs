@@ -215,6 +215,7 @@ fn start_payment(config: &StackConfig, listener: TcpListener) -> Running {
         db_max_connections: 10,
         binding_addr: format!("http://{}", config.binding_addr),
         peer_probe_interval_ms: config.peer_probe_interval_ms,
+        hold_timeout_ms: payment_service::app::DEFAULT_HOLD_TIMEOUT_MS,
         common: common(config),
     };
     spawn(config.payment_addr, |stop| {

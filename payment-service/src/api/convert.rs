@@ -163,6 +163,11 @@ pub fn payment_to_pb(p: &PremiumPayment) -> pb::PremiumPayment {
             PaymentState::Refunded => p.other_means.as_ref().map(other_means_to_pb),
             PaymentState::Paid => None,
         },
+        movement_id: if p.split.account_part.is_zero() {
+            String::new()
+        } else {
+            p.movement_id.clone()
+        },
     }
 }
 
@@ -197,6 +202,7 @@ pub fn medical_to_pb(p: &MedicalPayment) -> pb::MedicalExpensePayment {
         binding_id: p.binding_id.clone(),
         binding_version: p.binding_version,
         pay_time: Some(timestamp(p.pay_time)),
+        movement_id: p.movement_id.clone().unwrap_or_default(),
     }
 }
 

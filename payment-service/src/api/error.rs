@@ -161,6 +161,19 @@ pub(super) fn app_status(error: AppError) -> Status {
             "CONCURRENT_UPDATE",
             "a balance changed while paying; quote again and retry",
         ),
+        AppError::AuthorizationChanged => ApiError::aborted(
+            "CONCURRENT_UPDATE",
+            "the beneficiary's registry record changed while paying; quote again and retry",
+        ),
+        AppError::AuthorizationExpired => ApiError::aborted(
+            "AUTHORIZATION_EXPIRED",
+            "the authorization's hold ran out before the debit was written; nothing moved; retry",
+        ),
+        AppError::TooManyUses { limit } => ApiError::failed_precondition(
+            "TOO_MANY_USES",
+            "the binding has more uses than one reconciliation compares",
+        )
+        .with_metadata("limit", limit),
         AppError::BalanceLimitReached => ApiError::failed_precondition(
             "BALANCE_LIMIT_REACHED",
             "the balance would pass the largest balance an account keeps",

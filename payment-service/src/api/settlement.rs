@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use gongji_proto::payment::v1::{
-    GetSettlementRequest, GetSettlementResponse, LedgerViolation, SettleBusinessDayRequest,
-    SettleBusinessDayResponse, VerifyLedgerRequest, VerifyLedgerResponse,
-    settlement_service_server::SettlementService,
+    GetSettlementRequest, GetSettlementResponse, LedgerViolation, ReconcileBindingUsesRequest,
+    ReconcileBindingUsesResponse, SettleBusinessDayRequest, SettleBusinessDayResponse,
+    VerifyLedgerRequest, VerifyLedgerResponse, settlement_service_server::SettlementService,
 };
 use gongji_shared::rpc::command;
 use gongji_shared::rpc::validate;
@@ -27,6 +27,9 @@ impl<S, R> SettlementApi<S, R> {
         Self { app }
     }
 }
+
+/// The longest binding ID binding-service issues.
+const MAX_BINDING_ID_LEN: usize = 64;
 
 fn business_date(value: &str) -> Result<NaiveDate, Status> {
     validate::date(value, "business_date", "INVALID_DATE").map_err(status)
@@ -95,6 +98,32 @@ impl<S: Store, R: Registry> SettlementService for SettlementApi<S, R> {
                 .map(ToString::to_string)
                 .collect(),
             next_page_token: report.next_after.map(|d| d.to_string()).unwrap_or_default(),
+        }))
+    }
+
+    async fn reconcile_binding_uses(
+        &self,
+        request: Request<ReconcileBindingUsesRequest>,
+    ) -> Result<Response<ReconcileBindingUsesResponse>, Status> {
+        let binding_id = validate::identifier(
+            &request.get_ref().binding_id,
+            "binding_id",
+            "INVALID_BINDING_ID",
+            MAX_BINDING_ID_LEN,
+        )
+        .map_err(status)?;
+        let report = self
+            .app
+            .reconcile_binding_uses(&binding_id)
+            .await
+            .map_err(failure)?;
+        Ok(Response::new(ReconcileBindingUsesResponse {
+            clean: report.is_clean(),
+            debit_count: i64::from(report.debits_checked),
+            use_count: i64::from(report.uses_checked),
+            debits_without_use: report.debits_without_use,
+            uses_without_debit: report.uses_without_debit,
+            in_flight: report.in_flight,
         }))
     }
 }

@@ -184,6 +184,10 @@ impl<S: Accounts, R: Registry> App<S, R> {
                     moved_fen: 0,
                 });
             }
+            // A family payment in flight holds part of the current-year balance (P1's fence).
+            Err(StoreError::Conflict(Conflict::InsufficientBalance)) => {
+                return Err(AppError::BalanceChanged);
+            }
             Err(e) => return Err(e.into()),
         };
         tracing::info!(holder = %holder, year, moved_fen = closed.moved_fen, "year closed");

@@ -84,6 +84,13 @@ pub enum AppError {
     OtherMeansWrongAmount { expected: Money },
     #[error("a balance changed while paying")]
     BalanceChanged,
+    /// binding-service's answer for the debit differs from the one the payment was
+    /// computed with (the beneficiary's region changed meanwhile).
+    #[error("the authorization changed while paying")]
+    AuthorizationChanged,
+    /// The hold expired (or was voided) before the debit could be written: nothing moved.
+    #[error("the authorization expired before the debit")]
+    AuthorizationExpired,
     /// The write would take a balance past the largest one kept.
     #[error("a balance would pass the largest balance")]
     BalanceLimitReached,
@@ -100,6 +107,10 @@ pub enum AppError {
     BusinessDayNotClosed { date: NaiveDate, today: NaiveDate },
     #[error("the business day is not settled")]
     SettlementNotFound { date: NaiveDate },
+
+    // Reconciliation.
+    #[error("the binding has more uses than one reconciliation compares")]
+    TooManyUses { limit: usize },
 
     /// A concurrent call with the same request ID stored its answer first.
     #[error("request id taken by a concurrent call")]

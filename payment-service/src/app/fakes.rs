@@ -2,8 +2,9 @@
 //! paths the gRPC surface cannot reach on demand: a peer that changes its mind between two
 //! calls, a balance that moves between the read and the write, a request ID taken by a
 //! concurrent call. Each fake keeps the invariants of the real thing that the use cases
-//! rely on: a write is all or nothing, no bucket goes below zero, a year is paid once, a
-//! request ID is recorded once.
+//! rely on: a write is all or nothing, no bucket goes below zero or into others' live
+//! holds, a hold is posted only while live, a year is paid once, a request ID is recorded
+//! once, and binding-service records a use for every yes to AuthorizeUse.
 
 use std::{
     collections::BTreeMap,
@@ -17,16 +18,17 @@ use gongji_shared::{
     policy::{Bucket, Purpose},
 };
 
-use super::{PeerError, Registry};
+use super::{PeerError, Registry, UseRequest};
 use crate::{
     domain::{
         Account, AccountEntry, Book, CurrentYearHistory, Movement,
         authorization::{Authorization, Enrollment, InsuredPerson},
+        fence::{FamilyDebit, Hold, HoldState, Posting, RecordedUse},
         medical::MedicalPayment,
         payment::{OtherMeans, PaymentState, PremiumPayment},
         premium::PaidYear,
     },
-    store::{Accounts, Conflict, MedicalPayments, Premiums, StoreError},
+    store::{Accounts, Conflict, Holds, MedicalPayments, Premiums, StoreError},
 };
 
 /// A hook a test runs inside a fake, at a chosen moment.
@@ -41,6 +43,14 @@ pub struct RegistryState {
     pub unreachable: bool,
     /// Every authorization asked for, in order.
     pub asked: Vec<(IdNumber, IdNumber, Purpose)>,
+    /// The answer to AuthorizeUse when it differs from `authorization`.
+    pub use_answer: Option<Authorization>,
+    /// AuthorizeUse alone cannot be reached (CheckAuthorization still can).
+    pub use_unreachable: bool,
+    /// Runs as AuthorizeUse is answered: what could happen meanwhile elsewhere.
+    pub on_use: Option<Hook>,
+    /// Every use recorded, in order.
+    pub uses: Vec<RecordedUse>,
 }
 
 /// binding-service, in memory.
@@ -70,6 +80,51 @@ impl Registry for FakeRegistry {
         }
     }
 
+    /// Records the use when the answer authorizes, as binding-service does.
+    async fn authorize_use(&self, request: &UseRequest) -> Result<Authorization, PeerError> {
+        let hook = self.state().on_use.clone();
+        if let Some(hook) = hook {
+            hook();
+        }
+        let mut state = self.state();
+        if state.unreachable || state.use_unreachable {
+            return Err(PeerError::Unavailable("fake: unreachable".to_owned()));
+        }
+        let answer = state
+            .use_answer
+            .clone()
+            .or_else(|| state.authorization.clone())
+            .ok_or_else(|| PeerError::Unavailable("fake: unreachable".to_owned()))?;
+        if answer.is_authorized() {
+            state.uses.push(RecordedUse {
+                movement_id: request.movement_id.clone(),
+                binding_id: answer.binding_id.clone(),
+                binding_version: answer.binding_version,
+                amount: request.amount,
+            });
+        }
+        Ok(answer)
+    }
+
+    /// One page with every use of the binding.
+    async fn binding_uses(
+        &self,
+        binding_id: &str,
+        _page_token: &str,
+    ) -> Result<(Vec<RecordedUse>, String), PeerError> {
+        let state = self.state();
+        if state.unreachable {
+            return Err(PeerError::Unavailable("fake: unreachable".to_owned()));
+        }
+        let uses = state
+            .uses
+            .iter()
+            .filter(|u| u.binding_id == binding_id)
+            .cloned()
+            .collect();
+        Ok((uses, String::new()))
+    }
+
     async fn person(&self, id: &IdNumber) -> Result<Option<InsuredPerson>, PeerError> {
         let state = self.state();
         if state.unreachable {
@@ -88,6 +143,8 @@ pub struct StoreState {
     pub medical: Vec<MedicalPayment>,
     pub movements: Vec<Movement>,
     pub closed_years: Vec<(IdNumber, i32)>,
+    /// Holds by movement ID, with their state (`HELD`, `POSTED` or `VOIDED`).
+    pub holds: BTreeMap<String, (Hold, &'static str)>,
     /// Runs at the start of every write, before its checks: what a concurrent caller could
     /// commit between a use case's reads and its write.
     pub before_write: Option<Hook>,
@@ -136,7 +193,11 @@ impl StoreState {
                 .accounts
                 .get(&holder)
                 .map_or(0, |a| a.balance(bucket).fen());
-            if balance + amount_fen < 0 {
+            // A debit leaves the live holds of others untouched.
+            let held = movement.map_or(0, |m| {
+                self.held_fen(&holder, bucket, m.create_time, &m.movement_id)
+            });
+            if balance + amount_fen < 0 || (amount_fen < 0 && balance + amount_fen < held) {
                 return Err(conflict(Conflict::InsufficientBalance));
             }
             if balance + amount_fen > gongji_shared::domain::money::MAX_BALANCE_FEN {
@@ -144,6 +205,39 @@ impl StoreState {
             }
         }
         Ok(())
+    }
+
+    /// What live holds other than `except` reserve on a bucket at `at`.
+    fn held_fen(
+        &self,
+        holder: &IdNumber,
+        bucket: Bucket,
+        at: chrono::DateTime<chrono::Utc>,
+        except: &str,
+    ) -> i64 {
+        self.holds
+            .iter()
+            .filter(|(id, (h, state))| {
+                *state == "HELD" && &h.holder == holder && h.expire_time > at && *id != except
+            })
+            .flat_map(|(_, (h, _))| h.draws.iter())
+            .filter(|d| d.bucket == bucket)
+            .map(|d| d.amount.fen())
+            .sum()
+    }
+
+    /// Posts a hold (after `check`): `Conflict::HoldGone` unless live at the posting.
+    fn post_hold(&mut self, posting: Option<&Posting>) -> Result<(), StoreError> {
+        let Some(posting) = posting else {
+            return Ok(());
+        };
+        match self.holds.get_mut(&posting.movement_id) {
+            Some((hold, state)) if *state == "HELD" && hold.expire_time > posting.at => {
+                *state = "POSTED";
+                Ok(())
+            }
+            _ => Err(conflict(Conflict::HoldGone)),
+        }
     }
 
     /// Records the answer and applies the movement (after `check`).
@@ -353,6 +447,7 @@ impl Premiums for FakeStore {
         &self,
         payment: &PremiumPayment,
         movement: &Movement,
+        posting: Option<&Posting>,
         idempotency: &Idempotency,
         response: &[u8],
     ) -> Result<(), StoreError> {
@@ -366,6 +461,7 @@ impl Premiums for FakeStore {
             if paid {
                 return Err(conflict(Conflict::AlreadyPaid));
             }
+            s.post_hold(posting)?;
             let movement = (!payment.split.account_part.is_zero()).then_some(movement);
             s.commit(idempotency, response, movement);
             s.premiums.push(payment.clone());
@@ -439,11 +535,13 @@ impl MedicalPayments for FakeStore {
         &self,
         payment: &MedicalPayment,
         movement: Option<&Movement>,
+        posting: Option<&Posting>,
         idempotency: &Idempotency,
         response: &[u8],
     ) -> Result<(), StoreError> {
         self.write(|s| {
             s.check(idempotency, movement)?;
+            s.post_hold(posting)?;
             s.commit(idempotency, response, movement);
             s.medical.push(payment.clone());
             Ok(())
@@ -460,6 +558,107 @@ impl MedicalPayments for FakeStore {
             .iter()
             .find(|p| p.payment_id == payment_id)
             .cloned())
+    }
+}
+
+impl Holds for FakeStore {
+    async fn place_hold(&self, hold: &Hold) -> Result<(), StoreError> {
+        self.write(|s| {
+            let account = s
+                .accounts
+                .get(&hold.holder)
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt("no account".into()))?;
+            for (_, (h, state)) in s.holds.iter_mut() {
+                if *state == "HELD" && h.holder == hold.holder && h.expire_time <= hold.create_time
+                {
+                    *state = "VOIDED";
+                }
+            }
+            for bucket in [Bucket::CurrentYear, Bucket::PriorYears] {
+                let wanted: i64 = hold
+                    .draws
+                    .iter()
+                    .filter(|d| d.bucket == bucket)
+                    .map(|d| d.amount.fen())
+                    .sum();
+                let held = s.held_fen(&hold.holder, bucket, hold.create_time, &hold.movement_id);
+                if account.balance(bucket).fen() - held < wanted {
+                    return Err(conflict(Conflict::InsufficientBalance));
+                }
+            }
+            s.holds
+                .insert(hold.movement_id.clone(), (hold.clone(), "HELD"));
+            Ok(())
+        })
+    }
+
+    async fn void_hold(
+        &self,
+        movement_id: &str,
+        _at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        match state.holds.get_mut(movement_id) {
+            Some((_, s)) if *s == "HELD" => {
+                *s = "VOIDED";
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn hold_states(
+        &self,
+        movement_ids: &[String],
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(String, HoldState)>, StoreError> {
+        let state = self.state();
+        Ok(movement_ids
+            .iter()
+            .filter_map(|id| {
+                let (hold, s) = state.holds.get(id)?;
+                let held = match *s {
+                    "HELD" if hold.expire_time > at => HoldState::Live,
+                    "POSTED" => HoldState::Posted,
+                    _ => HoldState::Gone,
+                };
+                Some((id.clone(), held))
+            })
+            .collect())
+    }
+
+    async fn family_debits(
+        &self,
+        binding_id: &str,
+        limit: i64,
+    ) -> Result<Vec<FamilyDebit>, StoreError> {
+        let state = self.state();
+        let premiums = state
+            .premiums
+            .iter()
+            .filter(|p| p.binding_id == binding_id && !p.split.account_part.is_zero())
+            .map(|p| FamilyDebit {
+                movement_id: p.movement_id.clone(),
+                amount: p.split.account_part,
+            });
+        let medical = state
+            .medical
+            .iter()
+            .filter(|p| p.binding_id == binding_id)
+            .filter_map(|p| {
+                Some(FamilyDebit {
+                    movement_id: p.movement_id.clone()?,
+                    amount: gongji_shared::Money::from_fen(
+                        p.family_draws.iter().map(|d| d.amount.fen()).sum(),
+                    )
+                    .ok()?,
+                })
+            });
+        Ok(premiums
+            .chain(medical)
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect())
     }
 }
 

@@ -5,8 +5,11 @@ use gongji_shared::{IdNumber, Money, command::Command, policy::Purpose};
 
 use super::{AccountRole, App, AppError, PaymentKind, Registry, new_id};
 use crate::{
-    domain::medical::{self, InstitutionKind, MedicalPayment},
-    store::{Accounts, Conflict, MedicalPayments, StoreError},
+    domain::{
+        fence::Hold,
+        medical::{self, InstitutionKind, MedicalPayment},
+    },
+    store::{Accounts, Conflict, Holds, MedicalPayments, StoreError},
 };
 
 /// A cost to pay at a designated institution.
@@ -20,7 +23,7 @@ pub struct MedicalOrder {
     pub amount: Money,
 }
 
-impl<S: Accounts + MedicalPayments, R: Registry> App<S, R> {
+impl<S: Accounts + Holds + MedicalPayments, R: Registry> App<S, R> {
     /// Pays a medical expense.
     pub async fn pay_medical_expense(
         &self,
@@ -44,20 +47,26 @@ impl<S: Accounts + MedicalPayments, R: Registry> App<S, R> {
         let usable = self.usable_buckets(today);
         let plan = medical::plan(amount, own.as_ref(), family.as_ref(), &usable);
 
-        // Money of someone else moves only with binding-service's fresh yes (fail closed).
+        // Money of someone else moves only on binding-service's yes for this very debit,
+        // recorded as a use before the debit is written (P1's fence; fail closed).
+        let movement_id = new_id();
         let (mut binding_id, mut binding_version, mut destination) =
             (String::new(), 0, own.as_ref().map(|a| a.region.clone()));
-        if let (Some(holder), false) = (&family_holder, plan.family.account_part.is_zero()) {
-            let authorization = self
-                .registry
-                .authorize(holder, &beneficiary, Purpose::MedicalExpense)
-                .await?;
-            if !authorization.is_authorized() {
-                tracing::info!(holder = %holder, beneficiary = %beneficiary, "medical expense refused: not authorized");
-                return Err(AppError::NotAuthorized {
-                    denials: authorization.denials,
-                });
-            }
+        let family_part = match &family_holder {
+            Some(holder) if !plan.family.account_part.is_zero() => Some(holder.clone()),
+            _ => None,
+        };
+        if let Some(holder) = &family_part {
+            let hold = Hold::new(
+                &movement_id,
+                holder,
+                &plan.family.draws,
+                Purpose::MedicalExpense,
+                command.request_id(),
+                now,
+                self.hold_timeout_ms,
+            );
+            let authorization = self.hold_and_authorize(&hold, &beneficiary).await?;
             binding_id = authorization.binding_id;
             binding_version = authorization.binding_version;
             destination = authorization.beneficiary_region.or(destination);
@@ -68,7 +77,7 @@ impl<S: Accounts + MedicalPayments, R: Registry> App<S, R> {
         let payment = MedicalPayment {
             payment_id: new_id(),
             request_id: command.request_id().to_owned(),
-            movement_id: paid_by_accounts.then(new_id),
+            movement_id: paid_by_accounts.then(|| movement_id.clone()),
             beneficiary,
             family_holder,
             institution_code,
@@ -84,18 +93,29 @@ impl<S: Accounts + MedicalPayments, R: Registry> App<S, R> {
             business_date: today,
         };
         let movement = medical::medical_movement(&payment, own.as_ref(), family.as_ref());
-        self.store
+        let posting = family_part
+            .as_ref()
+            .map(|_| self.posting(&movement_id, &payment.binding_id, payment.binding_version));
+        let written = self
+            .store
             .insert_medical(
                 &payment,
                 movement.as_ref(),
+                posting.as_ref(),
                 command.idempotency(),
                 &command.response(&payment),
             )
-            .await
-            .map_err(|e| match e {
+            .await;
+        if let Err(e) = written {
+            if posting.is_some() {
+                self.release(&movement_id).await;
+            }
+            return Err(match e {
                 StoreError::Conflict(Conflict::InsufficientBalance) => AppError::BalanceChanged,
+                StoreError::Conflict(Conflict::HoldGone) => AppError::AuthorizationExpired,
                 e => e.into(),
-            })?;
+            });
+        }
         tracing::info!(
             payment_id = %payment.payment_id,
             beneficiary = %payment.beneficiary,
@@ -156,7 +176,8 @@ mod tests {
             .await
             .unwrap();
         assert!(paid.family_draws.is_empty() && paid.binding_id.is_empty());
-        assert!(registry.state().asked.is_empty());
+        assert!(registry.state().asked.is_empty() && registry.state().uses.is_empty());
+        assert!(store.state().holds.is_empty());
         assert_eq!(
             store.state().accounts[&id(CHILD)].prior_years.to_string(),
             "100.00"
@@ -194,7 +215,14 @@ mod tests {
             (paid.binding_id.as_str(), paid.binding_version),
             ("binding-1", 1)
         );
-        assert_eq!(registry.state().asked.len(), 1);
+        let uses = registry.state().uses.clone();
+        assert_eq!(uses.len(), 1, "one use, recorded by AuthorizeUse");
+        assert_eq!(Some(&uses[0].movement_id), paid.movement_id.as_ref());
+        assert_eq!(uses[0].amount.to_string(), "200.00");
+        assert_eq!(
+            store.state().holds[paid.movement_id.as_ref().unwrap()].1,
+            "POSTED"
+        );
         assert_eq!(
             store.state().accounts[&id(PAYER)].prior_years.to_string(),
             "1000.00"

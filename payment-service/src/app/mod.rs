@@ -11,6 +11,7 @@ mod accounts;
 mod error;
 #[cfg(test)]
 mod fakes;
+mod fence;
 mod medical;
 mod premiums;
 mod settlement;
@@ -23,10 +24,14 @@ use gongji_shared::{
     policy::{Bucket, Purpose},
 };
 
-use crate::domain::authorization::{Authorization, InsuredPerson};
+use crate::domain::{
+    authorization::{Authorization, InsuredPerson},
+    fence::RecordedUse,
+};
 
 pub use accounts::{AccountView, Credited, YearClosed};
 pub use error::{AccountRole, AppError, Infra, PaymentKind};
+pub use fence::{DEFAULT_HOLD_TIMEOUT_MS, MAX_RECONCILED_USES};
 pub use medical::MedicalOrder;
 pub use premiums::{PaymentOrder, PremiumOrder, Quote};
 pub use settlement::LedgerReport;
@@ -42,11 +47,36 @@ pub trait Registry: Clone + Send + Sync + 'static {
         purpose: Purpose,
     ) -> impl Future<Output = Result<Authorization, PeerError>> + Send;
 
+    /// Authorizes one family debit and has binding-service record its use (P1's fence),
+    /// under the lock its revocation takes. The use is recorded only when authorized.
+    fn authorize_use(
+        &self,
+        request: &UseRequest,
+    ) -> impl Future<Output = Result<Authorization, PeerError>> + Send;
+
+    /// One page of the uses recorded for a binding, oldest first, and the token of the
+    /// next page (empty on the last).
+    fn binding_uses(
+        &self,
+        binding_id: &str,
+        page_token: &str,
+    ) -> impl Future<Output = Result<(Vec<RecordedUse>, String), PeerError>> + Send;
+
     /// The person's registry record; `None` when the registry does not know them.
     fn person(
         &self,
         id: &IdNumber,
     ) -> impl Future<Output = Result<Option<InsuredPerson>, PeerError>> + Send;
+}
+
+/// One family debit to authorize: binding-service records it under `movement_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseRequest {
+    pub authorizer: IdNumber,
+    pub beneficiary: IdNumber,
+    pub purpose: Purpose,
+    pub amount: gongji_shared::Money,
+    pub movement_id: String,
 }
 
 /// binding-service could not give an answer: no money may move (fail closed).
@@ -68,6 +98,7 @@ pub struct App<S, R> {
     registry: R,
     policy: Arc<Policy>,
     clock: Clock,
+    hold_timeout_ms: u64,
 }
 
 impl<S, R> App<S, R> {
@@ -77,6 +108,15 @@ impl<S, R> App<S, R> {
             registry,
             policy,
             clock,
+            hold_timeout_ms: fence::DEFAULT_HOLD_TIMEOUT_MS,
+        }
+    }
+
+    /// How long a family debit's hold lasts unless posted or voided.
+    pub fn with_hold_timeout_ms(self, hold_timeout_ms: u64) -> Self {
+        Self {
+            hold_timeout_ms,
+            ..self
         }
     }
 

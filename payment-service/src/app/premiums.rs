@@ -9,11 +9,12 @@ use crate::{
     domain::{
         Account,
         authorization::Authorization,
+        fence::Hold,
         payment::{self, OtherMeans, OtherMeansProblem, PaymentState, PremiumPayment},
         premium::{self, PaidYear, PremiumTerms, TermsInput},
         split::{self, Split},
     },
-    store::{Accounts, Conflict, Premiums, StoreError},
+    store::{Accounts, Conflict, Holds, Premiums, StoreError},
 };
 
 /// Whose premium, for which year, from whose account.
@@ -53,7 +54,7 @@ struct Prepared {
     split: Split,
 }
 
-impl<S: Accounts + Premiums, R: Registry> App<S, R> {
+impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
     /// What paying the premium now would cost and buy; binding-service is asked, but a
     /// denial does not stop a quote.
     pub async fn quote_premium(&self, order: &PremiumOrder) -> Result<Quote, AppError> {
@@ -70,7 +71,7 @@ impl<S: Accounts + Premiums, R: Registry> App<S, R> {
     }
 
     /// Pays the premium from the payer's account (and other means for the rest), with
-    /// binding-service's fresh yes.
+    /// binding-service's yes for this very debit, recorded as a use before it is written.
     pub async fn pay_premium(
         &self,
         order: PaymentOrder,
@@ -103,10 +104,33 @@ impl<S: Accounts + Premiums, R: Registry> App<S, R> {
                 }
             },
         )?;
+        // P1's fence: the account part is held, binding-service authorizes and records the
+        // use under the revocation's lock, and the payment's write posts the hold.
+        let movement_id = new_id();
+        let has_account_part = !p.split.account_part.is_zero();
+        let authorization = if has_account_part {
+            let hold = Hold::new(
+                &movement_id,
+                &order.payer,
+                &p.split.draws,
+                Purpose::Premium,
+                command.request_id(),
+                now,
+                self.hold_timeout_ms,
+            );
+            let authorization = self.hold_and_authorize(&hold, &order.beneficiary).await?;
+            if authorization.beneficiary_region.as_ref() != Some(&p.region) {
+                self.release(&movement_id).await;
+                return Err(AppError::AuthorizationChanged);
+            }
+            authorization
+        } else {
+            p.authorization
+        };
         let payment = PremiumPayment {
             payment_id: new_id(),
             request_id: command.request_id().to_owned(),
-            movement_id: new_id(),
+            movement_id: movement_id.clone(),
             payer: order.payer,
             beneficiary: order.beneficiary,
             year: order.year,
@@ -115,8 +139,8 @@ impl<S: Accounts + Premiums, R: Registry> App<S, R> {
             back_payment: order.back_payment,
             split: p.split,
             other_means,
-            binding_id: p.authorization.binding_id,
-            binding_version: p.authorization.binding_version,
+            binding_id: authorization.binding_id,
+            binding_version: authorization.binding_version,
             payer_region: p.account.region,
             beneficiary_region: p.region,
             payment_date: today,
@@ -125,21 +149,31 @@ impl<S: Accounts + Premiums, R: Registry> App<S, R> {
             refund_reason: None,
         };
         let movement = payment::premium_movement(&payment);
-        self.store
+        let posting = has_account_part
+            .then(|| self.posting(&movement_id, &payment.binding_id, payment.binding_version));
+        let written = self
+            .store
             .insert_premium(
                 &payment,
                 &movement,
+                posting.as_ref(),
                 command.idempotency(),
                 &command.response(&payment),
             )
-            .await
-            .map_err(|e| match e {
+            .await;
+        if let Err(e) = written {
+            if has_account_part {
+                self.release(&movement_id).await;
+            }
+            return Err(match e {
                 StoreError::Conflict(Conflict::AlreadyPaid) => {
                     AppError::PremiumAlreadyPaid { year: order.year }
                 }
                 StoreError::Conflict(Conflict::InsufficientBalance) => AppError::BalanceChanged,
+                StoreError::Conflict(Conflict::HoldGone) => AppError::AuthorizationExpired,
                 e => e.into(),
-            })?;
+            });
+        }
         tracing::info!(
             payment_id = %payment.payment_id,
             payer = %payment.payer,
@@ -329,7 +363,7 @@ mod tests {
     use super::*;
     use crate::{
         app::fakes::{CHILD, FakeStore, PAYER, app, id},
-        domain::authorization::Denial,
+        domain::{authorization::Denial, fence::Hold},
     };
 
     fn order() -> PaymentOrder {
@@ -370,41 +404,184 @@ mod tests {
         assert_eq!(registry.state().asked.len(), 1);
     }
 
-    /// The seam the authorization fence (P1, the next issue) needs: the debit is written
-    /// after the one answer binding-service gave, and records which binding version it
-    /// relied on. A revocation that commits in between is not seen by the debit today; the
-    /// fence will turn this payment into a refusal, and this test with it.
+    /// P1's fence. The revocation commits after the first check, while the amount is being
+    /// held: AuthorizeUse, answered under the revocation's lock, says no, so no use is
+    /// recorded, the hold is voided and nothing is debited. (This test once showed the gap:
+    /// the debit went through on the earlier answer.)
     #[tokio::test]
-    async fn a_revocation_between_the_answer_and_the_debit_is_not_seen_by_the_debit_yet() {
+    async fn a_revocation_after_the_check_refuses_the_debit_and_voids_its_hold() {
         let (app, store, registry) = app();
         let revoke = registry.clone();
         store.state().before_write = Some(Arc::new(move || {
             let mut state = revoke.state();
-            let answer = state.authorization.as_mut().unwrap();
-            answer.binding_version = 2;
-            answer.denials.push(Denial {
+            let mut revoked = state.authorization.clone().unwrap();
+            revoked.binding_version = 2;
+            revoked.denials.push(Denial {
                 reason: "BINDING_NOT_ACTIVE".to_owned(),
                 message: "revoked".to_owned(),
             });
+            state.use_answer = Some(revoked);
         }));
+        let error = app.pay_premium(order(), command("r-1")).await.unwrap_err();
+        match error {
+            AppError::NotAuthorized { denials } => {
+                assert_eq!(denials[0].reason, "BINDING_NOT_ACTIVE")
+            }
+            other => panic!("expected NOT_AUTHORIZED, got {other:?}"),
+        }
+        assert!(
+            registry.state().uses.is_empty(),
+            "no use after a revocation"
+        );
+        let state = store.state();
+        assert!(state.premiums.is_empty() && state.responses.is_empty());
+        assert_eq!(
+            state.accounts[&id(PAYER)].prior_years.to_string(),
+            "1200.00"
+        );
+        assert_eq!(state.holds.len(), 1);
+        assert!(state.holds.values().all(|(_, s)| *s == "VOIDED"));
+    }
+
+    #[tokio::test]
+    async fn a_debit_posts_its_hold_after_binding_service_recorded_its_use() {
+        let (app, store, registry) = app();
         let paid = app.pay_premium(order(), command("r-1")).await.unwrap();
+        let uses = registry.state().uses.clone();
+        assert_eq!(uses.len(), 1);
+        assert_eq!(uses[0].movement_id, paid.movement_id);
+        assert_eq!(uses[0].amount.to_string(), "400.00");
         assert_eq!(
             (paid.binding_id.as_str(), paid.binding_version),
             ("binding-1", 1)
         );
+        let state = store.state();
+        assert_eq!(state.holds[&paid.movement_id].1, "POSTED");
+        assert_eq!(state.movements[0].movement_id, paid.movement_id);
+    }
+
+    #[tokio::test]
+    async fn a_hold_that_ran_out_before_the_write_moves_nothing() {
+        let (app, store, registry) = app();
+        let expire = store.clone();
+        registry.state().on_use = Some(Arc::new(move || {
+            for (hold, _) in expire.state().holds.values_mut() {
+                hold.expire_time = hold.create_time;
+            }
+        }));
+        let error = app.pay_premium(order(), command("r-1")).await.unwrap_err();
+        assert!(matches!(error, AppError::AuthorizationExpired), "{error:?}");
+        let state = store.state();
+        assert!(state.premiums.is_empty() && state.responses.is_empty());
         assert_eq!(
-            registry.state().asked.len(),
-            1,
-            "asked once, before the write"
+            state.accounts[&id(PAYER)].prior_years.to_string(),
+            "1200.00"
         );
+        assert!(state.holds.values().all(|(_, s)| *s == "VOIDED"));
+    }
+
+    #[tokio::test]
+    async fn binding_service_lost_at_the_use_voids_the_hold() {
+        let (app, store, registry) = app();
+        registry.state().use_unreachable = true;
+        let error = app.pay_premium(order(), command("r-1")).await.unwrap_err();
         assert!(
-            !registry
-                .state()
-                .authorization
-                .as_ref()
-                .unwrap()
-                .is_authorized()
+            matches!(error, AppError::Infra(super::super::Infra::Peer(_))),
+            "{error:?}"
         );
+        let state = store.state();
+        assert!(state.premiums.is_empty());
+        assert!(state.holds.values().all(|(_, s)| *s == "VOIDED"));
+    }
+
+    #[tokio::test]
+    async fn a_live_hold_is_not_spent_by_another_payment_and_an_expired_one_is() {
+        let (app, store, _) = app();
+        let now = gongji_shared::Clock::parse("2024-11-15T10:00:00+08:00")
+            .unwrap()
+            .now();
+        let draws = [crate::domain::split::Draw {
+            bucket: gongji_shared::policy::Bucket::PriorYears,
+            amount: Money::parse("1000.00").unwrap(),
+        }];
+        let other = Hold::new(
+            "m-other",
+            &id(PAYER),
+            &draws,
+            Purpose::MedicalExpense,
+            "x",
+            now,
+            30_000,
+        );
+        store
+            .state()
+            .holds
+            .insert("m-other".to_owned(), (other.clone(), "HELD"));
+        let error = app.pay_premium(order(), command("r-1")).await.unwrap_err();
+        assert!(matches!(error, AppError::BalanceChanged), "{error:?}");
+        let stale = Hold {
+            create_time: now - chrono::Duration::minutes(5),
+            expire_time: now - chrono::Duration::minutes(4),
+            ..other
+        };
+        store
+            .state()
+            .holds
+            .insert("m-other".to_owned(), (stale, "HELD"));
+        app.pay_premium(order(), command("r-2")).await.unwrap();
+        let state = store.state();
+        assert_eq!(state.holds["m-other"].1, "VOIDED", "expired, so voided");
+        assert_eq!(state.accounts[&id(PAYER)].prior_years.to_string(), "800.00");
+    }
+
+    #[tokio::test]
+    async fn a_changed_region_between_the_check_and_the_use_refuses() {
+        let (app, store, registry) = app();
+        let mut moved = registry.state().authorization.clone().unwrap();
+        moved.beneficiary_region = Some(gongji_shared::RegionCode::parse("340100").unwrap());
+        registry.state().use_answer = Some(moved);
+        let error = app.pay_premium(order(), command("r-1")).await.unwrap_err();
+        assert!(matches!(error, AppError::AuthorizationChanged), "{error:?}");
+        let state = store.state();
+        assert!(state.premiums.is_empty());
+        assert!(state.holds.values().all(|(_, s)| *s == "VOIDED"));
+    }
+
+    #[tokio::test]
+    async fn reconciliation_is_clean_after_payments_and_reports_a_lost_use() {
+        let (app, _, registry) = app();
+        let paid = app.pay_premium(order(), command("r-1")).await.unwrap();
+        let report = app.reconcile_binding_uses("binding-1").await.unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!((report.debits_checked, report.uses_checked), (1, 1));
+        registry.state().uses.clear();
+        let report = app.reconcile_binding_uses("binding-1").await.unwrap();
+        assert_eq!(report.debits_without_use, [paid.movement_id]);
+    }
+
+    #[tokio::test]
+    async fn reconciliation_reports_a_use_whose_hold_ran_out_but_not_one_in_flight() {
+        let (app, store, registry) = app();
+        let expire = store.clone();
+        registry.state().on_use = Some(Arc::new(move || {
+            for (hold, _) in expire.state().holds.values_mut() {
+                hold.expire_time = hold.create_time;
+            }
+        }));
+        app.pay_premium(order(), command("r-1")).await.unwrap_err();
+        let report = app.reconcile_binding_uses("binding-1").await.unwrap();
+        let lost = registry.state().uses[0].movement_id.clone();
+        assert_eq!(report.uses_without_debit, std::slice::from_ref(&lost));
+        // The same use with its hold still live is a payment in flight.
+        let (hold, _) = store.state().holds[&lost].clone();
+        let live = Hold {
+            expire_time: hold.create_time + chrono::Duration::seconds(30),
+            ..hold
+        };
+        store.state().holds.insert(lost.clone(), (live, "HELD"));
+        let report = app.reconcile_binding_uses("binding-1").await.unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(report.in_flight, [lost]);
     }
 
     #[tokio::test]

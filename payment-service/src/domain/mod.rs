@@ -2,6 +2,7 @@
 //! no tonic, no SQL.
 
 pub mod authorization;
+pub mod fence;
 pub mod ledger;
 pub mod medical;
 pub mod payment;

@@ -334,7 +334,8 @@ macro_rules! accounts_sql {
         /// Writes a movement and its postings, on its open business day (`open_day`).
         /// Personal buckets move first, in a fixed order (holder, bucket) so concurrent
         /// movements over the same accounts lock them in the same order, each with a
-        /// conditional update that refuses to go below zero. Returns the entry IDs in posting
+        /// conditional update that refuses to go below zero, or into what live holds
+        /// reserve as of the movement's time, its own hold (the one being posted) aside. Returns the entry IDs in posting
         /// order and the business day the movement got.
         async fn write_movement(
             tx: &mut sqlx::Transaction<'_, $db>,
@@ -369,16 +370,37 @@ macro_rules! accounts_sql {
             personal.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
             for (holder, bucket, amount_fen) in personal {
                 let column = $crate::store::accounts::bucket_column(bucket);
-                // Never below zero, never past the largest balance: every balance stays readable.
-                let updated = sqlx::query(&format!(
-                    "UPDATE accounts SET {column} = {column} + $1 \
-                     WHERE holder = $2 AND {column} + $1 >= 0 AND {column} + $1 <= $3"
-                ))
-                .bind(amount_fen)
-                .bind(holder.as_str())
-                .bind(gongji_shared::domain::money::MAX_BALANCE_FEN)
-                .execute(&mut **tx)
-                .await?;
+                let updated = if amount_fen < 0 {
+                    // A debit leaves the account's live holds (P1's fence) untouched. The row
+                    // lock comes first, in its own statement, so the holds are read after any
+                    // hold placed meanwhile (which takes the same lock) has committed.
+                    sqlx::query(&format!("SELECT holder FROM accounts WHERE holder = $1{}", $for_update))
+                        .bind(holder.as_str())
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                    sqlx::query(&format!(
+                        "UPDATE accounts SET {column} = {column} + $1 \
+                         WHERE holder = $2 AND {column} + $1 >= 0 AND {column} + $1 >= \
+                         (SELECT CAST(COALESCE(SUM({column}), 0) AS BIGINT) FROM holds \
+                          WHERE holder = $2 AND state = 'HELD' AND expire_ms > $3 AND movement_id <> $4)"
+                    ))
+                    .bind(amount_fen)
+                    .bind(holder.as_str())
+                    .bind(movement.create_time.timestamp_millis())
+                    .bind(&movement.movement_id)
+                    .execute(&mut **tx)
+                    .await?
+                } else {
+                    // Never past the largest balance: every balance stays readable.
+                    sqlx::query(&format!(
+                        "UPDATE accounts SET {column} = {column} + $1 WHERE holder = $2 AND {column} + $1 <= $3"
+                    ))
+                    .bind(amount_fen)
+                    .bind(holder.as_str())
+                    .bind(gongji_shared::domain::money::MAX_BALANCE_FEN)
+                    .execute(&mut **tx)
+                    .await?
+                };
                 if updated.rows_affected() != 1 {
                     let conflict = if amount_fen < 0 {
                         $crate::store::Conflict::InsufficientBalance

@@ -10,6 +10,7 @@ use gongji_shared::db::decode::{self, corrupt};
 use super::{Database, StoreError};
 use crate::domain::{
     Movement,
+    fence::Posting,
     medical::{InstitutionKind, MedicalPayment},
     payment::decode_draws,
 };
@@ -18,10 +19,13 @@ use crate::domain::{
 pub trait MedicalPayments: Database<Conflict = super::Conflict> {
     /// Records a medical-expense payment and its movement (if any account paid), atomically.
     /// `Conflict::InsufficientBalance` when a bucket fell short.
+    /// With `posting`, the movement posts that hold (`Conflict::HoldGone` when it is no
+    /// longer live).
     fn insert_medical(
         &self,
         payment: &MedicalPayment,
         movement: Option<&Movement>,
+        posting: Option<&Posting>,
         idempotency: &Idempotency,
         response: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -102,6 +106,7 @@ macro_rules! medical_sql {
                 &self,
                 p: &$crate::domain::medical::MedicalPayment,
                 movement: Option<&$crate::domain::Movement>,
+                posting: Option<&$crate::domain::fence::Posting>,
                 idempotency: &gongji_shared::command::Idempotency,
                 response: &[u8],
             ) -> Result<(), $crate::store::StoreError> {
@@ -109,6 +114,9 @@ macro_rules! medical_sql {
                 save_response(&mut tx, idempotency, response, p.pay_time).await?;
                 if let Some(movement) = movement {
                     write_movement(&mut tx, movement).await?;
+                }
+                if let Some(posting) = posting {
+                    post_hold(&mut tx, posting).await?;
                 }
                 sqlx::query(&format!(
                     "INSERT INTO medical_payments ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",

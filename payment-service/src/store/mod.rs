@@ -2,7 +2,7 @@
 //! embedded default) and PostgreSQL.
 //!
 //! Each aggregate has its own file holding its trait, the rows it reads and its SQL:
-//! `accounts` (accounts and the ledger), `premiums`, `medical`, `settlement` (settlement and
+//! `accounts` (accounts and the ledger), `holds` (the authorization fence), `premiums`, `medical`, `settlement` (settlement and
 //! verification) and, shared with binding-service through `gongji_shared::db`, the
 //! `Database` trait and its idempotency table (migrations, liveness and first answers).
 //!
@@ -17,6 +17,8 @@
 #[macro_use]
 mod accounts;
 #[macro_use]
+mod holds;
+#[macro_use]
 mod premiums;
 #[macro_use]
 mod medical;
@@ -26,6 +28,7 @@ mod postgres;
 mod sqlite;
 
 pub use accounts::Accounts;
+pub use holds::Holds;
 pub use medical::MedicalPayments;
 pub use postgres::PgStore;
 pub use premiums::Premiums;
@@ -40,12 +43,12 @@ pub const MAX_SEALED_DAYS_SKIPPED: usize = 366;
 
 /// Everything payment-service keeps.
 pub trait Store:
-    Database<Conflict = Conflict> + Accounts + Premiums + MedicalPayments + Settlements
+    Database<Conflict = Conflict> + Accounts + Holds + Premiums + MedicalPayments + Settlements
 {
 }
 
-impl<T: Database<Conflict = Conflict> + Accounts + Premiums + MedicalPayments + Settlements> Store
-    for T
+impl<T: Database<Conflict = Conflict> + Accounts + Holds + Premiums + MedicalPayments + Settlements>
+    Store for T
 {
 }
 
@@ -71,6 +74,9 @@ pub enum Conflict {
     AlreadyRefunded,
     #[error("the year is already closed for this account")]
     YearClosed,
+    /// The hold to post expired or was voided: nothing may be debited on it.
+    #[error("the hold is no longer live")]
+    HoldGone,
 }
 
 /// The store named by a database URL.

@@ -43,6 +43,7 @@ gongji_shared::database_sql!(
     super::Conflict::RequestIdTaken
 );
 accounts_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, DAY_LOCK_SHARED);
+holds_sql!(PgStore, sqlx::Postgres, FOR_UPDATE);
 premiums_sql!(PgStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(PgStore);
 settlement_sql!(PgStore, sqlx::Postgres, DAY_LOCK, VERIFY_SNAPSHOT);

@@ -10,6 +10,7 @@ use gongji_shared::db::decode::{self, corrupt};
 use super::{Database, StoreError};
 use crate::domain::{
     Movement,
+    fence::Posting,
     payment::{Channel, OtherMeans, PaymentState, PremiumPayment, decode_draws},
     premium::{PaidYear, PremiumTerms},
     split::Split,
@@ -25,10 +26,13 @@ pub trait Premiums: Database<Conflict = super::Conflict> {
 
     /// Records a premium payment and its movement, atomically. `Conflict::AlreadyPaid`
     /// when the year is paid; `Conflict::InsufficientBalance` when a bucket fell short.
+    /// With `posting`, the movement posts that hold (`Conflict::HoldGone` when it is no
+    /// longer live).
     fn insert_premium(
         &self,
         payment: &PremiumPayment,
         movement: &Movement,
+        posting: Option<&Posting>,
         idempotency: &Idempotency,
         response: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -207,6 +211,7 @@ macro_rules! premiums_sql {
                 &self,
                 p: &$crate::domain::payment::PremiumPayment,
                 movement: &$crate::domain::Movement,
+                posting: Option<&$crate::domain::fence::Posting>,
                 idempotency: &gongji_shared::command::Idempotency,
                 response: &[u8],
             ) -> Result<(), $crate::store::StoreError> {
@@ -214,6 +219,9 @@ macro_rules! premiums_sql {
                 save_response(&mut tx, idempotency, response, p.pay_time).await?;
                 if !p.split.account_part.is_zero() {
                     write_movement(&mut tx, movement).await?;
+                }
+                if let Some(posting) = posting {
+                    post_hold(&mut tx, posting).await?;
                 }
                 sqlx::query(&format!(
                     "INSERT INTO premium_payments ({}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \

@@ -43,6 +43,7 @@ gongji_shared::database_sql!(
     super::Conflict::RequestIdTaken
 );
 accounts_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, DAY_LOCK_SHARED);
+holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE);
 premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(SqliteStore);
 settlement_sql!(SqliteStore, sqlx::Sqlite, DAY_LOCK, VERIFY_SNAPSHOT);

@@ -10,8 +10,8 @@ use gongji_proto::{
     },
     payment::v1::{
         Bucket, CloseYearRequest, CreditAccountRequest, GetAccountRequest, GetSettlementRequest,
-        ListAccountEntriesRequest, RefundPremiumPaymentRequest, SettleBusinessDayRequest,
-        Settlement, VerifyLedgerRequest,
+        ListAccountEntriesRequest, ReconcileBindingUsesRequest, RefundPremiumPaymentRequest,
+        SettleBusinessDayRequest, Settlement, VerifyLedgerRequest,
     },
 };
 use gongji_shared::{Clock, policy::ANHUI_DEFAULT_TOML};
@@ -44,6 +44,7 @@ both_backends!(
     b5_approval_checks_the_rules_again,
     p5_premiums_paid_elsewhere_count,
     p1_a_use_is_recorded_only_while_the_binding_is_active,
+    p1_every_family_debit_has_a_use_recorded_before_the_revocation,
 );
 
 const DOMAIN: &str = "payment.gongji";
@@ -1160,13 +1161,7 @@ async fn p1_a_use_is_recorded_only_while_the_binding_is_active(backend: Backend)
         })
         .collect();
     c.bindings
-        .revoke_binding(RevokeBindingRequest {
-            request_id: fixtures::opaque("revoke"),
-            binding_id: binding.binding_id.clone(),
-            revoked_by: Party::Authorizer as i32,
-            requester_id_number: EMPLOYEE.into(),
-            reason: "no longer".into(),
-        })
+        .revoke_binding(revoked_by_employee(&binding.binding_id))
         .await
         .expect("revoke");
     let after = c
@@ -1188,18 +1183,158 @@ async fn p1_a_use_is_recorded_only_while_the_binding_is_active(backend: Backend)
             authorized += 1;
         }
     }
-    let uses = c
+    let uses = binding_uses(&mut c, &binding.binding_id).await;
+    assert_eq!(uses.len(), authorized, "one use per authorized answer");
+    assert!(uses.iter().all(|u| u.binding_version == 1));
+    env.finish().await;
+}
+
+/// P1, the whole fence: 50 family medical payments are in flight while the binding is
+/// revoked. Every debit that committed had its use recorded while the binding was ACTIVE
+/// (version 1; the revocation made it 2), none was taken after, every refusal moved
+/// nothing, and reconciliation finds each debit's use and each use's debit.
+async fn p1_every_family_debit_has_a_use_recorded_before_the_revocation(backend: Backend) {
+    const PAYMENTS: usize = 50;
+    const REVOKE_AFTER: usize = 5;
+    const STAGGER_MS: u64 = 5;
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    let binding = fixtures::family(&mut c, "1200.00").await;
+    let paid = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (first_paid, first_paid_rx) = tokio::sync::watch::channel(0_usize);
+    let first_paid = std::sync::Arc::new(first_paid);
+    let racing: Vec<_> = (0..PAYMENTS)
+        .map(|n| {
+            let mut medical_client = c.medical.clone();
+            let (paid, first_paid) = (paid.clone(), first_paid.clone());
+            tokio::spawn(async move {
+                // Spread over a quarter of a second, so the revocation lands among them.
+                let stagger_ms = u64::try_from(n).expect("small") * STAGGER_MS;
+                tokio::time::sleep(std::time::Duration::from_millis(stagger_ms)).await;
+                let answer = medical_client
+                    .pay_medical_expense(medical(&format!("fence-{n}"), CHILD, EMPLOYEE, "10.00"))
+                    .await;
+                if answer.is_ok() {
+                    let so_far = paid.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    first_paid.send_replace(so_far);
+                }
+                answer
+            })
+        })
+        .collect();
+    // Revoke once a few have paid, with the rest still in flight.
+    let mut watch = first_paid_rx;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        watch.wait_for(|n| *n >= REVOKE_AFTER),
+    )
+    .await
+    .expect("the first payments within a minute")
+    .expect("payments running");
+    let revoked = c
         .bindings
+        .revoke_binding(revoked_by_employee(&binding.binding_id))
+        .await
+        .expect("revoke")
+        .into_inner()
+        .binding
+        .expect("binding");
+    assert_eq!(revoked.version, 2);
+    let mut debits = Vec::new();
+    let mut refused = 0;
+    for task in racing {
+        match task.await.expect("no panic") {
+            Ok(answer) => {
+                let payment = answer.into_inner().payment.expect("payment");
+                assert_eq!(payment.binding_version, 1, "relied on the ACTIVE binding");
+                assert!(!payment.movement_id.is_empty());
+                debits.push(payment.movement_id);
+            }
+            Err(status) => {
+                assert_error::<()>(
+                    Err(status),
+                    Code::FailedPrecondition,
+                    "NOT_AUTHORIZED",
+                    DOMAIN,
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(debits.len() + refused, PAYMENTS);
+    assert!(debits.len() >= REVOKE_AFTER, "{} paid", debits.len());
+    assert!(refused > 0, "the revocation landed among the payments");
+    let r = c
+        .medical
+        .pay_medical_expense(medical("fence-after", CHILD, EMPLOYEE, "10.00"))
+        .await;
+    assert_error(r, Code::FailedPrecondition, "NOT_AUTHORIZED", DOMAIN);
+
+    // binding-service recorded exactly the debits that committed, all before the revocation.
+    let uses = binding_uses(&mut c, &binding.binding_id).await;
+    assert!(
+        uses.iter()
+            .all(|u| u.binding_version == 1 && u.amount == "10.00")
+    );
+    let mut used: Vec<String> = uses.into_iter().map(|u| u.movement_id).collect();
+    used.sort();
+    debits.sort();
+    assert_eq!(used, debits, "one use per committed debit, and no other");
+    let spent = 10 * debits.len();
+    assert_eq!(
+        balances(&mut c, EMPLOYEE).await.1,
+        format!("{}.00", 1200 - spent),
+        "only the authorized debits moved money"
+    );
+    let report = c
+        .settlement
+        .reconcile_binding_uses(ReconcileBindingUsesRequest {
+            binding_id: binding.binding_id.clone(),
+        })
+        .await
+        .expect("reconcile")
+        .into_inner();
+    assert!(report.clean, "{report:?}");
+    assert_eq!(report.debit_count, i64::try_from(debits.len()).unwrap());
+    assert_eq!(report.use_count, report.debit_count);
+    assert!(report.in_flight.is_empty(), "{report:?}");
+    let r = c
+        .settlement
+        .reconcile_binding_uses(ReconcileBindingUsesRequest {
+            binding_id: String::new(),
+        })
+        .await;
+    assert_error(r, Code::InvalidArgument, "INVALID_BINDING_ID", DOMAIN);
+    verify_clean(&mut c).await;
+    env.finish().await;
+}
+
+/// The employee revokes her binding.
+fn revoked_by_employee(binding_id: &str) -> RevokeBindingRequest {
+    RevokeBindingRequest {
+        request_id: fixtures::opaque("revoke"),
+        binding_id: binding_id.to_owned(),
+        revoked_by: Party::Authorizer as i32,
+        requester_id_number: EMPLOYEE.into(),
+        reason: "no longer".into(),
+    }
+}
+
+/// The uses binding-service recorded for a binding (one page is enough here).
+async fn binding_uses(
+    c: &mut Clients,
+    binding_id: &str,
+) -> Vec<gongji_proto::binding::v1::BindingUse> {
+    c.bindings
         .list_binding_uses(ListBindingUsesRequest {
-            binding_id: binding.binding_id,
+            binding_id: binding_id.to_owned(),
             page_size: 100,
             page_token: String::new(),
         })
         .await
         .expect("uses")
         .into_inner()
-        .uses;
-    assert_eq!(uses.len(), authorized, "one use per authorized answer");
-    assert!(uses.iter().all(|u| u.binding_version == 1));
-    env.finish().await;
+        .uses
 }

@@ -1,0 +1,210 @@
+//! Holds (P1's fence): amounts reserved for a family debit while binding-service is asked.
+//! A hold is posted by the payment's own write (`insert_premium`, `insert_medical`), in the
+//! same transaction as its debit; here it is placed, voided and looked up. Every debit
+//! leaves an account's live holds untouched (`write_movement`).
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use super::{Database, StoreError};
+use crate::domain::fence::{FamilyDebit, Hold, HoldState};
+
+/// Holds, and the family debits reconciliation compares with binding-service's uses.
+pub trait Holds: Database<Conflict = super::Conflict> {
+    /// Reserves the hold's draws on its holder's account: `Conflict::InsufficientBalance`
+    /// when a bucket less its live holds falls short. Voids the account's expired holds on
+    /// the way.
+    fn place_hold(&self, hold: &Hold) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Voids a hold not yet posted; `false` when it was posted or voided before.
+    fn void_hold(
+        &self,
+        movement_id: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// What became of these holds as of `at` (unknown ones left out); one lookup each.
+    fn hold_states(
+        &self,
+        movement_ids: &[String],
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<(String, HoldState)>, StoreError>> + Send;
+
+    /// The family debits that relied on a binding, up to `limit`.
+    fn family_debits(
+        &self,
+        binding_id: &str,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<FamilyDebit>, StoreError>> + Send;
+}
+
+/// The hold state a row shows at `at_ms`.
+pub(super) fn hold_state(state: &str, expire_ms: i64, at_ms: i64) -> Option<HoldState> {
+    match state {
+        "HELD" if expire_ms > at_ms => Some(HoldState::Live),
+        "HELD" | "VOIDED" => Some(HoldState::Gone),
+        "POSTED" => Some(HoldState::Posted),
+        _ => None,
+    }
+}
+
+/// Implements `Holds` for `$store`; `$for_update` locks a row read inside a transaction.
+/// Uses `read_account` of the accounts aggregate.
+macro_rules! holds_sql {
+    ($store:ident, $db:ty, $for_update:expr) => {
+        impl $crate::store::Holds for $store {
+            async fn place_hold(
+                &self,
+                hold: &$crate::domain::fence::Hold,
+            ) -> Result<(), $crate::store::StoreError> {
+                let at_ms = hold.create_time.timestamp_millis();
+                let mut tx = self.pool.begin().await?;
+                // The account's lock first: a debit and another hold wait, then see this one.
+                let account = read_account(&mut tx, &hold.holder, $for_update).await?;
+                sqlx::query(
+                    "UPDATE holds SET state = 'VOIDED', close_ms = $1 \
+                     WHERE holder = $2 AND state = 'HELD' AND expire_ms <= $1",
+                )
+                .bind(at_ms)
+                .bind(hold.holder.as_str())
+                .execute(&mut *tx)
+                .await?;
+                let (held_current_fen, held_prior_fen): (i64, i64) = sqlx::query_as(
+                    "SELECT CAST(COALESCE(SUM(current_fen), 0) AS BIGINT), CAST(COALESCE(SUM(prior_fen), 0) AS BIGINT) \
+                     FROM holds WHERE holder = $1 AND state = 'HELD' AND expire_ms > $2",
+                )
+                .bind(hold.holder.as_str())
+                .bind(at_ms)
+                .fetch_one(&mut *tx)
+                .await?;
+                let (mut current_fen, mut prior_fen) = (0_i64, 0_i64);
+                for draw in &hold.draws {
+                    match draw.bucket {
+                        gongji_shared::policy::Bucket::CurrentYear => current_fen += draw.amount.fen(),
+                        gongji_shared::policy::Bucket::PriorYears => prior_fen += draw.amount.fen(),
+                    }
+                }
+                if account.current_year.fen() - held_current_fen < current_fen
+                    || account.prior_years.fen() - held_prior_fen < prior_fen
+                {
+                    return Err($crate::store::StoreError::Conflict(
+                        $crate::store::Conflict::InsufficientBalance,
+                    ));
+                }
+                sqlx::query(
+                    "INSERT INTO holds (movement_id, holder, current_fen, prior_fen, purpose, request_id, state, create_ms, expire_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'HELD', $7, $8)",
+                )
+                .bind(&hold.movement_id)
+                .bind(hold.holder.as_str())
+                .bind(current_fen)
+                .bind(prior_fen)
+                .bind(hold.purpose.as_str())
+                .bind(&hold.request_id)
+                .bind(at_ms)
+                .bind(hold.expire_time.timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn void_hold(
+                &self,
+                movement_id: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let voided = sqlx::query(
+                    "UPDATE holds SET state = 'VOIDED', close_ms = $1 WHERE movement_id = $2 AND state = 'HELD'",
+                )
+                .bind(at.timestamp_millis())
+                .bind(movement_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(voided.rows_affected() == 1)
+            }
+
+            async fn hold_states(
+                &self,
+                movement_ids: &[String],
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Vec<(String, $crate::domain::fence::HoldState)>, $crate::store::StoreError> {
+                let mut states = Vec::with_capacity(movement_ids.len());
+                for id in movement_ids {
+                    let row: Option<(String, i64)> =
+                        sqlx::query_as("SELECT state, expire_ms FROM holds WHERE movement_id = $1")
+                            .bind(id)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    if let Some((state, expire_ms)) = row {
+                        let state = $crate::store::holds::hold_state(&state, expire_ms, at.timestamp_millis())
+                            .ok_or_else(|| gongji_shared::db::decode::corrupt("holds.state"))?;
+                        states.push((id.clone(), state));
+                    }
+                }
+                Ok(states)
+            }
+
+            async fn family_debits(
+                &self,
+                binding_id: &str,
+                limit: i64,
+            ) -> Result<Vec<$crate::domain::fence::FamilyDebit>, $crate::store::StoreError> {
+                // The family part of a medical expense is what its family draws took.
+                let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+                    "SELECT movement_id, account_fen, NULL FROM premium_payments \
+                     WHERE binding_id = $1 AND movement_id IS NOT NULL \
+                     UNION ALL \
+                     SELECT movement_id, 0, family_draws FROM medical_payments \
+                     WHERE binding_id = $1 AND movement_id IS NOT NULL \
+                     LIMIT $2",
+                )
+                .bind(binding_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(movement_id, account_fen, family_draws)| {
+                        let fen = match family_draws {
+                            Some(draws) => $crate::domain::payment::decode_draws(&draws)
+                                .ok_or_else(|| gongji_shared::db::decode::corrupt("medical_payments.family_draws"))?
+                                .iter()
+                                .map(|d| d.amount.fen())
+                                .sum(),
+                            None => account_fen,
+                        };
+                        Ok($crate::domain::fence::FamilyDebit {
+                            movement_id,
+                            amount: gongji_shared::db::decode::money(fen, "family debit amount")?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+
+        /// Posts a hold inside the payment's transaction, after its debit is written (locks
+        /// go account before hold, as in `place_hold`): `Conflict::HoldGone` when it
+        /// expired, was voided, or never was.
+        async fn post_hold(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            posting: &$crate::domain::fence::Posting,
+        ) -> Result<(), $crate::store::StoreError> {
+            let at_ms = posting.at.timestamp_millis();
+            let posted = sqlx::query(
+                "UPDATE holds SET state = 'POSTED', close_ms = $1, binding_id = $2, binding_version = $3 \
+                 WHERE movement_id = $4 AND state = 'HELD' AND expire_ms > $1",
+            )
+            .bind(at_ms)
+            .bind(&posting.binding_id)
+            .bind(posting.binding_version)
+            .bind(&posting.movement_id)
+            .execute(&mut **tx)
+            .await?;
+            if posted.rows_affected() != 1 {
+                return Err($crate::store::StoreError::Conflict($crate::store::Conflict::HoldGone));
+            }
+            Ok(())
+        }
+    };
+}
