@@ -7,6 +7,8 @@
 //!   runner, limits, health, reflection, shutdown, telemetry), [`db`] (connections and the
 //!   idempotency SQL) and [`flags`] (the command-line flags both binaries take).
 //!
+//! With the `testing` feature, [`testing`] makes fresh PostgreSQL databases for tests.
+//!
 //! The domain types are re-exported here because every crate names them.
 
 pub mod command;
@@ -14,6 +16,8 @@ pub mod db;
 pub mod domain;
 pub mod flags;
 pub mod rpc;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use domain::{
     Clock, CoverageYear, IdNumber, Money, PersonName, Policy, RegionCode, Relationship, RequestId,

@@ -33,6 +33,8 @@ use crate::{
 
 /// A hook a test runs inside a fake, at a chosen moment.
 pub type Hook = Arc<dyn Fn() + Send + Sync>;
+/// A hook run as binding-service answers AuthorizeUse, with the request.
+pub type UseHook = Arc<dyn Fn(&UseRequest) + Send + Sync>;
 
 /// What the fake registry answers, and what it was asked.
 #[derive(Default)]
@@ -48,7 +50,7 @@ pub struct RegistryState {
     /// AuthorizeUse alone cannot be reached (CheckAuthorization still can).
     pub use_unreachable: bool,
     /// Runs as AuthorizeUse is answered: what could happen meanwhile elsewhere.
-    pub on_use: Option<Hook>,
+    pub on_use: Option<UseHook>,
     /// Every use recorded, in order.
     pub uses: Vec<RecordedUse>,
 }
@@ -84,7 +86,7 @@ impl Registry for FakeRegistry {
     async fn authorize_use(&self, request: &UseRequest) -> Result<Authorization, PeerError> {
         let hook = self.state().on_use.clone();
         if let Some(hook) = hook {
-            hook();
+            hook(request);
         }
         let mut state = self.state();
         if state.unreachable || state.use_unreachable {

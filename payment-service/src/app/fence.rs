@@ -142,3 +142,235 @@ impl<S: Holds, R: Registry> App<S, R> {
         Ok(report)
     }
 }
+
+/// The fence over the real stores, SQLite and PostgreSQL: holds reserve money against
+/// other debits until they expire, an expired hold is voided, and a hold that is gone is
+/// never posted. binding-service is the fake.
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use gongji_shared::{
+        Clock, Money,
+        command::{Command, Idempotency},
+        policy::{Bucket, Purpose},
+    };
+
+    use super::*;
+    use crate::{
+        app::{
+            MedicalOrder, PaymentOrder, PremiumOrder,
+            fakes::{CHILD, FakeRegistry, PAYER, account, authorized, id},
+        },
+        domain::{
+            Movement, MovementKind, ledger,
+            medical::{InstitutionKind, MedicalPayment},
+            payment::PremiumPayment,
+            split::Draw,
+        },
+        store::{PgStore, SqliteStore, Store},
+    };
+
+    const T0: &str = "2024-11-15T10:00:00+08:00";
+
+    fn clock(at: &str) -> Clock {
+        Clock::parse(at).unwrap()
+    }
+
+    fn money(s: &str) -> Money {
+        Money::parse(s).unwrap()
+    }
+
+    /// The payer's account with 1200.00 of prior years, in a migrated store.
+    async fn funded<S: Store>(store: &S) {
+        store.migrate().await.unwrap();
+        let empty = account(PAYER, "0.00");
+        store
+            .open_account(&empty, &Idempotency::new("open", "OpenAccount", b"o"), b"")
+            .await
+            .unwrap();
+        let base = Movement {
+            movement_id: "credit".to_owned(),
+            kind: MovementKind::Credit,
+            request_id: "credit".to_owned(),
+            create_time: clock(T0).now(),
+            business_date: clock(T0).today(),
+            purpose: None,
+            destination: None,
+            memo: String::new(),
+            postings: Vec::new(),
+        };
+        let movement = ledger::credit(&empty, Bucket::PriorYears, money("1200.00"), base);
+        let command = Command::new(Idempotency::new("credit", "Credit", b"c"), |_: &()| {
+            Vec::new()
+        });
+        store
+            .post(&id(PAYER), &movement, &command, |_, _, _| ())
+            .await
+            .unwrap();
+    }
+
+    fn app_at<S: Store>(store: &S, registry: &FakeRegistry, at: &str) -> App<S, FakeRegistry> {
+        let policy = Arc::new(gongji_shared::Policy::load_or_default(None).unwrap());
+        App::new(store.clone(), registry.clone(), policy, clock(at))
+    }
+
+    fn premium(request_id: &str) -> (PaymentOrder, Command<PremiumPayment>) {
+        let order = PaymentOrder {
+            order: PremiumOrder {
+                payer: id(PAYER),
+                beneficiary: id(CHILD),
+                year: gongji_shared::CoverageYear::parse(2025).unwrap(),
+                back_payment: false,
+            },
+            expected: money("400.00"),
+            other_means: None,
+        };
+        let command = Command::new(
+            Idempotency::new(request_id, "PayPremium", request_id.as_bytes()),
+            |p: &PremiumPayment| p.payment_id.clone().into_bytes(),
+        );
+        (order, command)
+    }
+
+    async fn prior_years<S: Store>(store: &S) -> String {
+        let account = store.account(&id(PAYER)).await.unwrap().unwrap();
+        account.prior_years.to_string()
+    }
+
+    async fn a_hold_reserves_until_it_expires_then_is_voided<S: Store>(store: S) {
+        funded(&store).await;
+        let registry = FakeRegistry::default();
+        registry.state().authorization = Some(authorized());
+        // A payment that crashed after its hold: 1000.00 reserved for 30 s.
+        let draws = [Draw {
+            bucket: Bucket::PriorYears,
+            amount: money("1000.00"),
+        }];
+        let crashed = Hold::new(
+            "m-crashed",
+            &id(PAYER),
+            &draws,
+            Purpose::MedicalExpense,
+            "r-crashed",
+            clock(T0).now(),
+            30_000,
+        );
+        store.place_hold(&crashed).await.unwrap();
+
+        let (order, command) = premium("r-1");
+        let during = app_at(&store, &registry, "2024-11-15T10:00:10+08:00");
+        let error = during.pay_premium(order, command).await.unwrap_err();
+        assert!(matches!(error, AppError::BalanceChanged), "{error:?}");
+        assert_eq!(prior_years(&store).await, "1200.00");
+        assert!(registry.state().uses.is_empty(), "refused before asking");
+        // A debit of her own, with no hold of its own, leaves the hold untouched too.
+        let own = MedicalOrder {
+            beneficiary: id(PAYER),
+            family_holder: None,
+            institution_code: "H340500001".to_owned(),
+            institution_kind: InstitutionKind::Hospital,
+            amount: money("300.00"),
+        };
+        let command = Command::new(
+            Idempotency::new("m-own", "PayMedicalExpense", b"m"),
+            |p: &MedicalPayment| p.payment_id.clone().into_bytes(),
+        );
+        let error = during.pay_medical_expense(own, command).await.unwrap_err();
+        assert!(matches!(error, AppError::BalanceChanged), "{error:?}");
+        assert_eq!(prior_years(&store).await, "1200.00");
+
+        let (order, command) = premium("r-2");
+        let after = app_at(&store, &registry, "2024-11-15T10:00:31+08:00");
+        let paid = after.pay_premium(order, command).await.unwrap();
+        assert_eq!(prior_years(&store).await, "800.00");
+        let ids = ["m-crashed".to_owned(), paid.movement_id.clone()];
+        let states = store.hold_states(&ids, clock(T0).now()).await.unwrap();
+        assert_eq!(
+            states,
+            [
+                ("m-crashed".to_owned(), HoldState::Gone),
+                (paid.movement_id.clone(), HoldState::Posted)
+            ],
+            "voided although it would be live at T0; the payment's own is posted"
+        );
+        let report = after.reconcile_binding_uses("binding-1").await.unwrap();
+        assert!(report.is_clean(), "{report:?}");
+    }
+
+    /// Nothing is debited on a hold voided (or expired) before the write, although
+    /// binding-service said yes and recorded the use: the use without a debit is reported.
+    async fn a_hold_gone_before_the_write_is_never_posted<S: Store>(store: S) {
+        funded(&store).await;
+        let registry = FakeRegistry::default();
+        registry.state().authorization = Some(authorized());
+        let voider = store.clone();
+        registry.state().on_use = Some(Arc::new(move |request: &UseRequest| {
+            let (store, movement_id) = (voider.clone(), request.movement_id.clone());
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async move {
+                    assert!(
+                        store
+                            .void_hold(&movement_id, clock(T0).now())
+                            .await
+                            .unwrap()
+                    );
+                })
+            });
+        }));
+        let app = app_at(&store, &registry, T0);
+        let (order, command) = premium("r-1");
+        let error = app.pay_premium(order, command).await.unwrap_err();
+        assert!(matches!(error, AppError::AuthorizationExpired), "{error:?}");
+        assert_eq!(prior_years(&store).await, "1200.00");
+        assert_eq!(app.saved_response("r-1").await.unwrap(), None);
+        let lost = registry.state().uses[0].movement_id.clone();
+        let report = app.reconcile_binding_uses("binding-1").await.unwrap();
+        assert_eq!(report.uses_without_debit, [lost]);
+        assert!(report.debits_without_use.is_empty());
+    }
+
+    async fn sqlite() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("payment.db").display());
+        (SqliteStore::connect(&url).await.unwrap(), dir)
+    }
+
+    /// A fresh PostgreSQL store and its database's name, or `None` when skipped.
+    async fn postgres() -> Option<(PgStore, Vec<String>)> {
+        let names = gongji_shared::testing::create_databases(&["payment_unit"]).await?;
+        let url =
+            gongji_shared::testing::database_url(&gongji_shared::testing::admin_url(), &names[0]);
+        Some((PgStore::connect(&url, 5).await.unwrap(), names))
+    }
+
+    #[tokio::test]
+    async fn sqlite_a_hold_reserves_until_it_expires_then_is_voided() {
+        let (store, _dir) = sqlite().await;
+        a_hold_reserves_until_it_expires_then_is_voided(store).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_a_hold_reserves_until_it_expires_then_is_voided() {
+        let Some((store, names)) = postgres().await else {
+            return;
+        };
+        a_hold_reserves_until_it_expires_then_is_voided(store).await;
+        gongji_shared::testing::drop_databases(&names).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_a_hold_gone_before_the_write_is_never_posted() {
+        let (store, _dir) = sqlite().await;
+        a_hold_gone_before_the_write_is_never_posted(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_a_hold_gone_before_the_write_is_never_posted() {
+        let Some((store, names)) = postgres().await else {
+            return;
+        };
+        a_hold_gone_before_the_write_is_never_posted(store).await;
+        gongji_shared::testing::drop_databases(&names).await;
+    }
+}

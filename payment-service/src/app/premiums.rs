@@ -464,7 +464,7 @@ mod tests {
     async fn a_hold_that_ran_out_before_the_write_moves_nothing() {
         let (app, store, registry) = app();
         let expire = store.clone();
-        registry.state().on_use = Some(Arc::new(move || {
+        registry.state().on_use = Some(Arc::new(move |_: &crate::app::UseRequest| {
             for (hold, _) in expire.state().holds.values_mut() {
                 hold.expire_time = hold.create_time;
             }
@@ -563,7 +563,7 @@ mod tests {
     async fn reconciliation_reports_a_use_whose_hold_ran_out_but_not_one_in_flight() {
         let (app, store, registry) = app();
         let expire = store.clone();
-        registry.state().on_use = Some(Arc::new(move || {
+        registry.state().on_use = Some(Arc::new(move |_: &crate::app::UseRequest| {
             for (hold, _) in expire.state().holds.values_mut() {
                 hold.expire_time = hold.create_time;
             }

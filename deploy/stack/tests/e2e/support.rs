@@ -5,7 +5,7 @@
 //! and drop them afterwards. When that server cannot be reached they are skipped with a
 //! loud warning, unless `GONGJI_TEST_POSTGRES=require` (as in CI), where they fail.
 
-use std::{io::Write as _, net::SocketAddr};
+use std::net::SocketAddr;
 
 use gongji_proto::{
     binding::v1::{
@@ -19,9 +19,8 @@ use gongji_proto::{
         settlement_service_client::SettlementServiceClient,
     },
 };
-use gongji_shared::Clock;
+use gongji_shared::{Clock, testing};
 use gongji_stack::{READY_TIMEOUT_MS, Stack, StackConfig};
-use sqlx::{Connection, PgConnection};
 use tonic::{Code, Status, transport::Channel};
 use tonic_types::StatusExt;
 
@@ -65,48 +64,14 @@ pub struct TestEnv {
     pg_databases: Vec<String>,
 }
 
-fn admin_url() -> String {
-    std::env::var("GONGJI_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-fn database_url(admin: &str, database: &str) -> String {
-    match admin.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{database}"),
-        None => format!("{admin}/{database}"),
-    }
-}
-
-/// Creates two fresh databases, or `None` when PostgreSQL is not required and not there.
+/// Two fresh databases (binding-service's, payment-service's), or `None` when PostgreSQL
+/// is not required and not there.
 async fn postgres_databases() -> Option<(String, String, Vec<String>)> {
-    let admin = admin_url();
-    let required = std::env::var("GONGJI_TEST_POSTGRES").is_ok_and(|v| v == "require");
-    let mut conn = match PgConnection::connect(&admin).await {
-        Ok(conn) => conn,
-        Err(error) if !required => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED a PostgreSQL test: cannot connect to {admin} ({error}).\n\
-                 !!! Start PostgreSQL or set GONGJI_TEST_POSTGRES_URL; CI sets GONGJI_TEST_POSTGRES=require.\n"
-            );
-            return None;
-        }
-        Err(error) => panic!("GONGJI_TEST_POSTGRES=require but {admin} is unreachable: {error}"),
-    };
-    let tag = uuid::Uuid::new_v4().simple().to_string();
-    let names = vec![
-        format!("gongji_test_{tag}_binding"),
-        format!("gongji_test_{tag}_payment"),
-    ];
-    for name in &names {
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create a test database");
-    }
+    let names = testing::create_databases(&["binding", "payment"]).await?;
+    let admin = testing::admin_url();
     Some((
-        database_url(&admin, &names[0]),
-        database_url(&admin, &names[1]),
+        testing::database_url(&admin, &names[0]),
+        testing::database_url(&admin, &names[1]),
         names,
     ))
 }
@@ -172,7 +137,7 @@ impl TestEnv {
         match (&self._dir, self.pg_databases.get(1)) {
             (Some(dir), _) => PaymentDatabase::Sqlite(dir.path().join("payment.db")),
             (None, Some(name)) => PaymentDatabase::Postgres {
-                admin_url: admin_url(),
+                admin_url: testing::admin_url(),
                 name: name.clone(),
             },
             (None, None) => unreachable!("a test env has one backend"),
@@ -190,15 +155,7 @@ impl TestEnv {
         if self.pg_databases.is_empty() {
             return;
         }
-        let mut conn = PgConnection::connect(&admin_url())
-            .await
-            .expect("admin connection");
-        for name in &self.pg_databases {
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await
-                .expect("drop a test database");
-        }
+        testing::drop_databases(&self.pg_databases).await;
     }
 }
 
