@@ -172,25 +172,23 @@ impl Registry for BindingPeer {
         &self,
         binding_id: &str,
         page_token: &str,
-    ) -> Result<(Vec<RecordedUse>, String), PeerError> {
+    ) -> Result<Option<(Vec<RecordedUse>, String)>, PeerError> {
         let request = ListBindingUsesRequest {
             binding_id: binding_id.to_owned(),
             page_size: MAX_USES_PAGE,
             page_token: page_token.to_owned(),
         };
-        let page = self
-            .client
-            .clone()
-            .list_binding_uses(request)
-            .await
-            .map_err(unavailable)?
-            .into_inner();
+        let page = match self.client.clone().list_binding_uses(request).await {
+            Ok(page) => page.into_inner(),
+            Err(status) if status.code() == tonic::Code::NotFound => return Ok(None),
+            Err(status) => return Err(unavailable(status)),
+        };
         let uses = page
             .uses
             .iter()
             .map(recorded_use)
             .collect::<Result<_, _>>()?;
-        Ok((uses, page.next_page_token))
+        Ok(Some((uses, page.next_page_token)))
     }
 
     async fn person(&self, id: &IdNumber) -> Result<Option<InsuredPerson>, PeerError> {

@@ -169,6 +169,10 @@ pub(super) fn app_status(error: AppError) -> Status {
             "AUTHORIZATION_EXPIRED",
             "the authorization's hold ran out before the debit was written; nothing moved; retry",
         ),
+        AppError::BindingNotFound { binding_id } => {
+            ApiError::not_found("BINDING_NOT_FOUND", "no binding with this ID")
+                .with_metadata("binding_id", binding_id)
+        }
         AppError::TooManyUses { limit } => ApiError::failed_precondition(
             "TOO_MANY_USES",
             "the binding has more uses than one reconciliation compares",

@@ -109,6 +109,8 @@ pub enum AppError {
     SettlementNotFound { date: NaiveDate },
 
     // Reconciliation.
+    #[error("neither binding-service nor the ledger knows the binding")]
+    BindingNotFound { binding_id: String },
     #[error("the binding has more uses than one reconciliation compares")]
     TooManyUses { limit: usize },
 

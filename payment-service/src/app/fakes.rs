@@ -113,18 +113,22 @@ impl Registry for FakeRegistry {
         &self,
         binding_id: &str,
         _page_token: &str,
-    ) -> Result<(Vec<RecordedUse>, String), PeerError> {
+    ) -> Result<Option<(Vec<RecordedUse>, String)>, PeerError> {
         let state = self.state();
         if state.unreachable {
             return Err(PeerError::Unavailable("fake: unreachable".to_owned()));
         }
+        let known = state
+            .authorization
+            .as_ref()
+            .is_some_and(|a| a.binding_id == binding_id);
         let uses = state
             .uses
             .iter()
             .filter(|u| u.binding_id == binding_id)
             .cloned()
             .collect();
-        Ok((uses, String::new()))
+        Ok(known.then(|| (uses, String::new())))
     }
 
     async fn person(&self, id: &IdNumber) -> Result<Option<InsuredPerson>, PeerError> {

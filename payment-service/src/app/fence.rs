@@ -107,7 +107,15 @@ impl<S: Holds, R: Registry> App<S, R> {
         let mut uses: Vec<RecordedUse> = Vec::new();
         let mut token = String::new();
         loop {
-            let (page, next) = self.registry.binding_uses(binding_id, &token).await?;
+            let Some((page, next)) = self.registry.binding_uses(binding_id, &token).await? else {
+                // Unknown to binding-service: any debit that relied on it has no use.
+                if debits.is_empty() {
+                    return Err(AppError::BindingNotFound {
+                        binding_id: binding_id.to_owned(),
+                    });
+                }
+                break;
+            };
             uses.extend(page);
             if uses.len() > MAX_RECONCILED_USES {
                 return Err(too_many());
@@ -342,6 +350,26 @@ mod tests {
         let url =
             gongji_shared::testing::database_url(&gongji_shared::testing::admin_url(), &names[0]);
         Some((PgStore::connect(&url, 5).await.unwrap(), names))
+    }
+
+    #[tokio::test]
+    async fn a_binding_unknown_on_both_sides_is_not_found_and_on_one_side_reported() {
+        let (store, _dir) = sqlite().await;
+        funded(&store).await;
+        let registry = FakeRegistry::default();
+        registry.state().authorization = Some(authorized());
+        let app = app_at(&store, &registry, T0);
+        let error = app.reconcile_binding_uses("binding-x").await.unwrap_err();
+        assert!(
+            matches!(error, AppError::BindingNotFound { .. }),
+            "{error:?}"
+        );
+        let (order, command) = premium("r-1");
+        let paid = app.pay_premium(order, command).await.unwrap();
+        // binding-service forgets the binding: the debit that relied on it has no use.
+        registry.state().authorization.as_mut().unwrap().binding_id = "binding-2".to_owned();
+        let report = app.reconcile_binding_uses("binding-1").await.unwrap();
+        assert_eq!(report.debits_without_use, [paid.movement_id]);
     }
 
     #[tokio::test]

@@ -55,12 +55,12 @@ pub trait Registry: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Authorization, PeerError>> + Send;
 
     /// One page of the uses recorded for a binding, oldest first, and the token of the
-    /// next page (empty on the last).
+    /// next page (empty on the last); `None` when binding-service knows no such binding.
     fn binding_uses(
         &self,
         binding_id: &str,
         page_token: &str,
-    ) -> impl Future<Output = Result<(Vec<RecordedUse>, String), PeerError>> + Send;
+    ) -> impl Future<Output = Result<Option<(Vec<RecordedUse>, String)>, PeerError>> + Send;
 
     /// The person's registry record; `None` when the registry does not know them.
     fn person(

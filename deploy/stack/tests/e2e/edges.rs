@@ -1307,6 +1307,13 @@ async fn p1_every_family_debit_has_a_use_recorded_before_the_revocation(backend:
         })
         .await;
     assert_error(r, Code::InvalidArgument, "INVALID_BINDING_ID", DOMAIN);
+    let r = c
+        .settlement
+        .reconcile_binding_uses(ReconcileBindingUsesRequest {
+            binding_id: "no-such-binding".into(),
+        })
+        .await;
+    assert_error(r, Code::NotFound, "BINDING_NOT_FOUND", DOMAIN);
     verify_clean(&mut c).await;
     env.finish().await;
 }
