@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::app::{Balances, PeerError};
 use gongji_proto::payment::v1::{GetAccountRequest, account_service_client::AccountServiceClient};
-use gongji_shared::{IdNumber, Money, rpc::telemetry::TraceContextInterceptor};
+use gongji_shared::{IdNumber, Money, rpc::peer::PeerInterceptor};
 use tonic::{
     Code,
     codegen::InterceptedService,
@@ -15,7 +15,7 @@ use tonic::{
 /// A lazily connected client of payment-service's AccountService.
 #[derive(Clone)]
 pub struct PaymentPeer {
-    client: AccountServiceClient<InterceptedService<Channel, TraceContextInterceptor>>,
+    client: AccountServiceClient<InterceptedService<Channel, PeerInterceptor>>,
 }
 
 impl PaymentPeer {
@@ -24,13 +24,14 @@ impl PaymentPeer {
         addr: &str,
         timeout_ms: u64,
         connect_timeout_ms: u64,
+        credentials: PeerInterceptor,
     ) -> Result<Self, tonic::transport::Error> {
         let channel = Endpoint::from_shared(addr.to_owned())?
             .timeout(Duration::from_millis(timeout_ms))
             .connect_timeout(Duration::from_millis(connect_timeout_ms))
             .connect_lazy();
         Ok(Self {
-            client: AccountServiceClient::with_interceptor(channel, TraceContextInterceptor),
+            client: AccountServiceClient::with_interceptor(channel, credentials),
         })
     }
 }

@@ -8,7 +8,11 @@ use gongji_proto::binding::v1::{
 };
 use gongji_shared::{
     Policy,
-    rpc::server::{self, Limits},
+    rpc::{
+        auth::Auth,
+        peer::PeerInterceptor,
+        server::{self, Limits},
+    },
 };
 use tokio::net::TcpListener;
 
@@ -36,16 +40,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let policy = Policy::load_or_default(config.common.policy.as_deref())?;
+    let auth = config.common.auth.load()?;
     let limits = Limits::default();
     match AnyStore::connect(&config.database_url, config.db_max_connections)
         .await
         .context("cannot open the database")?
     {
         AnyStore::Sqlite(store) => {
-            run_with(store, config, policy, limits, listener, shutdown).await
+            run_with(store, config, policy, auth, limits, listener, shutdown).await
         }
         AnyStore::Postgres(store) => {
-            run_with(store, config, policy, limits, listener, shutdown).await
+            run_with(store, config, policy, auth, limits, listener, shutdown).await
         }
     }
 }
@@ -54,6 +59,7 @@ async fn run_with<S: Store>(
     store: S,
     config: Config,
     policy: Policy,
+    auth: Auth,
     limits: Limits,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
@@ -62,6 +68,7 @@ async fn run_with<S: Store>(
         &config.payment_addr,
         limits.peer_timeout_ms,
         limits.peer_connect_timeout_ms,
+        PeerInterceptor::new(config.common.auth.peer_token_file.clone()),
     )
     .context("bad payment-service address")?;
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
@@ -78,7 +85,7 @@ async fn run_with<S: Store>(
         let _ = stopping_tx.send(true);
     };
     let (health, health_service) = server::health_not_serving(&SERVICES).await;
-    let router = server::builder(&limits, crate::ERROR_DOMAIN)
+    let router = server::builder(&limits, crate::ERROR_DOMAIN, auth)
         .add_service(health_service)
         .add_service(
             RegistryServiceServer::new(RegistryApi::new(ctx.clone()))

@@ -18,8 +18,7 @@ use gongji_proto::binding::v1::{
     binding_service_client::BindingServiceClient, registry_service_client::RegistryServiceClient,
 };
 use gongji_shared::{
-    CoverageYear, IdNumber, Money, RegionCode, policy::Purpose,
-    rpc::telemetry::TraceContextInterceptor,
+    CoverageYear, IdNumber, Money, RegionCode, policy::Purpose, rpc::peer::PeerInterceptor,
 };
 use tonic::{
     codegen::InterceptedService,
@@ -41,8 +40,8 @@ const BINDING_SERVICE: &str = "gongji.binding.v1.BindingService";
 /// A lazily connected client of binding-service.
 #[derive(Clone)]
 pub struct BindingPeer {
-    client: BindingServiceClient<InterceptedService<Channel, TraceContextInterceptor>>,
-    registry: RegistryServiceClient<InterceptedService<Channel, TraceContextInterceptor>>,
+    client: BindingServiceClient<InterceptedService<Channel, PeerInterceptor>>,
+    registry: RegistryServiceClient<InterceptedService<Channel, PeerInterceptor>>,
     health: HealthClient<Channel>,
 }
 
@@ -52,20 +51,15 @@ impl BindingPeer {
         addr: &str,
         timeout_ms: u64,
         connect_timeout_ms: u64,
+        credentials: PeerInterceptor,
     ) -> Result<Self, tonic::transport::Error> {
         let channel = Endpoint::from_shared(addr.to_owned())?
             .timeout(Duration::from_millis(timeout_ms))
             .connect_timeout(Duration::from_millis(connect_timeout_ms))
             .connect_lazy();
         Ok(Self {
-            client: BindingServiceClient::with_interceptor(
-                channel.clone(),
-                TraceContextInterceptor,
-            ),
-            registry: RegistryServiceClient::with_interceptor(
-                channel.clone(),
-                TraceContextInterceptor,
-            ),
+            client: BindingServiceClient::with_interceptor(channel.clone(), credentials.clone()),
+            registry: RegistryServiceClient::with_interceptor(channel.clone(), credentials),
             health: HealthClient::new(channel),
         })
     }

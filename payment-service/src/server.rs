@@ -11,7 +11,11 @@ use gongji_proto::payment::v1::{
 };
 use gongji_shared::{
     Policy,
-    rpc::server::{self, Limits},
+    rpc::{
+        auth::Auth,
+        peer::PeerInterceptor,
+        server::{self, Limits},
+    },
 };
 use tokio::net::TcpListener;
 use tonic_health::ServingStatus;
@@ -51,12 +55,15 @@ pub async fn run(
         config.hold_timeout_ms
     );
     let policy = Policy::load_or_default(config.common.policy.as_deref())?;
+    let auth = config.common.auth.load()?;
     match AnyStore::connect(&config.database_url, config.db_max_connections)
         .await
         .context("cannot open the database")?
     {
-        AnyStore::Sqlite(store) => run_with(store, config, policy, listener, shutdown).await,
-        AnyStore::Postgres(store) => run_with(store, config, policy, listener, shutdown).await,
+        AnyStore::Sqlite(store) => run_with(store, config, policy, auth, listener, shutdown).await,
+        AnyStore::Postgres(store) => {
+            run_with(store, config, policy, auth, listener, shutdown).await
+        }
     }
 }
 
@@ -64,6 +71,7 @@ async fn run_with<S: Store>(
     store: S,
     config: Config,
     policy: Policy,
+    auth: Auth,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
@@ -72,6 +80,7 @@ async fn run_with<S: Store>(
         &config.binding_addr,
         limits.peer_timeout_ms,
         limits.peer_connect_timeout_ms,
+        PeerInterceptor::new(config.common.auth.peer_token_file.clone()),
     )
     .context("bad binding-service address")?;
     let ctx = App::new(
@@ -88,7 +97,7 @@ async fn run_with<S: Store>(
         .collect();
     let (health, health_service) = server::health_not_serving(&all).await;
     let max = limits.max_message_bytes;
-    let router = server::builder(&limits, crate::ERROR_DOMAIN)
+    let router = server::builder(&limits, crate::ERROR_DOMAIN, auth)
         .add_service(health_service)
         .add_service(
             AccountServiceServer::new(AccountApi::new(ctx.clone()))

@@ -43,6 +43,7 @@ fn a_database_url_of_neither_kind_is_refused_without_its_password() {
     let typo = "postgress://gongji:s3cret@127.0.0.1:5432/payment";
     let output = Command::new(env!("CARGO_BIN_EXE_payment-service"))
         .args(["--listen-addr", "127.0.0.1:0", "--database-url", typo])
+        .arg("--insecure-no-auth")
         .current_dir(dir.path())
         .env("RUST_BACKTRACE", "0")
         .env("RUST_LIB_BACKTRACE", "0")
@@ -57,4 +58,38 @@ fn a_database_url_of_neither_kind_is_refused_without_its_password() {
 #[test]
 fn a_hold_shorter_than_a_call_to_binding_service_is_refused() {
     refused(&start(&["--hold-timeout-ms", "100"]), "--hold-timeout-ms");
+}
+
+#[test]
+fn without_a_caller_file_the_service_refuses_to_start() {
+    refused(&start(&[]), "no --callers file");
+}
+
+#[test]
+fn insecure_no_auth_is_said_out_loud_at_start() {
+    // It gets past authentication (and stops at the database it cannot open).
+    let output = start(&[
+        "--insecure-no-auth",
+        "--database-url",
+        "sqlite:///proc/nope/payment.db",
+    ]);
+    let stderr = refused(&output, "cannot open the database");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("--insecure-no-auth") || stderr.contains("--insecure-no-auth"),
+        "the warning: {stdout} {stderr}"
+    );
+}
+
+#[test]
+fn a_caller_file_with_an_unknown_rpc_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let callers = dir.path().join("callers.toml");
+    std::fs::write(
+        &callers,
+        "[roles.r]\nrpcs = [\"gongji.payment.v1.AccountService/Steal\"]\n",
+    )
+    .expect("write");
+    let output = start(&["--callers", callers.to_str().expect("path")]);
+    refused(&output, "no RPC of this contract");
 }

@@ -1,8 +1,14 @@
 //! Start-up flags both services take, with the same environment variables.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
-use crate::{domain::Clock, rpc::telemetry::LogFormat};
+use crate::{
+    domain::Clock,
+    rpc::{
+        auth::{Auth, Authenticator, Callers, MeshHeader, TokenVerifier, contract_rpcs},
+        telemetry::LogFormat,
+    },
+};
 
 /// Policy file, log format and clock.
 #[derive(Debug, Clone, clap::Args)]
@@ -16,6 +22,119 @@ pub struct CommonFlags {
     /// "system", or a fixed RFC 3339 time for demos and tests (e.g. 2024-11-15T10:00:00+08:00).
     #[arg(long, env = "GONGJI_CLOCK", default_value = "system", value_parser = parse_clock)]
     pub clock: Clock,
+    /// Who may call and what: the caller file (TOML: roles and callers).
+    #[command(flatten)]
+    pub auth: AuthFlags,
+}
+
+/// Where callers' identities come from. Without `--callers` a service refuses to start,
+/// unless `--insecure-no-auth` says to let everyone do everything.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AuthFlags {
+    /// The caller file: each identity's roles, each role's RPCs (TOML).
+    #[arg(long, env = "GONGJI_CALLERS")]
+    pub callers: Option<PathBuf>,
+    /// Public keys (JWKS file) of the issuer of callers' bearer tokens.
+    #[arg(long, env = "GONGJI_AUTH_JWKS", requires_all = ["auth_issuer", "auth_audience"])]
+    pub auth_jwks: Option<PathBuf>,
+    /// The issuer (`iss`) callers' tokens must name.
+    #[arg(long, env = "GONGJI_AUTH_ISSUER")]
+    pub auth_issuer: Option<String>,
+    /// The audience (`aud`) callers' tokens must name.
+    #[arg(long, env = "GONGJI_AUTH_AUDIENCE")]
+    pub auth_audience: Option<String>,
+    /// Public keys (JWKS file) of the identity provider that logs citizens in.
+    #[arg(long, env = "GONGJI_ACTING_PERSON_JWKS", requires_all = ["acting_person_issuer", "acting_person_audience"])]
+    pub acting_person_jwks: Option<PathBuf>,
+    /// The issuer acting-person tokens must name.
+    #[arg(long, env = "GONGJI_ACTING_PERSON_ISSUER")]
+    pub acting_person_issuer: Option<String>,
+    /// The audience acting-person tokens must name.
+    #[arg(long, env = "GONGJI_ACTING_PERSON_AUDIENCE")]
+    pub acting_person_audience: Option<String>,
+    /// Trust this sidecar's identity header. Only when the port is reachable through the
+    /// sidecar alone: anyone who reaches the port directly could set the header.
+    #[arg(long, env = "GONGJI_TRUST_MESH_IDENTITY", value_enum)]
+    pub trust_mesh_identity: Option<MeshHeader>,
+    /// The bearer token this service presents to its peer service, re-read at every call
+    /// (rotate it in place). Without it, the mesh or mTLS must vouch for this service.
+    #[arg(long, env = "GONGJI_PEER_TOKEN_FILE")]
+    pub peer_token_file: Option<PathBuf>,
+    /// Serve without authentication: every caller may call every RPC. Development only;
+    /// logged as a warning at every start.
+    #[arg(long, env = "GONGJI_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+}
+
+/// The authentication settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AuthFlagsError(String);
+
+impl AuthFlags {
+    /// Loads the caller file and keys the flags name.
+    pub fn load(&self) -> Result<Auth, AuthFlagsError> {
+        let read = |path: &PathBuf| {
+            std::fs::read_to_string(path)
+                .map_err(|e| AuthFlagsError(format!("cannot read {}: {e}", path.display())))
+        };
+        let Some(callers) = &self.callers else {
+            if self.insecure_no_auth {
+                tracing::warn!(
+                    "--insecure-no-auth: every caller may call every RPC, unauthenticated; never in production"
+                );
+                return Ok(Auth::Off);
+            }
+            return Err(AuthFlagsError(
+                "no --callers file: every call must be authenticated (or, for development only, pass --insecure-no-auth)"
+                    .to_owned(),
+            ));
+        };
+        if self.insecure_no_auth {
+            return Err(AuthFlagsError(
+                "--insecure-no-auth and --callers contradict each other".to_owned(),
+            ));
+        }
+        let callers = Callers::parse(&read(callers)?, &contract_rpcs())
+            .map_err(|e| AuthFlagsError(e.to_string()))?;
+        let verifier =
+            |jwks: &Option<PathBuf>, issuer: &Option<String>, audience: &Option<String>| {
+                jwks.as_ref()
+                    .map(|path| {
+                        TokenVerifier::from_jwks(
+                            &read(path)?,
+                            issuer.as_deref().unwrap_or_default(),
+                            audience.as_deref().unwrap_or_default(),
+                        )
+                        .map_err(|e| AuthFlagsError(format!("{}: {e}", path.display())))
+                    })
+                    .transpose()
+            };
+        let tokens = verifier(&self.auth_jwks, &self.auth_issuer, &self.auth_audience)?;
+        let acting_persons = verifier(
+            &self.acting_person_jwks,
+            &self.acting_person_issuer,
+            &self.acting_person_audience,
+        )?;
+        if tokens.is_none() && self.trust_mesh_identity.is_none() {
+            return Err(AuthFlagsError(
+                "no source of caller identities: pass --auth-jwks or --trust-mesh-identity"
+                    .to_owned(),
+            ));
+        }
+        if let Some(mesh) = self.trust_mesh_identity {
+            tracing::warn!(
+                ?mesh,
+                "trusting the sidecar's identity header: the port must be reachable through the sidecar alone"
+            );
+        }
+        Ok(Auth::Enforced(Arc::new(Authenticator::new(
+            callers,
+            tokens,
+            acting_persons,
+            self.trust_mesh_identity,
+        ))))
+    }
 }
 
 fn parse_clock(value: &str) -> Result<Clock, String> {

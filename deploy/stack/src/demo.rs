@@ -12,7 +12,8 @@ use gongji_proto::{
         account_service_client::AccountServiceClient,
     },
 };
-use tonic::Code;
+use gongji_shared::rpc::{auth::ACTING_PERSON_HEADER, peer::PeerInterceptor};
+use tonic::{Code, transport::Endpoint};
 
 /// The demo employee (张伟, Ma'anshan, employee insurance, 1000.00 in prior-years).
 pub const EMPLOYEE_ID: &str = "340504198503150017";
@@ -34,11 +35,19 @@ fn person(id: &str, name: &str, employee: Option<&str>, resident: Option<&str>) 
     }
 }
 
-/// Loads the demo family into a running stack.
-pub async fn load(binding_url: &str, payment_url: &str) -> anyhow::Result<()> {
-    let mut registry = RegistryServiceClient::connect(binding_url.to_owned()).await?;
-    let mut bindings = BindingServiceClient::connect(binding_url.to_owned()).await?;
-    let mut accounts = AccountServiceClient::connect(payment_url.to_owned()).await?;
+/// Loads the demo family into a running stack: the registry and the account as the core
+/// system (`core`), the binding as a citizen channel acting for the employee (`citizen`).
+pub async fn load(
+    binding_url: &str,
+    payment_url: &str,
+    core: PeerInterceptor,
+    citizen: PeerInterceptor,
+) -> anyhow::Result<()> {
+    let connect = |url: &str| Endpoint::from_shared(url.to_owned()).map(|e| e.connect_lazy());
+    let (binding, payment) = (connect(binding_url)?, connect(payment_url)?);
+    let mut registry = RegistryServiceClient::with_interceptor(binding.clone(), core.clone());
+    let mut bindings = BindingServiceClient::with_interceptor(binding, citizen);
+    let mut accounts = AccountServiceClient::with_interceptor(payment, core);
 
     for (request_id, p) in [
         (
@@ -78,17 +87,18 @@ pub async fn load(binding_url: &str, payment_url: &str) -> anyhow::Result<()> {
             memo: "demo: prior-years surplus".to_owned(),
         })
         .await?;
-    match bindings
-        .create_binding(CreateBindingRequest {
-            request_id: "demo-binding".to_owned(),
-            authorizer_id_number: EMPLOYEE_ID.to_owned(),
-            beneficiary_id_number: CHILD_ID.to_owned(),
-            beneficiary_name: "张小雨".to_owned(),
-            relationship: Relationship::Child as i32,
-            kind: BindingKind::FundsSharing as i32,
-        })
-        .await
-    {
+    let mut create = tonic::Request::new(CreateBindingRequest {
+        request_id: "demo-binding".to_owned(),
+        authorizer_id_number: EMPLOYEE_ID.to_owned(),
+        beneficiary_id_number: CHILD_ID.to_owned(),
+        beneficiary_name: "张小雨".to_owned(),
+        relationship: Relationship::Child as i32,
+        kind: BindingKind::FundsSharing as i32,
+    });
+    create
+        .metadata_mut()
+        .insert(ACTING_PERSON_HEADER, EMPLOYEE_ID.parse()?);
+    match bindings.create_binding(create).await {
         Ok(_) => {}
         // Loaded on an earlier start under another policy day: the binding is there.
         Err(status) if status.code() == Code::AlreadyExists => {}

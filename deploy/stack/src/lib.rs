@@ -2,11 +2,16 @@
 //! own database: the one-command local stack, and the harness of the black-box tests.
 
 pub mod demo;
+pub mod identity;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
-use gongji_shared::{Clock, flags::CommonFlags, rpc::telemetry::LogFormat};
+use gongji_shared::{
+    Clock,
+    flags::{AuthFlags, CommonFlags},
+    rpc::telemetry::LogFormat,
+};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -30,6 +35,10 @@ pub struct StackConfig {
     pub clock: Clock,
     /// How often payment-service probes binding-service.
     pub peer_probe_interval_ms: u64,
+    /// binding-service's authentication settings, its peer token included.
+    pub binding_auth: AuthFlags,
+    /// payment-service's.
+    pub payment_auth: AuthFlags,
 }
 
 /// One running service.
@@ -187,11 +196,12 @@ pub async fn health(url: &str, service: &str) -> Option<ServingStatus> {
     ServingStatus::try_from(response.get_ref().status).ok()
 }
 
-fn common(config: &StackConfig) -> CommonFlags {
+fn common(config: &StackConfig, auth: &AuthFlags) -> CommonFlags {
     CommonFlags {
         policy: config.policy.clone(),
         log_format: LogFormat::Text,
         clock: config.clock,
+        auth: auth.clone(),
     }
 }
 
@@ -201,7 +211,7 @@ fn start_binding(config: &StackConfig, listener: TcpListener) -> Running {
         database_url: config.binding_database_url.clone(),
         db_max_connections: 10,
         payment_addr: format!("http://{}", config.payment_addr),
-        common: common(config),
+        common: common(config, &config.binding_auth),
     };
     spawn(config.binding_addr, |stop| {
         binding_service::server::run(service_config, listener, stop)
@@ -216,7 +226,7 @@ fn start_payment(config: &StackConfig, listener: TcpListener) -> Running {
         binding_addr: format!("http://{}", config.binding_addr),
         peer_probe_interval_ms: config.peer_probe_interval_ms,
         hold_timeout_ms: payment_service::app::DEFAULT_HOLD_TIMEOUT_MS,
-        common: common(config),
+        common: common(config, &config.payment_auth),
     };
     spawn(config.payment_addr, |stop| {
         payment_service::server::run(service_config, listener, stop)

@@ -5,9 +5,9 @@ use std::{net::SocketAddr, path::PathBuf};
 use clap::Parser;
 use gongji_shared::{
     Clock,
-    rpc::{server::termination_signal, telemetry},
+    rpc::{peer::PeerInterceptor, server::termination_signal, telemetry},
 };
-use gongji_stack::{READY_TIMEOUT_MS, Stack, StackConfig, demo};
+use gongji_stack::{READY_TIMEOUT_MS, Stack, StackConfig, demo, identity::LocalIdentity};
 
 /// Runs binding-service and payment-service locally, each with its own SQLite file.
 #[derive(Debug, Parser)]
@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = telemetry::init("gongji-local", telemetry::LogFormat::Text)?;
     let clock = Clock::parse(&args.clock)?;
     let sqlite = |name: &str| format!("sqlite://{}", args.data_dir.join(name).display());
+    let identity = LocalIdentity::create(&args.data_dir.join("identity"), "")?;
     let stack = Stack::start(StackConfig {
         binding_addr: args.binding_addr,
         payment_addr: args.payment_addr,
@@ -47,11 +48,21 @@ async fn main() -> anyhow::Result<()> {
         policy: args.policy,
         clock,
         peer_probe_interval_ms: 1_000,
+        binding_auth: identity.service_auth("binding-service"),
+        payment_auth: identity.service_auth("payment-service"),
     })
     .await?;
     stack.wait_serving(READY_TIMEOUT_MS).await?;
     if !args.no_demo {
-        demo::load(&stack.binding_url(), &stack.payment_url()).await?;
+        let token = |caller: &str| PeerInterceptor::new(identity.tokens.get(caller).cloned());
+        demo::load(
+            &stack.binding_url(),
+            &stack.payment_url(),
+            token("core-system"),
+            token("gov-app"),
+        )
+        .await?;
+        identity.write_login_token(demo::EMPLOYEE_ID)?;
     }
     println!();
     println!(
@@ -75,8 +86,20 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!(
-        "  try: grpcurl -plaintext {} list",
-        stack.config.binding_addr
+        "  callers' tokens (valid 30 days): {}/identity/tokens/<caller>.jwt, for {}",
+        args.data_dir.display(),
+        identity
+            .tokens
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  try: grpcurl -plaintext -H \"authorization: Bearer $(cat {}/identity/tokens/auditor.jwt)\" \\\n         -d '{{\"holder_id_number\":\"{}\"}}' {} gongji.payment.v1.AccountService/GetAccount",
+        args.data_dir.display(),
+        demo::EMPLOYEE_ID,
+        stack.config.payment_addr
     );
     println!("Ctrl-C stops both.");
     termination_signal().await;

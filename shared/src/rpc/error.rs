@@ -34,6 +34,7 @@ struct Inner {
     metadata: Vec<(String, String)>,
     field: Option<String>,
     violations: Vec<Violation>,
+    retry_delay_ms: Option<u64>,
 }
 
 impl ApiError {
@@ -49,6 +50,7 @@ impl ApiError {
             metadata: Vec::new(),
             field: None,
             violations: Vec::new(),
+            retry_delay_ms: None,
         }))
     }
 
@@ -83,6 +85,11 @@ impl ApiError {
     /// FAILED_PRECONDITION: a rule refused the request.
     pub fn failed_precondition(reason: &str, message: impl Into<String>) -> Self {
         Self::new(Code::FailedPrecondition, reason, message)
+    }
+
+    /// UNAUTHENTICATED: no credentials, or none that hold.
+    pub fn unauthenticated(reason: &str, message: impl Into<String>) -> Self {
+        Self::new(Code::Unauthenticated, reason, message)
     }
 
     /// PERMISSION_DENIED.
@@ -138,6 +145,12 @@ impl ApiError {
         &self.0.reason
     }
 
+    /// Adds a `RetryInfo`: when the client may try again.
+    pub fn with_retry_delay_ms(mut self, delay_ms: u64) -> Self {
+        self.0.retry_delay_ms = Some(delay_ms);
+        self
+    }
+
     /// Builds the status with its details under `domain` (e.g. `binding.gongji`).
     pub fn into_status(self, domain: &str) -> Status {
         let inner = *self.0;
@@ -149,6 +162,9 @@ impl ApiError {
         }
         for v in inner.violations {
             details.add_precondition_failure_violation(v.kind, v.subject, v.description);
+        }
+        if let Some(delay_ms) = inner.retry_delay_ms {
+            details.set_retry_info(Some(std::time::Duration::from_millis(delay_ms)));
         }
         Status::with_error_details(inner.code, inner.message, details)
     }

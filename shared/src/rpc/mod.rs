@@ -1,8 +1,10 @@
 //! gRPC plumbing both servers share: errors, the idempotent-command runner, request
 //! parsing, server limits and lifecycle, telemetry.
 
+pub mod auth;
 pub mod command;
 pub mod error;
+pub mod peer;
 pub mod server;
 pub mod telemetry;
 pub mod transport;

@@ -8,7 +8,11 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Server, server::Router as TonicRouter};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use super::{telemetry, transport::TransportErrorsLayer};
+use super::{
+    auth::{Auth, AuthLayer},
+    telemetry,
+    transport::TransportErrorsLayer,
+};
 
 /// Every limit the servers run with. Defaults suit a pod with one or two cores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,15 +47,20 @@ impl Default for Limits {
     }
 }
 
-/// The layers every server runs its services in.
-pub type Layers = tower::layer::util::Stack<TransportErrorsLayer, tower::layer::util::Identity>;
+/// The layers every server runs its services in: transport errors outside, authentication
+/// inside them.
+pub type Layers = tower::layer::util::Stack<
+    AuthLayer,
+    tower::layer::util::Stack<TransportErrorsLayer, tower::layer::util::Identity>,
+>;
 /// A router of a server made by [`builder`].
 pub type Router = TonicRouter<Layers>;
 
 /// A server builder with the limits applied, transport errors answered as AIP-193 errors
-/// under `domain` (the call time limit included), and a tracing span per call that
-/// continues the caller's W3C trace.
-pub fn builder(limits: &Limits, domain: &'static str) -> Server<Layers> {
+/// under `domain` (the call time limit included), every call but health and reflection
+/// authenticated by `auth`, and a tracing span per call that continues the caller's W3C
+/// trace.
+pub fn builder(limits: &Limits, domain: &'static str, auth: Auth) -> Server<Layers> {
     Server::builder()
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .max_concurrent_streams(limits.max_concurrent_streams)
@@ -63,6 +72,7 @@ pub fn builder(limits: &Limits, domain: &'static str) -> Server<Layers> {
             limits.request_timeout_ms,
             limits.max_message_bytes,
         ))
+        .layer(AuthLayer::new(auth, domain))
 }
 
 /// Reflection v1 and v1alpha (grpcurl speaks v1alpha only), advertising the services this

@@ -21,7 +21,10 @@ use crate::{
     both_backends,
     fixtures::{self, CHILD, EMPLOYEE},
     payment::{balances, medical, pay, quote, verify_clean},
-    support::{Backend, Clients, IN_2026, IN_WINDOW, PaymentDatabase, TestEnv, assert_error},
+    support::{
+        Backend, CONTRACT_TESTS, Clients, IN_2026, IN_WINDOW, PaymentDatabase, TestEnv,
+        assert_error,
+    },
 };
 
 both_backends!(
@@ -753,12 +756,19 @@ async fn errors_oversized_and_undecodable_requests_get_aip193_answers(backend: B
         prost_types::Timestamp,
         gongji_proto::payment::v1::CreditAccountResponse,
     > = tonic_prost::ProstCodec::default();
+    // Credentials as every client of the harness has them: the body is what is wrong.
+    let mut malformed = tonic::Request::new(prost_types::Timestamp {
+        seconds: 42,
+        nanos: 7,
+    });
+    let token = env.identity.caller_token(CONTRACT_TESTS, 600);
+    malformed.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("metadata"),
+    );
     let r = raw
         .unary(
-            tonic::Request::new(prost_types::Timestamp {
-                seconds: 42,
-                nanos: 7,
-            }),
+            malformed,
             http::uri::PathAndQuery::from_static("/gongji.payment.v1.AccountService/CreditAccount"),
             codec,
         )

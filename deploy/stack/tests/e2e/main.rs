@@ -12,3 +12,4 @@ mod payment;
 mod premium;
 mod serving;
 mod tracing;
+mod trust;

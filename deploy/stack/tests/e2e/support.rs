@@ -19,9 +19,9 @@ use gongji_proto::{
         settlement_service_client::SettlementServiceClient,
     },
 };
-use gongji_shared::{Clock, testing};
-use gongji_stack::{READY_TIMEOUT_MS, Stack, StackConfig};
-use tonic::{Code, Status, transport::Channel};
+use gongji_shared::{Clock, rpc::peer::PeerInterceptor, testing};
+use gongji_stack::{READY_TIMEOUT_MS, Stack, StackConfig, identity::LocalIdentity};
+use tonic::{Code, Status, codegen::InterceptedService, transport::Channel};
 use tonic_types::StatusExt;
 
 /// Inside Ma'anshan's 2025 collection window (2024-09-05 to 2024-12-31).
@@ -38,15 +38,66 @@ pub enum Backend {
     Postgres,
 }
 
+/// The caller the contract tests call as: a test role granting every RPC, acting for
+/// nobody unless a test names someone. The trust tests call as the shipped roles instead.
+pub const CONTRACT_TESTS: &str = "contract-tests";
+const CONTRACT_CALLER: &str = r#"
+[roles.contract-tests]
+rpcs = [
+  "gongji.binding.v1.RegistryService/UpsertInsuredPerson",
+  "gongji.binding.v1.RegistryService/GetInsuredPerson",
+  "gongji.binding.v1.BindingService/CreateBinding",
+  "gongji.binding.v1.BindingService/GetBinding",
+  "gongji.binding.v1.BindingService/ListBindings",
+  "gongji.binding.v1.BindingService/RevokeBinding",
+  "gongji.binding.v1.BindingService/ApproveBinding",
+  "gongji.binding.v1.BindingService/RejectBinding",
+  "gongji.binding.v1.BindingService/CheckAuthorization",
+  "gongji.binding.v1.BindingService/AuthorizeUse",
+  "gongji.binding.v1.BindingService/ListBindingUses",
+  "gongji.binding.v1.BindingService/WatchBindingEvents",
+  "gongji.payment.v1.AccountService/OpenAccount",
+  "gongji.payment.v1.AccountService/GetAccount",
+  "gongji.payment.v1.AccountService/CreditAccount",
+  "gongji.payment.v1.AccountService/ListAccountEntries",
+  "gongji.payment.v1.AccountService/CloseYear",
+  "gongji.payment.v1.PremiumService/QuotePremium",
+  "gongji.payment.v1.PremiumService/PayPremium",
+  "gongji.payment.v1.PremiumService/GetPremiumPayment",
+  "gongji.payment.v1.PremiumService/ListPremiumPayments",
+  "gongji.payment.v1.PremiumService/RefundPremiumPayment",
+  "gongji.payment.v1.MedicalExpenseService/PayMedicalExpense",
+  "gongji.payment.v1.MedicalExpenseService/GetMedicalExpensePayment",
+  "gongji.payment.v1.SettlementService/SettleBusinessDay",
+  "gongji.payment.v1.SettlementService/GetSettlement",
+  "gongji.payment.v1.SettlementService/VerifyLedger",
+  "gongji.payment.v1.SettlementService/ReconcileBindingUses",
+]
+sees_names = true
+
+[[callers]]
+identity = "contract-tests"
+roles = ["contract-tests"]
+requests_per_second = 100000
+
+[[callers]]
+identity = "slow-auditor"
+roles = ["auditor"]
+requests_per_second = 2
+"#;
+
+/// A client as one caller.
+pub type Authed = InterceptedService<Channel, PeerInterceptor>;
+
 /// The generated clients of every service.
 #[derive(Clone)]
 pub struct Clients {
-    pub registry: RegistryServiceClient<Channel>,
-    pub bindings: BindingServiceClient<Channel>,
-    pub accounts: AccountServiceClient<Channel>,
-    pub premiums: PremiumServiceClient<Channel>,
-    pub medical: MedicalExpenseServiceClient<Channel>,
-    pub settlement: SettlementServiceClient<Channel>,
+    pub registry: RegistryServiceClient<Authed>,
+    pub bindings: BindingServiceClient<Authed>,
+    pub accounts: AccountServiceClient<Authed>,
+    pub premiums: PremiumServiceClient<Authed>,
+    pub medical: MedicalExpenseServiceClient<Authed>,
+    pub settlement: SettlementServiceClient<Authed>,
 }
 
 /// payment-service's database, as a test that takes it away needs it.
@@ -59,6 +110,9 @@ pub enum PaymentDatabase {
 pub struct TestEnv {
     pub stack: Stack,
     pub clients: Clients,
+    /// The development identity providers and caller file this stack trusts.
+    pub identity: LocalIdentity,
+    _identity_dir: tempfile::TempDir,
     _dir: Option<tempfile::TempDir>,
     _policy: Option<tempfile::TempPath>,
     pg_databases: Vec<String>,
@@ -105,6 +159,9 @@ impl TestEnv {
             std::fs::write(file.path(), text).expect("write policy");
             file.into_temp_path()
         });
+        let identity_dir = tempfile::tempdir().expect("identity dir");
+        let identity =
+            LocalIdentity::create(identity_dir.path(), CONTRACT_CALLER).expect("identities");
         let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
         let stack = Stack::start(StackConfig {
             binding_addr: any,
@@ -114,6 +171,8 @@ impl TestEnv {
             policy: policy.as_ref().map(|p| p.to_path_buf()),
             clock: Clock::parse(clock).expect("test clock"),
             peer_probe_interval_ms: PROBE_INTERVAL_MS,
+            binding_auth: identity.service_auth("binding-service"),
+            payment_auth: identity.service_auth("payment-service"),
         })
         .await
         .expect("start the stack");
@@ -121,10 +180,13 @@ impl TestEnv {
             .wait_serving(READY_TIMEOUT_MS)
             .await
             .expect("both services SERVING");
-        let clients = clients(&stack).await;
+        let token = identity.caller_token(CONTRACT_TESTS, 3_600);
+        let clients = clients(&stack, PeerInterceptor::with_token(&token)).await;
         Some(Self {
             stack,
             clients,
+            identity,
+            _identity_dir: identity_dir,
             _dir: dir,
             _policy: policy,
             pg_databases,
@@ -159,7 +221,8 @@ impl TestEnv {
     }
 }
 
-async fn clients(stack: &Stack) -> Clients {
+/// Clients of `stack` calling with `credentials`.
+pub async fn clients(stack: &Stack, credentials: PeerInterceptor) -> Clients {
     let connect = |url: String| async move {
         tonic::transport::Endpoint::from_shared(url)
             .expect("url")
@@ -169,13 +232,14 @@ async fn clients(stack: &Stack) -> Clients {
     };
     let binding = connect(stack.binding_url()).await;
     let payment = connect(stack.payment_url()).await;
+    let c = credentials;
     Clients {
-        registry: RegistryServiceClient::new(binding.clone()),
-        bindings: BindingServiceClient::new(binding),
-        accounts: AccountServiceClient::new(payment.clone()),
-        premiums: PremiumServiceClient::new(payment.clone()),
-        medical: MedicalExpenseServiceClient::new(payment.clone()),
-        settlement: SettlementServiceClient::new(payment),
+        registry: RegistryServiceClient::with_interceptor(binding.clone(), c.clone()),
+        bindings: BindingServiceClient::with_interceptor(binding, c.clone()),
+        accounts: AccountServiceClient::with_interceptor(payment.clone(), c.clone()),
+        premiums: PremiumServiceClient::with_interceptor(payment.clone(), c.clone()),
+        medical: MedicalExpenseServiceClient::with_interceptor(payment.clone(), c.clone()),
+        settlement: SettlementServiceClient::with_interceptor(payment, c),
     }
 }
 

@@ -1,0 +1,375 @@
+//! Trust: every call but health and reflection is authenticated, every RPC is allowed only
+//! to the roles that grant it, and citizen channels name the person they act for. The
+//! callers are those `gongji-local` ships with, holding the roles of deploy/auth/roles.toml.
+
+use std::collections::BTreeSet;
+
+use gongji_proto::payment::v1::CreditAccountRequest;
+use gongji_shared::rpc::auth::{ACTING_PERSON_HEADER, Callers, contract_rpcs, dev::DevIssuer};
+use gongji_stack::identity::{
+    CALLER_AUDIENCE, CALLER_ISSUER, DEMO_CALLERS, PAYMENT_SERVICE, ROLES_TOML,
+};
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use crate::{
+    both_backends,
+    fixtures::{self, EMPLOYEE},
+    payment::balances,
+    support::{Backend, IN_WINDOW, TestEnv, assert_error},
+};
+
+both_backends!(
+    trust_each_denial_reason_is_its_own_aip193_error,
+    trust_each_role_is_allowed_exactly_its_rpcs,
+    trust_a_caller_past_its_rate_waits_as_told,
+    trust_a_stranger_moves_no_money_and_rewrites_nothing,
+);
+
+/// Calls `rpc` (`package.Service/Method`) with an empty request, as the holder of `token`,
+/// naming `acting` as acting person; the answer's status (OK when it answered).
+async fn call(env: &TestEnv, rpc: &str, token: Option<&str>, acting: Option<&str>) -> Status {
+    let url = if rpc.starts_with("gongji.binding.") {
+        env.stack.binding_url()
+    } else {
+        env.stack.payment_url()
+    };
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut raw = tonic::client::Grpc::new(channel);
+    raw.ready().await.expect("ready");
+    let mut request = tonic::Request::new(prost_types::Timestamp::default());
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse().expect("metadata");
+        request.metadata_mut().insert("authorization", value);
+    }
+    if let Some(acting) = acting {
+        let value = acting.parse().expect("metadata");
+        request.metadata_mut().insert(ACTING_PERSON_HEADER, value);
+    }
+    let path: http::uri::PathAndQuery = format!("/{rpc}").parse().expect("path");
+    let codec: tonic_prost::ProstCodec<prost_types::Timestamp, prost_types::Timestamp> =
+        tonic_prost::ProstCodec::default();
+    let answer = if rpc.ends_with("/WatchBindingEvents") {
+        raw.server_streaming(request, path, codec).await.map(|_| ())
+    } else {
+        raw.unary(request, path, codec).await.map(|_| ())
+    };
+    answer.err().unwrap_or_else(|| Status::ok(""))
+}
+
+fn reason(status: &Status) -> String {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+        .unwrap_or_default()
+}
+
+const GET_ACCOUNT: &str = "gongji.payment.v1.AccountService/GetAccount";
+
+async fn trust_each_denial_reason_is_its_own_aip193_error(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let id = &env.identity;
+    let auditor = id.caller_token("auditor", 600);
+    let ok = call(&env, GET_ACCOUNT, Some(&auditor), None).await;
+    assert_eq!(
+        (ok.code(), reason(&ok).as_str()),
+        (Code::InvalidArgument, "INVALID_ID_NUMBER"),
+        "the auditor's call reaches the handler, which reads the empty request"
+    );
+    let cases: Vec<(Status, Code, &str)> = vec![
+        (
+            call(&env, GET_ACCOUNT, None, None).await,
+            Code::Unauthenticated,
+            "CREDENTIALS_MISSING",
+        ),
+        (
+            call(&env, GET_ACCOUNT, Some("not-a-token"), None).await,
+            Code::Unauthenticated,
+            "CREDENTIALS_INVALID",
+        ),
+        (
+            call(
+                &env,
+                GET_ACCOUNT,
+                Some(
+                    &DevIssuer::generate(CALLER_ISSUER, CALLER_AUDIENCE)
+                        .expect("key")
+                        .token_now("auditor", 600),
+                ),
+                None,
+            )
+            .await,
+            Code::Unauthenticated,
+            "CREDENTIALS_INVALID",
+        ),
+        (
+            call(
+                &env,
+                GET_ACCOUNT,
+                Some(&id.caller_token("auditor", -3_600)),
+                None,
+            )
+            .await,
+            Code::Unauthenticated,
+            "CREDENTIALS_EXPIRED",
+        ),
+        (
+            call(
+                &env,
+                "gongji.payment.v1.AccountService/CreditAccount",
+                Some(&auditor),
+                None,
+            )
+            .await,
+            Code::PermissionDenied,
+            "CALLER_NOT_PERMITTED",
+        ),
+        (
+            call(
+                &env,
+                GET_ACCOUNT,
+                Some(&id.caller_token("nobody-we-know", 600)),
+                None,
+            )
+            .await,
+            Code::PermissionDenied,
+            "CALLER_NOT_PERMITTED",
+        ),
+        (
+            call(
+                &env,
+                GET_ACCOUNT,
+                Some(&id.caller_token("wechat-backend", 600)),
+                None,
+            )
+            .await,
+            Code::PermissionDenied,
+            "ACTING_PERSON_REQUIRED",
+        ),
+        // The WeChat backend is not trusted to name a person by plain ID number.
+        (
+            call(
+                &env,
+                GET_ACCOUNT,
+                Some(&id.caller_token("wechat-backend", 600)),
+                Some(EMPLOYEE),
+            )
+            .await,
+            Code::Unauthenticated,
+            "CREDENTIALS_INVALID",
+        ),
+    ];
+    for (status, code, expected) in cases {
+        assert_eq!(
+            (status.code(), reason(&status).as_str()),
+            (code, expected),
+            "{status:?}"
+        );
+        let info = status
+            .get_error_details()
+            .error_info()
+            .cloned()
+            .expect("ErrorInfo");
+        assert_eq!(info.domain, "payment.gongji");
+    }
+    // The denial names the caller and the RPC.
+    let denied = call(
+        &env,
+        "gongji.payment.v1.AccountService/CreditAccount",
+        Some(&auditor),
+        None,
+    )
+    .await;
+    let info = denied
+        .get_error_details()
+        .error_info()
+        .cloned()
+        .expect("ErrorInfo");
+    assert_eq!(
+        info.metadata.get("caller").map(String::as_str),
+        Some("auditor")
+    );
+    assert_eq!(
+        info.metadata.get("rpc").map(String::as_str),
+        Some("gongji.payment.v1.AccountService/CreditAccount")
+    );
+    // With the login provider's token, the WeChat backend acts for the person.
+    let wechat = id.caller_token("wechat-backend", 600);
+    let login = id.login_token(EMPLOYEE);
+    let status = call(&env, GET_ACCOUNT, Some(&wechat), Some(&login)).await;
+    assert!(
+        !matches!(
+            status.code(),
+            Code::Unauthenticated | Code::PermissionDenied
+        ),
+        "{status:?}"
+    );
+    env.finish().await;
+}
+
+/// The RPCs each shipped role grants, as deploy/auth/roles.toml says.
+fn granted(roles: &[&str]) -> BTreeSet<String> {
+    let callers = Callers::parse(ROLES_TOML, &contract_rpcs()).expect("shipped roles");
+    roles.iter().flat_map(|r| callers.role_rpcs(r)).collect()
+}
+
+async fn trust_each_role_is_allowed_exactly_its_rpcs(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let rpcs = contract_rpcs();
+    assert_eq!(rpcs.len(), 28);
+    // What the shipped roles must never do, whatever the file says.
+    let writes = [
+        "UpsertInsuredPerson",
+        "OpenAccount",
+        "CreditAccount",
+        "CloseYear",
+    ];
+    for (identity, roles, _) in DEMO_CALLERS.iter().chain([&PAYMENT_SERVICE]) {
+        let allowed = granted(roles);
+        assert!(!allowed.is_empty(), "{identity} may do something");
+        if *identity != "core-system" {
+            assert!(
+                allowed
+                    .iter()
+                    .all(|r| !writes.iter().any(|w| r.ends_with(&format!("/{w}")))),
+                "only the core system writes the registry and credits accounts: {identity}"
+            );
+        }
+        if *identity == "auditor" {
+            assert!(allowed.iter().all(|r| {
+                let method = r.rsplit('/').next().unwrap_or_default();
+                ["Get", "List", "Verify", "Watch"]
+                    .iter()
+                    .any(|p| method.starts_with(p))
+            }));
+        }
+        let token = env.identity.caller_token(identity, 600);
+        // A trusted channel names the person by ID; others with the login token.
+        let login = env.identity.login_token(EMPLOYEE);
+        for rpc in &rpcs {
+            let status = call(&env, rpc, Some(&token), Some(&login)).await;
+            if allowed.contains(rpc) {
+                assert!(
+                    !matches!(
+                        status.code(),
+                        Code::Unauthenticated | Code::PermissionDenied
+                    ) || !["CALLER_NOT_PERMITTED", "ACTING_PERSON_REQUIRED"]
+                        .contains(&reason(&status).as_str()),
+                    "{identity} may call {rpc}: {status:?}"
+                );
+            } else {
+                assert_eq!(
+                    (status.code(), reason(&status).as_str()),
+                    (Code::PermissionDenied, "CALLER_NOT_PERMITTED"),
+                    "{identity} may not call {rpc}"
+                );
+            }
+        }
+    }
+    env.finish().await;
+}
+
+async fn trust_a_caller_past_its_rate_waits_as_told(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let token = env.identity.caller_token("slow-auditor", 600);
+    let mut limited = None;
+    for _ in 0..5 {
+        let status = call(&env, GET_ACCOUNT, Some(&token), None).await;
+        if status.code() == Code::ResourceExhausted {
+            limited = Some(status);
+            break;
+        }
+    }
+    let status = limited.expect("a caller of 2 requests per second is limited within 5 calls");
+    assert_eq!(reason(&status), "RATE_LIMITED");
+    let retry = status
+        .get_error_details()
+        .retry_info()
+        .cloned()
+        .expect("RetryInfo");
+    let delay = retry.retry_delay.expect("a delay");
+    assert!(delay > std::time::Duration::ZERO && delay <= std::time::Duration::from_secs(1));
+    // Another caller is not slowed by it.
+    let other = env.identity.caller_token("auditor", 600);
+    assert_ne!(
+        call(&env, GET_ACCOUNT, Some(&other), None).await.code(),
+        Code::ResourceExhausted
+    );
+    tokio::time::sleep(delay).await;
+    assert_ne!(
+        call(&env, GET_ACCOUNT, Some(&token), None).await.code(),
+        Code::ResourceExhausted
+    );
+    env.finish().await;
+}
+
+/// The attacks a port open to anyone allowed: with no credentials, or as a caller whose
+/// roles do not grant the RPC, each is refused and nothing changes.
+async fn trust_a_stranger_moves_no_money_and_rewrites_nothing(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::family(&mut c, "1200.00").await;
+    let hospital = env.identity.caller_token("hospital-h340500001", 600);
+    let stranger = env.identity.caller_token("stranger", 600);
+    for token in [None, Some(hospital.as_str()), Some(stranger.as_str())] {
+        for rpc in [
+            "gongji.payment.v1.AccountService/CreditAccount",
+            "gongji.payment.v1.PremiumService/PayPremium",
+            "gongji.binding.v1.BindingService/RevokeBinding",
+            "gongji.binding.v1.BindingService/ApproveBinding",
+            "gongji.binding.v1.RegistryService/UpsertInsuredPerson",
+            "gongji.binding.v1.BindingService/WatchBindingEvents",
+            "gongji.binding.v1.BindingService/GetBinding",
+            "gongji.binding.v1.BindingService/ListBindings",
+            "gongji.binding.v1.RegistryService/GetInsuredPerson",
+        ] {
+            let status = call(&env, rpc, token, None).await;
+            assert!(
+                matches!(
+                    status.code(),
+                    Code::Unauthenticated | Code::PermissionDenied
+                ),
+                "{rpc} as {token:?}: {status:?}"
+            );
+        }
+    }
+    // Even a well-formed credit, as a caller without the role, moves nothing.
+    let mut credit = tonic::Request::new(CreditAccountRequest {
+        request_id: fixtures::opaque("steal"),
+        holder_id_number: EMPLOYEE.into(),
+        amount: "100000000.00".into(),
+        bucket: gongji_proto::payment::v1::Bucket::PriorYears as i32,
+        memo: String::new(),
+    });
+    credit.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {hospital}").parse().expect("metadata"),
+    );
+    let mut accounts =
+        gongji_proto::payment::v1::account_service_client::AccountServiceClient::connect(
+            env.stack.payment_url(),
+        )
+        .await
+        .expect("connect");
+    assert_error(
+        accounts.credit_account(credit).await,
+        Code::PermissionDenied,
+        "CALLER_NOT_PERMITTED",
+        "payment.gongji",
+    );
+    assert_eq!(balances(&mut c, EMPLOYEE).await.1, "1200.00");
+    env.finish().await;
+}
