@@ -9,7 +9,7 @@ use gongji_proto::binding::v1::{
     RejectBindingRequest, RejectBindingResponse, RevokeBindingRequest, RevokeBindingResponse,
     WatchBindingEventsRequest, binding_service_server::BindingService,
 };
-use gongji_shared::rpc::{ApiError, validate};
+use gongji_shared::rpc::{ApiError, auth::Caller, validate};
 use gongji_shared::rpc::{command, command_or_refusal};
 use tonic::{Request, Response, Status};
 
@@ -21,12 +21,19 @@ use super::{
 };
 use crate::{
     app::{App, Application, Applied, AuthorizationAnswer, Balances, UseAnswer, UseOrder},
-    domain::{Binding, lifecycle::Party},
+    domain::Binding,
     store::{ListFilter, Store},
 };
 
 /// Longest binding ID accepted (ours are UUIDs).
 const MAX_BINDING_ID_LEN: usize = 64;
+
+/// A reader of registry records who sees no whole names.
+static NO_NAMES: std::sync::LazyLock<Caller> = std::sync::LazyLock::new(|| Caller {
+    identity: String::new(),
+    acting_person: None,
+    sees_names: false,
+});
 
 /// The binding API.
 pub struct BindingApi<S, P> {
@@ -54,14 +61,13 @@ fn binding(b: &Binding) -> Option<pb::Binding> {
     Some(convert::binding_to_pb(b, &[]))
 }
 
-fn reviewer(value: &str) -> Result<String, Status> {
-    validate::reason(value, "reviewer").map_err(|_| {
-        status(ApiError::invalid_argument(
-            "INVALID_REVIEWER",
-            "reviewer",
-            "reviewer must name the operator",
-        ))
-    })
+/// The reviewer is the caller (the review platform), and the operator logged in to it
+/// when it names one; the deprecated reviewer field is not read.
+fn reviewer(caller: &Caller) -> String {
+    match &caller.acting_person {
+        Some(operator) => format!("{}/{}", caller.identity, operator.masked()),
+        None => caller.identity.clone(),
+    }
 }
 
 /// A page token is the position the next page starts after.
@@ -119,8 +125,15 @@ fn authorization_to_pb(a: &AuthorizationAnswer) -> CheckAuthorizationResponse {
             .as_ref()
             .map(|r| r.as_str().to_owned())
             .unwrap_or_default(),
-        authorizer: a.authorizer.as_ref().map(convert::person_to_pb),
-        beneficiary: a.beneficiary.as_ref().map(convert::person_to_pb),
+        // What payment-service needs is the enrollments: names stay masked.
+        authorizer: a
+            .authorizer
+            .as_ref()
+            .map(|p| convert::person_to_pb(p, &NO_NAMES)),
+        beneficiary: a
+            .beneficiary
+            .as_ref()
+            .map(|p| convert::person_to_pb(p, &NO_NAMES)),
     }
 }
 
@@ -130,9 +143,14 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
         &self,
         request: Request<CreateBindingRequest>,
     ) -> Result<Response<CreateBindingResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
         let application = application(&request, self.app.today())?;
+        // Others may bind only "logged in as the authorizer".
+        caller
+            .require_party(&[&application.authorizer])
+            .map_err(status)?;
         // A refused application is recorded, and answered (again on retry) as a refusal.
         let to_wire = |applied: &Applied| match applied {
             Applied::Created(b) => Ok(CreateBindingResponse {
@@ -155,8 +173,12 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
         &self,
         request: Request<GetBindingRequest>,
     ) -> Result<Response<GetBindingResponse>, Status> {
+        let caller = Caller::of(&request);
         let id = binding_id(&request.get_ref().binding_id)?;
         let (b, history) = self.app.binding(&id).await.map_err(failure)?;
+        caller
+            .require_party(&[&b.authorizer, &b.beneficiary])
+            .map_err(status)?;
         Ok(Response::new(GetBindingResponse {
             binding: Some(convert::binding_to_pb(&b, &history)),
         }))
@@ -167,6 +189,7 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
         request: Request<ListBindingsRequest>,
     ) -> Result<Response<ListBindingsResponse>, Status> {
         let today = self.app.today();
+        let caller = Caller::of(&request);
         let r = request.get_ref();
         let (as_authorizer, person) = validate::one_of_two_people(
             (&r.authorizer_id_number, "authorizer_id_number"),
@@ -174,6 +197,7 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
             today,
         )
         .map_err(status)?;
+        caller.require_party(&[&person]).map_err(status)?;
         let states = r
             .states
             .iter()
@@ -205,17 +229,13 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
         &self,
         request: Request<RevokeBindingRequest>,
     ) -> Result<Response<RevokeBindingResponse>, Status> {
-        let today = self.app.today();
+        // Only a party revokes, and who asks is the person the caller acts for; the
+        // deprecated revoked_by and requester_id_number are not read.
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
         let id = binding_id(&request.binding_id)?;
-        let party = match convert::party_from_pb(request.revoked_by).map_err(status)? {
-            pb::Party::Beneficiary => Party::Beneficiary,
-            _ => Party::Authorizer,
-        };
-        let requester =
-            validate::id_number(&request.requester_id_number, "requester_id_number", today)
-                .map_err(status)?;
+        let requester = caller.acting_person().map_err(status)?.clone();
         let reason = validate::reason(&request.reason, "reason").map_err(status)?;
         let to_wire = |b: &Binding| RevokeBindingResponse {
             binding: binding(b),
@@ -226,11 +246,7 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
             "RevokeBinding",
             &request,
             to_wire,
-            |c| async move {
-                self.app
-                    .revoke_binding(&id, party, &requester, &reason, c)
-                    .await
-            },
+            |c| async move { self.app.revoke_binding(&id, &requester, &reason, c).await },
         )
         .await
     }
@@ -239,10 +255,10 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
         &self,
         request: Request<ApproveBindingRequest>,
     ) -> Result<Response<ApproveBindingResponse>, Status> {
+        let reviewer = reviewer(&Caller::of(&request));
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
         let id = binding_id(&request.binding_id)?;
-        let reviewer = reviewer(&request.reviewer)?;
         let to_wire = |b: &Binding| ApproveBindingResponse {
             binding: binding(b),
         };
@@ -261,10 +277,10 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
         &self,
         request: Request<RejectBindingRequest>,
     ) -> Result<Response<RejectBindingResponse>, Status> {
+        let reviewer = reviewer(&Caller::of(&request));
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
         let id = binding_id(&request.binding_id)?;
-        let reviewer = reviewer(&request.reviewer)?;
         let reason = validate::reason(&request.reason, "reason").map_err(status)?;
         let to_wire = |b: &Binding| RejectBindingResponse {
             binding: binding(b),
@@ -285,6 +301,7 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
         request: Request<CheckAuthorizationRequest>,
     ) -> Result<Response<CheckAuthorizationResponse>, Status> {
         let today = self.app.today();
+        let caller = Caller::of(&request);
         let r = request.get_ref();
         let authorizer =
             validate::id_number(&r.authorizer_id_number, "authorizer_id_number", today)
@@ -293,6 +310,9 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
             validate::id_number(&r.beneficiary_id_number, "beneficiary_id_number", today)
                 .map_err(status)?;
         let purpose = convert::purpose_from_pb(r.purpose).map_err(status)?;
+        caller
+            .require_party(&[&authorizer, &beneficiary])
+            .map_err(status)?;
         let answer = self
             .app
             .check_authorization(&authorizer, &beneficiary, purpose)
@@ -305,6 +325,7 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
         &self,
         request: Request<AuthorizeUseRequest>,
     ) -> Result<Response<AuthorizeUseResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
         let today = self.app.today();
@@ -331,6 +352,7 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
             )
             .map_err(status)?,
         };
+        caller.require_party(&[&order.authorizer]).map_err(status)?;
         let to_wire = |a: &UseAnswer| AuthorizeUseResponse {
             authorization: Some(authorization_to_pb(&a.answer)),
             r#use: a.recorded.as_ref().map(convert::use_to_pb),

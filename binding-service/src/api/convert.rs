@@ -1,6 +1,7 @@
 //! Wire <-> domain conversions.
 
 use gongji_proto::binding::v1 as pb;
+use gongji_shared::rpc::auth::Caller;
 use gongji_shared::{
     CoverageYear, Relationship,
     policy::Purpose,
@@ -12,14 +13,15 @@ use crate::domain::{
     Person,
 };
 
-pub fn person_to_pb(p: &Person) -> pb::InsuredPerson {
+/// A registry record as `caller` may see it: the name whole only for roles that need it.
+pub fn person_to_pb(p: &Person, caller: &Caller) -> pb::InsuredPerson {
     let enrollment = |e: &Enrollment| pb::Enrollment {
         region_code: e.region.as_str().to_owned(),
         status: status_to_pb(e.status) as i32,
     };
     pb::InsuredPerson {
         id_number: p.id_number.as_str().to_owned(),
-        name: p.name.as_str().to_owned(),
+        name: caller.name(&p.name),
         employee_enrollment: p.employee.as_ref().map(enrollment),
         resident_enrollment: p.resident.as_ref().map(enrollment),
         update_time: Some(timestamp(p.update_time)),
@@ -146,13 +148,6 @@ pub fn purpose_to_pb(p: Purpose) -> pb::Purpose {
         Purpose::Premium => pb::Purpose::Premium,
         Purpose::MedicalExpense => pb::Purpose::MedicalExpense,
     }
-}
-
-pub fn party_from_pb(raw: i32) -> Result<pb::Party, ApiError> {
-    let parsed = pb::Party::try_from(raw)
-        .ok()
-        .filter(|p| *p != pb::Party::Unspecified);
-    validate::known_enum(parsed, raw, "INVALID_PARTY", "revoked_by")
 }
 
 pub fn state_from_pb(raw: i32) -> Result<BindingState, ApiError> {

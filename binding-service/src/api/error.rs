@@ -55,7 +55,7 @@ pub(super) fn app_status(error: AppError) -> Status {
         } => {
             let error = match refusal {
                 ChangeRefusal::NotAParty => ApiError::permission_denied(
-                    "NOT_A_PARTY",
+                    "ACTING_PERSON_NOT_PARTY",
                     "only the binding's authorizer or beneficiary may revoke it",
                 ),
                 ChangeRefusal::NotActive => ApiError::failed_precondition(

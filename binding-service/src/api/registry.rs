@@ -5,6 +5,7 @@ use gongji_proto::binding::v1::{
     GetInsuredPersonRequest, GetInsuredPersonResponse, UpsertInsuredPersonRequest,
     UpsertInsuredPersonResponse, registry_service_server::RegistryService,
 };
+use gongji_shared::rpc::auth::Caller;
 use gongji_shared::rpc::command;
 use gongji_shared::rpc::{ApiError, validate};
 use tonic::{Request, Response, Status};
@@ -63,11 +64,13 @@ impl<S: Store, P: Balances> RegistryService for RegistryApi<S, P> {
         &self,
         request: Request<UpsertInsuredPersonRequest>,
     ) -> Result<Response<UpsertInsuredPersonResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
         let record = record(&request, self.app.today())?;
-        let to_wire = |u: &Upserted| UpsertInsuredPersonResponse {
-            person: Some(convert::person_to_pb(&u.person)),
+        caller.require_party(&[&record.id_number]).map_err(status)?;
+        let to_wire = move |u: &Upserted| UpsertInsuredPersonResponse {
+            person: Some(convert::person_to_pb(&u.person, &caller)),
             created: u.created,
             ended_binding_ids: u.ended.iter().map(|b| b.binding_id.clone()).collect(),
         };
@@ -87,11 +90,14 @@ impl<S: Store, P: Balances> RegistryService for RegistryApi<S, P> {
         request: Request<GetInsuredPersonRequest>,
     ) -> Result<Response<GetInsuredPersonResponse>, Status> {
         let today = self.app.today();
+        let caller = Caller::of(&request);
         let id = validate::id_number(&request.get_ref().id_number, "id_number", today)
             .map_err(status)?;
+        // A citizen channel reads the record of the person it acts for, nobody else's.
+        caller.require_party(&[&id]).map_err(status)?;
         let person = self.app.person(&id).await.map_err(failure)?;
         Ok(Response::new(GetInsuredPersonResponse {
-            person: Some(convert::person_to_pb(&person)),
+            person: Some(convert::person_to_pb(&person, &caller)),
         }))
     }
 }

@@ -11,7 +11,7 @@ use super::{App, AppError, Balances};
 use crate::{
     domain::{
         Binding, BindingEvent, BindingKind, BindingState, BindingUse, Person,
-        lifecycle::{self, Change, ChangeRefusal, Party},
+        lifecycle::{self, Change, ChangeRefusal},
         rules::{self, AuthorizationFacts, CreateFacts, Failure},
     },
     store::{Bindings, Conflict, Events, ListFilter, Persons, StoreError, Uses},
@@ -330,13 +330,12 @@ impl<S: Persons + Bindings, P> App<S, P> {
     pub async fn revoke_binding(
         &self,
         binding_id: &str,
-        party: Party,
         requester: &IdNumber,
         reason: &str,
         command: Command<Binding>,
     ) -> Result<Binding, AppError> {
         self.change(binding_id, &command, |b| {
-            lifecycle::revoke(b, party, requester, reason)
+            lifecycle::revoke(b, requester, reason)
         })
         .await
     }
@@ -750,13 +749,7 @@ mod tests {
             }
         }));
         let error = app
-            .revoke_binding(
-                &binding.binding_id,
-                Party::Authorizer,
-                &id(MOTHER),
-                "done",
-                command("r-1"),
-            )
+            .revoke_binding(&binding.binding_id, &id(MOTHER), "done", command("r-1"))
             .await
             .unwrap_err();
         assert!(matches!(error, AppError::BindingChanged), "{error:?}");
@@ -793,13 +786,7 @@ mod tests {
             .map(created)
             .unwrap();
         let error = app
-            .revoke_binding(
-                &binding.binding_id,
-                Party::Authorizer,
-                &id(DAUGHTER),
-                "no",
-                command("r-1"),
-            )
+            .revoke_binding(&binding.binding_id, &id(DAUGHTER), "no", command("r-1"))
             .await
             .unwrap_err();
         assert!(
@@ -813,13 +800,7 @@ mod tests {
             "{error:?}"
         );
         let revoked = app
-            .revoke_binding(
-                &binding.binding_id,
-                Party::Beneficiary,
-                &id(SON),
-                "grown up",
-                command("r-2"),
-            )
+            .revoke_binding(&binding.binding_id, &id(SON), "grown up", command("r-2"))
             .await
             .unwrap();
         assert_eq!((revoked.state, revoked.version), (BindingState::Revoked, 2));

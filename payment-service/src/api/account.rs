@@ -5,6 +5,7 @@ use gongji_proto::payment::v1::{
     GetAccountRequest, GetAccountResponse, ListAccountEntriesRequest, ListAccountEntriesResponse,
     OpenAccountRequest, OpenAccountResponse, account_service_server::AccountService,
 };
+use gongji_shared::rpc::auth::Caller;
 use gongji_shared::rpc::command;
 use gongji_shared::{
     CoverageYear,
@@ -54,10 +55,12 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
         request: Request<OpenAccountRequest>,
     ) -> Result<Response<OpenAccountResponse>, Status> {
         let today = self.app.today();
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
         let holder = validate::id_number(&request.holder_id_number, "holder_id_number", today)
             .map_err(status)?;
+        caller.require_party(&[&holder]).map_err(status)?;
         let region = validate::region_code(&request.region_code, "region_code").map_err(status)?;
         let to_wire = |v: &AccountView| OpenAccountResponse {
             account: Some(account_to_pb(v)),
@@ -78,10 +81,12 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
         request: Request<CreditAccountRequest>,
     ) -> Result<Response<CreditAccountResponse>, Status> {
         let today = self.app.today();
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
         let holder = validate::id_number(&request.holder_id_number, "holder_id_number", today)
             .map_err(status)?;
+        caller.require_party(&[&holder]).map_err(status)?;
         let amount = validate::positive_money(&request.amount, "amount").map_err(status)?;
         let bucket = convert::bucket_from_pb(request.bucket, "bucket").map_err(status)?;
         let memo = memo(&request.memo)?;
@@ -111,6 +116,9 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
             today,
         )
         .map_err(status)?;
+        Caller::of(&request)
+            .require_party(&[&holder])
+            .map_err(status)?;
         let view = self.app.account(&holder).await.map_err(failure)?;
         Ok(Response::new(GetAccountResponse {
             account: Some(account_to_pb(&view)),
@@ -125,6 +133,9 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
         let r = request.get_ref();
         let holder =
             validate::id_number(&r.holder_id_number, "holder_id_number", today).map_err(status)?;
+        Caller::of(&request)
+            .require_party(&[&holder])
+            .map_err(status)?;
         let page_size = validate::page_size(r.page_size).map_err(status)?;
         let before = page_token(&r.page_token)?;
         // One more than a page tells whether another page follows.
@@ -145,10 +156,12 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
         request: Request<CloseYearRequest>,
     ) -> Result<Response<CloseYearResponse>, Status> {
         let today = self.app.today();
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
         let holder = validate::id_number(&request.holder_id_number, "holder_id_number", today)
             .map_err(status)?;
+        caller.require_party(&[&holder]).map_err(status)?;
         let year = request.year;
         CoverageYear::parse(year).map_err(|_| {
             status(

@@ -5,6 +5,7 @@ use gongji_proto::payment::v1::{
     GetMedicalExpensePaymentRequest, GetMedicalExpensePaymentResponse, PayMedicalExpenseRequest,
     PayMedicalExpenseResponse, medical_expense_service_server::MedicalExpenseService,
 };
+use gongji_shared::rpc::auth::Caller;
 use gongji_shared::rpc::command;
 use gongji_shared::rpc::{ApiError, validate};
 use tonic::{Request, Response, Status};
@@ -85,9 +86,13 @@ impl<S: Store, R: Registry> MedicalExpenseService for MedicalExpenseApi<S, R> {
         &self,
         request: Request<PayMedicalExpenseRequest>,
     ) -> Result<Response<PayMedicalExpenseResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
         let order = medical_order(&request, self.app.today())?;
+        let mut parties = vec![&order.beneficiary];
+        parties.extend(order.family_holder.as_ref());
+        caller.require_party(&parties).map_err(status)?;
         let to_wire = |p: &MedicalPayment| PayMedicalExpenseResponse {
             payment: Some(convert::medical_to_pb(p)),
         };
@@ -108,6 +113,11 @@ impl<S: Store, R: Registry> MedicalExpenseService for MedicalExpenseApi<S, R> {
     ) -> Result<Response<GetMedicalExpensePaymentResponse>, Status> {
         let id = payment_id(&request.get_ref().payment_id)?;
         let payment = self.app.medical_payment(&id).await.map_err(failure)?;
+        let mut parties = vec![&payment.beneficiary];
+        parties.extend(payment.family_holder.as_ref());
+        Caller::of(&request)
+            .require_party(&parties)
+            .map_err(status)?;
         Ok(Response::new(GetMedicalExpensePaymentResponse {
             payment: Some(convert::medical_to_pb(&payment)),
         }))

@@ -7,6 +7,7 @@ use gongji_proto::payment::v1::{
     QuotePremiumResponse, RefundPremiumPaymentRequest, RefundPremiumPaymentResponse,
     premium_service_server::PremiumService,
 };
+use gongji_shared::rpc::auth::Caller;
 use gongji_shared::rpc::command;
 use gongji_shared::rpc::{ApiError, validate};
 use tonic::{Request, Response, Status};
@@ -103,6 +104,10 @@ impl<S: Store, R: Registry> PremiumService for PremiumApi<S, R> {
             r.back_payment,
             self.app.today(),
         )?;
+        // A channel quotes from the account of the person it acts for (the payer).
+        Caller::of(&request)
+            .require_party(&[&order.payer])
+            .map_err(status)?;
         let quote = self.app.quote_premium(&order).await.map_err(failure)?;
         Ok(Response::new(QuotePremiumResponse {
             quote: Some(convert::quote_to_pb(&convert::QuoteView {
@@ -120,6 +125,7 @@ impl<S: Store, R: Registry> PremiumService for PremiumApi<S, R> {
         &self,
         request: Request<PayPremiumRequest>,
     ) -> Result<Response<PayPremiumResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
         let order = PaymentOrder {
@@ -134,6 +140,10 @@ impl<S: Store, R: Registry> PremiumService for PremiumApi<S, R> {
                 .map_err(status)?,
             other_means: other_means(request.other_means.as_ref())?,
         };
+        // Others pay for a child only "logged in as the authorizer" (the payer).
+        caller
+            .require_party(&[&order.order.payer])
+            .map_err(status)?;
         let to_wire = |p: &PremiumPayment| PayPremiumResponse {
             payment: payment(p),
         };
@@ -154,6 +164,9 @@ impl<S: Store, R: Registry> PremiumService for PremiumApi<S, R> {
     ) -> Result<Response<GetPremiumPaymentResponse>, Status> {
         let id = payment_id(&request.get_ref().payment_id)?;
         let p = self.app.premium_payment(&id).await.map_err(failure)?;
+        Caller::of(&request)
+            .require_party(&[&p.payer, &p.beneficiary])
+            .map_err(status)?;
         Ok(Response::new(GetPremiumPaymentResponse {
             payment: payment(&p),
         }))
@@ -171,6 +184,9 @@ impl<S: Store, R: Registry> PremiumService for PremiumApi<S, R> {
             today,
         )
         .map_err(status)?;
+        Caller::of(&request)
+            .require_party(&[&person])
+            .map_err(status)?;
         let page_size = validate::page_size(r.page_size).map_err(status)?;
         let before = page_token(&r.page_token)?;
         // One more than a page tells whether another page follows.
@@ -193,9 +209,14 @@ impl<S: Store, R: Registry> PremiumService for PremiumApi<S, R> {
         &self,
         request: Request<RefundPremiumPaymentRequest>,
     ) -> Result<Response<RefundPremiumPaymentResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
         let id = payment_id(&request.payment_id)?;
+        if caller.acting_person.is_some() {
+            let paid = self.app.premium_payment(&id).await.map_err(failure)?;
+            caller.require_party(&[&paid.payer]).map_err(status)?;
+        }
         let reason = validate::reason(&request.reason, "reason").map_err(status)?;
         let to_wire = |p: &PremiumPayment| RefundPremiumPaymentResponse {
             payment: payment(p),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use gongji_proto::binding::v1::{
     ApproveBindingRequest, BindingKind, BindingState, CheckAuthorizationRequest,
-    CreateBindingRequest, EnrollmentStatus, GetBindingRequest, ListBindingsRequest, Party, Purpose,
+    CreateBindingRequest, EnrollmentStatus, GetBindingRequest, ListBindingsRequest, Purpose,
     RejectBindingRequest, Relationship, RevokeBindingRequest, UpsertInsuredPersonRequest,
     WatchBindingEventsRequest,
 };
@@ -16,7 +16,7 @@ use tonic::Code;
 use crate::{
     both_backends,
     fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE, EMPLOYEE_NAME},
-    support::{Backend, Clients, IN_2026, IN_WINDOW, TestEnv, assert_error},
+    support::{Backend, Clients, IN_2026, IN_WINDOW, TestEnv, acting_for, assert_error},
 };
 
 both_backends!(
@@ -404,7 +404,7 @@ async fn manual_review_approves_and_rejects(backend: Backend) {
         .approve_binding(ApproveBindingRequest {
             request_id: "approve".into(),
             binding_id: pending.binding_id.clone(),
-            reviewer: "operator-7".into(),
+            ..Default::default()
         })
         .await
         .expect("approve")
@@ -421,7 +421,7 @@ async fn manual_review_approves_and_rejects(backend: Backend) {
         .approve_binding(ApproveBindingRequest {
             request_id: "approve-again".into(),
             binding_id: pending.binding_id.clone(),
-            reviewer: "operator-7".into(),
+            ..Default::default()
         })
         .await;
     assert_error(
@@ -450,8 +450,8 @@ async fn manual_review_approves_and_rejects(backend: Backend) {
         .reject_binding(RejectBindingRequest {
             request_id: "reject".into(),
             binding_id: second.binding_id.clone(),
-            reviewer: "operator-7".into(),
             reason: "relationship not proven".into(),
+            ..Default::default()
         })
         .await
         .expect("reject");
@@ -467,7 +467,8 @@ async fn manual_review_approves_and_rejects(backend: Backend) {
         steps,
         [
             (BindingState::PendingReview as i32, "authorizer"),
-            (BindingState::Rejected as i32, "reviewer:operator-7"),
+            // The reviewer is the authenticated caller, not a name in the request.
+            (BindingState::Rejected as i32, "reviewer:contract-tests"),
         ]
     );
     env.finish().await;
@@ -485,14 +486,22 @@ async fn get(c: &mut Clients, binding_id: &str) -> gongji_proto::binding::v1::Bi
         .expect("binding")
 }
 
-fn revoke(request_id: &str, binding_id: &str, by: Party, requester: &str) -> RevokeBindingRequest {
-    RevokeBindingRequest {
-        request_id: request_id.into(),
-        binding_id: binding_id.into(),
-        revoked_by: by as i32,
-        requester_id_number: requester.into(),
-        reason: "no longer needed".into(),
-    }
+/// A revocation asked by `requester`, the person the caller acts for (which side they
+/// are is read from the binding).
+fn revoke(
+    request_id: &str,
+    binding_id: &str,
+    requester: &str,
+) -> tonic::Request<RevokeBindingRequest> {
+    acting_for(
+        requester,
+        RevokeBindingRequest {
+            request_id: request_id.into(),
+            binding_id: binding_id.into(),
+            reason: "no longer needed".into(),
+            ..Default::default()
+        },
+    )
 }
 
 async fn revoke_by_each_side_and_not_by_a_stranger(backend: Backend) {
@@ -504,9 +513,9 @@ async fn revoke_by_each_side_and_not_by_a_stranger(backend: Backend) {
     let stranger = fixtures::id_number("19700101", 9);
     let r = c
         .bindings
-        .revoke_binding(revoke("s", &first.binding_id, Party::Authorizer, &stranger))
+        .revoke_binding(revoke("s", &first.binding_id, &stranger))
         .await;
-    assert_error(r, Code::PermissionDenied, "NOT_A_PARTY", DOMAIN);
+    assert_error(r, Code::PermissionDenied, "ACTING_PERSON_NOT_PARTY", DOMAIN);
     assert_eq!(
         get(&mut c, &first.binding_id).await.state,
         BindingState::Active as i32,
@@ -515,12 +524,7 @@ async fn revoke_by_each_side_and_not_by_a_stranger(backend: Backend) {
 
     let revoked = c
         .bindings
-        .revoke_binding(revoke(
-            "by-authorizer",
-            &first.binding_id,
-            Party::Authorizer,
-            EMPLOYEE,
-        ))
+        .revoke_binding(revoke("by-authorizer", &first.binding_id, EMPLOYEE))
         .await
         .expect("revoke")
         .into_inner()
@@ -535,12 +539,7 @@ async fn revoke_by_each_side_and_not_by_a_stranger(backend: Backend) {
     );
     let r = c
         .bindings
-        .revoke_binding(revoke(
-            "twice",
-            &first.binding_id,
-            Party::Authorizer,
-            EMPLOYEE,
-        ))
+        .revoke_binding(revoke("twice", &first.binding_id, EMPLOYEE))
         .await;
     assert_error(r, Code::FailedPrecondition, "BINDING_NOT_ACTIVE", DOMAIN);
 
@@ -554,12 +553,7 @@ async fn revoke_by_each_side_and_not_by_a_stranger(backend: Backend) {
     let second = second.binding.expect("binding");
     assert!(check(&mut c, EMPLOYEE, CHILD).await.authorized);
     c.bindings
-        .revoke_binding(revoke(
-            "by-beneficiary",
-            &second.binding_id,
-            Party::Beneficiary,
-            CHILD,
-        ))
+        .revoke_binding(revoke("by-beneficiary", &second.binding_id, CHILD))
         .await
         .expect("revoke by beneficiary");
     assert_eq!(
@@ -740,12 +734,7 @@ async fn events_stream_in_order_and_resume(backend: Backend) {
     let mut c = env.clients_owned();
     let first = fixtures::family(&mut c, "100.00").await;
     c.bindings
-        .revoke_binding(revoke(
-            "revoke",
-            &first.binding_id,
-            Party::Beneficiary,
-            CHILD,
-        ))
+        .revoke_binding(revoke("revoke", &first.binding_id, CHILD))
         .await
         .expect("revoke");
 

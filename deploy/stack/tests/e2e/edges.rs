@@ -5,8 +5,8 @@ use gongji_proto::{
     binding::v1::{
         ApproveBindingRequest, AuthorizeUseRequest, BindingKind, BindingState,
         CheckAuthorizationRequest, CreateBindingRequest, EnrollmentStatus, GetInsuredPersonRequest,
-        ListBindingUsesRequest, ListBindingsRequest, Party, Purpose, Relationship,
-        RevokeBindingRequest, UpsertInsuredPersonRequest, WatchBindingEventsRequest,
+        ListBindingUsesRequest, ListBindingsRequest, Purpose, Relationship, RevokeBindingRequest,
+        UpsertInsuredPersonRequest, WatchBindingEventsRequest,
     },
     payment::v1::{
         Bucket, CloseYearRequest, CreditAccountRequest, GetAccountRequest, GetSettlementRequest,
@@ -22,7 +22,7 @@ use crate::{
     fixtures::{self, CHILD, EMPLOYEE},
     payment::{balances, medical, pay, quote, verify_clean},
     support::{
-        Backend, CONTRACT_TESTS, Clients, IN_2026, IN_WINDOW, PaymentDatabase, TestEnv,
+        Backend, CONTRACT_TESTS, Clients, IN_2026, IN_WINDOW, PaymentDatabase, TestEnv, acting_for,
         assert_error,
     },
 };
@@ -1019,7 +1019,7 @@ async fn b5_approval_checks_the_rules_again(backend: Backend) {
     let approve = |request_id: &str| ApproveBindingRequest {
         request_id: request_id.into(),
         binding_id: pending.binding_id.clone(),
-        reviewer: "operator-7".into(),
+        ..Default::default()
     };
     let r = c.bindings.approve_binding(approve("approve-1")).await;
     assert_error(
@@ -1329,14 +1329,16 @@ async fn p1_every_family_debit_has_a_use_recorded_before_the_revocation(backend:
 }
 
 /// The employee revokes her binding.
-fn revoked_by_employee(binding_id: &str) -> RevokeBindingRequest {
-    RevokeBindingRequest {
-        request_id: fixtures::opaque("revoke"),
-        binding_id: binding_id.to_owned(),
-        revoked_by: Party::Authorizer as i32,
-        requester_id_number: EMPLOYEE.into(),
-        reason: "no longer".into(),
-    }
+fn revoked_by_employee(binding_id: &str) -> tonic::Request<RevokeBindingRequest> {
+    acting_for(
+        EMPLOYEE,
+        RevokeBindingRequest {
+            request_id: fixtures::opaque("revoke"),
+            binding_id: binding_id.to_owned(),
+            reason: "no longer".into(),
+            ..Default::default()
+        },
+    )
 }
 
 /// The uses binding-service recorded for a binding (one page is enough here).

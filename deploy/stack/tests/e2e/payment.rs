@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use gongji_proto::{
-    binding::v1::{CreateBindingRequest, Party, RevokeBindingRequest},
+    binding::v1::{CreateBindingRequest, RevokeBindingRequest},
     payment::v1::{
         Bucket, Channel, CloseYearRequest, CreditAccountRequest, GetAccountRequest,
         GetMedicalExpensePaymentRequest, GetSettlementRequest, InstitutionKind,
@@ -20,7 +20,7 @@ use tonic::Code;
 use crate::{
     both_backends,
     fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE},
-    support::{Backend, Clients, IN_WINDOW, TestEnv, assert_error},
+    support::{Backend, Clients, IN_WINDOW, TestEnv, acting_for, assert_error},
 };
 
 both_backends!(
@@ -368,13 +368,15 @@ async fn a_binding_revoked_between_quote_and_pay_stops_the_payment(backend: Back
         .await
         .expect("quote while bound");
     c.bindings
-        .revoke_binding(RevokeBindingRequest {
-            request_id: "revoke".into(),
-            binding_id: binding.binding_id,
-            revoked_by: Party::Authorizer as i32,
-            requester_id_number: EMPLOYEE.into(),
-            reason: "changed my mind".into(),
-        })
+        .revoke_binding(acting_for(
+            EMPLOYEE,
+            RevokeBindingRequest {
+                request_id: "revoke".into(),
+                binding_id: binding.binding_id,
+                reason: "changed my mind".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .expect("revoke");
     let status = assert_error(

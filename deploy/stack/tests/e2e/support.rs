@@ -78,6 +78,7 @@ sees_names = true
 [[callers]]
 identity = "contract-tests"
 roles = ["contract-tests"]
+trusted_acting_person = true
 requests_per_second = 100000
 
 [[callers]]
@@ -285,4 +286,14 @@ macro_rules! both_backends {
             }
         )+
     };
+}
+
+/// `message` as a request acting for `person` (the harness's caller may name anyone).
+pub fn acting_for<T>(person: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        gongji_shared::rpc::auth::ACTING_PERSON_HEADER,
+        person.parse().expect("an ID number is valid metadata"),
+    );
+    request
 }

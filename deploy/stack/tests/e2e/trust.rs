@@ -4,8 +4,16 @@
 
 use std::collections::BTreeSet;
 
-use gongji_proto::payment::v1::CreditAccountRequest;
+use gongji_proto::{
+    binding::v1::{
+        BindingState, CheckAuthorizationRequest, GetBindingRequest, GetInsuredPersonRequest,
+        GetInsuredPersonResponse, ListBindingsRequest, Party, Purpose, RejectBindingRequest,
+        RevokeBindingRequest,
+    },
+    payment::v1::{CreditAccountRequest, GetAccountRequest, GetPremiumPaymentRequest},
+};
 use gongji_shared::rpc::auth::{ACTING_PERSON_HEADER, Callers, contract_rpcs, dev::DevIssuer};
+use gongji_shared::rpc::peer::PeerInterceptor;
 use gongji_stack::identity::{
     CALLER_AUDIENCE, CALLER_ISSUER, DEMO_CALLERS, PAYMENT_SERVICE, ROLES_TOML,
 };
@@ -14,9 +22,9 @@ use tonic_types::StatusExt;
 
 use crate::{
     both_backends,
-    fixtures::{self, EMPLOYEE},
-    payment::balances,
-    support::{Backend, IN_WINDOW, TestEnv, assert_error},
+    fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE},
+    payment::{balances, pay},
+    support::{Backend, Clients, IN_WINDOW, TestEnv, acting_for, assert_error, clients},
 };
 
 both_backends!(
@@ -24,6 +32,9 @@ both_backends!(
     trust_each_role_is_allowed_exactly_its_rpcs,
     trust_a_caller_past_its_rate_waits_as_told,
     trust_a_stranger_moves_no_money_and_rewrites_nothing,
+    trust_a_citizen_channel_touches_only_its_person_s_accounts_and_bindings,
+    trust_who_asks_comes_from_the_caller_not_the_request,
+    trust_names_are_whole_only_for_roles_that_need_them,
 );
 
 /// Calls `rpc` (`package.Service/Method`) with an empty request, as the holder of `token`,
@@ -371,5 +382,301 @@ async fn trust_a_stranger_moves_no_money_and_rewrites_nothing(backend: Backend) 
         "payment.gongji",
     );
     assert_eq!(balances(&mut c, EMPLOYEE).await.1, "1200.00");
+    env.finish().await;
+}
+
+/// The clients of `env` as `identity` (a shipped demo caller).
+async fn as_caller(env: &TestEnv, identity: &str) -> Clients {
+    let token = env.identity.caller_token(identity, 600);
+    clients(&env.stack, PeerInterceptor::with_token(&token)).await
+}
+
+/// A request acting for `person` with the login provider's token for them.
+fn logged_in<T>(env: &TestEnv, person: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let token = env.identity.login_token(person);
+    request.metadata_mut().insert(
+        ACTING_PERSON_HEADER,
+        token.parse().expect("a token is valid metadata"),
+    );
+    request
+}
+
+/// The acting person must be the authorizer to bind or to pay or quote from an account, a
+/// party to revoke or read a binding, the payer or beneficiary to read a payment, and the
+/// holder to read an account. The WeChat backend acts with the login provider's tokens.
+async fn trust_a_citizen_channel_touches_only_its_person_s_accounts_and_bindings(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::parent_and_child(&mut c).await;
+    fixtures::fund(&mut c, EMPLOYEE, "1200.00").await;
+    let stranger = fixtures::id_number("19700101", 9);
+    fixtures::register(
+        &mut c,
+        fixtures::person(&stranger, "王五", Some("340500"), None),
+    )
+    .await;
+    let mut wechat = as_caller(&env, "wechat-backend").await;
+    let not_party = |r: Result<_, Status>| {
+        assert_error(
+            r,
+            Code::PermissionDenied,
+            "ACTING_PERSON_NOT_PARTY",
+            "binding.gongji",
+        )
+    };
+
+    // Binding: only the authorizer applies.
+    not_party(
+        wechat
+            .bindings
+            .create_binding(logged_in(&env, &stranger, fixtures::bind_request("b-1")))
+            .await
+            .map(|_| ()),
+    );
+    let binding = wechat
+        .bindings
+        .create_binding(logged_in(&env, EMPLOYEE, fixtures::bind_request("b-2")))
+        .await
+        .expect("the authorizer binds")
+        .into_inner()
+        .binding
+        .expect("binding");
+    let get = |id: &str| GetBindingRequest {
+        binding_id: id.to_owned(),
+    };
+    not_party(
+        wechat
+            .bindings
+            .get_binding(logged_in(&env, &stranger, get(&binding.binding_id)))
+            .await
+            .map(|_| ()),
+    );
+    wechat
+        .bindings
+        .get_binding(logged_in(&env, CHILD, get(&binding.binding_id)))
+        .await
+        .expect("the beneficiary reads it");
+    not_party(
+        wechat
+            .bindings
+            .list_bindings(logged_in(
+                &env,
+                &stranger,
+                ListBindingsRequest {
+                    authorizer_id_number: EMPLOYEE.into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+    );
+
+    // Money: only the payer quotes and pays; only the holder reads the account.
+    let payment_denied = |r: Result<_, Status>| {
+        assert_error(
+            r,
+            Code::PermissionDenied,
+            "ACTING_PERSON_NOT_PARTY",
+            "payment.gongji",
+        )
+    };
+    payment_denied(
+        wechat
+            .premiums
+            .pay_premium(logged_in(
+                &env,
+                &stranger,
+                pay("p-1", EMPLOYEE, CHILD, 2025),
+            ))
+            .await
+            .map(|_| ()),
+    );
+    payment_denied(
+        wechat
+            .accounts
+            .get_account(logged_in(
+                &env,
+                &stranger,
+                GetAccountRequest {
+                    holder_id_number: EMPLOYEE.into(),
+                },
+            ))
+            .await
+            .map(|_| ()),
+    );
+    assert_eq!(
+        balances(&mut c, EMPLOYEE).await.1,
+        "1200.00",
+        "nothing moved"
+    );
+    let paid = wechat
+        .premiums
+        .pay_premium(logged_in(&env, EMPLOYEE, pay("p-2", EMPLOYEE, CHILD, 2025)))
+        .await
+        .expect("the payer pays")
+        .into_inner()
+        .payment
+        .expect("payment");
+    let read = |id: &str| GetPremiumPaymentRequest {
+        payment_id: id.to_owned(),
+    };
+    for person in [EMPLOYEE, CHILD] {
+        wechat
+            .premiums
+            .get_premium_payment(logged_in(&env, person, read(&paid.payment_id)))
+            .await
+            .expect("payer and beneficiary read the payment");
+    }
+    payment_denied(
+        wechat
+            .premiums
+            .get_premium_payment(logged_in(&env, &stranger, read(&paid.payment_id)))
+            .await
+            .map(|_| ()),
+    );
+
+    // Revocation: a party, never anyone else; nobody at all is refused too.
+    let revoke = |person: Option<&str>| {
+        let message = RevokeBindingRequest {
+            request_id: fixtures::opaque("revoke"),
+            binding_id: binding.binding_id.clone(),
+            reason: "no longer".into(),
+            ..Default::default()
+        };
+        match person {
+            Some(person) => logged_in(&env, person, message),
+            None => tonic::Request::new(message),
+        }
+    };
+    assert_error(
+        c.bindings.revoke_binding(revoke(None)).await,
+        Code::PermissionDenied,
+        "ACTING_PERSON_REQUIRED",
+        "binding.gongji",
+    );
+    not_party(
+        wechat
+            .bindings
+            .revoke_binding(revoke(Some(&stranger)))
+            .await
+            .map(|_| ()),
+    );
+    let revoked = wechat
+        .bindings
+        .revoke_binding(revoke(Some(CHILD)))
+        .await
+        .expect("the beneficiary revokes")
+        .into_inner()
+        .binding
+        .expect("binding");
+    assert_eq!(revoked.state, BindingState::Revoked as i32);
+    env.finish().await;
+}
+
+/// The deprecated fields that used to say who asks are not read: the request cannot name
+/// someone else as requester or reviewer.
+async fn trust_who_asks_comes_from_the_caller_not_the_request(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    let binding = fixtures::family(&mut c, "100.00").await;
+    let stranger = fixtures::id_number("19700101", 9);
+    let mut app = as_caller(&env, "gov-app").await;
+    // The stranger, logged in, names the authorizer as requester in the body.
+    #[allow(deprecated)]
+    let forged = RevokeBindingRequest {
+        request_id: fixtures::opaque("revoke"),
+        binding_id: binding.binding_id.clone(),
+        revoked_by: Party::Authorizer as i32,
+        requester_id_number: EMPLOYEE.into(),
+        reason: "forged".into(),
+    };
+    assert_error(
+        app.bindings
+            .revoke_binding(acting_for(&stranger, forged))
+            .await,
+        Code::PermissionDenied,
+        "ACTING_PERSON_NOT_PARTY",
+        "binding.gongji",
+    );
+    // A reviewer's decision is recorded under the reviewer's own identity.
+    let mut reviewer = as_caller(&env, "reviewer").await;
+    let r = reviewer
+        .bindings
+        .reject_binding(RejectBindingRequest {
+            request_id: fixtures::opaque("reject"),
+            binding_id: binding.binding_id.clone(),
+            reason: "not pending".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_error(
+        r,
+        Code::FailedPrecondition,
+        "BINDING_NOT_PENDING",
+        "binding.gongji",
+    );
+    env.finish().await;
+}
+
+/// GetInsuredPerson gives a whole name only to the roles that need it (the core system,
+/// auditors); a citizen channel reads only its own person's record, masked.
+async fn trust_names_are_whole_only_for_roles_that_need_them(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::parent_and_child(&mut c).await;
+    let read = |id: &str| GetInsuredPersonRequest {
+        id_number: id.to_owned(),
+    };
+    let name = |r: Result<tonic::Response<GetInsuredPersonResponse>, Status>| {
+        r.expect("read").into_inner().person.expect("person").name
+    };
+    let mut core = as_caller(&env, "core-system").await;
+    assert_eq!(
+        name(core.registry.get_insured_person(read(CHILD)).await),
+        CHILD_NAME
+    );
+    let mut auditor = as_caller(&env, "auditor").await;
+    assert_eq!(
+        name(auditor.registry.get_insured_person(read(CHILD)).await),
+        CHILD_NAME
+    );
+    let mut wechat = as_caller(&env, "wechat-backend").await;
+    let own = name(
+        wechat
+            .registry
+            .get_insured_person(logged_in(&env, EMPLOYEE, read(EMPLOYEE)))
+            .await,
+    );
+    assert_ne!(own, fixtures::EMPLOYEE_NAME);
+    assert!(own.contains('*'), "{own}");
+    assert_error(
+        wechat
+            .registry
+            .get_insured_person(logged_in(&env, EMPLOYEE, read(CHILD)))
+            .await,
+        Code::PermissionDenied,
+        "ACTING_PERSON_NOT_PARTY",
+        "binding.gongji",
+    );
+    // CheckAuthorization carries enrollments, not names.
+    let answer = c
+        .bindings
+        .check_authorization(CheckAuthorizationRequest {
+            authorizer_id_number: EMPLOYEE.into(),
+            beneficiary_id_number: CHILD.into(),
+            purpose: Purpose::Premium as i32,
+        })
+        .await
+        .expect("check")
+        .into_inner();
+    let beneficiary = answer.beneficiary.expect("record");
+    assert_ne!(beneficiary.name, CHILD_NAME);
     env.finish().await;
 }

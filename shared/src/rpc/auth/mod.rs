@@ -64,6 +64,43 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// When the caller acts for a person, that person must be one of `parties` (the
+    /// account holder, the binding's sides, the payer or beneficiary). A caller acting for
+    /// itself was let through by its role alone.
+    pub fn require_party(&self, parties: &[&IdNumber]) -> Result<(), ApiError> {
+        match &self.acting_person {
+            Some(person) if !parties.contains(&person) => Err(ApiError::permission_denied(
+                "ACTING_PERSON_NOT_PARTY",
+                "the person the caller acts for is no party to this",
+            )
+            .with_metadata("caller", &self.identity)
+            .with_metadata("acting_person", person.masked())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The person the caller acts for, where only a person can ask (a revocation).
+    pub fn acting_person(&self) -> Result<&IdNumber, ApiError> {
+        self.acting_person.as_ref().ok_or_else(|| {
+            ApiError::permission_denied(
+                "ACTING_PERSON_REQUIRED",
+                "only a party can ask this: name them in x-gongji-acting-person",
+            )
+            .with_metadata("caller", &self.identity)
+        })
+    }
+
+    /// A name as this caller may see it: whole for roles that need it, masked otherwise.
+    pub fn name(&self, name: &crate::PersonName) -> String {
+        if self.sees_names {
+            name.as_str().to_owned()
+        } else {
+            name.masked()
+        }
+    }
+}
+
 /// Where identities come from and what they may do.
 #[derive(Debug)]
 pub struct Authenticator {
