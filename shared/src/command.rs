@@ -13,6 +13,9 @@ use sha2::{Digest, Sha256};
 /// The record a state-changing call writes with its effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Idempotency {
+    /// Whose request IDs these are: the authenticated caller's identity. Request IDs are
+    /// scoped to their caller, so no caller can claim or probe another's.
+    pub scope: String,
     pub request_id: String,
     /// The RPC's name: the same ID on another RPC is a reuse.
     pub operation: &'static str,
@@ -24,9 +27,18 @@ impl Idempotency {
     /// The record of a request whose canonical encoding is `request`.
     pub fn new(request_id: &str, operation: &'static str, request: &[u8]) -> Self {
         Self {
+            scope: String::new(),
             request_id: request_id.to_owned(),
             operation,
             fingerprint: hex::encode(Sha256::digest(request)),
+        }
+    }
+
+    /// The same record, in `scope`.
+    pub fn scoped(self, scope: &str) -> Self {
+        Self {
+            scope: scope.to_owned(),
+            ..self
         }
     }
 

@@ -171,9 +171,10 @@ pub trait Database: Clone + Send + Sync + 'static {
     /// Whether the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError<Self::Conflict>>> + Send;
 
-    /// The response recorded under `request_id`, if any.
+    /// The response recorded under `request_id` in `scope` (its caller), if any.
     fn saved_response(
         &self,
+        scope: &str,
         request_id: &str,
     ) -> impl Future<
         Output = Result<Option<crate::command::SavedResponse>, StoreError<Self::Conflict>>,
@@ -235,9 +236,10 @@ macro_rules! idempotency_sql {
             at: chrono::DateTime<chrono::Utc>,
         ) -> Result<(), $error> {
             sqlx::query(
-                "INSERT INTO idempotency (request_id, operation, fingerprint, response, create_time) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO idempotency (scope, request_id, operation, fingerprint, response, create_time) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
+            .bind(&idempotency.scope)
             .bind(&idempotency.request_id)
             .bind(idempotency.operation)
             .bind(&idempotency.fingerprint)
@@ -255,14 +257,16 @@ macro_rules! idempotency_sql {
             Ok(())
         }
 
-        /// The response recorded under a request ID, if any.
+        /// The response recorded under a request ID in a scope, if any.
         async fn saved_response_of(
             pool: &sqlx::Pool<$db>,
+            scope: &str,
             request_id: &str,
         ) -> Result<Option<$crate::command::SavedResponse>, $error> {
             let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
-                "SELECT operation, fingerprint, response FROM idempotency WHERE request_id = $1",
+                "SELECT operation, fingerprint, response FROM idempotency WHERE scope = $1 AND request_id = $2",
             )
+            .bind(scope)
             .bind(request_id)
             .fetch_optional(pool)
             .await?;
@@ -296,10 +300,11 @@ macro_rules! database_sql {
 
             async fn saved_response(
                 &self,
+                scope: &str,
                 request_id: &str,
             ) -> Result<Option<$crate::command::SavedResponse>, $crate::db::StoreError<$conflict>>
             {
-                saved_response_of(&self.pool, request_id).await
+                saved_response_of(&self.pool, scope, request_id).await
             }
         }
 

@@ -22,9 +22,10 @@ impl<S: Database<Conflict = Conflict>, P: Sync> CommandHost for App<S, P> {
 
     fn saved_response(
         &self,
+        scope: &str,
         request_id: &str,
     ) -> impl Future<Output = Result<Option<SavedResponse>, AppError>> + Send {
-        App::saved_response(self, request_id)
+        App::saved_response(self, scope, request_id)
     }
 
     fn lost_race(error: &AppError) -> bool {

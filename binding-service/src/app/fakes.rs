@@ -121,7 +121,12 @@ impl Database for FakeStore {
         Ok(())
     }
 
-    async fn saved_response(&self, request_id: &str) -> Result<Option<SavedResponse>, StoreError> {
+    /// Scopes are not kept apart: the use cases never see them.
+    async fn saved_response(
+        &self,
+        _scope: &str,
+        request_id: &str,
+    ) -> Result<Option<SavedResponse>, StoreError> {
         Ok(self.state().responses.get(request_id).cloned())
     }
 }

@@ -80,11 +80,12 @@ impl<S, P> App<S, P> {
 }
 
 impl<S: Database<Conflict = crate::store::Conflict>, P> App<S, P> {
-    /// The answer recorded under `request_id`, if any (AIP-155).
+    /// The answer recorded under `request_id` in `scope` (the caller's), if any (AIP-155).
     pub async fn saved_response(
         &self,
+        scope: &str,
         request_id: &str,
     ) -> Result<Option<SavedResponse>, AppError> {
-        Ok(self.store.saved_response(request_id).await?)
+        Ok(self.store.saved_response(scope, request_id).await?)
     }
 }

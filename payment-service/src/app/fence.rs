@@ -331,7 +331,7 @@ mod tests {
         let error = app.pay_premium(order, command).await.unwrap_err();
         assert!(matches!(error, AppError::AuthorizationExpired), "{error:?}");
         assert_eq!(prior_years(&store).await, "1200.00");
-        assert_eq!(app.saved_response("r-1").await.unwrap(), None);
+        assert_eq!(app.saved_response("", "r-1").await.unwrap(), None);
         let lost = registry.state().uses[0].movement_id.clone();
         let report = app.reconcile_binding_uses("binding-1").await.unwrap();
         assert_eq!(report.uses_without_debit, [lost]);

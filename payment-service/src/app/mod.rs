@@ -148,11 +148,12 @@ fn new_id() -> String {
 }
 
 impl<S: crate::store::Database<Conflict = crate::store::Conflict>, R> App<S, R> {
-    /// The answer recorded under `request_id`, if any (AIP-155).
+    /// The answer recorded under `request_id` in `scope` (the caller's), if any (AIP-155).
     pub async fn saved_response(
         &self,
+        scope: &str,
         request_id: &str,
     ) -> Result<Option<gongji_shared::command::SavedResponse>, AppError> {
-        Ok(self.store.saved_response(request_id).await?)
+        Ok(self.store.saved_response(scope, request_id).await?)
     }
 }

@@ -20,9 +20,10 @@ pub trait CommandHost: Sync {
     /// The service's use-case error.
     type Error;
 
-    /// The response recorded under `request_id`, if any.
+    /// The response recorded under `request_id` in `scope` (the caller's), if any.
     fn saved_response(
         &self,
+        scope: &str,
         request_id: &str,
     ) -> impl Future<Output = Result<Option<SavedResponse>, Self::Error>> + Send;
 
@@ -99,7 +100,9 @@ where
     R: Message + Default,
     Fut: Future<Output = Result<T, H::Error>>,
 {
-    let idempotency = Idempotency::new(request_id.as_str(), operation, &request.encode_to_vec());
+    // Scoped to the authenticated caller: another caller's request IDs are not ours to see.
+    let idempotency = Idempotency::new(request_id.as_str(), operation, &request.encode_to_vec())
+        .scoped(&super::auth::request_scope());
     if let Some(first) = replay(host, &idempotency).await? {
         return Ok(first);
     }
@@ -133,7 +136,7 @@ where
     R: Message + Default,
 {
     let saved = host
-        .saved_response(&idempotency.request_id)
+        .saved_response(&idempotency.scope, &idempotency.request_id)
         .await
         .map_err(CommandError::Run)?;
     if let Some(saved) = &saved
@@ -241,7 +244,7 @@ mod tests {
     impl CommandHost for Log {
         type Error = Failure;
 
-        async fn saved_response(&self, _: &str) -> Result<Option<SavedResponse>, Failure> {
+        async fn saved_response(&self, _: &str, _: &str) -> Result<Option<SavedResponse>, Failure> {
             Ok(self.0.lock().unwrap().clone())
         }
 

@@ -35,6 +35,7 @@ both_backends!(
     trust_a_citizen_channel_touches_only_its_person_s_accounts_and_bindings,
     trust_who_asks_comes_from_the_caller_not_the_request,
     trust_names_are_whole_only_for_roles_that_need_them,
+    trust_request_ids_are_scoped_to_their_caller,
 );
 
 /// Calls `rpc` (`package.Service/Method`) with an empty request, as the holder of `token`,
@@ -678,5 +679,55 @@ async fn trust_names_are_whole_only_for_roles_that_need_them(backend: Backend) {
         .into_inner();
     let beneficiary = answer.beneficiary.expect("record");
     assert_ne!(beneficiary.name, CHILD_NAME);
+    env.finish().await;
+}
+
+/// Request IDs are the caller's own: another caller's same ID is another request, neither
+/// a reuse nor a way to read the first answer.
+async fn trust_request_ids_are_scoped_to_their_caller(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::employee(&mut c).await;
+    fixtures::fund(&mut c, EMPLOYEE, "100.00").await;
+    let credit = |amount: &str| CreditAccountRequest {
+        request_id: "shared-id".into(),
+        holder_id_number: EMPLOYEE.into(),
+        amount: amount.into(),
+        bucket: gongji_proto::payment::v1::Bucket::PriorYears as i32,
+        memo: String::new(),
+    };
+    let mut core = as_caller(&env, "core-system").await;
+    let first = core
+        .accounts
+        .credit_account(credit("10.00"))
+        .await
+        .expect("the core system's credit")
+        .into_inner();
+    // The same ID from the contract caller is its own request, not a reuse or a replay.
+    let other = c
+        .accounts
+        .credit_account(credit("20.00"))
+        .await
+        .expect("another caller's credit")
+        .into_inner();
+    assert_ne!(other.entry, first.entry);
+    assert_eq!(balances(&mut c, EMPLOYEE).await.1, "130.00");
+    // Each caller's retry replays its own first answer.
+    let again = core
+        .accounts
+        .credit_account(credit("10.00"))
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(again, first);
+    assert_error(
+        core.accounts.credit_account(credit("30.00")).await,
+        Code::InvalidArgument,
+        "REQUEST_ID_REUSED",
+        "payment.gongji",
+    );
+    assert_eq!(balances(&mut c, EMPLOYEE).await.1, "130.00");
     env.finish().await;
 }

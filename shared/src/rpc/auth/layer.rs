@@ -62,6 +62,7 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let path = request.uri().path().to_owned();
+        let mut scope = String::new();
         if !is_open(&path) {
             let caller = match &self.layer.auth {
                 Auth::Off => Ok(Caller::insecure()),
@@ -69,6 +70,7 @@ where
             };
             match caller {
                 Ok(caller) => {
+                    scope.clone_from(&caller.identity);
                     request.extensions_mut().insert(caller);
                 }
                 Err(error) => {
@@ -79,6 +81,6 @@ where
             }
         }
         let call = self.inner.call(request);
-        Box::pin(call)
+        Box::pin(super::in_scope(scope, call))
     }
 }

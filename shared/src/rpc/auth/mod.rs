@@ -28,6 +28,25 @@ pub use layer::{AuthLayer, AuthService};
 pub use mesh::MeshHeader;
 pub use tokens::{TokenRefusal, TokenVerifier};
 
+tokio::task_local! {
+    /// The identity of the caller whose call is being served.
+    static SCOPE: String;
+}
+
+/// Whose request IDs the call being served uses: its caller's identity (empty outside a
+/// call, as in unit tests).
+pub fn request_scope() -> String {
+    SCOPE.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// Runs `call` as the call of `identity`.
+pub(crate) fn in_scope<F: std::future::Future>(
+    identity: String,
+    call: F,
+) -> tokio::task::futures::TaskLocalFuture<String, F> {
+    SCOPE.scope(identity, call)
+}
+
 /// The metadata key naming the person a citizen channel acts for.
 pub const ACTING_PERSON_HEADER: &str = "x-gongji-acting-person";
 
