@@ -395,9 +395,12 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
         &self,
         request: Request<WatchBindingEventsRequest>,
     ) -> Result<Response<Self::WatchBindingEventsStream>, Status> {
-        let stream = self
-            .watchers
-            .watch(&self.app, request.get_ref().after_sequence)?;
+        let caller = Caller::of(&request);
+        let stream = self.watchers.watch(
+            &self.app,
+            &caller.identity,
+            request.get_ref().after_sequence,
+        )?;
         Ok(Response::new(stream))
     }
 }

@@ -1,6 +1,10 @@
 //! WatchBindingEvents: the audit trail streamed in commit order, resumable from a cursor.
 
-use std::{pin::Pin, sync::Arc};
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{Arc, Mutex},
+};
 
 use futures::Stream;
 use gongji_proto::binding::v1::WatchBindingEventsResponse;
@@ -17,6 +21,8 @@ const WATCH_BATCH: u32 = 100;
 const WATCH_BUFFER: usize = 64;
 /// How often a stream looks for events committed by other replicas.
 const WATCH_POLL_MS: u64 = 500;
+/// Event streams one caller may hold at once: no caller can take every slot.
+pub const MAX_WATCHERS_PER_CALLER: usize = 16;
 
 /// The stream a WatchBindingEvents call answers with.
 pub type EventStream =
@@ -29,6 +35,29 @@ pub struct Watchers {
     stopping: watch::Receiver<bool>,
     /// Bounds the event streams open at once.
     permits: Arc<Semaphore>,
+    /// Streams open per caller.
+    per_caller: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One caller's slot, given back when its stream ends.
+struct CallerSlot {
+    caller: String,
+    per_caller: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for CallerSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .per_caller
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.caller) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.caller);
+            }
+        }
+    }
 }
 
 impl Watchers {
@@ -37,13 +66,16 @@ impl Watchers {
         Self {
             stopping,
             permits: Arc::new(Semaphore::new(max)),
+            per_caller: Arc::default(),
         }
     }
 
-    /// A stream of every event after `after`, then of each new one as it commits.
+    /// A stream of every event after `after`, then of each new one as it commits, for
+    /// `caller`.
     pub(super) fn watch<S: Events + Clone, P: Clone + Send + Sync + 'static>(
         &self,
         app: &App<S, P>,
+        caller: &str,
         after: i64,
     ) -> Result<EventStream, Status> {
         if after < 0 {
@@ -56,6 +88,7 @@ impl Watchers {
                 .with_metadata("after_sequence", after),
             ));
         }
+        let slot = self.caller_slot(caller)?;
         let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
             status(ApiError::resource_exhausted(
                 "TOO_MANY_WATCHERS",
@@ -66,10 +99,36 @@ impl Watchers {
         let app = app.clone();
         let stopping = self.stopping.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let (_permit, _slot) = (permit, slot);
             stream_events(app, stopping, after, tx).await;
         });
         Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+}
+
+impl Watchers {
+    /// Takes one of `caller`'s slots, unless it holds them all.
+    fn caller_slot(&self, caller: &str) -> Result<CallerSlot, Status> {
+        let mut open = self
+            .per_caller
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = open.entry(caller.to_owned()).or_insert(0);
+        if *n >= MAX_WATCHERS_PER_CALLER {
+            return Err(status(
+                ApiError::resource_exhausted(
+                    "TOO_MANY_WATCHERS_FOR_CALLER",
+                    "this caller holds as many event streams as one caller may; close one first",
+                )
+                .with_metadata("caller", caller)
+                .with_metadata("max_watchers_per_caller", MAX_WATCHERS_PER_CALLER),
+            ));
+        }
+        *n += 1;
+        Ok(CallerSlot {
+            caller: caller.to_owned(),
+            per_caller: Arc::clone(&self.per_caller),
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use gongji_proto::{
     binding::v1::{
         BindingState, CheckAuthorizationRequest, GetBindingRequest, GetInsuredPersonRequest,
         GetInsuredPersonResponse, ListBindingsRequest, Party, Purpose, RejectBindingRequest,
-        RevokeBindingRequest,
+        RevokeBindingRequest, WatchBindingEventsRequest,
     },
     payment::v1::{CreditAccountRequest, GetAccountRequest, GetPremiumPaymentRequest},
 };
@@ -36,6 +36,7 @@ both_backends!(
     trust_who_asks_comes_from_the_caller_not_the_request,
     trust_names_are_whole_only_for_roles_that_need_them,
     trust_request_ids_are_scoped_to_their_caller,
+    trust_no_caller_holds_every_watcher_slot,
 );
 
 /// Calls `rpc` (`package.Service/Method`) with an empty request, as the holder of `token`,
@@ -729,5 +730,50 @@ async fn trust_request_ids_are_scoped_to_their_caller(backend: Backend) {
         "payment.gongji",
     );
     assert_eq!(balances(&mut c, EMPLOYEE).await.1, "130.00");
+    env.finish().await;
+}
+
+/// One caller holds at most 16 event streams; the others' slots stay free, and a closed
+/// stream gives its slot back.
+async fn trust_no_caller_holds_every_watcher_slot(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut auditor = as_caller(&env, "auditor").await;
+    let watch = || WatchBindingEventsRequest { after_sequence: 0 };
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(
+            auditor
+                .bindings
+                .watch_binding_events(watch())
+                .await
+                .expect("a slot")
+                .into_inner(),
+        );
+    }
+    assert_error(
+        auditor.bindings.watch_binding_events(watch()).await,
+        Code::ResourceExhausted,
+        "TOO_MANY_WATCHERS_FOR_CALLER",
+        "binding.gongji",
+    );
+    let mut peer = as_caller(&env, "payment-service").await;
+    let _other = peer
+        .bindings
+        .watch_binding_events(watch())
+        .await
+        .expect("another caller still gets a slot");
+    drop(held.pop());
+    let mut freed = false;
+    for _ in 0..100 {
+        if auditor.bindings.watch_binding_events(watch()).await.is_ok() {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(freed, "a closed stream gives its slot back");
+    drop(held);
     env.finish().await;
 }
