@@ -41,7 +41,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let policy = Policy::load_or_default(config.common.policy.as_deref())?;
     let auth = config.common.auth.load()?;
-    let limits = Limits::default();
+    let limits = Limits {
+        first_call_timeout_ms: config.common.first_call_timeout_ms,
+        ..Limits::default()
+    };
     match AnyStore::connect(&config.database_url, config.db_max_connections)
         .await
         .context("cannot open the database")?
@@ -105,13 +108,7 @@ async fn run_with<S: Store>(
         Ok(())
     };
     server::serve_when_ready(
-        router,
-        listener,
-        health,
-        &SERVICES,
-        ready,
-        shutdown,
-        limits.drain_timeout_ms,
+        router, listener, health, &SERVICES, ready, shutdown, &limits,
     )
     .await
     .map_err(|e| anyhow::anyhow!(e))?;

@@ -75,7 +75,10 @@ async fn run_with<S: Store>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let limits = Limits::default();
+    let limits = Limits {
+        first_call_timeout_ms: config.common.first_call_timeout_ms,
+        ..Limits::default()
+    };
     let binding = BindingPeer::new(
         &config.binding_addr,
         limits.peer_timeout_ms,
@@ -159,7 +162,7 @@ async fn run_with<S: Store>(
         &INDEPENDENT_SERVICES,
         ready,
         shutdown,
-        limits.drain_timeout_ms,
+        &limits,
     )
     .await;
     mirror.abort();

@@ -22,6 +22,15 @@ pub struct CommonFlags {
     /// "system", or a fixed RFC 3339 time for demos and tests (e.g. 2024-11-15T10:00:00+08:00).
     #[arg(long, env = "GONGJI_CLOCK", default_value = "system", value_parser = parse_clock)]
     pub clock: Clock,
+    /// A connection that has made no call this long after it opened is closed (100 to
+    /// 600000 ms).
+    #[arg(
+        long,
+        env = "GONGJI_FIRST_CALL_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(100..=600_000)
+    )]
+    pub first_call_timeout_ms: u64,
     /// Who may call and what: the caller file (TOML: roles and callers).
     #[command(flatten)]
     pub auth: AuthFlags,

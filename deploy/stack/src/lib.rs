@@ -39,6 +39,8 @@ pub struct StackConfig {
     pub binding_auth: AuthFlags,
     /// payment-service's.
     pub payment_auth: AuthFlags,
+    /// A connection that makes no call this long after it opened is closed.
+    pub first_call_timeout_ms: u64,
 }
 
 /// One running service.
@@ -201,6 +203,7 @@ fn common(config: &StackConfig, auth: &AuthFlags) -> CommonFlags {
         policy: config.policy.clone(),
         log_format: LogFormat::Text,
         clock: config.clock,
+        first_call_timeout_ms: config.first_call_timeout_ms,
         auth: auth.clone(),
     }
 }

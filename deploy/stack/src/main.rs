@@ -50,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
         peer_probe_interval_ms: 1_000,
         binding_auth: identity.service_auth("binding-service"),
         payment_auth: identity.service_auth("payment-service"),
+        first_call_timeout_ms: 10_000,
     })
     .await?;
     stack.wait_serving(READY_TIMEOUT_MS).await?;

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod command;
+pub mod connection;
 pub mod error;
 pub mod peer;
 pub mod server;

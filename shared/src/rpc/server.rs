@@ -10,6 +10,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use super::{
     auth::{Auth, AuthLayer},
+    connection::FirstCallDeadline,
     telemetry,
     transport::TransportErrorsLayer,
 };
@@ -31,6 +32,10 @@ pub struct Limits {
     pub peer_timeout_ms: u64,
     /// Connection timeout to the peer service.
     pub peer_connect_timeout_ms: u64,
+    /// A connection that has made no call by then is closed.
+    pub first_call_timeout_ms: u64,
+    /// Every connection is closed gracefully (GOAWAY) at this age; clients reconnect.
+    pub max_connection_age_ms: u64,
 }
 
 impl Default for Limits {
@@ -43,6 +48,8 @@ impl Default for Limits {
             drain_timeout_ms: 15_000,
             peer_timeout_ms: 2_000,
             peer_connect_timeout_ms: 1_000,
+            first_call_timeout_ms: 10_000,
+            max_connection_age_ms: 30 * 60_000,
         }
     }
 }
@@ -66,6 +73,7 @@ pub fn builder(limits: &Limits, domain: &'static str, auth: Auth) -> Server<Laye
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .max_connection_age(Duration::from_millis(limits.max_connection_age_ms))
         .trace_fn(telemetry::server_span)
         .layer(TransportErrorsLayer::new(
             domain,
@@ -102,17 +110,24 @@ pub fn add_reflection(
 }
 
 /// Serves until `shutdown` resolves; then marks every named service and the server
-/// NOT_SERVING, lets in-flight calls finish for at most `drain_timeout_ms`, and returns.
+/// NOT_SERVING, lets in-flight calls finish for at most the drain timeout, and returns.
+/// Each accepted connection gets TCP_NODELAY and must make its first call in time.
 pub async fn serve(
     router: Router,
     listener: TcpListener,
     health: HealthReporter,
     services: &[&str],
     shutdown: impl Future<Output = ()>,
-    drain_timeout_ms: u64,
+    limits: &Limits,
 ) -> Result<(), tonic::transport::Error> {
+    let drain_timeout_ms = limits.drain_timeout_ms;
+    let first_call_timeout_ms = limits.first_call_timeout_ms;
     let (drain_tx, drain_rx) = oneshot::channel::<()>();
-    let server = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+    let incoming =
+        tokio_stream::StreamExt::map(TcpListenerStream::new(listener), move |accepted| {
+            accepted.map(|tcp| FirstCallDeadline::new(tcp, first_call_timeout_ms))
+        });
+    let server = router.serve_with_incoming_shutdown(incoming, async {
         let _ = drain_rx.await;
     });
     tokio::pin!(server);
@@ -178,16 +193,9 @@ pub async fn serve_when_ready(
     services: &[&str],
     ready: impl Future<Output = Result<(), StartError>>,
     shutdown: impl Future<Output = ()>,
-    drain_timeout_ms: u64,
+    limits: &Limits,
 ) -> Result<(), StartError> {
-    let serve = serve(
-        router,
-        listener,
-        health.clone(),
-        services,
-        shutdown,
-        drain_timeout_ms,
-    );
+    let serve = serve(router, listener, health.clone(), services, shutdown, limits);
     tokio::pin!(serve);
     let ready = async {
         ready.await?;

@@ -28,6 +28,8 @@ use tonic_types::StatusExt;
 pub const IN_WINDOW: &str = "2024-11-15T10:00:00+08:00";
 /// A day on which the 2026 policy version (close relatives, 近亲属) is in force.
 pub const IN_2026: &str = "2026-03-02T10:00:00+08:00";
+/// A connection that makes no call this long after it opened is closed: short in tests.
+pub const FIRST_CALL_TIMEOUT_MS: u64 = 1_000;
 /// How often payment-service probes binding-service in tests: fast, to see outages quickly.
 const PROBE_INTERVAL_MS: u64 = 100;
 
@@ -174,6 +176,7 @@ impl TestEnv {
             peer_probe_interval_ms: PROBE_INTERVAL_MS,
             binding_auth: identity.service_auth("binding-service"),
             payment_auth: identity.service_auth("payment-service"),
+            first_call_timeout_ms: FIRST_CALL_TIMEOUT_MS,
         })
         .await
         .expect("start the stack");

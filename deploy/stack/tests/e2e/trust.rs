@@ -23,8 +23,11 @@ use tonic_types::StatusExt;
 use crate::{
     both_backends,
     fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE},
-    payment::{balances, pay},
-    support::{Backend, Clients, IN_WINDOW, TestEnv, acting_for, assert_error, clients},
+    payment::{balances, pay, verify_clean},
+    support::{
+        Backend, Clients, FIRST_CALL_TIMEOUT_MS, IN_WINDOW, TestEnv, acting_for, assert_error,
+        clients,
+    },
 };
 
 both_backends!(
@@ -37,6 +40,7 @@ both_backends!(
     trust_names_are_whole_only_for_roles_that_need_them,
     trust_request_ids_are_scoped_to_their_caller,
     trust_no_caller_holds_every_watcher_slot,
+    trust_a_connection_that_makes_no_call_is_closed,
 );
 
 /// Calls `rpc` (`package.Service/Method`) with an empty request, as the holder of `token`,
@@ -775,5 +779,64 @@ async fn trust_no_caller_holds_every_watcher_slot(backend: Backend) {
     }
     assert!(freed, "a closed stream gives its slot back");
     drop(held);
+    env.finish().await;
+}
+
+/// Idle connections cannot pile up: one that makes no call within the first-call timeout
+/// is closed, whether it sent nothing or only the HTTP/2 preface; one that calls stays.
+async fn trust_a_connection_that_makes_no_call_is_closed(backend: Backend) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let addr = env.stack.config.payment_addr;
+    let mut silent = Vec::new();
+    for n in 0..20 {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        if n % 2 == 0 {
+            tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+                .await
+                .expect("preface");
+        }
+        silent.push(tcp);
+    }
+    let started = std::time::Instant::now();
+    for mut tcp in silent {
+        let mut buf = [0_u8; 1024];
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    // The server's SETTINGS frame, then nothing more.
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a connection that makes no call is closed");
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(FIRST_CALL_TIMEOUT_MS / 2),
+        "closed at the deadline, not at once: {waited:?}"
+    );
+    // A connection that calls outlives the deadline.
+    let mut c = env.clients_owned();
+    let health = || tonic_health::pb::HealthCheckRequest {
+        service: String::new(),
+    };
+    let channel = tonic::transport::Endpoint::from_shared(env.stack.payment_url())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut probe = tonic_health::pb::health_client::HealthClient::new(channel);
+    probe.check(health()).await.expect("a call");
+    tokio::time::sleep(std::time::Duration::from_millis(FIRST_CALL_TIMEOUT_MS * 2)).await;
+    probe
+        .check(health())
+        .await
+        .expect("still served on the same channel");
+    verify_clean(&mut c).await;
     env.finish().await;
 }

@@ -62,6 +62,7 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let path = request.uri().path().to_owned();
+        crate::rpc::connection::mark_called(request.extensions());
         let mut scope = String::new();
         if !is_open(&path) {
             let caller = match &self.layer.auth {
