@@ -16,6 +16,8 @@ pub struct Idempotency {
     /// Whose request IDs these are: the authenticated caller's identity. Request IDs are
     /// scoped to their caller, so no caller can claim or probe another's.
     pub scope: String,
+    /// The person the caller acts for, if any: recorded with the effect, like the caller.
+    pub acting_person: Option<String>,
     pub request_id: String,
     /// The RPC's name: the same ID on another RPC is a reuse.
     pub operation: &'static str,
@@ -28,16 +30,19 @@ impl Idempotency {
     pub fn new(request_id: &str, operation: &'static str, request: &[u8]) -> Self {
         Self {
             scope: String::new(),
+            acting_person: None,
             request_id: request_id.to_owned(),
             operation,
             fingerprint: hex::encode(Sha256::digest(request)),
         }
     }
 
-    /// The same record, in `scope`.
-    pub fn scoped(self, scope: &str) -> Self {
+    /// The same record, for `caller` (the scope of its request IDs) acting for
+    /// `acting_person`.
+    pub fn scoped(self, caller: &str, acting_person: Option<&str>) -> Self {
         Self {
-            scope: scope.to_owned(),
+            scope: caller.to_owned(),
+            acting_person: acting_person.map(str::to_owned),
             ..self
         }
     }

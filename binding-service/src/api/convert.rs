@@ -1,11 +1,10 @@
 //! Wire <-> domain conversions.
 
 use gongji_proto::binding::v1 as pb;
-use gongji_shared::rpc::auth::Caller;
 use gongji_shared::{
-    CoverageYear, Relationship,
+    CoverageYear, IdNumber, Relationship,
     policy::Purpose,
-    rpc::{ApiError, timestamp, validate},
+    rpc::{ApiError, auth::Caller, timestamp, validate},
 };
 
 use crate::domain::{
@@ -205,5 +204,12 @@ pub fn event_to_pb(e: &BindingEvent) -> pb::BindingEvent {
         request_id: e.request_id.clone(),
         event_time: Some(timestamp(e.event_time)),
         binding_version: e.binding_version,
+        caller: e.caller.clone(),
+        acting_person_id_number: e
+            .acting_person
+            .as_deref()
+            .and_then(|p| IdNumber::parse(p).ok())
+            .map(|p| p.masked())
+            .unwrap_or_default(),
     }
 }

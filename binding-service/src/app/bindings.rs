@@ -300,6 +300,8 @@ fn new_binding(
         request_id: request_id.to_owned(),
         event_time: now,
         binding_version: 1,
+        caller: String::new(),
+        acting_person: None,
     };
     (binding, event)
 }

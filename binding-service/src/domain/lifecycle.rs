@@ -94,6 +94,8 @@ pub fn apply(
         request_id: request_id.to_owned(),
         event_time: at,
         binding_version: version,
+        caller: String::new(),
+        acting_person: None,
     };
     (next, event)
 }

@@ -92,6 +92,10 @@ pub struct BindingEvent {
     pub request_id: String,
     pub event_time: DateTime<Utc>,
     pub binding_version: i64,
+    /// Who caused it, as the store recorded it: the authenticated caller (empty before it
+    /// is written) and the person it acted for.
+    pub caller: String,
+    pub acting_person: Option<String>,
 }
 
 impl Person {

@@ -237,7 +237,7 @@ macro_rules! bindings_sql {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::LiveBindingExists))?;
-                write_event(&mut tx, event).await?;
+                write_event(&mut tx, event, idempotency).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -253,7 +253,7 @@ macro_rules! bindings_sql {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query($event_lock).execute(&mut *tx).await?;
                 save_response(&mut tx, idempotency, response, next.update_time).await?;
-                write_transition(&mut tx, next, expected_version, event).await?;
+                write_transition(&mut tx, next, expected_version, event, idempotency).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -291,7 +291,7 @@ macro_rules! bindings_sql {
                 .await?;
                 let Some(row) = row else { return Ok(None) };
                 let events: Vec<$crate::store::events::EventRow> = sqlx::query_as(
-                    "SELECT sequence, binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version \
+                    "SELECT sequence, binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version, caller, acting_person \
                      FROM binding_events WHERE binding_id = $1 ORDER BY sequence LIMIT $2",
                 )
                 .bind(binding_id)
@@ -309,6 +309,7 @@ macro_rules! bindings_sql {
             next: &$crate::domain::Binding,
             expected_version: i64,
             event: &$crate::domain::BindingEvent,
+            by: &gongji_shared::command::Idempotency,
         ) -> Result<(), $crate::store::StoreError> {
             let updated = sqlx::query(
                 "UPDATE bindings SET state = $1, version = $2, update_time = $3, state_reason = $4 \
@@ -325,7 +326,7 @@ macro_rules! bindings_sql {
             if updated.rows_affected() != 1 {
                 return Err($crate::store::StoreError::Conflict($crate::store::Conflict::VersionChanged));
             }
-            write_event(tx, event).await
+            write_event(tx, event, by).await
         }
     };
 }

@@ -30,6 +30,8 @@ pub(super) struct EventRow {
     request_id: String,
     event_time: DateTime<Utc>,
     binding_version: i64,
+    caller: String,
+    acting_person: Option<String>,
 }
 
 impl TryFrom<EventRow> for BindingEvent {
@@ -47,6 +49,8 @@ impl TryFrom<EventRow> for BindingEvent {
             request_id: r.request_id,
             event_time: r.event_time,
             binding_version: r.binding_version,
+            caller: r.caller,
+            acting_person: r.acting_person,
         })
     }
 }
@@ -61,7 +65,7 @@ macro_rules! events_sql {
                 limit: u32,
             ) -> Result<Vec<$crate::domain::BindingEvent>, $crate::store::StoreError> {
                 let rows: Vec<$crate::store::events::EventRow> = sqlx::query_as(
-                    "SELECT sequence, binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version \
+                    "SELECT sequence, binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version, caller, acting_person \
                      FROM binding_events WHERE sequence > $1 ORDER BY sequence LIMIT $2",
                 )
                 .bind(sequence)
@@ -72,14 +76,15 @@ macro_rules! events_sql {
             }
         }
 
-        /// Appends one audit event.
+        /// Appends one audit event, with the caller and acting person who caused it.
         async fn write_event(
             tx: &mut sqlx::Transaction<'_, $db>,
             event: &$crate::domain::BindingEvent,
+            by: &gongji_shared::command::Idempotency,
         ) -> Result<(), $crate::store::StoreError> {
             sqlx::query(
-                "INSERT INTO binding_events (binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO binding_events (binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version, caller, acting_person) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(&event.binding_id)
             .bind(event.from_state.map(|s| s.as_str()))
@@ -89,6 +94,8 @@ macro_rules! events_sql {
             .bind(&event.request_id)
             .bind(event.event_time)
             .bind(event.binding_version)
+            .bind(&by.scope)
+            .bind(by.acting_person.as_deref())
             .execute(&mut **tx)
             .await?;
             Ok(())

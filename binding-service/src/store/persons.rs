@@ -153,7 +153,7 @@ macro_rules! persons_sql {
                         command.request_id(),
                         person.update_time,
                     );
-                    write_transition(&mut tx, &next, binding.version, &event).await?;
+                    write_transition(&mut tx, &next, binding.version, &event, command.idempotency()).await?;
                     ended.push(next);
                 }
                 let outcome = make(existing.is_none(), ended);

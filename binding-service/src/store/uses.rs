@@ -109,8 +109,8 @@ macro_rules! uses_sql {
                 let (outcome, recorded) = decide(authorizer_person, beneficiary_person, binding);
                 if let Some(u) = &recorded {
                     sqlx::query(
-                        "INSERT INTO binding_uses (movement_id, seq, binding_id, binding_version, purpose, amount_fen, use_time) \
-                         VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM binding_uses), $2, $3, $4, $5, $6)",
+                        "INSERT INTO binding_uses (movement_id, seq, binding_id, binding_version, purpose, amount_fen, use_time, caller) \
+                         VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM binding_uses), $2, $3, $4, $5, $6, $7)",
                     )
                     .bind(&u.movement_id)
                     .bind(&u.binding_id)
@@ -118,6 +118,7 @@ macro_rules! uses_sql {
                     .bind(u.purpose.as_str())
                     .bind(u.amount.fen())
                     .bind(u.use_time)
+                    .bind(&command.idempotency().scope)
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::UseRecorded))?;

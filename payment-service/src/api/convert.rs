@@ -68,6 +68,7 @@ pub fn entry_to_pb(e: &AccountEntry) -> pb::AccountEntry {
         create_time: Some(timestamp(e.create_time)),
         business_date: e.business_date.to_string(),
         memo: e.memo.clone(),
+        caller: e.caller.clone(),
     }
 }
 

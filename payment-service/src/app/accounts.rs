@@ -106,6 +106,7 @@ impl<S: Accounts, R: Registry> App<S, R> {
                         create_time: now,
                         business_date,
                         memo: movement.memo.clone(),
+                        caller: command.idempotency().scope.clone(),
                     },
                 },
             )

@@ -373,6 +373,7 @@ impl Accounts for FakeStore {
                         create_time: movement.create_time,
                         business_date: movement.business_date,
                         memo: movement.memo.clone(),
+                        caller: String::new(),
                     });
                 }
             }

@@ -182,6 +182,8 @@ pub struct AccountEntry {
     pub business_date: NaiveDate,
     /// What the caller said the movement was for (credits); empty otherwise.
     pub memo: String,
+    /// The authenticated caller that made the movement (empty before callers were).
+    pub caller: String,
 }
 
 /// A credit into one bucket, balanced by the contribution fund of the holder's region.

@@ -133,6 +133,7 @@ pub(super) struct EntryRow {
     create_time: DateTime<Utc>,
     business_date: NaiveDate,
     memo: String,
+    caller: String,
 }
 
 impl TryFrom<EntryRow> for AccountEntry {
@@ -149,6 +150,7 @@ impl TryFrom<EntryRow> for AccountEntry {
             create_time: r.create_time,
             business_date: r.business_date,
             memo: r.memo,
+            caller: r.caller,
         })
     }
 }
@@ -204,7 +206,8 @@ macro_rules! accounts_sql {
                 make: impl FnOnce(&$crate::domain::Account, &[i64], chrono::NaiveDate) -> T + Send,
             ) -> Result<T, $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
-                let (entry_ids, business_date) = write_movement(&mut tx, movement).await?;
+                let (entry_ids, business_date) =
+                    write_movement(&mut tx, movement, command.idempotency()).await?;
                 let account = read_account(&mut tx, holder, "").await?;
                 let outcome = make(&account, &entry_ids, business_date);
                 save_response(&mut tx, command.idempotency(), &command.response(&outcome), movement.create_time).await?;
@@ -219,7 +222,7 @@ macro_rules! accounts_sql {
                 limit: u32,
             ) -> Result<Vec<$crate::domain::AccountEntry>, $crate::store::StoreError> {
                 let rows: Vec<$crate::store::accounts::EntryRow> = sqlx::query_as(
-                    "SELECT e.entry_id, e.movement_id, m.kind, e.bucket, e.amount_fen, m.request_id, m.create_time, m.business_date, m.memo \
+                    "SELECT e.entry_id, e.movement_id, m.kind, e.bucket, e.amount_fen, m.request_id, m.create_time, m.business_date, m.memo, m.caller \
                      FROM entries e JOIN movements m ON m.movement_id = e.movement_id \
                      WHERE e.holder = $1 AND e.entry_id < $2 ORDER BY e.entry_id DESC LIMIT $3",
                 )
@@ -265,7 +268,7 @@ macro_rules! accounts_sql {
                     m.postings.iter().map(|p| p.amount_fen).filter(|a| *a > 0).sum()
                 });
                 if let Some(movement) = &movement {
-                    write_movement(&mut tx, movement).await?;
+                    write_movement(&mut tx, movement, command.idempotency()).await?;
                 }
                 sqlx::query(
                     "INSERT INTO year_closings (holder, year, moved_fen, movement_id, create_time) VALUES ($1, $2, $3, $4, $5)",
@@ -340,14 +343,15 @@ macro_rules! accounts_sql {
         async fn write_movement(
             tx: &mut sqlx::Transaction<'_, $db>,
             movement: &$crate::domain::Movement,
+            by: &gongji_shared::command::Idempotency,
         ) -> Result<(Vec<i64>, chrono::NaiveDate), $crate::store::StoreError> {
             if !movement.is_balanced() {
                 return Err($crate::store::StoreError::Corrupt("unbalanced movement".into()));
             }
             let business_date = open_day(tx, movement.business_date).await?;
             sqlx::query(
-                "INSERT INTO movements (movement_id, kind, request_id, create_time, business_date, purpose, destination, memo) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO movements (movement_id, kind, request_id, create_time, business_date, purpose, destination, memo, caller, acting_person) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(&movement.movement_id)
             .bind(movement.kind.as_str())
@@ -357,6 +361,8 @@ macro_rules! accounts_sql {
             .bind(movement.purpose.map(|p| p.as_str()))
             .bind(movement.destination.as_ref().map(|d| d.as_str()))
             .bind(&movement.memo)
+            .bind(&by.scope)
+            .bind(by.acting_person.as_deref())
             .execute(&mut **tx)
             .await?;
             let mut personal: Vec<(&gongji_shared::IdNumber, gongji_shared::policy::Bucket, i64)> = movement

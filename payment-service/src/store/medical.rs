@@ -113,13 +113,13 @@ macro_rules! medical_sql {
                 let mut tx = self.pool.begin().await?;
                 save_response(&mut tx, idempotency, response, p.pay_time).await?;
                 if let Some(movement) = movement {
-                    write_movement(&mut tx, movement).await?;
+                    write_movement(&mut tx, movement, idempotency).await?;
                 }
                 if let Some(posting) = posting {
                     post_hold(&mut tx, posting).await?;
                 }
                 sqlx::query(&format!(
-                    "INSERT INTO medical_payments ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                    "INSERT INTO medical_payments ({}, caller, acting_person) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
                     $crate::store::medical::MEDICAL_COLUMNS
                 ))
                 .bind(&p.payment_id)
@@ -138,6 +138,8 @@ macro_rules! medical_sql {
                 .bind(p.destination.as_ref().map(|d| d.as_str()))
                 .bind(p.pay_time)
                 .bind(p.business_date)
+                .bind(&idempotency.scope)
+                .bind(idempotency.acting_person.as_deref())
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;

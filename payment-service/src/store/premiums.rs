@@ -218,14 +218,14 @@ macro_rules! premiums_sql {
                 let mut tx = self.pool.begin().await?;
                 save_response(&mut tx, idempotency, response, p.pay_time).await?;
                 if !p.split.account_part.is_zero() {
-                    write_movement(&mut tx, movement).await?;
+                    write_movement(&mut tx, movement, idempotency).await?;
                 }
                 if let Some(posting) = posting {
                     post_hold(&mut tx, posting).await?;
                 }
                 sqlx::query(&format!(
-                    "INSERT INTO premium_payments ({}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                     $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, {})",
+                    "INSERT INTO premium_payments ({}, caller, acting_person, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                     $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, {})",
                     $crate::store::premiums::PREMIUM_COLUMNS,
                     $next_seq
                 ))
@@ -257,6 +257,8 @@ macro_rules! premiums_sql {
                 .bind(p.pay_time)
                 .bind(p.refund_time)
                 .bind(p.refund_reason.as_deref())
+                .bind(&idempotency.scope)
+                .bind(idempotency.acting_person.as_deref())
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::AlreadyPaid))?;
@@ -320,15 +322,17 @@ macro_rules! premiums_sql {
                         .await?;
                 let movement = plan(closed.is_some());
                 if let Some(movement) = &movement {
-                    write_movement(&mut tx, movement).await?;
+                    write_movement(&mut tx, movement, idempotency).await?;
                 }
                 let updated = sqlx::query(
-                    "UPDATE premium_payments SET state = 'REFUNDED', refund_time = $1, refund_reason = $2, refund_movement_id = $3 \
-                     WHERE payment_id = $4 AND state = 'PAID'",
+                    "UPDATE premium_payments SET state = 'REFUNDED', refund_time = $1, refund_reason = $2, refund_movement_id = $3, \
+                     refund_caller = $4, refund_acting_person = $5 WHERE payment_id = $6 AND state = 'PAID'",
                 )
                 .bind(at)
                 .bind(refunded.refund_reason.as_deref())
                 .bind(movement.as_ref().map(|m| m.movement_id.as_str()))
+                .bind(&idempotency.scope)
+                .bind(idempotency.acting_person.as_deref())
                 .bind(&refunded.payment_id)
                 .execute(&mut *tx)
                 .await?;

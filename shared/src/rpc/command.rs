@@ -101,8 +101,9 @@ where
     Fut: Future<Output = Result<T, H::Error>>,
 {
     // Scoped to the authenticated caller: another caller's request IDs are not ours to see.
+    let (caller, acting_person) = super::auth::request_actor();
     let idempotency = Idempotency::new(request_id.as_str(), operation, &request.encode_to_vec())
-        .scoped(&super::auth::request_scope());
+        .scoped(&caller, acting_person.as_ref().map(|p| p.as_str()));
     if let Some(first) = replay(host, &idempotency).await? {
         return Ok(first);
     }

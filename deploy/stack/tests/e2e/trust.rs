@@ -25,8 +25,8 @@ use crate::{
     fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE},
     payment::{balances, pay, verify_clean},
     support::{
-        Backend, Clients, FIRST_CALL_TIMEOUT_MS, IN_WINDOW, TestEnv, acting_for, assert_error,
-        clients,
+        Backend, Clients, FIRST_CALL_TIMEOUT_MS, IN_WINDOW, PaymentDatabase, TestEnv, acting_for,
+        assert_error, clients,
     },
 };
 
@@ -41,6 +41,7 @@ both_backends!(
     trust_request_ids_are_scoped_to_their_caller,
     trust_no_caller_holds_every_watcher_slot,
     trust_a_connection_that_makes_no_call_is_closed,
+    trust_every_state_change_records_its_caller_and_acting_person,
 );
 
 /// Calls `rpc` (`package.Service/Method`) with an empty request, as the holder of `token`,
@@ -839,4 +840,113 @@ async fn trust_a_connection_that_makes_no_call_is_closed(backend: Backend) {
         .expect("still served on the same channel");
     verify_clean(&mut c).await;
     env.finish().await;
+}
+
+/// Who made each change is recorded with it: the binding's audit trail and the ledger say
+/// which caller, and for which logged-in person.
+async fn trust_every_state_change_records_its_caller_and_acting_person(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::parent_and_child(&mut c).await;
+    let mut core = as_caller(&env, "core-system").await;
+    core.accounts
+        .open_account(gongji_proto::payment::v1::OpenAccountRequest {
+            request_id: fixtures::opaque("open"),
+            holder_id_number: EMPLOYEE.into(),
+            region_code: "340500".into(),
+        })
+        .await
+        .expect("open");
+    core.accounts
+        .credit_account(CreditAccountRequest {
+            request_id: fixtures::opaque("credit"),
+            holder_id_number: EMPLOYEE.into(),
+            amount: "1000.00".into(),
+            bucket: gongji_proto::payment::v1::Bucket::PriorYears as i32,
+            memo: String::new(),
+        })
+        .await
+        .expect("credit");
+    let mut wechat = as_caller(&env, "wechat-backend").await;
+    let binding = wechat
+        .bindings
+        .create_binding(logged_in(&env, EMPLOYEE, fixtures::bind_request("b")))
+        .await
+        .expect("bind")
+        .into_inner()
+        .binding
+        .expect("binding");
+    let history = c
+        .bindings
+        .get_binding(GetBindingRequest {
+            binding_id: binding.binding_id.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .binding
+        .expect("binding")
+        .history;
+    let event = history.first().cloned().expect("an event");
+    assert_eq!(event.caller, "wechat-backend");
+    let masked = gongji_shared::IdNumber::parse(EMPLOYEE)
+        .expect("id")
+        .masked();
+    assert_eq!(event.acting_person_id_number, masked);
+    let paid = wechat
+        .premiums
+        .pay_premium(logged_in(&env, EMPLOYEE, pay("p", EMPLOYEE, CHILD, 2025)))
+        .await
+        .expect("pay")
+        .into_inner()
+        .payment
+        .expect("payment");
+    let entries = c
+        .accounts
+        .list_account_entries(gongji_proto::payment::v1::ListAccountEntriesRequest {
+            holder_id_number: EMPLOYEE.into(),
+            page_size: 10,
+            page_token: String::new(),
+        })
+        .await
+        .expect("entries")
+        .into_inner()
+        .entries;
+    let callers: Vec<&str> = entries.iter().map(|e| e.caller.as_str()).collect();
+    assert_eq!(callers, ["wechat-backend", "core-system"], "newest first");
+    // The ledger row and the payment row hold the acting person too.
+    let recorded = payment_rows(
+        &env,
+        &format!(
+            "SELECT caller, acting_person FROM movements WHERE movement_id = '{}' \
+             UNION ALL SELECT caller, acting_person FROM premium_payments WHERE payment_id = '{}'",
+            paid.movement_id, paid.payment_id
+        ),
+    )
+    .await;
+    assert_eq!(
+        recorded,
+        vec![("wechat-backend".to_owned(), Some(EMPLOYEE.to_owned())); 2]
+    );
+    env.finish().await;
+}
+
+/// Rows of payment-service's own database, read directly: what an auditor with database
+/// access sees.
+async fn payment_rows(env: &TestEnv, sql: &str) -> Vec<(String, Option<String>)> {
+    use sqlx::Connection as _;
+    match env.payment_database() {
+        PaymentDatabase::Sqlite(path) => {
+            let url = format!("sqlite://{}", path.display());
+            let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open");
+            sqlx::query_as(sql).fetch_all(&mut db).await.expect("rows")
+        }
+        PaymentDatabase::Postgres { admin_url, name } => {
+            let url = gongji_shared::testing::database_url(&admin_url, &name);
+            let mut db = sqlx::PgConnection::connect(&url).await.expect("open");
+            sqlx::query_as(sql).fetch_all(&mut db).await.expect("rows")
+        }
+    }
 }

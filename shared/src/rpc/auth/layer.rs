@@ -63,7 +63,7 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let path = request.uri().path().to_owned();
         crate::rpc::connection::mark_called(request.extensions());
-        let mut scope = String::new();
+        let mut scope = None;
         if !is_open(&path) {
             let caller = match &self.layer.auth {
                 Auth::Off => Ok(Caller::insecure()),
@@ -71,7 +71,7 @@ where
             };
             match caller {
                 Ok(caller) => {
-                    scope.clone_from(&caller.identity);
+                    scope = Some(caller.clone());
                     request.extensions_mut().insert(caller);
                 }
                 Err(error) => {

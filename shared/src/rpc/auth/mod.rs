@@ -29,22 +29,30 @@ pub use mesh::MeshHeader;
 pub use tokens::{TokenRefusal, TokenVerifier};
 
 tokio::task_local! {
-    /// The identity of the caller whose call is being served.
-    static SCOPE: String;
+    /// The caller whose call is being served.
+    static SCOPE: Option<Caller>;
 }
 
-/// Whose request IDs the call being served uses: its caller's identity (empty outside a
-/// call, as in unit tests).
-pub fn request_scope() -> String {
-    SCOPE.try_with(Clone::clone).unwrap_or_default()
+/// Who the call being served comes from: its caller's identity (whose request IDs it
+/// uses) and the person it acts for; empty outside a call, as in unit tests.
+pub fn request_actor() -> (String, Option<IdNumber>) {
+    SCOPE
+        .try_with(|caller| {
+            caller
+                .as_ref()
+                .map(|c| (c.identity.clone(), c.acting_person.clone()))
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }
 
-/// Runs `call` as the call of `identity`.
+/// Runs `call` as the call of `caller` (none for health and reflection).
 pub(crate) fn in_scope<F: std::future::Future>(
-    identity: String,
+    caller: Option<Caller>,
     call: F,
-) -> tokio::task::futures::TaskLocalFuture<String, F> {
-    SCOPE.scope(identity, call)
+) -> tokio::task::futures::TaskLocalFuture<Option<Caller>, F> {
+    SCOPE.scope(caller, call)
 }
 
 /// The metadata key naming the person a citizen channel acts for.
