@@ -72,6 +72,7 @@ async fn run_with<S: Store>(
         limits.peer_timeout_ms,
         limits.peer_connect_timeout_ms,
         PeerInterceptor::new(config.common.auth.peer_token_file.clone()),
+        config.common.tls.peer()?,
     )
     .context("bad payment-service address")?;
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
@@ -88,18 +89,24 @@ async fn run_with<S: Store>(
         let _ = stopping_tx.send(true);
     };
     let (health, health_service) = server::health_not_serving(&SERVICES).await;
-    let router = server::builder(&limits, crate::ERROR_DOMAIN, auth)
-        .add_service(health_service)
-        .add_service(
-            RegistryServiceServer::new(RegistryApi::new(ctx.clone()))
-                .max_decoding_message_size(limits.max_message_bytes)
-                .max_encoding_message_size(limits.max_message_bytes),
-        )
-        .add_service(
-            BindingServiceServer::new(BindingApi::new(ctx, watchers))
-                .max_decoding_message_size(limits.max_message_bytes)
-                .max_encoding_message_size(limits.max_message_bytes),
-        );
+    let router = server::builder(
+        &limits,
+        crate::ERROR_DOMAIN,
+        auth,
+        config.common.tls.server()?,
+    )
+    .context("bad TLS settings")?
+    .add_service(health_service)
+    .add_service(
+        RegistryServiceServer::new(RegistryApi::new(ctx.clone()))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes),
+    )
+    .add_service(
+        BindingServiceServer::new(BindingApi::new(ctx, watchers))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes),
+    );
     let router = server::add_reflection(router, &SERVICES)?;
     tracing::info!(addr = %listener.local_addr()?, "binding-service listening");
 

@@ -52,11 +52,13 @@ impl BindingPeer {
         timeout_ms: u64,
         connect_timeout_ms: u64,
         credentials: PeerInterceptor,
+        tls: Option<tonic::transport::ClientTlsConfig>,
     ) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(addr.to_owned())?
+        let endpoint = Endpoint::from_shared(addr.to_owned())?
             .timeout(Duration::from_millis(timeout_ms))
             .connect_timeout(Duration::from_millis(connect_timeout_ms))
-            .connect_lazy();
+            .tcp_nodelay(true);
+        let channel = gongji_shared::rpc::tls::with_tls(endpoint, tls)?.connect_lazy();
         Ok(Self {
             client: BindingServiceClient::with_interceptor(channel.clone(), credentials.clone()),
             registry: RegistryServiceClient::with_interceptor(channel.clone(), credentials),

@@ -84,6 +84,7 @@ async fn run_with<S: Store>(
         limits.peer_timeout_ms,
         limits.peer_connect_timeout_ms,
         PeerInterceptor::new(config.common.auth.peer_token_file.clone()),
+        config.common.tls.peer()?,
     )
     .context("bad binding-service address")?;
     let ctx = App::new(
@@ -100,28 +101,34 @@ async fn run_with<S: Store>(
         .collect();
     let (health, health_service) = server::health_not_serving(&all).await;
     let max = limits.max_message_bytes;
-    let router = server::builder(&limits, crate::ERROR_DOMAIN, auth)
-        .add_service(health_service)
-        .add_service(
-            AccountServiceServer::new(AccountApi::new(ctx.clone()))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            PremiumServiceServer::new(PremiumApi::new(ctx.clone()))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            MedicalExpenseServiceServer::new(MedicalExpenseApi::new(ctx.clone()))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        )
-        .add_service(
-            SettlementServiceServer::new(SettlementApi::new(ctx))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-        );
+    let router = server::builder(
+        &limits,
+        crate::ERROR_DOMAIN,
+        auth,
+        config.common.tls.server()?,
+    )
+    .context("bad TLS settings")?
+    .add_service(health_service)
+    .add_service(
+        AccountServiceServer::new(AccountApi::new(ctx.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+    )
+    .add_service(
+        PremiumServiceServer::new(PremiumApi::new(ctx.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+    )
+    .add_service(
+        MedicalExpenseServiceServer::new(MedicalExpenseApi::new(ctx.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+    )
+    .add_service(
+        SettlementServiceServer::new(SettlementApi::new(ctx))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+    );
     let router = server::add_reflection(router, &all)?;
     tracing::info!(addr = %listener.local_addr()?, "payment-service listening");
 

@@ -34,6 +34,9 @@ pub struct CommonFlags {
     /// Who may call and what: the caller file (TOML: roles and callers).
     #[command(flatten)]
     pub auth: AuthFlags,
+    /// TLS of the server and of calls to the peer.
+    #[command(flatten)]
+    pub tls: crate::rpc::tls::TlsFlags,
 }
 
 /// Where callers' identities come from. Without `--callers` a service refuses to start,

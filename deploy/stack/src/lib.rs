@@ -4,13 +4,17 @@
 pub mod demo;
 pub mod identity;
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use gongji_shared::{
     Clock,
     flags::{AuthFlags, CommonFlags},
-    rpc::telemetry::LogFormat,
+    rpc::{telemetry::LogFormat, tls::TlsFlags},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic_health::pb::{
@@ -41,6 +45,12 @@ pub struct StackConfig {
     pub payment_auth: AuthFlags,
     /// A connection that makes no call this long after it opened is closed.
     pub first_call_timeout_ms: u64,
+    /// binding-service's TLS (server certificate, client CA, its calls to the peer).
+    pub binding_tls: TlsFlags,
+    /// payment-service's.
+    pub payment_tls: TlsFlags,
+    /// The CA the stack's own health checks trust, when the services serve TLS.
+    pub client_tls_ca: Option<PathBuf>,
 }
 
 /// One running service.
@@ -88,12 +98,12 @@ impl Stack {
 
     /// binding-service's URL.
     pub fn binding_url(&self) -> String {
-        format!("http://{}", self.config.binding_addr)
+        url(&self.config.binding_tls, self.config.binding_addr)
     }
 
     /// payment-service's URL.
     pub fn payment_url(&self) -> String {
-        format!("http://{}", self.config.payment_addr)
+        url(&self.config.payment_tls, self.config.payment_addr)
     }
 
     /// Waits until both servers and all their services say SERVING.
@@ -117,7 +127,9 @@ impl Stack {
         ] {
             for service in services {
                 loop {
-                    if health(&url, service).await == Some(ServingStatus::Serving) {
+                    let status =
+                        health_with(&url, service, self.config.client_tls_ca.as_deref()).await;
+                    if status == Some(ServingStatus::Serving) {
                         break;
                     }
                     anyhow::ensure!(
@@ -181,13 +193,31 @@ impl Stack {
     }
 }
 
+/// A service's URL: https when it serves TLS.
+fn url(tls: &TlsFlags, addr: SocketAddr) -> String {
+    let scheme = if tls.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{addr}")
+}
+
 /// One health answer, `None` if the server cannot be reached.
 pub async fn health(url: &str, service: &str) -> Option<ServingStatus> {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
-        .ok()?
-        .connect()
-        .await
-        .ok()?;
+    health_with(url, service, None).await
+}
+
+/// One health answer, `None` if the server cannot be reached; over TLS trusting `ca`.
+pub async fn health_with(url: &str, service: &str, ca: Option<&Path>) -> Option<ServingStatus> {
+    let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_owned()).ok()?;
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca).ok()?;
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        endpoint = endpoint.tls_config(tls).ok()?;
+    }
+    let channel = endpoint.connect().await.ok()?;
     let mut client = HealthClient::new(channel);
     let response = client
         .check(HealthCheckRequest {
@@ -198,13 +228,14 @@ pub async fn health(url: &str, service: &str) -> Option<ServingStatus> {
     ServingStatus::try_from(response.get_ref().status).ok()
 }
 
-fn common(config: &StackConfig, auth: &AuthFlags) -> CommonFlags {
+fn common(config: &StackConfig, auth: &AuthFlags, tls: &TlsFlags) -> CommonFlags {
     CommonFlags {
         policy: config.policy.clone(),
         log_format: LogFormat::Text,
         clock: config.clock,
         first_call_timeout_ms: config.first_call_timeout_ms,
         auth: auth.clone(),
+        tls: tls.clone(),
     }
 }
 
@@ -213,8 +244,8 @@ fn start_binding(config: &StackConfig, listener: TcpListener) -> Running {
         listen_addr: config.binding_addr,
         database_url: config.binding_database_url.clone(),
         db_max_connections: 10,
-        payment_addr: format!("http://{}", config.payment_addr),
-        common: common(config, &config.binding_auth),
+        payment_addr: url(&config.payment_tls, config.payment_addr),
+        common: common(config, &config.binding_auth, &config.binding_tls),
     };
     spawn(config.binding_addr, |stop| {
         binding_service::server::run(service_config, listener, stop)
@@ -226,10 +257,10 @@ fn start_payment(config: &StackConfig, listener: TcpListener) -> Running {
         listen_addr: config.payment_addr,
         database_url: config.payment_database_url.clone(),
         db_max_connections: 10,
-        binding_addr: format!("http://{}", config.binding_addr),
+        binding_addr: url(&config.binding_tls, config.binding_addr),
         peer_probe_interval_ms: config.peer_probe_interval_ms,
         hold_timeout_ms: payment_service::app::DEFAULT_HOLD_TIMEOUT_MS,
-        common: common(config, &config.payment_auth),
+        common: common(config, &config.payment_auth, &config.payment_tls),
     };
     spawn(config.payment_addr, |stop| {
         payment_service::server::run(service_config, listener, stop)

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf};
 use clap::Parser;
 use gongji_shared::{
     Clock,
+    rpc::tls::TlsFlags,
     rpc::{peer::PeerInterceptor, server::termination_signal, telemetry},
 };
 use gongji_stack::{READY_TIMEOUT_MS, Stack, StackConfig, demo, identity::LocalIdentity};
@@ -51,6 +52,9 @@ async fn main() -> anyhow::Result<()> {
         binding_auth: identity.service_auth("binding-service"),
         payment_auth: identity.service_auth("payment-service"),
         first_call_timeout_ms: 10_000,
+        binding_tls: TlsFlags::default(),
+        payment_tls: TlsFlags::default(),
+        client_tls_ca: None,
     })
     .await?;
     stack.wait_serving(READY_TIMEOUT_MS).await?;

@@ -19,7 +19,7 @@ use tokio::{
     net::TcpStream,
     time::Sleep,
 };
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::{Connected, TcpConnectInfo, TlsConnectInfo};
 
 /// Most connections tracked as having called: one entry per open connection, at most.
 const MAX_TRACKED: usize = 100_000;
@@ -35,7 +35,11 @@ fn called() -> std::sync::MutexGuard<'static, HashSet<(SocketAddr, SocketAddr)>>
 
 /// Notes that the connection a request came on has made a call.
 pub fn mark_called(extensions: &http::Extensions) {
-    let Some(info) = extensions.get::<TcpConnectInfo>() else {
+    let tls = extensions.get::<TlsConnectInfo<TcpConnectInfo>>();
+    let Some(info) = extensions
+        .get::<TcpConnectInfo>()
+        .or_else(|| tls.map(TlsConnectInfo::get_ref))
+    else {
         return;
     };
     if let (Some(local), Some(remote)) = (info.local_addr(), info.remote_addr()) {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod peer;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 pub mod transport;
 pub mod validate;
 

@@ -63,12 +63,21 @@ pub type Layers = tower::layer::util::Stack<
 /// A router of a server made by [`builder`].
 pub type Router = TonicRouter<Layers>;
 
-/// A server builder with the limits applied, transport errors answered as AIP-193 errors
-/// under `domain` (the call time limit included), every call but health and reflection
-/// authenticated by `auth`, and a tracing span per call that continues the caller's W3C
-/// trace.
-pub fn builder(limits: &Limits, domain: &'static str, auth: Auth) -> Server<Layers> {
-    Server::builder()
+/// A server builder with the limits applied, TLS if configured, transport errors answered
+/// as AIP-193 errors under `domain` (the call time limit included), every call but health
+/// and reflection authenticated by `auth`, and a tracing span per call that continues the
+/// caller's W3C trace.
+pub fn builder(
+    limits: &Limits,
+    domain: &'static str,
+    auth: Auth,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> Result<Server<Layers>, tonic::transport::Error> {
+    let server = match tls {
+        Some(tls) => Server::builder().tls_config(tls)?,
+        None => Server::builder(),
+    };
+    Ok(server
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -80,7 +89,7 @@ pub fn builder(limits: &Limits, domain: &'static str, auth: Auth) -> Server<Laye
             limits.request_timeout_ms,
             limits.max_message_bytes,
         ))
-        .layer(AuthLayer::new(auth, domain))
+        .layer(AuthLayer::new(auth, domain)))
 }
 
 /// Reflection v1 and v1alpha (grpcurl speaks v1alpha only), advertising the services this

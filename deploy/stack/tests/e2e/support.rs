@@ -19,9 +19,17 @@ use gongji_proto::{
         settlement_service_client::SettlementServiceClient,
     },
 };
-use gongji_shared::{Clock, rpc::peer::PeerInterceptor, testing};
+use gongji_shared::{
+    Clock,
+    rpc::{peer::PeerInterceptor, tls::TlsFlags},
+    testing,
+};
 use gongji_stack::{READY_TIMEOUT_MS, Stack, StackConfig, identity::LocalIdentity};
-use tonic::{Code, Status, codegen::InterceptedService, transport::Channel};
+use tonic::{
+    Code, Status,
+    codegen::InterceptedService,
+    transport::{Certificate, Channel, ClientTlsConfig, Identity},
+};
 use tonic_types::StatusExt;
 
 /// Inside Ma'anshan's 2025 collection window (2024-09-05 to 2024-12-31).
@@ -87,6 +95,19 @@ requests_per_second = 100000
 identity = "slow-auditor"
 roles = ["auditor"]
 requests_per_second = 2
+
+# Known by their client certificates (mutual TLS).
+[[callers]]
+identity = "spiffe://gongji.test/binding-service"
+roles = ["peer-binding-service"]
+
+[[callers]]
+identity = "spiffe://gongji.test/payment-service"
+roles = ["peer-payment-service"]
+
+[[callers]]
+identity = "spiffe://gongji.test/hospital"
+roles = ["medical-settlement"]
 "#;
 
 /// A client as one caller.
@@ -145,6 +166,22 @@ impl TestEnv {
         clock: &str,
         policy: Option<&str>,
     ) -> Option<Self> {
+        Self::start_with(backend, clock, policy, None).await
+    }
+
+    /// Both services serving TLS with `pki`'s server certificate, checking client
+    /// certificates against its CA (optional: token callers need none), and calling each
+    /// other over mutual TLS, known by their certificates (no peer tokens).
+    pub async fn start_tls(backend: Backend, clock: &str, pki: &TestPki) -> Option<Self> {
+        Self::start_with(backend, clock, None, Some(pki)).await
+    }
+
+    async fn start_with(
+        backend: Backend,
+        clock: &str,
+        policy: Option<&str>,
+        pki: Option<&TestPki>,
+    ) -> Option<Self> {
         let (dir, binding_url, payment_url, pg_databases) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -174,9 +211,22 @@ impl TestEnv {
             policy: policy.as_ref().map(|p| p.to_path_buf()),
             clock: Clock::parse(clock).expect("test clock"),
             peer_probe_interval_ms: PROBE_INTERVAL_MS,
-            binding_auth: identity.service_auth("binding-service"),
-            payment_auth: identity.service_auth("payment-service"),
+            binding_auth: match pki {
+                Some(_) => identity.auth.clone(),
+                None => identity.service_auth("binding-service"),
+            },
+            payment_auth: match pki {
+                Some(_) => identity.auth.clone(),
+                None => identity.service_auth("payment-service"),
+            },
             first_call_timeout_ms: FIRST_CALL_TIMEOUT_MS,
+            binding_tls: pki
+                .map(|p| p.service_tls("binding-service"))
+                .unwrap_or_default(),
+            payment_tls: pki
+                .map(|p| p.service_tls("payment-service"))
+                .unwrap_or_default(),
+            client_tls_ca: pki.map(|p| p.ca_file()),
         })
         .await
         .expect("start the stack");
@@ -185,7 +235,12 @@ impl TestEnv {
             .await
             .expect("both services SERVING");
         let token = identity.caller_token(CONTRACT_TESTS, 3_600);
-        let clients = clients(&stack, PeerInterceptor::with_token(&token)).await;
+        let clients = clients_with(
+            &stack,
+            PeerInterceptor::with_token(&token),
+            pki.map(|p| p.client_tls(None)),
+        )
+        .await;
         Some(Self {
             stack,
             clients,
@@ -227,12 +282,25 @@ impl TestEnv {
 
 /// Clients of `stack` calling with `credentials`.
 pub async fn clients(stack: &Stack, credentials: PeerInterceptor) -> Clients {
-    let connect = |url: String| async move {
-        tonic::transport::Endpoint::from_shared(url)
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect")
+    clients_with(stack, credentials, None).await
+}
+
+/// Clients of `stack` calling with `credentials`, over `tls` when the stack serves TLS.
+pub async fn clients_with(
+    stack: &Stack,
+    credentials: PeerInterceptor,
+    tls: Option<ClientTlsConfig>,
+) -> Clients {
+    let connect = |url: String| {
+        let tls = tls.clone();
+        async move {
+            let endpoint = tonic::transport::Endpoint::from_shared(url).expect("url");
+            let endpoint = match tls {
+                Some(tls) => endpoint.tls_config(tls).expect("tls"),
+                None => endpoint,
+            };
+            endpoint.connect().await.expect("connect")
+        }
     };
     let binding = connect(stack.binding_url()).await;
     let payment = connect(stack.payment_url()).await;
@@ -299,4 +367,100 @@ pub fn acting_for<T>(person: &str, message: T) -> tonic::Request<T> {
         person.parse().expect("an ID number is valid metadata"),
     );
     request
+}
+
+/// A test PKI: a CA, a server certificate for 127.0.0.1 and localhost, and client
+/// certificates whose URI SAN is `spiffe://gongji.test/<name>`.
+pub struct TestPki {
+    dir: tempfile::TempDir,
+    ca_params: rcgen::CertificateParams,
+    ca_key: rcgen::KeyPair,
+}
+
+/// The SPIFFE ID of a test client certificate.
+pub fn spiffe(name: &str) -> String {
+    format!("spiffe://gongji.test/{name}")
+}
+
+impl TestPki {
+    /// A fresh CA and server certificate.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("pki dir");
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "gongji test CA");
+        let ca = params.self_signed(&ca_key).expect("CA");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write");
+        let pki = Self {
+            dir,
+            ca_params: params,
+            ca_key,
+        };
+        let server =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("params");
+        pki.issue("server", server);
+        pki
+    }
+
+    fn issue(&self, name: &str, params: rcgen::CertificateParams) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let issuer = rcgen::Issuer::from_params(&self.ca_params, &self.ca_key);
+        let cert = params.signed_by(&key, &issuer).expect("sign");
+        std::fs::write(self.dir.path().join(format!("{name}.pem")), cert.pem()).expect("write");
+        std::fs::write(
+            self.dir.path().join(format!("{name}.key")),
+            key.serialize_pem(),
+        )
+        .expect("write");
+    }
+
+    /// A client certificate for `spiffe://gongji.test/<name>`.
+    pub fn client(&self, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.subject_alt_names =
+            vec![rcgen::SanType::URI(spiffe(name).try_into().expect("a URI"))];
+        self.issue(name, params);
+        (
+            self.dir.path().join(format!("{name}.pem")),
+            self.dir.path().join(format!("{name}.key")),
+        )
+    }
+
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// One service's TLS: the server certificate, client certificates checked (optional),
+    /// and its own client certificate for the peer.
+    pub fn service_tls(&self, name: &str) -> TlsFlags {
+        let (cert, key) = self.client(name);
+        TlsFlags {
+            tls_cert: Some(self.dir.path().join("server.pem")),
+            tls_key: Some(self.dir.path().join("server.key")),
+            tls_client_ca: Some(self.ca_file()),
+            tls_require_client_cert: false,
+            peer_tls_ca: Some(self.ca_file()),
+            peer_tls_domain: None,
+            peer_tls_cert: Some(cert),
+            peer_tls_key: Some(key),
+        }
+    }
+
+    /// A client's TLS, presenting `name`'s certificate if given.
+    pub fn client_tls(&self, name: Option<&str>) -> ClientTlsConfig {
+        let ca = std::fs::read(self.ca_file()).expect("ca");
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+        if let Some(name) = name {
+            let (cert, key) = self.client(name);
+            tls = tls.identity(Identity::from_pem(
+                std::fs::read(cert).expect("cert"),
+                std::fs::read(key).expect("key"),
+            ));
+        }
+        tls
+    }
 }

@@ -23,10 +23,10 @@ use tonic_types::StatusExt;
 use crate::{
     both_backends,
     fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE},
-    payment::{balances, pay, verify_clean},
+    payment::{balances, medical, pay, verify_clean},
     support::{
-        Backend, Clients, FIRST_CALL_TIMEOUT_MS, IN_WINDOW, PaymentDatabase, TestEnv, acting_for,
-        assert_error, clients,
+        Backend, Clients, FIRST_CALL_TIMEOUT_MS, IN_WINDOW, PaymentDatabase, TestEnv, TestPki,
+        acting_for, assert_error, clients, clients_with,
     },
 };
 
@@ -42,6 +42,7 @@ both_backends!(
     trust_no_caller_holds_every_watcher_slot,
     trust_a_connection_that_makes_no_call_is_closed,
     trust_every_state_change_records_its_caller_and_acting_person,
+    trust_mutual_tls_names_the_caller_and_the_peers,
 );
 
 /// Calls `rpc` (`package.Service/Method`) with an empty request, as the holder of `token`,
@@ -949,4 +950,94 @@ async fn payment_rows(env: &TestEnv, sql: &str) -> Vec<(String, Option<String>)>
             sqlx::query_as(sql).fetch_all(&mut db).await.expect("rows")
         }
     }
+}
+
+/// Both services serve TLS and check client certificates against the CA: a hospital known
+/// by its certificate alone pays a medical expense whose family part binding-service, called
+/// over mutual TLS as itself, authorizes; a certificate of another CA is refused at the
+/// handshake, and no certificate and no token is CREDENTIALS_MISSING.
+async fn trust_mutual_tls_names_the_caller_and_the_peers(backend: Backend) {
+    let pki = TestPki::new();
+    let Some(env) = TestEnv::start_tls(backend, IN_WINDOW, &pki).await else {
+        return;
+    };
+    assert!(env.stack.payment_url().starts_with("https://"));
+    let mut c = env.clients_owned();
+    let binding = fixtures::family(&mut c, "500.00").await;
+    let hospital = clients_with(
+        &env.stack,
+        PeerInterceptor::default(),
+        Some(pki.client_tls(Some("hospital"))),
+    )
+    .await;
+    let paid = hospital
+        .medical
+        .clone()
+        .pay_medical_expense(medical("m-tls", CHILD, EMPLOYEE, "120.00"))
+        .await
+        .expect("the hospital, by its certificate, pays")
+        .into_inner()
+        .payment
+        .expect("payment");
+    assert_eq!(
+        paid.binding_id, binding.binding_id,
+        "binding-service authorized over mTLS"
+    );
+    assert_eq!(balances(&mut c, EMPLOYEE).await.1, "380.00");
+    // The certificate names a caller whose roles allow only medical settlement.
+    assert_error(
+        hospital
+            .accounts
+            .clone()
+            .get_account(GetAccountRequest {
+                holder_id_number: EMPLOYEE.into(),
+            })
+            .await,
+        Code::PermissionDenied,
+        "CALLER_NOT_PERMITTED",
+        "payment.gongji",
+    );
+    // Neither certificate nor token.
+    let anonymous = clients_with(
+        &env.stack,
+        PeerInterceptor::default(),
+        Some(pki.client_tls(None)),
+    )
+    .await;
+    assert_error(
+        anonymous
+            .accounts
+            .clone()
+            .get_account(GetAccountRequest {
+                holder_id_number: EMPLOYEE.into(),
+            })
+            .await,
+        Code::Unauthenticated,
+        "CREDENTIALS_MISSING",
+        "payment.gongji",
+    );
+    // A certificate the CA did not issue does not get through the handshake.
+    let stranger = TestPki::new();
+    let mut forged_tls = pki.client_tls(None);
+    let (cert, key) = stranger.client("hospital");
+    forged_tls = forged_tls.identity(tonic::transport::Identity::from_pem(
+        std::fs::read(cert).expect("cert"),
+        std::fs::read(key).expect("key"),
+    ));
+    let forged = tonic::transport::Endpoint::from_shared(env.stack.payment_url())
+        .expect("url")
+        .tls_config(forged_tls)
+        .expect("tls");
+    let refused = match forged.connect().await {
+        Err(_) => true,
+        Ok(channel) => gongji_proto::payment::v1::medical_expense_service_client::MedicalExpenseServiceClient::new(channel)
+            .get_medical_expense_payment(gongji_proto::payment::v1::GetMedicalExpensePaymentRequest {
+                payment_id: paid.payment_id.clone(),
+            })
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a forged certificate is refused");
+    verify_clean(&mut c).await;
+    env.finish().await;
 }

@@ -67,7 +67,11 @@ where
         if !is_open(&path) {
             let caller = match &self.layer.auth {
                 Auth::Off => Ok(Caller::insecure()),
-                Auth::Enforced(auth) => auth.check(path.trim_start_matches('/'), request.headers()),
+                Auth::Enforced(auth) => auth.check(
+                    path.trim_start_matches('/'),
+                    request.headers(),
+                    request.extensions(),
+                ),
             };
             match caller {
                 Ok(caller) => {

@@ -167,8 +167,13 @@ impl Authenticator {
 
     /// Authenticates a call to `rpc` (`package.Service/Method`) and checks it is granted;
     /// the error is the AIP-193 answer.
-    pub fn check(&self, rpc: &str, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let identity = self.identity(headers)?;
+    pub fn check(
+        &self,
+        rpc: &str,
+        headers: &HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Result<Caller, ApiError> {
+        let identity = self.identity(headers, extensions)?;
         let denied = || {
             ApiError::permission_denied(
                 "CALLER_NOT_PERMITTED",
@@ -204,11 +209,19 @@ impl Authenticator {
         })
     }
 
-    /// The caller's identity, from the sources configured, the mesh's first.
-    fn identity(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+    /// The caller's identity, from the sources configured: the mesh's header, a client
+    /// certificate the server checked (mTLS), a bearer token, in that order.
+    fn identity(
+        &self,
+        headers: &HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Result<String, ApiError> {
         if let Some(mesh) = &self.mesh
             && let Some(identity) = mesh.identity(headers)
         {
+            return Ok(identity);
+        }
+        if let Some(identity) = client_certificate_identity(extensions) {
             return Ok(identity);
         }
         let Some(value) = headers.get(http::header::AUTHORIZATION) else {
@@ -255,6 +268,15 @@ impl Authenticator {
             .map(Some)
             .map_err(|_| invalid("the acting-person token's subject is no ID number"))
     }
+}
+
+/// The identity of the verified client certificate of the connection, if any.
+fn client_certificate_identity(extensions: &http::Extensions) -> Option<String> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let certs = extensions
+        .get::<TlsConnectInfo<TcpConnectInfo>>()?
+        .peer_certs()?;
+    crate::rpc::tls::certificate_identity(certs.first()?.as_ref())
 }
 
 fn invalid(message: &str) -> ApiError {
