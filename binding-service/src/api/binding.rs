@@ -125,15 +125,14 @@ fn authorization_to_pb(a: &AuthorizationAnswer) -> CheckAuthorizationResponse {
             .as_ref()
             .map(|r| r.as_str().to_owned())
             .unwrap_or_default(),
-        // What payment-service needs is the enrollments: names stay masked.
-        authorizer: a
-            .authorizer
-            .as_ref()
-            .map(|p| convert::person_to_pb(p, &NO_NAMES)),
+        // What payment-service needs: the beneficiary's enrollments and paid years, and the
+        // authorizer's region (above). No names, and no record of the authorizer (the
+        // deprecated field stays empty).
         beneficiary: a
             .beneficiary
             .as_ref()
             .map(|p| convert::person_to_pb(p, &NO_NAMES)),
+        ..Default::default()
     }
 }
 

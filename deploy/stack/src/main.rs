@@ -106,6 +106,14 @@ async fn main() -> anyhow::Result<()> {
         demo::EMPLOYEE_ID,
         stack.config.payment_addr
     );
+    if !args.no_demo {
+        println!(
+            "  as a citizen channel, acting for the logged-in employee:\n    grpcurl -plaintext -H \"authorization: Bearer $(cat {d}/identity/tokens/wechat-backend.jwt)\" \\\n      -H \"x-gongji-acting-person: $(cat {d}/identity/tokens/person-{id}.jwt)\" \\\n      -d '{{\"holder_id_number\":\"{id}\"}}' {addr} gongji.payment.v1.AccountService/GetAccount",
+            d = args.data_dir.display(),
+            id = demo::EMPLOYEE_ID,
+            addr = stack.config.payment_addr
+        );
+    }
     println!("Ctrl-C stops both.");
     termination_signal().await;
     stack.stop().await

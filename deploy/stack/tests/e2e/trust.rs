@@ -515,6 +515,36 @@ async fn trust_a_citizen_channel_touches_only_its_person_s_accounts_and_bindings
             .await
             .map(|_| ()),
     );
+    payment_denied(
+        wechat
+            .premiums
+            .quote_premium(logged_in(
+                &env,
+                &stranger,
+                gongji_proto::payment::v1::QuotePremiumRequest {
+                    payer_id_number: EMPLOYEE.into(),
+                    beneficiary_id_number: CHILD.into(),
+                    coverage_year: 2025,
+                    back_payment: false,
+                },
+            ))
+            .await
+            .map(|_| ()),
+    );
+    payment_denied(
+        wechat
+            .accounts
+            .list_account_entries(logged_in(
+                &env,
+                &stranger,
+                gongji_proto::payment::v1::ListAccountEntriesRequest {
+                    holder_id_number: EMPLOYEE.into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .map(|_| ()),
+    );
     assert_eq!(
         balances(&mut c, EMPLOYEE).await.1,
         "1200.00",
@@ -542,6 +572,35 @@ async fn trust_a_citizen_channel_touches_only_its_person_s_accounts_and_bindings
         wechat
             .premiums
             .get_premium_payment(logged_in(&env, &stranger, read(&paid.payment_id)))
+            .await
+            .map(|_| ()),
+    );
+
+    // A medical payment is read by its beneficiary or the family account's holder only.
+    let spent = c
+        .medical
+        .pay_medical_expense(medical("m-1", CHILD, EMPLOYEE, "10.00"))
+        .await
+        .expect("medical")
+        .into_inner()
+        .payment
+        .expect("payment");
+    let read_medical = |id: &str| gongji_proto::payment::v1::GetMedicalExpensePaymentRequest {
+        payment_id: id.to_owned(),
+    };
+    wechat
+        .medical
+        .get_medical_expense_payment(logged_in(&env, EMPLOYEE, read_medical(&spent.payment_id)))
+        .await
+        .expect("the family holder reads it");
+    payment_denied(
+        wechat
+            .medical
+            .get_medical_expense_payment(logged_in(
+                &env,
+                &stranger,
+                read_medical(&spent.payment_id),
+            ))
             .await
             .map(|_| ()),
     );
