@@ -228,7 +228,8 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
 #[macro_export]
 macro_rules! idempotency_sql {
     ($db:ty, $error:ty, $taken:expr) => {
-        /// Records the response under its request ID inside the effect's transaction.
+        /// Records the response under its request ID inside the effect's transaction, with
+        /// who made the call: the caller (the request ID's scope) and its acting person.
         async fn save_response(
             tx: &mut sqlx::Transaction<'_, $db>,
             idempotency: &$crate::command::Idempotency,
@@ -236,8 +237,8 @@ macro_rules! idempotency_sql {
             at: chrono::DateTime<chrono::Utc>,
         ) -> Result<(), $error> {
             sqlx::query(
-                "INSERT INTO idempotency (scope, request_id, operation, fingerprint, response, create_time) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO idempotency (scope, request_id, operation, fingerprint, response, create_time, acting_person) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&idempotency.scope)
             .bind(&idempotency.request_id)
@@ -245,6 +246,7 @@ macro_rules! idempotency_sql {
             .bind(&idempotency.fingerprint)
             .bind(response)
             .bind(at)
+            .bind(idempotency.acting_person.as_deref())
             .execute(&mut **tx)
             .await
             .map_err(|e| {

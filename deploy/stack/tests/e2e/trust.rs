@@ -976,19 +976,21 @@ async fn trust_every_state_change_records_its_caller_and_acting_person(backend: 
         .entries;
     let callers: Vec<&str> = entries.iter().map(|e| e.caller.as_str()).collect();
     assert_eq!(callers, ["wechat-backend", "core-system"], "newest first");
-    // The ledger row and the payment row hold the acting person too.
+    // The ledger row, the payment row and the call's record hold the acting person too.
     let recorded = payment_rows(
         &env,
         &format!(
             "SELECT caller, acting_person FROM movements WHERE movement_id = '{}' \
-             UNION ALL SELECT caller, acting_person FROM premium_payments WHERE payment_id = '{}'",
+             UNION ALL SELECT caller, acting_person FROM premium_payments WHERE payment_id = '{}' \
+             UNION ALL SELECT scope, acting_person FROM idempotency WHERE request_id = 'p'",
             paid.movement_id, paid.payment_id
         ),
     )
     .await;
     assert_eq!(
         recorded,
-        vec![("wechat-backend".to_owned(), Some(EMPLOYEE.to_owned())); 2]
+        vec![("wechat-backend".to_owned(), Some(EMPLOYEE.to_owned())); 3],
+        "the movement, the payment and the call's record"
     );
     env.finish().await;
 }
