@@ -33,6 +33,7 @@ static NO_NAMES: std::sync::LazyLock<Caller> = std::sync::LazyLock::new(|| Calle
     identity: String::new(),
     acting_person: None,
     sees_names: false,
+    institutions: Vec::new(),
 });
 
 /// The binding API.

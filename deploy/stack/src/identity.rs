@@ -69,6 +69,13 @@ impl LocalIdentity {
                 "\n[[callers]]\nidentity = {identity:?}\nroles = [{}]\ntrusted_acting_person = {trusted}\n",
                 roles.join(", ")
             ));
+            // The demo hospital settles for its own institution only.
+            if let Some(code) = identity.strip_prefix("hospital-") {
+                file.push_str(&format!(
+                    "institutions = [{:?}]\n",
+                    code.to_ascii_uppercase()
+                ));
+            }
             let path = dir.join("tokens").join(format!("{identity}.jwt"));
             write(&path, &callers.token_now(identity, TOKEN_LIFETIME_S))?;
             tokens.insert((*identity).to_owned(), path);

@@ -93,6 +93,9 @@ impl<S: Store, R: Registry> MedicalExpenseService for MedicalExpenseApi<S, R> {
         let mut parties = vec![&order.beneficiary];
         parties.extend(order.family_holder.as_ref());
         caller.require_party(&parties).map_err(status)?;
+        caller
+            .require_institution(&order.institution_code)
+            .map_err(status)?;
         let to_wire = |p: &MedicalPayment| PayMedicalExpenseResponse {
             payment: Some(convert::medical_to_pb(p)),
         };

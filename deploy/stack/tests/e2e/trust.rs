@@ -389,7 +389,23 @@ async fn trust_a_stranger_moves_no_money_and_rewrites_nothing(backend: Backend) 
         "CALLER_NOT_PERMITTED",
         "payment.gongji",
     );
+    // A hospital settles for its own institution, not an invented one.
+    let mut hospital_clients = as_caller(&env, "hospital-h340500001").await;
+    let mut invented = medical("m-invented", CHILD, EMPLOYEE, "100.00");
+    invented.institution_code = "H340599999".into();
+    assert_error(
+        hospital_clients.medical.pay_medical_expense(invented).await,
+        Code::PermissionDenied,
+        "INSTITUTION_NOT_CALLERS",
+        "payment.gongji",
+    );
     assert_eq!(balances(&mut c, EMPLOYEE).await.1, "1200.00");
+    hospital_clients
+        .medical
+        .pay_medical_expense(medical("m-own", CHILD, EMPLOYEE, "100.00"))
+        .await
+        .expect("at its own institution");
+    assert_eq!(balances(&mut c, EMPLOYEE).await.1, "1100.00");
     env.finish().await;
 }
 

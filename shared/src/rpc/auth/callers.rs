@@ -11,6 +11,7 @@
 //! roles = ["citizen-channel"]
 //! trusted_acting_person = false  # may assert a plain ID number as acting person
 //! requests_per_second = 50
+//! institutions = ["H340500001"]  # a hospital's caller: the institutions it settles for
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,6 +55,8 @@ struct CallerEntry {
     #[serde(default)]
     trusted_acting_person: bool,
     requests_per_second: Option<u32>,
+    #[serde(default)]
+    institutions: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +83,9 @@ pub struct Profile {
     pub roles: Vec<String>,
     pub trusted_acting_person: bool,
     pub requests_per_second: u32,
+    /// The designated institutions (codes) a hospital or pharmacy caller settles for; when
+    /// listed, it may pay medical expenses at those only.
+    pub institutions: Vec<String>,
 }
 
 /// What a caller may do with one RPC.
@@ -154,6 +160,7 @@ impl Callers {
                 roles: entry.roles,
                 trusted_acting_person: entry.trusted_acting_person,
                 requests_per_second: rate,
+                institutions: entry.institutions,
             };
             if callers.insert(entry.identity.clone(), profile).is_some() {
                 return Err(CallersError(format!(

@@ -67,6 +67,8 @@ pub struct Caller {
     pub acting_person: Option<IdNumber>,
     /// Whether the caller may see full names.
     pub sees_names: bool,
+    /// The institutions the caller settles for, if its entry lists them.
+    pub institutions: Vec<String>,
 }
 
 impl Caller {
@@ -77,6 +79,7 @@ impl Caller {
             identity: "insecure-no-auth".to_owned(),
             acting_person: None,
             sees_names: true,
+            institutions: Vec::new(),
         }
     }
 
@@ -105,6 +108,19 @@ impl Caller {
             .with_metadata("acting_person", person.masked())),
             _ => Ok(()),
         }
+    }
+
+    /// A hospital or pharmacy caller whose entry lists its institutions pays at those only.
+    pub fn require_institution(&self, code: &str) -> Result<(), ApiError> {
+        if self.institutions.is_empty() || self.institutions.iter().any(|i| i == code) {
+            return Ok(());
+        }
+        Err(ApiError::permission_denied(
+            "INSTITUTION_NOT_CALLERS",
+            "the caller settles for other institutions than this one",
+        )
+        .with_metadata("caller", &self.identity)
+        .with_metadata("institution_code", code))
     }
 
     /// The person the caller acts for, where only a person can ask (a revocation).
@@ -206,6 +222,7 @@ impl Authenticator {
             identity,
             acting_person,
             sees_names: grant.sees_names,
+            institutions: profile.institutions.clone(),
         })
     }
 
