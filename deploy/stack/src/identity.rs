@@ -69,6 +69,10 @@ impl LocalIdentity {
                 "\n[[callers]]\nidentity = {identity:?}\nroles = [{}]\ntrusted_acting_person = {trusted}\n",
                 roles.join(", ")
             ));
+            // The peers call once or twice per payment: their rate must be the services' own.
+            if identity.ends_with("-service") {
+                file.push_str("requests_per_second = 50000\n");
+            }
             // The demo hospital settles for its own institution only.
             if let Some(code) = identity.strip_prefix("hospital-") {
                 file.push_str(&format!(

@@ -53,6 +53,34 @@ pub struct StackConfig {
     pub client_tls_ca: Option<PathBuf>,
 }
 
+impl StackConfig {
+    /// Both services on these addresses and databases, with `identity`'s callers, plain
+    /// TCP, and the usual probe and first-call timings.
+    pub fn local(
+        (binding_addr, payment_addr): (SocketAddr, SocketAddr),
+        (binding_database_url, payment_database_url): (String, String),
+        policy: Option<PathBuf>,
+        clock: Clock,
+        identity: &identity::LocalIdentity,
+    ) -> Self {
+        Self {
+            binding_addr,
+            payment_addr,
+            binding_database_url,
+            payment_database_url,
+            policy,
+            clock,
+            peer_probe_interval_ms: 1_000,
+            binding_auth: identity.service_auth("binding-service"),
+            payment_auth: identity.service_auth("payment-service"),
+            first_call_timeout_ms: 10_000,
+            binding_tls: TlsFlags::default(),
+            payment_tls: TlsFlags::default(),
+            client_tls_ca: None,
+        }
+    }
+}
+
 /// One running service.
 pub struct Running {
     pub addr: SocketAddr,

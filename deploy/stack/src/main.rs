@@ -5,7 +5,6 @@ use std::{net::SocketAddr, path::PathBuf};
 use clap::Parser;
 use gongji_shared::{
     Clock,
-    rpc::tls::TlsFlags,
     rpc::{peer::PeerInterceptor, server::termination_signal, telemetry},
 };
 use gongji_stack::{READY_TIMEOUT_MS, Stack, StackConfig, demo, identity::LocalIdentity};
@@ -41,21 +40,13 @@ async fn main() -> anyhow::Result<()> {
     let clock = Clock::parse(&args.clock)?;
     let sqlite = |name: &str| format!("sqlite://{}", args.data_dir.join(name).display());
     let identity = LocalIdentity::create(&args.data_dir.join("identity"), "")?;
-    let stack = Stack::start(StackConfig {
-        binding_addr: args.binding_addr,
-        payment_addr: args.payment_addr,
-        binding_database_url: sqlite("binding.db"),
-        payment_database_url: sqlite("payment.db"),
-        policy: args.policy,
+    let stack = Stack::start(StackConfig::local(
+        (args.binding_addr, args.payment_addr),
+        (sqlite("binding.db"), sqlite("payment.db")),
+        args.policy,
         clock,
-        peer_probe_interval_ms: 1_000,
-        binding_auth: identity.service_auth("binding-service"),
-        payment_auth: identity.service_auth("payment-service"),
-        first_call_timeout_ms: 10_000,
-        binding_tls: TlsFlags::default(),
-        payment_tls: TlsFlags::default(),
-        client_tls_ca: None,
-    })
+        &identity,
+    ))
     .await?;
     stack.wait_serving(READY_TIMEOUT_MS).await?;
     if !args.no_demo {

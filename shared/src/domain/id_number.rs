@@ -40,7 +40,26 @@ fn earliest_birth_date() -> NaiveDate {
     NaiveDate::from_ymd_opt(1880, 1, 1).unwrap_or(NaiveDate::MIN)
 }
 
+/// The GB 11643 check character of 17 ASCII digits.
+fn check_char(body: &[u8]) -> u8 {
+    let sum: u32 = body
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(digit, weight)| u32::from(digit.wrapping_sub(b'0')) * weight)
+        .sum();
+    CHECK_CHARS[(sum % 11) as usize]
+}
+
 impl IdNumber {
+    /// The ID number of 17 digits (region, birth date, sequence) with its check character
+    /// appended, for generated test and benchmark data; `None` if it does not parse.
+    pub fn with_check_char(body: &str) -> Option<Self> {
+        if body.len() != LENGTH - 1 || !body.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Self::parse(&format!("{body}{}", check_char(body.as_bytes()) as char)).ok()
+    }
+
     /// Parses and validates; accepts a lower-case `x` and stores `X`.
     pub fn parse(input: &str) -> Result<Self, IdNumberError> {
         let bytes = input.as_bytes();
@@ -55,12 +74,7 @@ impl IdNumber {
         if !(last.is_ascii_digit() || last == b'X') {
             return Err(IdNumberError::Characters);
         }
-        let sum: u32 = body
-            .iter()
-            .zip(WEIGHTS)
-            .map(|(digit, weight)| u32::from(digit - b'0') * weight)
-            .sum();
-        if CHECK_CHARS[(sum % 11) as usize] != last {
+        if check_char(body) != last {
             return Err(IdNumberError::CheckDigit);
         }
         let mut normalized = input.to_owned();

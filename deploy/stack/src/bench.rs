@@ -1,0 +1,644 @@
+//! `gongji-bench`: the benchmark. Both services in this process (build with `--release`),
+//! fresh databases, N families loaded through the public RPCs, then closed-loop load on the
+//! paying and checking RPCs at chosen concurrencies, with `pgbench` (TPC-B and `-S`) run
+//! on the same PostgreSQL in the same run as the anchor. Prints a table and writes JSON.
+//!
+//! A benchmark, not a test: figures are only compared as ratios within one run.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use clap::Parser;
+use gongji_proto::{
+    binding::v1::{
+        BindingKind, CheckAuthorizationRequest, CreateBindingRequest, Enrollment, EnrollmentStatus,
+        InsuredPerson, Purpose, Relationship, UpsertInsuredPersonRequest,
+        binding_service_client::BindingServiceClient,
+        registry_service_client::RegistryServiceClient,
+    },
+    payment::v1::{
+        Bucket, CreditAccountRequest, InstitutionKind, OpenAccountRequest,
+        PayMedicalExpenseRequest, PayPremiumRequest, account_service_client::AccountServiceClient,
+        medical_expense_service_client::MedicalExpenseServiceClient,
+        premium_service_client::PremiumServiceClient,
+    },
+};
+use gongji_shared::{
+    Clock,
+    rpc::{auth::ACTING_PERSON_HEADER, peer::PeerInterceptor},
+};
+use gongji_stack::{READY_TIMEOUT_MS, Stack, StackConfig, identity::LocalIdentity};
+use tonic::{codegen::InterceptedService, transport::Channel};
+
+/// The caller the benchmark calls as: every RPC, no rate limit to speak of.
+const BENCH_CALLER: &str = r#"
+[roles.bench]
+rpcs = [
+  "gongji.binding.v1.RegistryService/UpsertInsuredPerson",
+  "gongji.binding.v1.BindingService/CreateBinding",
+  "gongji.binding.v1.BindingService/CheckAuthorization",
+  "gongji.payment.v1.AccountService/OpenAccount",
+  "gongji.payment.v1.AccountService/CreditAccount",
+  "gongji.payment.v1.PremiumService/PayPremium",
+  "gongji.payment.v1.MedicalExpenseService/PayMedicalExpense",
+]
+[[callers]]
+identity = "bench"
+roles = ["bench"]
+trusted_acting_person = true
+requests_per_second = 100000
+"#;
+/// Inside Ma'anshan's 2025 collection window.
+const CLOCK: &str = "2024-11-15T10:00:00+08:00";
+
+/// Runs the benchmark.
+#[derive(Debug, Parser)]
+#[command(name = "gongji-bench")]
+struct Args {
+    /// Families loaded (employee, child, account, binding) before the load runs.
+    #[arg(long, default_value_t = 3_000)]
+    families: usize,
+    /// Concurrencies of the closed-loop runs.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    clients: Vec<usize>,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Databases: postgres, sqlite, or both.
+    #[arg(long, value_delimiter = ',', default_value = "postgres,sqlite")]
+    backends: Vec<String>,
+    /// The PostgreSQL server (an admin database on it).
+    #[arg(
+        long,
+        env = "GONGJI_TEST_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres: String,
+    /// Where the JSON report goes.
+    #[arg(long, default_value = "target/bench.json")]
+    json: PathBuf,
+}
+
+type Authed = InterceptedService<Channel, PeerInterceptor>;
+
+#[derive(Clone)]
+struct Clients {
+    registry: RegistryServiceClient<Authed>,
+    bindings: BindingServiceClient<Authed>,
+    accounts: AccountServiceClient<Authed>,
+    premiums: PremiumServiceClient<Authed>,
+    medical: MedicalExpenseServiceClient<Authed>,
+}
+
+/// Every family's premium is paid: the run ends early.
+#[derive(Debug, thiserror::Error)]
+#[error("out of families: load more with --families")]
+struct Exhausted;
+
+/// One measured figure.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Figure {
+    backend: String,
+    workload: String,
+    clients: usize,
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut figures = Vec::new();
+    for backend in &args.backends {
+        figures.extend(run_backend(&args, backend).await?);
+        if backend == "postgres" {
+            figures.extend(pgbench(&args)?);
+        }
+    }
+    print_table(&figures);
+    if let Some(parent) = args.json.parent() {
+        std::fs::create_dir_all(parent).ok();
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let report = serde_json::json!({
+        "figures": figures,
+        "ratios": ratios(&figures),
+        "loadavg": load.trim(),
+    });
+    std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)?;
+    println!("JSON: {}", args.json.display());
+    Ok(())
+}
+
+/// Starts both services on `backend`, loads the families, runs every workload.
+async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> {
+    let scratch =
+        std::env::temp_dir().join(format!("gongji-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&scratch)?;
+    let (binding_url, payment_url, databases) = match backend {
+        "sqlite" => (
+            format!("sqlite://{}", scratch.join("binding.db").display()),
+            format!("sqlite://{}", scratch.join("payment.db").display()),
+            Vec::new(),
+        ),
+        "postgres" => {
+            let tag = uuid::Uuid::new_v4().simple().to_string();
+            let names = vec![
+                format!("gongji_bench_{tag}_b"),
+                format!("gongji_bench_{tag}_p"),
+            ];
+            admin(
+                &args.postgres,
+                &names
+                    .iter()
+                    .map(|n| format!("CREATE DATABASE {n}"))
+                    .collect::<Vec<_>>(),
+            )
+            .await?;
+            let url = |n: &str| match args.postgres.rsplit_once('/') {
+                Some((base, _)) => format!("{base}/{n}"),
+                None => format!("{}/{n}", args.postgres),
+            };
+            (url(&names[0]), url(&names[1]), names)
+        }
+        other => anyhow::bail!("unknown backend {other}"),
+    };
+    let identity = LocalIdentity::create(&scratch.join("identity"), BENCH_CALLER)?;
+    let any: SocketAddr = "127.0.0.1:0".parse()?;
+    let stack = Stack::start(StackConfig::local(
+        (any, any),
+        (binding_url, payment_url),
+        None,
+        Clock::parse(CLOCK)?,
+        &identity,
+    ))
+    .await?;
+    let started = Instant::now();
+    stack.wait_serving(READY_TIMEOUT_MS).await?;
+    let ready_ms = started.elapsed().as_secs_f64() * 1e3;
+    let token = identity.caller_token("bench", 24 * 3_600);
+    let clients = connect(&stack, &token).await?;
+
+    let mut figures = Vec::new();
+    let loaded = Instant::now();
+    load_families(&clients, args.families).await?;
+    let load_s = loaded.elapsed().as_secs_f64();
+    figures.push(Figure {
+        backend: backend.to_owned(),
+        workload: "LoadFamily (5 RPCs each)".to_owned(),
+        clients: 16,
+        per_second: args.families as f64 / load_s,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        errors: 0,
+    });
+    println!(
+        "{backend}: SERVING in {ready_ms:.0} ms; {} families in {load_s:.1} s",
+        args.families
+    );
+
+    let next_family = Arc::new(AtomicUsize::new(0));
+    for &n in &args.clients {
+        let f = next_family.clone();
+        let families = args.families;
+        figures.push(
+            closed_loop(
+                backend,
+                "PayPremium",
+                n,
+                args.seconds,
+                &clients,
+                move |mut c, _| {
+                    let f = f.clone();
+                    async move {
+                        let i = f.fetch_add(1, Ordering::Relaxed);
+                        if i >= families {
+                            return Err(Exhausted.into());
+                        }
+                        let mut request = tonic::Request::new(PayPremiumRequest {
+                            request_id: format!("bench-premium-{i}"),
+                            payer_id_number: employee(i),
+                            beneficiary_id_number: child(i),
+                            coverage_year: 2025,
+                            expected_amount: "400.00".to_owned(),
+                            other_means: None,
+                            back_payment: false,
+                        });
+                        acting(&mut request, &employee(i));
+                        c.premiums.pay_premium(request).await?;
+                        Ok(())
+                    }
+                },
+            )
+            .await,
+        );
+    }
+    let seq = Arc::new(AtomicUsize::new(0));
+    for &n in &args.clients {
+        for (name, hot) in [
+            ("PayMedicalExpense, spread", false),
+            ("PayMedicalExpense, one hot account", true),
+        ] {
+            let seq = seq.clone();
+            let families = args.families;
+            figures.push(
+                closed_loop(backend, name, n, args.seconds, &clients, move |mut c, _| {
+                    let seq = seq.clone();
+                    async move {
+                        let k = seq.fetch_add(1, Ordering::Relaxed);
+                        let i = if hot { 0 } else { k % families };
+                        c.medical
+                            .pay_medical_expense(PayMedicalExpenseRequest {
+                                request_id: format!("bench-medical-{k}"),
+                                beneficiary_id_number: child(i),
+                                family_account_holder_id_number: employee(i),
+                                institution_code: "H340500001".to_owned(),
+                                institution_kind: InstitutionKind::Hospital as i32,
+                                amount: "0.01".to_owned(),
+                            })
+                            .await?;
+                        Ok(())
+                    }
+                })
+                .await,
+            );
+        }
+        let families = args.families;
+        figures.push(
+            closed_loop(
+                backend,
+                "CheckAuthorization",
+                n,
+                args.seconds,
+                &clients,
+                move |mut c, k| async move {
+                    let i = k % families;
+                    c.bindings
+                        .check_authorization(CheckAuthorizationRequest {
+                            authorizer_id_number: employee(i),
+                            beneficiary_id_number: child(i),
+                            purpose: Purpose::MedicalExpense as i32,
+                        })
+                        .await?;
+                    Ok(())
+                },
+            )
+            .await,
+        );
+    }
+    stack.stop().await?;
+    if !databases.is_empty() {
+        admin(
+            &args.postgres,
+            &databases
+                .iter()
+                .map(|n| format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)"))
+                .collect::<Vec<_>>(),
+        )
+        .await?;
+    }
+    std::fs::remove_dir_all(&scratch).ok();
+    Ok(figures)
+}
+
+/// Runs `statements` on the admin database.
+async fn admin(url: &str, statements: &[String]) -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .context("PostgreSQL")?;
+    for statement in statements {
+        sqlx::query(statement).execute(&mut conn).await?;
+    }
+    Ok(())
+}
+
+async fn connect(stack: &Stack, token: &str) -> anyhow::Result<Clients> {
+    let channel = |url: String| async move {
+        tonic::transport::Endpoint::from_shared(url)?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+    };
+    let b = channel(stack.binding_url()).await?;
+    let p = channel(stack.payment_url()).await?;
+    let c = PeerInterceptor::with_token(token);
+    Ok(Clients {
+        registry: RegistryServiceClient::with_interceptor(b.clone(), c.clone()),
+        bindings: BindingServiceClient::with_interceptor(b, c.clone()),
+        accounts: AccountServiceClient::with_interceptor(p.clone(), c.clone()),
+        premiums: PremiumServiceClient::with_interceptor(p.clone(), c.clone()),
+        medical: MedicalExpenseServiceClient::with_interceptor(p, c),
+    })
+}
+
+fn acting<T>(request: &mut tonic::Request<T>, person: &str) {
+    if let Ok(value) = person.parse() {
+        request.metadata_mut().insert(ACTING_PERSON_HEADER, value);
+    }
+}
+
+/// A valid ID number: region 340504, the birth date, a sequence, its check character.
+fn id_number(birth: &str, sequence: usize) -> String {
+    let body = format!("340504{birth}{:03}", sequence % 1000);
+    gongji_shared::IdNumber::with_check_char(&body)
+        .map(|id| id.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+/// The i-th family's employee and child: distinct birth dates per thousand.
+fn employee(i: usize) -> String {
+    let day = chrono::NaiveDate::from_ymd_opt(1960, 1, 1).unwrap_or_default()
+        + chrono::Duration::days((i / 1000) as i64);
+    id_number(&day.format("%Y%m%d").to_string(), i)
+}
+
+fn child(i: usize) -> String {
+    let day = chrono::NaiveDate::from_ymd_opt(2012, 1, 1).unwrap_or_default()
+        + chrono::Duration::days((i / 1000) as i64);
+    id_number(&day.format("%Y%m%d").to_string(), i)
+}
+
+/// Registers, funds and binds `n` families, 16 at a time.
+async fn load_families(c: &Clients, n: usize) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (mut c, next) = (c.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return Ok::<(), anyhow::Error>(());
+                    }
+                    load_family(&mut c, i).await?;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+async fn load_family(c: &mut Clients, i: usize) -> anyhow::Result<()> {
+    let enrollment = Some(Enrollment {
+        region_code: "340500".to_owned(),
+        status: EnrollmentStatus::Normal as i32,
+    });
+    for (id, employee_enrollment, resident_enrollment) in [
+        (employee(i), enrollment.clone(), None),
+        (child(i), None, enrollment.clone()),
+    ] {
+        c.registry
+            .upsert_insured_person(UpsertInsuredPersonRequest {
+                request_id: format!("load-{id}"),
+                person: Some(InsuredPerson {
+                    id_number: id,
+                    name: "测试".to_owned(),
+                    employee_enrollment,
+                    resident_enrollment,
+                    update_time: None,
+                    resident_paid_years: Vec::new(),
+                }),
+            })
+            .await?;
+    }
+    c.accounts
+        .open_account(OpenAccountRequest {
+            request_id: format!("open-{i}"),
+            holder_id_number: employee(i),
+            region_code: "340500".to_owned(),
+        })
+        .await?;
+    c.accounts
+        .credit_account(CreditAccountRequest {
+            request_id: format!("credit-{i}"),
+            holder_id_number: employee(i),
+            amount: "100000.00".to_owned(),
+            bucket: Bucket::PriorYears as i32,
+            memo: String::new(),
+        })
+        .await?;
+    let mut bind = tonic::Request::new(CreateBindingRequest {
+        request_id: format!("bind-{i}"),
+        authorizer_id_number: employee(i),
+        beneficiary_id_number: child(i),
+        beneficiary_name: "测试".to_owned(),
+        relationship: Relationship::Child as i32,
+        kind: BindingKind::FundsSharing as i32,
+    });
+    acting(&mut bind, &employee(i));
+    c.bindings.create_binding(bind).await?;
+    Ok(())
+}
+
+/// `clients` tasks calling `call` back to back for `seconds`; each call's latency kept.
+async fn closed_loop<F, Fut>(
+    backend: &str,
+    workload: &str,
+    clients: usize,
+    seconds: u64,
+    c: &Clients,
+    call: F,
+) -> Figure
+where
+    F: Fn(Clients, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let counter = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (c, call, counter) = (c.clone(), call.clone(), counter.clone());
+            tokio::spawn(async move {
+                let (mut latencies, mut errors, mut first) = (Vec::new(), 0_usize, None);
+                while Instant::now() < deadline {
+                    let k = counter.fetch_add(1, Ordering::Relaxed);
+                    let start = Instant::now();
+                    match call(c.clone(), k).await {
+                        Ok(()) => latencies.push(start.elapsed()),
+                        Err(e) if e.is::<Exhausted>() => {
+                            first.get_or_insert_with(|| e.to_string());
+                            break;
+                        }
+                        Err(e) => {
+                            errors += 1;
+                            first.get_or_insert_with(|| e.to_string());
+                        }
+                    }
+                }
+                (latencies, errors, first)
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let (mut all, mut errors, mut first_error) = (Vec::new(), 0, None);
+    for task in tasks {
+        if let Ok((latencies, e, first)) = task.await {
+            all.extend(latencies);
+            errors += e;
+            first_error = first_error.or(first);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    if let Some(error) = first_error {
+        println!("  ({workload}: {error})");
+    }
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 - 1.0) * p).round() as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    let figure = Figure {
+        backend: backend.to_owned(),
+        workload: workload.to_owned(),
+        clients,
+        per_second: all.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        errors,
+    };
+    println!(
+        "  {backend:8} {workload:36} {clients:3} clients: {:8.0}/s  p50 {:6.2} ms  p99 {:6.2} ms  errors {}",
+        figure.per_second, figure.p50_ms, figure.p99_ms, figure.errors
+    );
+    figure
+}
+
+/// pgbench TPC-B and `-S` on a scratch database of the same server, at each concurrency.
+fn pgbench(args: &Args) -> anyhow::Result<Vec<Figure>> {
+    let name = format!("gongji_bench_pgbench_{}", uuid::Uuid::new_v4().simple());
+    let url = match args.postgres.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => format!("{}/{name}", args.postgres),
+    };
+    let admin_url = args.postgres.clone();
+    let run = |sql: String| {
+        let admin_url = admin_url.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()?.block_on(admin(&admin_url, &[sql]))
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("admin thread"))?
+    };
+    run(format!("CREATE DATABASE {name}"))?;
+    let init = std::process::Command::new("pgbench")
+        .args(["-i", "-q", "-s", "10", &url])
+        .output()
+        .context("pgbench is not installed")?;
+    anyhow::ensure!(
+        init.status.success(),
+        "pgbench -i failed: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let mut figures = Vec::new();
+    for &n in &args.clients {
+        for (workload, select_only) in [("pgbench TPC-B", false), ("pgbench -S", true)] {
+            let mut cmd = std::process::Command::new("pgbench");
+            cmd.args([
+                "-n",
+                "-c",
+                &n.to_string(),
+                "-j",
+                &n.min(2).to_string(),
+                "-T",
+                &args.seconds.to_string(),
+                "-r",
+            ]);
+            if select_only {
+                cmd.arg("-S");
+            }
+            let out = cmd.arg(&url).output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let field = |prefix: &str| {
+                text.lines()
+                    .find(|l| l.trim_start().starts_with(prefix))
+                    .and_then(|l| l.split('=').nth(1))
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            let figure = Figure {
+                backend: "postgres".to_owned(),
+                workload: workload.to_owned(),
+                clients: n,
+                per_second: field("tps"),
+                p50_ms: field("latency average"),
+                p99_ms: 0.0,
+                errors: 0,
+            };
+            println!(
+                "  postgres {workload:36} {n:3} clients: {:8.0}/s  avg {:6.2} ms",
+                figure.per_second, figure.p50_ms
+            );
+            figures.push(figure);
+        }
+    }
+    run(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+    Ok(figures)
+}
+
+/// The ratios the performance issue sets targets for.
+fn ratios(figures: &[Figure]) -> serde_json::Value {
+    let get = |backend: &str, workload: &str, clients: usize| {
+        figures
+            .iter()
+            .find(|f| f.backend == backend && f.workload == workload && f.clients == clients)
+            .map(|f| f.per_second)
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => serde_json::json!((a / b * 100.0).round() / 100.0),
+        _ => serde_json::Value::Null,
+    };
+    let mut out = serde_json::Map::new();
+    for n in [8, 32] {
+        out.insert(
+            format!("PayPremium postgres / pgbench TPC-B at {n}"),
+            ratio(
+                get("postgres", "PayPremium", n),
+                get("postgres", "pgbench TPC-B", n),
+            ),
+        );
+    }
+    out.insert(
+        "CheckAuthorization postgres / pgbench -S at 32".to_owned(),
+        ratio(
+            get("postgres", "CheckAuthorization", 32),
+            get("postgres", "pgbench -S", 32),
+        ),
+    );
+    out.insert(
+        "PayPremium sqlite / postgres at 8".to_owned(),
+        ratio(
+            get("sqlite", "PayPremium", 8),
+            get("postgres", "PayPremium", 8),
+        ),
+    );
+    serde_json::Value::Object(out)
+}
+
+fn print_table(figures: &[Figure]) {
+    println!();
+    println!("| backend | workload | clients | per second | p50 ms | p99 ms | errors |");
+    println!("|---|---|---|---|---|---|---|");
+    for f in figures {
+        println!(
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
+            f.backend, f.workload, f.clients, f.per_second, f.p50_ms, f.p99_ms, f.errors
+        );
+    }
+    println!();
+    println!("ratios: {}", ratios(figures));
+}
