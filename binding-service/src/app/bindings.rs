@@ -371,7 +371,7 @@ impl<S: Persons + Bindings, P> App<S, P> {
             .pair_binding(authorizer_id, beneficiary_id, BindingKind::FundsSharing)
             .await?;
         let answer = self.decide_authorization(purpose, authorizer, beneficiary, binding);
-        tracing::info!(
+        tracing::debug!(
             authorizer = %authorizer_id,
             beneficiary = %beneficiary_id,
             purpose = purpose.as_str(),
@@ -523,7 +523,7 @@ impl<S: Persons + Bindings + Uses, P: Sync> App<S, P> {
                 },
                 e => e.into(),
             })?;
-        tracing::info!(
+        tracing::debug!(
             authorizer = %order.authorizer,
             beneficiary = %order.beneficiary,
             purpose = order.purpose.as_str(),

@@ -55,7 +55,7 @@ impl<S: Persons, P> App<S, P> {
                 ended,
             })
             .await?;
-        tracing::info!(
+        tracing::debug!(
             id_number = %upserted.person.id_number,
             name = %upserted.person.name,
             ended_bindings = upserted.ended.len(),

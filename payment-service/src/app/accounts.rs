@@ -111,7 +111,7 @@ impl<S: Accounts, R: Registry> App<S, R> {
                 },
             )
             .await?;
-        tracing::info!(holder = %holder, %amount, bucket = bucket.as_str(), "account credited");
+        tracing::debug!(holder = %holder, %amount, bucket = bucket.as_str(), "account credited");
         Ok(credited)
     }
 

@@ -116,7 +116,7 @@ impl<S: Accounts + Holds + MedicalPayments, R: Registry> App<S, R> {
                 e => e.into(),
             });
         }
-        tracing::info!(
+        tracing::debug!(
             payment_id = %payment.payment_id,
             beneficiary = %payment.beneficiary,
             amount = %amount,

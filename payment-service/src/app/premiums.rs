@@ -174,7 +174,7 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
                 e => e.into(),
             });
         }
-        tracing::info!(
+        tracing::debug!(
             payment_id = %payment.payment_id,
             payer = %payment.payer,
             beneficiary = %payment.beneficiary,
