@@ -2,6 +2,8 @@
 //! issuer, audience and expiry verified. Callers present one as `authorization: Bearer`;
 //! citizen channels present the identity provider's one for the acting person.
 
+use std::{collections::HashMap, sync::Mutex};
+
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind, jwk::JwkSet};
 use serde::Deserialize;
 
@@ -11,6 +13,9 @@ const MAX_KEYS: usize = 32;
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Clock skew allowed on expiry, in seconds.
 const LEEWAY_S: u64 = 30;
+/// Tokens whose check is remembered: a caller presents the same token on every call, and a
+/// signature check costs more than the rest of a cheap call. Bounded; cleared when full.
+const MAX_CACHED_TOKENS: usize = 4_096;
 
 /// Why a token was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +29,8 @@ pub struct TokenVerifier {
     keys: Vec<(Option<String>, Algorithm, DecodingKey)>,
     validation_issuer: String,
     audience: String,
+    /// Tokens already checked: their subject and expiry (Unix seconds).
+    checked: Mutex<HashMap<String, (String, u64)>>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -39,6 +46,8 @@ impl std::fmt::Debug for TokenVerifier {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// A NumericDate: seconds, possibly with a fraction.
+    exp: f64,
 }
 
 /// The JWKS cannot be used.
@@ -81,6 +90,7 @@ impl TokenVerifier {
             keys,
             validation_issuer: issuer.to_owned(),
             audience: audience.to_owned(),
+            checked: Mutex::default(),
         })
     }
 
@@ -89,6 +99,37 @@ impl TokenVerifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenRefusal::Invalid);
         }
+        let now_s = jsonwebtoken::get_current_timestamp();
+        {
+            let mut checked = self.checked();
+            match checked.get(token) {
+                Some((subject, exp_s)) if now_s <= exp_s.saturating_add(LEEWAY_S) => {
+                    return Ok(subject.clone());
+                }
+                Some(_) => {
+                    checked.remove(token);
+                    return Err(TokenRefusal::Expired);
+                }
+                None => {}
+            }
+        }
+        let (subject, exp_s) = self.verify(token)?;
+        let mut checked = self.checked();
+        if checked.len() >= MAX_CACHED_TOKENS {
+            checked.clear();
+        }
+        checked.insert(token.to_owned(), (subject.clone(), exp_s));
+        Ok(subject)
+    }
+
+    fn checked(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, u64)>> {
+        self.checked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Checks the signature, issuer, audience and expiry: the subject and the expiry.
+    fn verify(&self, token: &str) -> Result<(String, u64), TokenRefusal> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRefusal::Invalid)?;
         let candidates = self.keys.iter().filter(|(kid, alg, _)| {
             *alg == header.alg && (header.kid.is_none() || kid.is_none() || *kid == header.kid)
@@ -101,7 +142,11 @@ impl TokenVerifier {
             validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
             validation.leeway = LEEWAY_S;
             match jsonwebtoken::decode::<Claims>(token, key, &validation) {
-                Ok(data) if !data.claims.sub.is_empty() => return Ok(data.claims.sub),
+                Ok(data) if !data.claims.sub.is_empty() => {
+                    // Expiry was validated: a finite, non-negative number of seconds.
+                    let exp_s = data.claims.exp.max(0.0) as u64;
+                    return Ok((data.claims.sub, exp_s));
+                }
                 Ok(_) => return Err(TokenRefusal::Invalid),
                 // Expiry is checked after the signature: an expired token was genuine.
                 Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
@@ -165,6 +210,30 @@ mod tests {
             .token("caller-a", now_s(), 60);
         assert_eq!(verifier.subject(&wrong_issuer), Err(TokenRefusal::Invalid));
         assert_eq!(verifier.subject("not.a.token"), Err(TokenRefusal::Invalid));
+    }
+
+    #[test]
+    fn a_remembered_token_is_answered_again_and_still_expires() {
+        let issuer = DevIssuer::generate("https://idp.test", "gongji").unwrap();
+        let verifier =
+            TokenVerifier::from_jwks(&issuer.jwks, "https://idp.test", "gongji").unwrap();
+        let token = issuer.token("caller-a", now_s(), 60);
+        assert_eq!(verifier.subject(&token).as_deref(), Ok("caller-a"));
+        assert_eq!(
+            verifier.subject(&token).as_deref(),
+            Ok("caller-a"),
+            "from memory"
+        );
+        // A remembered token past its expiry (and the leeway) is expired, not remembered.
+        verifier.checked().get_mut(&token).expect("remembered").1 =
+            u64::try_from(now_s()).unwrap() - 3_600;
+        assert_eq!(verifier.subject(&token), Err(TokenRefusal::Expired));
+        // A forged token is never remembered as good.
+        let forged = DevIssuer::generate("https://idp.test", "gongji")
+            .unwrap()
+            .token("caller-a", now_s(), 60);
+        assert_eq!(verifier.subject(&forged), Err(TokenRefusal::Invalid));
+        assert_eq!(verifier.subject(&forged), Err(TokenRefusal::Invalid));
     }
 
     #[test]
