@@ -364,8 +364,7 @@ impl<S: Persons + Bindings, P> App<S, P> {
         beneficiary_id: &IdNumber,
         purpose: Purpose,
     ) -> Result<AuthorizationAnswer, AppError> {
-        let authorizer = self.store.person(authorizer_id).await?;
-        let beneficiary = self.store.person(beneficiary_id).await?;
+        let (authorizer, beneficiary) = self.store.pair(authorizer_id, beneficiary_id).await?;
         let binding = self
             .store
             .pair_binding(authorizer_id, beneficiary_id, BindingKind::FundsSharing)

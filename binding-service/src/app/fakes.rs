@@ -170,6 +170,18 @@ impl Persons for FakeStore {
     async fn person(&self, id: &IdNumber) -> Result<Option<Person>, StoreError> {
         Ok(self.state().persons.get(id).cloned())
     }
+
+    async fn pair(
+        &self,
+        first: &IdNumber,
+        second: &IdNumber,
+    ) -> Result<(Option<Person>, Option<Person>), StoreError> {
+        let state = self.state();
+        Ok((
+            state.persons.get(first).cloned(),
+            state.persons.get(second).cloned(),
+        ))
+    }
 }
 
 impl Bindings for FakeStore {

@@ -29,6 +29,13 @@ pub trait Persons: Database<Conflict = super::Conflict> {
         &self,
         id: &IdNumber,
     ) -> impl Future<Output = Result<Option<Person>, StoreError>> + Send;
+
+    /// Two registry records in one round trip (an authorizer and a beneficiary).
+    fn pair(
+        &self,
+        first: &IdNumber,
+        second: &IdNumber,
+    ) -> impl Future<Output = Result<(Option<Person>, Option<Person>), StoreError>> + Send;
 }
 
 #[derive(sqlx::FromRow)]
@@ -179,6 +186,27 @@ macro_rules! persons_sql {
                 .fetch_optional(&self.pool)
                 .await?;
                 row.map(TryInto::try_into).transpose()
+            }
+
+            async fn pair(
+                &self,
+                first: &gongji_shared::IdNumber,
+                second: &gongji_shared::IdNumber,
+            ) -> Result<(Option<$crate::domain::Person>, Option<$crate::domain::Person>), $crate::store::StoreError> {
+                let rows: Vec<$crate::store::persons::PersonRow> = sqlx::query_as(
+                    "SELECT id_number, name, employee_region, employee_status, resident_region, resident_status, resident_paid_years, update_time \
+                     FROM persons WHERE id_number IN ($1, $2)",
+                )
+                .bind(first.as_str())
+                .bind(second.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                let people = rows
+                    .into_iter()
+                    .map(TryInto::try_into)
+                    .collect::<Result<Vec<$crate::domain::Person>, _>>()?;
+                let find = |id: &gongji_shared::IdNumber| people.iter().find(|p| &p.id_number == id).cloned();
+                Ok((find(first), find(second)))
             }
         }
     };
