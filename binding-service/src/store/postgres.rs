@@ -10,6 +10,12 @@ use super::StoreError;
 
 /// Serializes writers of binding events, so sequence order is commit order.
 const EVENT_LOCK: &str = "SELECT pg_advisory_xact_lock(7402031)";
+/// The same lock, shared: uses of bindings run side by side, never beside a writer.
+const USE_LOCK: &str = "SELECT pg_advisory_xact_lock_shared(7402031)";
+/// Row locking inside a transaction.
+const FOR_UPDATE: &str = " FOR UPDATE";
+/// The position of a new use.
+const NEXT_USE_SEQ: &str = "nextval('binding_uses_seq')";
 
 /// PostgreSQL store.
 #[derive(Clone)]
@@ -36,4 +42,4 @@ gongji_shared::database_sql!(
 events_sql!(PgStore, sqlx::Postgres);
 bindings_sql!(PgStore, sqlx::Postgres, EVENT_LOCK);
 persons_sql!(PgStore, EVENT_LOCK);
-uses_sql!(PgStore, EVENT_LOCK);
+uses_sql!(PgStore, USE_LOCK, FOR_UPDATE, NEXT_USE_SEQ);

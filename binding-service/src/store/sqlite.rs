@@ -9,6 +9,8 @@ use super::StoreError;
 
 /// Serializes writers of binding events, so sequence order is commit order.
 const EVENT_LOCK: &str = "SELECT 1";
+/// The position of a new use: the single writer makes the highest so far plus one safe.
+const NEXT_USE_SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM binding_uses)";
 
 /// SQLite store.
 #[derive(Clone)]
@@ -35,4 +37,4 @@ gongji_shared::database_sql!(
 events_sql!(SqliteStore, sqlx::Sqlite);
 bindings_sql!(SqliteStore, sqlx::Sqlite, EVENT_LOCK);
 persons_sql!(SqliteStore, EVENT_LOCK);
-uses_sql!(SqliteStore, EVENT_LOCK);
+uses_sql!(SqliteStore, EVENT_LOCK, "", NEXT_USE_SEQ);

@@ -61,10 +61,13 @@ impl TryFrom<UseRow> for BindingUse {
     }
 }
 
-/// Implements `Uses` for `$store`; `$event_lock` is the lock binding transitions take.
+/// Implements `Uses` for `$store`. `$use_lock` takes, in shared mode, the lock binding
+/// transitions and registry changes take alone: uses run side by side, never beside a
+/// revocation or an ending. `$for_update` locks the binding's row, so one binding's uses
+/// commit one at a time, in the order of `$next_seq`, their position.
 /// Uses `save_response` of the idempotency plumbing.
 macro_rules! uses_sql {
-    ($store:ident, $event_lock:expr) => {
+    ($store:ident, $use_lock:expr, $for_update:expr, $next_seq:expr) => {
         impl $crate::store::Uses for $store {
             async fn authorize_use<T: Send>(
                 &self,
@@ -80,8 +83,9 @@ macro_rules! uses_sql {
                 + Send,
             ) -> Result<T, $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
-                // The lock revocations and endings take: no use after one has committed.
-                sqlx::query($event_lock).execute(&mut *tx).await?;
+                // The lock revocations and endings take alone: no use after one has
+                // committed, and none while one runs; uses of other bindings run meanwhile.
+                sqlx::query($use_lock).execute(&mut *tx).await?;
                 let mut people = Vec::with_capacity(2);
                 for id in [authorizer, beneficiary] {
                     let row: Option<$crate::store::persons::PersonRow> = sqlx::query_as(
@@ -95,9 +99,10 @@ macro_rules! uses_sql {
                 }
                 let row: Option<$crate::store::bindings::BindingRow> = sqlx::query_as(&format!(
                     "SELECT {} FROM bindings WHERE authorizer = $1 AND beneficiary = $2 AND kind = 'FUNDS_SHARING' \
-                     AND state <> 'REJECTED' ORDER BY CASE WHEN {} THEN 0 ELSE 1 END, seq DESC LIMIT 1",
+                     AND state <> 'REJECTED' ORDER BY CASE WHEN {} THEN 0 ELSE 1 END, seq DESC LIMIT 1{}",
                     $crate::store::bindings::BINDING_COLUMNS,
-                    $crate::store::bindings::LIVE
+                    $crate::store::bindings::LIVE,
+                    $for_update
                 ))
                 .bind(authorizer.as_str())
                 .bind(beneficiary.as_str())
@@ -108,10 +113,11 @@ macro_rules! uses_sql {
                 let authorizer_person = people.pop().flatten();
                 let (outcome, recorded) = decide(authorizer_person, beneficiary_person, binding);
                 if let Some(u) = &recorded {
-                    sqlx::query(
+                    sqlx::query(&format!(
                         "INSERT INTO binding_uses (movement_id, seq, binding_id, binding_version, purpose, amount_fen, use_time, caller) \
-                         VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM binding_uses), $2, $3, $4, $5, $6, $7)",
-                    )
+                         VALUES ($1, {}, $2, $3, $4, $5, $6, $7)",
+                        $next_seq
+                    ))
                     .bind(&u.movement_id)
                     .bind(&u.binding_id)
                     .bind(u.binding_version)
