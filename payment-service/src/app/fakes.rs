@@ -719,6 +719,13 @@ pub fn account(holder: &str, prior_years: &str) -> Account {
 /// The use cases over fresh fakes, on 2024-11-15 (inside Ma'anshan's 2025 collection
 /// window), with the payer's account.
 pub fn app() -> (super::App<FakeStore, FakeRegistry>, FakeStore, FakeRegistry) {
+    app_on(gongji_shared::Clock::parse("2024-11-15T10:00:00+08:00").unwrap())
+}
+
+/// The use cases over fresh fakes, with the payer's account, on `clock`.
+pub fn app_on(
+    clock: gongji_shared::Clock,
+) -> (super::App<FakeStore, FakeRegistry>, FakeStore, FakeRegistry) {
     let store = FakeStore::default();
     let registry = FakeRegistry::default();
     store
@@ -727,7 +734,6 @@ pub fn app() -> (super::App<FakeStore, FakeRegistry>, FakeStore, FakeRegistry) {
         .insert(id(PAYER), account(PAYER, "1200.00"));
     registry.state().authorization = Some(authorized());
     let policy = Arc::new(gongji_shared::Policy::load_or_default(None).unwrap());
-    let clock = gongji_shared::Clock::parse("2024-11-15T10:00:00+08:00").unwrap();
     let app = super::App::new(store.clone(), registry.clone(), policy, clock);
     (app, store, registry)
 }

@@ -584,6 +584,25 @@ mod tests {
         assert_eq!(report.in_flight, [lost]);
     }
 
+    /// Issue 8, point 8: one instant decides the window and stamps the payment. On a clock
+    /// that moves a second at every reading, from the last second of the 2025 window, a
+    /// second reading for the date would say 2025-01-01, outside the window it was
+    /// decided in.
+    #[tokio::test]
+    async fn one_instant_decides_the_window_and_dates_the_payment() {
+        let last_second = chrono::DateTime::parse_from_rfc3339("2024-12-31T23:59:59+08:00")
+            .unwrap()
+            .to_utc();
+        let (app, _, _) = crate::app::fakes::app_on(gongji_shared::Clock::stepping(last_second));
+        let paid = app.pay_premium(order(), command("r-1")).await.unwrap();
+        assert_eq!(paid.pay_time, last_second, "the first reading");
+        assert_eq!(
+            paid.payment_date,
+            chrono::NaiveDate::from_ymd_opt(2024, 12, 31).unwrap()
+        );
+        assert!(paid.terms.in_window, "decided on the same instant");
+    }
+
     #[tokio::test]
     async fn a_balance_spent_between_the_read_and_the_debit_refuses_and_stores_nothing() {
         let (app, store, _) = app();

@@ -13,7 +13,29 @@ pub enum Clock {
     System,
     /// Frozen at one instant (`--clock 2024-11-15T10:00:00+08:00`).
     Fixed(DateTime<Utc>),
+    /// For tests (feature `testing`): from `start`, one second later at every reading, so a
+    /// test sees whether a use case read the clock more than once where it must not.
+    #[cfg(feature = "testing")]
+    Stepping {
+        start: DateTime<Utc>,
+        readings: Readings,
+    },
 }
+
+/// How often a stepping clock was read; clocks are equal when they share it.
+#[cfg(feature = "testing")]
+#[derive(Debug, Clone, Copy)]
+pub struct Readings(&'static std::sync::atomic::AtomicI64);
+
+#[cfg(feature = "testing")]
+impl PartialEq for Readings {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+#[cfg(feature = "testing")]
+impl Eq for Readings {}
 
 /// The text is not an RFC 3339 time with an offset.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +59,20 @@ impl Clock {
         match self {
             Self::System => Utc::now().trunc_subsecs(6),
             Self::Fixed(at) => *at,
+            #[cfg(feature = "testing")]
+            Self::Stepping { start, readings } => {
+                let n = readings.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                *start + chrono::Duration::seconds(n)
+            }
+        }
+    }
+
+    /// A stepping clock from `start` (feature `testing`).
+    #[cfg(feature = "testing")]
+    pub fn stepping(start: DateTime<Utc>) -> Self {
+        Self::Stepping {
+            start,
+            readings: Readings(Box::leak(Box::new(std::sync::atomic::AtomicI64::new(0)))),
         }
     }
 
