@@ -165,11 +165,11 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
                     .collect::<Vec<_>>(),
             )
             .await?;
-            let url = |n: &str| match args.postgres.rsplit_once('/') {
-                Some((base, _)) => format!("{base}/{n}"),
-                None => format!("{}/{n}", args.postgres),
-            };
-            (url(&names[0]), url(&names[1]), names)
+            (
+                database_url(&args.postgres, &names[0]),
+                database_url(&args.postgres, &names[1]),
+                names,
+            )
         }
         other => anyhow::bail!("unknown backend {other}"),
     };
@@ -309,6 +309,14 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
     }
     std::fs::remove_dir_all(&scratch).ok();
     Ok(figures)
+}
+
+/// The URL of `database` on the server of the admin URL.
+fn database_url(admin: &str, database: &str) -> String {
+    match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{database}"),
+        None => format!("{admin}/{database}"),
+    }
 }
 
 /// Runs `statements` on the admin database.
@@ -520,10 +528,7 @@ where
 /// pgbench TPC-B and `-S` on a scratch database of the same server, at each concurrency.
 fn pgbench(args: &Args) -> anyhow::Result<Vec<Figure>> {
     let name = format!("gongji_bench_pgbench_{}", uuid::Uuid::new_v4().simple());
-    let url = match args.postgres.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => format!("{}/{name}", args.postgres),
-    };
+    let url = database_url(&args.postgres, &name);
     let admin_url = args.postgres.clone();
     let run = |sql: String| {
         let admin_url = admin_url.clone();

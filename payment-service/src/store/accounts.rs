@@ -377,13 +377,16 @@ macro_rules! accounts_sql {
             for (holder, bucket, amount_fen) in personal {
                 let column = $crate::store::accounts::bucket_column(bucket);
                 let updated = if amount_fen < 0 {
-                    // A debit leaves the account's live holds (P1's fence) untouched. The row
-                    // lock comes first, in its own statement, so the holds are read after any
-                    // hold placed meanwhile (which takes the same lock) has committed.
-                    sqlx::query(&format!("SELECT holder FROM accounts WHERE holder = $1{}", $for_update))
-                        .bind(holder.as_str())
-                        .fetch_optional(&mut **tx)
-                        .await?;
+                    // A debit leaves the account's live holds (P1's fence) untouched. Where rows
+                    // are locked, the lock comes first, in its own statement, so the holds are
+                    // read after any hold placed meanwhile (which takes the same lock) has
+                    // committed; behind SQLite's single writer there is nothing to wait for.
+                    if !$for_update.is_empty() {
+                        sqlx::query(&format!("SELECT holder FROM accounts WHERE holder = $1{}", $for_update))
+                            .bind(holder.as_str())
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    }
                     sqlx::query(&format!(
                         "UPDATE accounts SET {column} = {column} + $1 \
                          WHERE holder = $2 AND {column} + $1 >= 0 AND {column} + $1 >= \

@@ -69,8 +69,10 @@ impl TokenVerifier {
         for jwk in &set.keys {
             let key = DecodingKey::from_jwk(jwk).map_err(|e| KeysError(e.to_string()))?;
             let algorithm = match jwk.common.key_algorithm {
-                Some(alg) => Algorithm::from_str_opt(&alg.to_string())
-                    .ok_or_else(|| KeysError(format!("unsupported algorithm {alg}")))?,
+                Some(alg) => alg
+                    .to_string()
+                    .parse::<Algorithm>()
+                    .map_err(|_| KeysError(format!("unsupported algorithm {alg}")))?,
                 None => match &jwk.algorithm {
                     jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
                     jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
@@ -156,16 +158,6 @@ impl TokenVerifier {
             }
         }
         Err(refusal)
-    }
-}
-
-trait FromStrOpt: Sized {
-    fn from_str_opt(s: &str) -> Option<Self>;
-}
-
-impl FromStrOpt for Algorithm {
-    fn from_str_opt(s: &str) -> Option<Self> {
-        s.parse().ok()
     }
 }
 
