@@ -44,8 +44,7 @@ const MAX_PAID_YEARS: usize = 100;
 
 /// The paid years of a registry record: valid coverage years, each once, at most
 /// [`MAX_PAID_YEARS`], kept ascending.
-pub fn paid_years_from_pb(years: &[i32]) -> Result<Vec<CoverageYear>, ApiError> {
-    let field = "person.resident_paid_years";
+pub fn paid_years_from_pb(years: &[i32], field: &str) -> Result<Vec<CoverageYear>, ApiError> {
     if years.len() > MAX_PAID_YEARS {
         return Err(ApiError::invalid_argument(
             "INVALID_COVERAGE_YEAR",

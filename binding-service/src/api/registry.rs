@@ -2,7 +2,8 @@
 
 use chrono::NaiveDate;
 use gongji_proto::binding::v1::{
-    GetInsuredPersonRequest, GetInsuredPersonResponse, UpsertInsuredPersonRequest,
+    BatchUpsertInsuredPersonsRequest, BatchUpsertInsuredPersonsResponse, GetInsuredPersonRequest,
+    GetInsuredPersonResponse, InsuredPerson, UpsertInsuredPersonRequest,
     UpsertInsuredPersonResponse, registry_service_server::RegistryService,
 };
 use gongji_shared::rpc::auth::Caller;
@@ -12,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use super::{convert, failure, status};
 use crate::{
-    app::{App, Balances, RegistryRecord, Upserted},
+    app::{App, Balances, BatchError, MAX_BATCH_RECORDS, RegistryBatch, RegistryRecord, Upserted},
     store::Store,
 };
 
@@ -27,35 +28,80 @@ impl<S, P> RegistryApi<S, P> {
     }
 }
 
-/// The record of an UpsertInsuredPerson request.
+/// The registry record of a wire person at `field` (e.g. `person`, `persons[3]`).
 fn record(
-    request: &UpsertInsuredPersonRequest,
+    wire: Option<&InsuredPerson>,
+    field: &str,
     today: NaiveDate,
-) -> Result<RegistryRecord, Status> {
-    let wire = request.person.as_ref().ok_or_else(|| {
-        status(ApiError::invalid_argument(
-            "INVALID_PERSON",
-            "person",
-            "person is required",
-        ))
-    })?;
+) -> Result<RegistryRecord, ApiError> {
+    let wire = wire
+        .ok_or_else(|| ApiError::invalid_argument("INVALID_PERSON", field, "person is required"))?;
     Ok(RegistryRecord {
-        id_number: validate::id_number(&wire.id_number, "person.id_number", today)
-            .map_err(status)?,
-        name: validate::person_name(&wire.name, "person.name").map_err(status)?,
+        id_number: validate::id_number(&wire.id_number, &format!("{field}.id_number"), today)?,
+        name: validate::person_name(&wire.name, &format!("{field}.name"))?,
         employee: convert::enrollment_from_pb(
             wire.employee_enrollment.as_ref(),
-            "person.employee_enrollment",
-        )
-        .map_err(status)?,
+            &format!("{field}.employee_enrollment"),
+        )?,
         resident: convert::enrollment_from_pb(
             wire.resident_enrollment.as_ref(),
-            "person.resident_enrollment",
-        )
-        .map_err(status)?,
-        resident_paid_years: convert::paid_years_from_pb(&wire.resident_paid_years)
-            .map_err(status)?,
+            &format!("{field}.resident_enrollment"),
+        )?,
+        resident_paid_years: convert::paid_years_from_pb(
+            &wire.resident_paid_years,
+            &format!("{field}.resident_paid_years"),
+        )?,
     })
+}
+
+/// The batch of a BatchUpsertInsuredPersons request; a bad record's error names its position.
+fn batch(
+    request: &BatchUpsertInsuredPersonsRequest,
+    today: NaiveDate,
+) -> Result<RegistryBatch, ApiError> {
+    let len = request.persons.len();
+    if len == 0 || len > MAX_BATCH_RECORDS {
+        // Before any record is read: the work per call stays bounded.
+        return Err(size_error(len));
+    }
+    let records = request
+        .persons
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            record(Some(p), &format!("persons[{i}]"), today)
+                .map_err(|e| e.with_metadata("index", i))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RegistryBatch::parse(records).map_err(|e| match e {
+        BatchError::Size { len } => size_error(len),
+        BatchError::Duplicate { first, second } => ApiError::invalid_argument(
+            "DUPLICATE_PERSON",
+            &format!("persons[{second}].id_number"),
+            format!("records {first} and {second} have the same ID number"),
+        )
+        .with_metadata("index", second)
+        .with_metadata("first_index", first),
+    })
+}
+
+fn size_error(len: usize) -> ApiError {
+    ApiError::invalid_argument(
+        "INVALID_BATCH_SIZE",
+        "persons",
+        format!("a batch holds 1 to {MAX_BATCH_RECORDS} records"),
+    )
+    .with_metadata("size", len)
+    .with_metadata("limit", MAX_BATCH_RECORDS)
+}
+
+/// The wire answer for one stored record.
+fn upserted_to_pb(u: &Upserted, caller: &Caller) -> UpsertInsuredPersonResponse {
+    UpsertInsuredPersonResponse {
+        person: Some(convert::person_to_pb(&u.person, caller)),
+        created: u.created,
+        ended_binding_ids: u.ended.iter().map(|b| b.binding_id.clone()).collect(),
+    }
 }
 
 #[tonic::async_trait]
@@ -67,13 +113,9 @@ impl<S: Store, P: Balances> RegistryService for RegistryApi<S, P> {
         let caller = Caller::of(&request);
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
-        let record = record(&request, self.app.today())?;
+        let record = record(request.person.as_ref(), "person", self.app.today()).map_err(status)?;
         caller.require_party(&[&record.id_number]).map_err(status)?;
-        let to_wire = move |u: &Upserted| UpsertInsuredPersonResponse {
-            person: Some(convert::person_to_pb(&u.person, &caller)),
-            created: u.created,
-            ended_binding_ids: u.ended.iter().map(|b| b.binding_id.clone()).collect(),
-        };
+        let to_wire = move |u: &Upserted| upserted_to_pb(u, &caller);
         command(
             &self.app,
             &request_id,
@@ -81,6 +123,32 @@ impl<S: Store, P: Balances> RegistryService for RegistryApi<S, P> {
             &request,
             to_wire,
             |c| self.app.upsert_person(record, c),
+        )
+        .await
+    }
+
+    async fn batch_upsert_insured_persons(
+        &self,
+        request: Request<BatchUpsertInsuredPersonsRequest>,
+    ) -> Result<Response<BatchUpsertInsuredPersonsResponse>, Status> {
+        let caller = Caller::of(&request);
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id).map_err(status)?;
+        let batch = batch(&request, self.app.today()).map_err(status)?;
+        // A citizen channel may write only the record of the person it acts for.
+        for record in batch.records() {
+            caller.require_party(&[&record.id_number]).map_err(status)?;
+        }
+        let to_wire = move |all: &Vec<Upserted>| BatchUpsertInsuredPersonsResponse {
+            results: all.iter().map(|u| upserted_to_pb(u, &caller)).collect(),
+        };
+        command(
+            &self.app,
+            &request_id,
+            "BatchUpsertInsuredPersons",
+            &request,
+            to_wire,
+            |c| self.app.upsert_persons(batch, c),
         )
         .await
     }

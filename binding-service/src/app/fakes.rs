@@ -132,36 +132,46 @@ impl Database for FakeStore {
 }
 
 impl Persons for FakeStore {
-    async fn upsert_person<T: Send>(
+    async fn upsert_persons<T: Send>(
         &self,
-        person: &Person,
+        persons: &[Person],
         command: &Command<T>,
-        decide: impl FnOnce(&[Binding]) -> Vec<(Binding, Change)> + Send,
-        make: impl FnOnce(bool, Vec<Binding>) -> T + Send,
+        decide: impl Fn(&Person, &[Binding]) -> Vec<(Binding, Change)> + Send + Sync,
+        make: impl FnOnce(Vec<(bool, Vec<Binding>)>) -> T + Send,
     ) -> Result<T, StoreError> {
         self.write(command.idempotency(), |s| {
-            let created = s
-                .persons
-                .insert(person.id_number.clone(), person.clone())
-                .is_none();
-            let live: Vec<Binding> = s
-                .bindings
-                .iter()
-                .filter(|b| {
-                    b.state.is_live()
-                        && (b.authorizer == person.id_number || b.beneficiary == person.id_number)
-                })
-                .cloned()
-                .collect();
-            let mut ended = Vec::new();
-            for (binding, change) in decide(&live) {
-                let (next, event) =
-                    lifecycle::apply(&binding, &change, command.request_id(), person.update_time);
-                s.replace(&next, binding.version)?;
-                s.append(&event);
-                ended.push(next);
+            let mut results = vec![(false, Vec::new()); persons.len()];
+            for i in crate::store::write_order(persons) {
+                let person = &persons[i];
+                let created = s
+                    .persons
+                    .insert(person.id_number.clone(), person.clone())
+                    .is_none();
+                let live: Vec<Binding> = s
+                    .bindings
+                    .iter()
+                    .filter(|b| {
+                        b.state.is_live()
+                            && (b.authorizer == person.id_number
+                                || b.beneficiary == person.id_number)
+                    })
+                    .cloned()
+                    .collect();
+                let mut ended = Vec::new();
+                for (binding, change) in decide(person, &live) {
+                    let (next, event) = lifecycle::apply(
+                        &binding,
+                        &change,
+                        command.request_id(),
+                        person.update_time,
+                    );
+                    s.replace(&next, binding.version)?;
+                    s.append(&event);
+                    ended.push(next);
+                }
+                results[i] = (created, ended);
             }
-            let outcome = make(created, ended);
+            let outcome = make(results);
             s.record(command.idempotency(), command.response(&outcome));
             Ok(outcome)
         })
@@ -223,11 +233,11 @@ impl Bindings for FakeStore {
         idempotency: &Idempotency,
         response: &[u8],
         max_beneficiaries: Option<u32>,
-        registry_seen: &[(&IdNumber, Option<chrono::DateTime<chrono::Utc>>)],
+        registry_seen: &[(&IdNumber, Option<&Person>)],
     ) -> Result<(), StoreError> {
         self.write(idempotency, |s| {
             for (id, seen) in registry_seen {
-                if s.persons.get(*id).map(|p| p.update_time) != *seen {
+                if s.persons.get(*id) != *seen {
                     return Err(StoreError::Conflict(Conflict::RegistryChanged));
                 }
             }

@@ -21,7 +21,7 @@ use crate::store::Database;
 
 pub use bindings::{Application, Applied, AuthorizationAnswer, UseAnswer, UseOrder};
 pub use error::{AppError, Infra};
-pub use registry::{RegistryRecord, Upserted};
+pub use registry::{BatchError, MAX_BATCH_RECORDS, RegistryBatch, RegistryRecord, Upserted};
 
 /// payment-service, as the use cases need it.
 pub trait Balances: Clone + Send + Sync + 'static {

@@ -8,7 +8,7 @@ use gongji_shared::{IdNumber, command::Idempotency};
 use gongji_shared::db::decode::{self, corrupt};
 
 use super::{Database, StoreError};
-use crate::domain::{Binding, BindingEvent, BindingKind, BindingState};
+use crate::domain::{Binding, BindingEvent, BindingKind, BindingState, Person};
 
 /// Bindings.
 pub trait Bindings: Database<Conflict = super::Conflict> {
@@ -31,7 +31,8 @@ pub trait Bindings: Database<Conflict = super::Conflict> {
     /// `max_beneficiaries`, the cap is checked again under the write lock
     /// (`Conflict::LimitReached`); a live binding of the pair and kind is
     /// `Conflict::LiveBindingExists`. Each registry record in `registry_seen` must still be
-    /// as the rules saw it (its update time, or absent), else `Conflict::RegistryChanged`.
+    /// as the rules saw it (the same record, or absent), else `Conflict::RegistryChanged`.
+    /// The whole record is compared, not its update time: two writes can share an instant.
     fn insert_binding(
         &self,
         binding: &Binding,
@@ -39,7 +40,7 @@ pub trait Bindings: Database<Conflict = super::Conflict> {
         idempotency: &Idempotency,
         response: &[u8],
         max_beneficiaries: Option<u32>,
-        registry_seen: &[(&IdNumber, Option<DateTime<Utc>>)],
+        registry_seen: &[(&IdNumber, Option<&Person>)],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Replaces a binding by its next version, if it is still at `expected_version`
@@ -140,10 +141,10 @@ pub(super) fn states_clause(states: &[BindingState]) -> String {
 }
 
 /// Implements `Bindings` for `$store` over `$db`; `$event_lock` serializes writers of
-/// binding events. Defines `write_transition` for the registry's writes; uses
+/// binding events, and `$for_share` locks the registry records a new binding relies on. Defines `write_transition` for the registry's writes; uses
 /// `save_response` and `write_event` of the other aggregates.
 macro_rules! bindings_sql {
-    ($store:ident, $db:ty, $event_lock:expr) => {
+    ($store:ident, $db:ty, $event_lock:expr, $for_share:expr) => {
         impl $crate::store::Bindings for $store {
             async fn live_bindings_of(
                 &self,
@@ -188,21 +189,28 @@ macro_rules! bindings_sql {
                 idempotency: &gongji_shared::command::Idempotency,
                 response: &[u8],
                 max_beneficiaries: Option<u32>,
-                registry_seen: &[(&gongji_shared::IdNumber, Option<chrono::DateTime<chrono::Utc>>)],
+                registry_seen: &[(&gongji_shared::IdNumber, Option<&$crate::domain::Person>)],
             ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
-                // The registry's writers take this lock too: what is read below is current.
-                sqlx::query($event_lock).execute(&mut *tx).await?;
+                // The registry records the rules read, locked until commit: a registry change
+                // in flight is waited for and then seen, and one that comes later waits for
+                // this binding and then sees it. Taken before the event lock, as an upsert
+                // takes its row lock before it (no cycle).
                 for (id, seen) in registry_seen {
-                    let now: Option<(chrono::DateTime<chrono::Utc>,)> =
-                        sqlx::query_as("SELECT update_time FROM persons WHERE id_number = $1")
-                            .bind(id.as_str())
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    if now.map(|(t,)| t) != *seen {
+                    let row: Option<$crate::store::persons::PersonRow> = sqlx::query_as(&format!(
+                        "SELECT {} FROM persons WHERE id_number = $1{}",
+                        $crate::store::persons::PERSON_COLUMNS,
+                        $for_share
+                    ))
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let now: Option<$crate::domain::Person> = row.map(TryInto::try_into).transpose()?;
+                    if now.as_ref() != *seen {
                         return Err($crate::store::StoreError::Conflict($crate::store::Conflict::RegistryChanged));
                     }
                 }
+                sqlx::query($event_lock).execute(&mut *tx).await?;
                 save_response(&mut tx, idempotency, response, binding.create_time).await?;
                 if let Some(max) = max_beneficiaries {
                     let (others,): (i64,) = sqlx::query_as(&format!(

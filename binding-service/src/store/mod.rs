@@ -29,6 +29,8 @@ mod sqlite;
 pub use bindings::{Bindings, ListFilter};
 pub use events::Events;
 pub use persons::Persons;
+#[cfg(test)]
+pub(crate) use persons::write_order;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use uses::Uses;

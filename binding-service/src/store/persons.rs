@@ -13,15 +13,17 @@ use crate::domain::{Binding, Enrollment, EnrollmentStatus, Person, lifecycle::Ch
 
 /// The registry.
 pub trait Persons: Database<Conflict = super::Conflict> {
-    /// Creates or replaces a registry record and, in the same transaction, ends the live
-    /// bindings `decide` picks from those involving the person. `make(created, ended)`
-    /// builds the outcome whose answer is recorded with it.
-    fn upsert_person<T: Send>(
+    /// Creates or replaces registry records, all in one transaction, and ends the live bindings
+    /// `decide(person, live)` picks from those involving each person. Records are written in
+    /// ID-number order, so that concurrent batches lock rows in one order; a binding that two
+    /// records would end is ended by the first. `make` builds the outcome from each record's
+    /// `(created, ended)`, in the order given; its answer is recorded with the effect.
+    fn upsert_persons<T: Send>(
         &self,
-        person: &Person,
+        persons: &[Person],
         command: &Command<T>,
-        decide: impl FnOnce(&[Binding]) -> Vec<(Binding, Change)> + Send,
-        make: impl FnOnce(bool, Vec<Binding>) -> T + Send,
+        decide: impl Fn(&Person, &[Binding]) -> Vec<(Binding, Change)> + Send + Sync,
+        make: impl FnOnce(Vec<(bool, Vec<Binding>)>) -> T + Send,
     ) -> impl Future<Output = Result<T, StoreError>> + Send;
 
     /// One registry record.
@@ -90,6 +92,44 @@ fn paid_years(column: &str) -> Result<Vec<CoverageYear>, StoreError> {
         .collect()
 }
 
+/// The columns of a [`PersonRow`].
+pub(super) const PERSON_COLUMNS: &str = "id_number, name, employee_region, employee_status, \
+     resident_region, resident_status, resident_paid_years, update_time";
+
+/// The positions of `persons` in ID-number order: the order a batch writes and locks them.
+pub(crate) fn write_order(persons: &[Person]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..persons.len()).collect();
+    order.sort_by(|&a, &b| {
+        persons[a]
+            .id_number
+            .as_str()
+            .cmp(persons[b].id_number.as_str())
+    });
+    order
+}
+
+/// `$1, $2, ... $n`.
+pub(super) fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Two persons' records from the rows of `WHERE id_number IN (first, second)`.
+pub(super) fn pair_of(
+    rows: Vec<PersonRow>,
+    first: &IdNumber,
+    second: &IdNumber,
+) -> Result<(Option<Person>, Option<Person>), StoreError> {
+    let people = rows
+        .into_iter()
+        .map(TryInto::try_into)
+        .collect::<Result<Vec<Person>, _>>()?;
+    let find = |id: &IdNumber| people.iter().find(|p| &p.id_number == id).cloned();
+    Ok((find(first), find(second)))
+}
+
 impl TryFrom<PersonRow> for Person {
     type Error = StoreError;
 
@@ -105,71 +145,98 @@ impl TryFrom<PersonRow> for Person {
     }
 }
 
-/// Implements `Persons` for `$store`; `$event_lock` serializes writers of binding events.
+/// Implements `Persons` for `$store`; `$event_lock` serializes writers of binding events, and
+/// an upsert takes it only when it ends bindings; `$for_update` locks the records it replaces.
 /// Uses `save_response` and `write_transition` of the other aggregates.
 macro_rules! persons_sql {
-    ($store:ident, $event_lock:expr) => {
+    ($store:ident, $event_lock:expr, $for_update:expr) => {
         impl $crate::store::Persons for $store {
-            async fn upsert_person<T: Send>(
+            async fn upsert_persons<T: Send>(
                 &self,
-                person: &$crate::domain::Person,
+                persons: &[$crate::domain::Person],
                 command: &gongji_shared::command::Command<T>,
-                decide: impl FnOnce(&[$crate::domain::Binding]) -> Vec<($crate::domain::Binding, $crate::domain::lifecycle::Change)> + Send,
-                make: impl FnOnce(bool, Vec<$crate::domain::Binding>) -> T + Send,
+                decide: impl Fn(&$crate::domain::Person, &[$crate::domain::Binding]) -> Vec<($crate::domain::Binding, $crate::domain::lifecycle::Change)> + Send + Sync,
+                make: impl FnOnce(Vec<(bool, Vec<$crate::domain::Binding>)>) -> T + Send,
             ) -> Result<T, $crate::store::StoreError> {
+                let Some(at) = persons.iter().map(|p| p.update_time).max() else {
+                    // Nothing to write (the API refuses empty batches before they get here).
+                    return Ok(make(Vec::new()));
+                };
+                let order = $crate::store::persons::write_order(persons);
                 let mut tx = self.pool.begin().await?;
-                sqlx::query($event_lock).execute(&mut *tx).await?;
-                let existing: Option<(String,)> =
-                    sqlx::query_as("SELECT id_number FROM persons WHERE id_number = $1")
-                        .bind(person.id_number.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let (employee_region, employee_status) = $crate::store::persons::enrollment_columns(person.employee.as_ref());
-                let (resident_region, resident_status) = $crate::store::persons::enrollment_columns(person.resident.as_ref());
-                sqlx::query(
-                    "INSERT INTO persons (id_number, name, employee_region, employee_status, resident_region, resident_status, update_time, resident_paid_years) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (id_number) DO UPDATE SET name = $2, employee_region = $3, employee_status = $4, \
-                     resident_region = $5, resident_status = $6, update_time = $7, resident_paid_years = $8",
-                )
-                .bind(person.id_number.as_str())
-                .bind(person.name.as_str())
-                .bind(employee_region)
-                .bind(employee_status)
-                .bind(resident_region)
-                .bind(resident_status)
-                .bind(person.update_time)
-                .bind($crate::store::persons::paid_years_column(&person.resident_paid_years))
-                .execute(&mut *tx)
-                .await?;
-                let rows: Vec<$crate::store::bindings::BindingRow> = sqlx::query_as(&format!(
-                    // Two lookups, each on its own index, whatever the planner's statistics
-                    // (an OR of the two columns can turn into a scan of the whole table).
-                    "SELECT {} FROM bindings WHERE binding_id IN ( \
-                     SELECT binding_id FROM bindings WHERE authorizer = $1 AND {live} \
-                     UNION ALL SELECT binding_id FROM bindings WHERE beneficiary = $1 AND {live}) \
-                     ORDER BY seq LIMIT $2",
-                    $crate::store::bindings::BINDING_COLUMNS,
-                    live = $crate::store::bindings::LIVE
-                ))
-                .bind(person.id_number.as_str())
-                .bind($crate::store::MAX_ROWS)
-                .fetch_all(&mut *tx)
-                .await?;
-                let live = rows.into_iter().map(TryInto::try_into).collect::<Result<Vec<_>, _>>()?;
-                let mut ended = Vec::new();
-                for (binding, change) in decide(&live) {
-                    let (next, event) = $crate::domain::lifecycle::apply(
-                        &binding,
-                        &change,
-                        command.request_id(),
-                        person.update_time,
-                    );
-                    write_transition(&mut tx, &next, binding.version, &event, command.idempotency()).await?;
-                    ended.push(next);
+                // No global lock: each record's row lock is what a new binding of theirs waits
+                // on (it reads the row FOR SHARE), so each read of live bindings below sees
+                // every binding that committed first. Existing rows are locked here, in
+                // ID-number order.
+                let existing_sql = format!(
+                    "SELECT id_number FROM persons WHERE id_number IN ({}) ORDER BY id_number{}",
+                    $crate::store::persons::placeholders(persons.len()),
+                    $for_update
+                );
+                let mut existing_query = sqlx::query_as::<_, (String,)>(&existing_sql);
+                for &i in &order {
+                    existing_query = existing_query.bind(persons[i].id_number.as_str());
                 }
-                let outcome = make(existing.is_none(), ended);
-                save_response(&mut tx, command.idempotency(), &command.response(&outcome), person.update_time).await?;
+                let existing: std::collections::HashSet<String> =
+                    existing_query.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id).collect();
+                let mut results = vec![(false, Vec::new()); persons.len()];
+                let mut event_locked = false;
+                for &i in &order {
+                    let person = &persons[i];
+                    let (employee_region, employee_status) = $crate::store::persons::enrollment_columns(person.employee.as_ref());
+                    let (resident_region, resident_status) = $crate::store::persons::enrollment_columns(person.resident.as_ref());
+                    sqlx::query(
+                        "INSERT INTO persons (id_number, name, employee_region, employee_status, resident_region, resident_status, update_time, resident_paid_years) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (id_number) DO UPDATE SET name = $2, employee_region = $3, employee_status = $4, \
+                         resident_region = $5, resident_status = $6, update_time = $7, resident_paid_years = $8",
+                    )
+                    .bind(person.id_number.as_str())
+                    .bind(person.name.as_str())
+                    .bind(employee_region)
+                    .bind(employee_status)
+                    .bind(resident_region)
+                    .bind(resident_status)
+                    .bind(person.update_time)
+                    .bind($crate::store::persons::paid_years_column(&person.resident_paid_years))
+                    .execute(&mut *tx)
+                    .await?;
+                    let rows: Vec<$crate::store::bindings::BindingRow> = sqlx::query_as(&format!(
+                        // Two lookups, each on its own index, whatever the planner's statistics
+                        // (an OR of the two columns can turn into a scan of the whole table).
+                        "SELECT {} FROM bindings WHERE binding_id IN ( \
+                         SELECT binding_id FROM bindings WHERE authorizer = $1 AND {live} \
+                         UNION ALL SELECT binding_id FROM bindings WHERE beneficiary = $1 AND {live}) \
+                         ORDER BY seq LIMIT $2",
+                        $crate::store::bindings::BINDING_COLUMNS,
+                        live = $crate::store::bindings::LIVE
+                    ))
+                    .bind(person.id_number.as_str())
+                    .bind($crate::store::MAX_ROWS)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let live = rows.into_iter().map(TryInto::try_into).collect::<Result<Vec<_>, _>>()?;
+                    let changes = decide(person, &live);
+                    if !changes.is_empty() && !event_locked {
+                        // Ending bindings writes events: their sequence must be commit order.
+                        sqlx::query($event_lock).execute(&mut *tx).await?;
+                        event_locked = true;
+                    }
+                    let mut ended = Vec::with_capacity(changes.len());
+                    for (binding, change) in changes {
+                        let (next, event) = $crate::domain::lifecycle::apply(
+                            &binding,
+                            &change,
+                            command.request_id(),
+                            person.update_time,
+                        );
+                        write_transition(&mut tx, &next, binding.version, &event, command.idempotency()).await?;
+                        ended.push(next);
+                    }
+                    results[i] = (!existing.contains(person.id_number.as_str()), ended);
+                }
+                let outcome = make(results);
+                save_response(&mut tx, command.idempotency(), &command.response(&outcome), at).await?;
                 tx.commit().await?;
                 Ok(outcome)
             }
@@ -178,10 +245,10 @@ macro_rules! persons_sql {
                 &self,
                 id: &gongji_shared::IdNumber,
             ) -> Result<Option<$crate::domain::Person>, $crate::store::StoreError> {
-                let row: Option<$crate::store::persons::PersonRow> = sqlx::query_as(
-                    "SELECT id_number, name, employee_region, employee_status, resident_region, resident_status, resident_paid_years, update_time \
-                     FROM persons WHERE id_number = $1",
-                )
+                let row: Option<$crate::store::persons::PersonRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM persons WHERE id_number = $1",
+                    $crate::store::persons::PERSON_COLUMNS
+                ))
                 .bind(id.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
@@ -193,20 +260,15 @@ macro_rules! persons_sql {
                 first: &gongji_shared::IdNumber,
                 second: &gongji_shared::IdNumber,
             ) -> Result<(Option<$crate::domain::Person>, Option<$crate::domain::Person>), $crate::store::StoreError> {
-                let rows: Vec<$crate::store::persons::PersonRow> = sqlx::query_as(
-                    "SELECT id_number, name, employee_region, employee_status, resident_region, resident_status, resident_paid_years, update_time \
-                     FROM persons WHERE id_number IN ($1, $2)",
-                )
+                let rows: Vec<$crate::store::persons::PersonRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM persons WHERE id_number IN ($1, $2)",
+                    $crate::store::persons::PERSON_COLUMNS
+                ))
                 .bind(first.as_str())
                 .bind(second.as_str())
                 .fetch_all(&self.pool)
                 .await?;
-                let people = rows
-                    .into_iter()
-                    .map(TryInto::try_into)
-                    .collect::<Result<Vec<$crate::domain::Person>, _>>()?;
-                let find = |id: &gongji_shared::IdNumber| people.iter().find(|p| &p.id_number == id).cloned();
-                Ok((find(first), find(second)))
+                $crate::store::persons::pair_of(rows, first, second)
             }
         }
     };

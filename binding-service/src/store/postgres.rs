@@ -2,7 +2,7 @@
 //!
 //! What differs from SQLite, all of it here: concurrent writers, so every writer of binding
 //! events takes one transaction advisory lock, and event sequence numbers become visible in
-//! commit order.
+//! commit order; other writers lock only the rows they rely on.
 
 use sqlx::postgres::PgPool;
 
@@ -10,10 +10,10 @@ use super::StoreError;
 
 /// Serializes writers of binding events, so sequence order is commit order.
 const EVENT_LOCK: &str = "SELECT pg_advisory_xact_lock(7402031)";
-/// The same lock, shared: uses of bindings run side by side, never beside a writer.
-const USE_LOCK: &str = "SELECT pg_advisory_xact_lock_shared(7402031)";
-/// Row locking inside a transaction.
+/// Row locking inside a transaction, to write the row.
 const FOR_UPDATE: &str = " FOR UPDATE";
+/// Row locking inside a transaction, to rely on the row.
+const FOR_SHARE: &str = " FOR SHARE";
 /// The position of a new use.
 const NEXT_USE_SEQ: &str = "nextval('binding_uses_seq')";
 
@@ -40,6 +40,6 @@ gongji_shared::database_sql!(
     super::Conflict::RequestIdTaken
 );
 events_sql!(PgStore, sqlx::Postgres);
-bindings_sql!(PgStore, sqlx::Postgres, EVENT_LOCK);
-persons_sql!(PgStore, EVENT_LOCK);
-uses_sql!(PgStore, USE_LOCK, FOR_UPDATE, NEXT_USE_SEQ);
+bindings_sql!(PgStore, sqlx::Postgres, EVENT_LOCK, FOR_SHARE);
+persons_sql!(PgStore, EVENT_LOCK, FOR_UPDATE);
+uses_sql!(PgStore, FOR_UPDATE, NEXT_USE_SEQ);

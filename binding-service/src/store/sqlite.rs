@@ -1,7 +1,7 @@
 //! The embedded default: one SQLite file, created on first start.
 //!
 //! What differs from PostgreSQL, all of it here: SQLite has one writer already, so writers
-//! of binding events need no lock of their own.
+//! of binding events need no lock of their own, and no row is locked.
 
 use sqlx::sqlite::SqlitePool;
 
@@ -35,6 +35,6 @@ gongji_shared::database_sql!(
     super::Conflict::RequestIdTaken
 );
 events_sql!(SqliteStore, sqlx::Sqlite);
-bindings_sql!(SqliteStore, sqlx::Sqlite, EVENT_LOCK);
-persons_sql!(SqliteStore, EVENT_LOCK);
-uses_sql!(SqliteStore, EVENT_LOCK, "", NEXT_USE_SEQ);
+bindings_sql!(SqliteStore, sqlx::Sqlite, EVENT_LOCK, "");
+persons_sql!(SqliteStore, EVENT_LOCK, "");
+uses_sql!(SqliteStore, "", NEXT_USE_SEQ);

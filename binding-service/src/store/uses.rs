@@ -61,13 +61,13 @@ impl TryFrom<UseRow> for BindingUse {
     }
 }
 
-/// Implements `Uses` for `$store`. `$use_lock` takes, in shared mode, the lock binding
-/// transitions and registry changes take alone: uses run side by side, never beside a
-/// revocation or an ending. `$for_update` locks the binding's row, so one binding's uses
-/// commit one at a time, in the order of `$next_seq`, their position.
+/// Implements `Uses` for `$store`. `$for_update` locks the binding's row, which every
+/// revocation and ending writes: a use commits before one or sees it, and one binding's uses
+/// commit one at a time, in the order of `$next_seq`, their position. Uses of other bindings
+/// run side by side.
 /// Uses `save_response` of the idempotency plumbing.
 macro_rules! uses_sql {
-    ($store:ident, $use_lock:expr, $for_update:expr, $next_seq:expr) => {
+    ($store:ident, $for_update:expr, $next_seq:expr) => {
         impl $crate::store::Uses for $store {
             async fn authorize_use<T: Send>(
                 &self,
@@ -83,20 +83,9 @@ macro_rules! uses_sql {
                 + Send,
             ) -> Result<T, $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
-                // The lock revocations and endings take alone: no use after one has
-                // committed, and none while one runs; uses of other bindings run meanwhile.
-                sqlx::query($use_lock).execute(&mut *tx).await?;
-                let mut people = Vec::with_capacity(2);
-                for id in [authorizer, beneficiary] {
-                    let row: Option<$crate::store::persons::PersonRow> = sqlx::query_as(
-                        "SELECT id_number, name, employee_region, employee_status, resident_region, resident_status, \
-                         resident_paid_years, update_time FROM persons WHERE id_number = $1",
-                    )
-                    .bind(id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    people.push(row.map(TryInto::try_into).transpose()?);
-                }
+                // The binding's row first: a revocation or an ending in flight is waited for
+                // and then seen, and one that comes later waits for this use. The records read
+                // after it are the ones current once the lock is held.
                 let row: Option<$crate::store::bindings::BindingRow> = sqlx::query_as(&format!(
                     "SELECT {} FROM bindings WHERE authorizer = $1 AND beneficiary = $2 AND kind = 'FUNDS_SHARING' \
                      AND state <> 'REJECTED' ORDER BY CASE WHEN {} THEN 0 ELSE 1 END, seq DESC LIMIT 1{}",
@@ -109,8 +98,16 @@ macro_rules! uses_sql {
                 .fetch_optional(&mut *tx)
                 .await?;
                 let binding = row.map(TryInto::try_into).transpose()?;
-                let beneficiary_person = people.pop().flatten();
-                let authorizer_person = people.pop().flatten();
+                let rows: Vec<$crate::store::persons::PersonRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM persons WHERE id_number IN ($1, $2)",
+                    $crate::store::persons::PERSON_COLUMNS
+                ))
+                .bind(authorizer.as_str())
+                .bind(beneficiary.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+                let (authorizer_person, beneficiary_person) =
+                    $crate::store::persons::pair_of(rows, authorizer, beneficiary)?;
                 let (outcome, recorded) = decide(authorizer_person, beneficiary_person, binding);
                 if let Some(u) = &recorded {
                     sqlx::query(&format!(

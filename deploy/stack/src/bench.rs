@@ -43,6 +43,7 @@ const BENCH_CALLER: &str = r#"
 [roles.bench]
 rpcs = [
   "gongji.binding.v1.RegistryService/UpsertInsuredPerson",
+  "gongji.binding.v1.RegistryService/BatchUpsertInsuredPersons",
   "gongji.binding.v1.BindingService/CreateBinding",
   "gongji.binding.v1.BindingService/CheckAuthorization",
   "gongji.payment.v1.AccountService/OpenAccount",

@@ -54,10 +54,16 @@ impl IdNumber {
     /// The ID number of 17 digits (region, birth date, sequence) with its check character
     /// appended, for generated test and benchmark data; `None` if it does not parse.
     pub fn with_check_char(body: &str) -> Option<Self> {
+        Self::parse(&format!("{body}{}", Self::check_char_of(body)?)).ok()
+    }
+
+    /// The GB 11643 check character of a 17-digit body, whatever the date in it (tests build
+    /// implausible numbers with it); `None` if it is not 17 digits.
+    pub fn check_char_of(body: &str) -> Option<char> {
         if body.len() != LENGTH - 1 || !body.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        Self::parse(&format!("{body}{}", check_char(body.as_bytes()) as char)).ok()
+        Some(check_char(body.as_bytes()) as char)
     }
 
     /// Parses and validates; accepts a lower-case `x` and stores `X`.

@@ -55,10 +55,13 @@ impl Default for Limits {
 }
 
 /// The layers every server runs its services in: transport errors outside, authentication
-/// inside them.
+/// inside them, and the caller's trace context around the call itself.
 pub type Layers = tower::layer::util::Stack<
-    AuthLayer,
-    tower::layer::util::Stack<TransportErrorsLayer, tower::layer::util::Identity>,
+    telemetry::TraceContextLayer,
+    tower::layer::util::Stack<
+        AuthLayer,
+        tower::layer::util::Stack<TransportErrorsLayer, tower::layer::util::Identity>,
+    >,
 >;
 /// A router of a server made by [`builder`].
 pub type Router = TonicRouter<Layers>;
@@ -89,7 +92,8 @@ pub fn builder(
             limits.request_timeout_ms,
             limits.max_message_bytes,
         ))
-        .layer(AuthLayer::new(auth, domain)))
+        .layer(AuthLayer::new(auth, domain))
+        .layer(telemetry::TraceContextLayer))
 }
 
 /// Reflection v1 and v1alpha (grpcurl speaks v1alpha only), advertising the services this

@@ -1,10 +1,14 @@
 //! Many debits racing for a few accounts: no account is ever overdrawn, every balance
-//! equals its entries and what the callers were told, and the ledger verifies clean.
+//! equals its entries and what the callers were told, and the ledger verifies clean. And
+//! registry changes racing new bindings: no binding outlives the enrollment it depends on.
 
 use std::collections::HashMap;
 
-use gongji_proto::payment::v1::{
-    GetAccountRequest, InstitutionKind, PayMedicalExpenseRequest, VerifyLedgerRequest,
+use gongji_proto::{
+    binding::v1::{BindingState, EnrollmentStatus, GetBindingRequest, UpsertInsuredPersonRequest},
+    payment::v1::{
+        GetAccountRequest, InstitutionKind, PayMedicalExpenseRequest, VerifyLedgerRequest,
+    },
 };
 use rust_decimal::Decimal;
 use tonic::Code;
@@ -15,7 +19,10 @@ use crate::{
     support::{Backend, IN_WINDOW, TestEnv},
 };
 
-both_backends!(two_hundred_concurrent_debits_never_overdraw);
+both_backends!(
+    two_hundred_concurrent_debits_never_overdraw,
+    no_binding_survives_a_termination_that_races_it,
+);
 
 const PAYERS: u32 = 4;
 /// The default policy's beneficiary cap.
@@ -176,5 +183,75 @@ async fn two_hundred_concurrent_debits_never_overdraw(backend: Backend) {
         .expect("verify")
         .into_inner();
     assert!(report.violations.is_empty(), "{:?}", report.violations);
+    env.finish().await;
+}
+
+/// Rounds of a binding application racing its authorizer's termination.
+const RACES: u32 = 24;
+
+async fn no_binding_survives_a_termination_that_races_it(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    let mut pairs = Vec::new();
+    for round in 0..RACES {
+        let payer = fixtures::id_number("19800101", 300 + round);
+        let child = fixtures::id_number("20120101", 300 + round);
+        fixtures::register(
+            &mut c,
+            fixtures::person(&payer, "付款人", Some("340500"), None),
+        )
+        .await;
+        fixtures::register(
+            &mut c,
+            fixtures::person(&child, "孩子", None, Some("340500")),
+        )
+        .await;
+        fixtures::fund(&mut c, &payer, "100.00").await;
+        pairs.push((payer, child));
+    }
+    let mut created = 0;
+    for (round, (payer, child)) in pairs.iter().enumerate() {
+        let mut bind_client = c.clone();
+        let mut sync_client = c.clone();
+        let mut bind = fixtures::bind_child(&fixtures::opaque("race-bind"), child, "孩子");
+        bind.authorizer_id_number = payer.clone();
+        let mut terminated = fixtures::person(payer, "付款人", Some("340500"), None);
+        if let Some(e) = terminated.employee_enrollment.as_mut() {
+            e.status = EnrollmentStatus::Terminated as i32;
+        }
+        // Stagger the termination across the application's path, round by round.
+        let delay_ms = (round % 8) as u64;
+        let (binding, sync) = tokio::join!(bind_client.bindings.create_binding(bind), async {
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+            sync_client
+                .registry
+                .upsert_insured_person(UpsertInsuredPersonRequest {
+                    request_id: fixtures::opaque("race-terminate"),
+                    person: Some(terminated),
+                })
+                .await
+        });
+        sync.expect("the registry change always lands");
+        let Ok(binding) = binding else { continue };
+        created += 1;
+        let id = binding.into_inner().binding.expect("binding").binding_id;
+        let now = c
+            .bindings
+            .get_binding(GetBindingRequest { binding_id: id })
+            .await
+            .expect("binding")
+            .into_inner()
+            .binding
+            .expect("binding");
+        assert_eq!(
+            now.state,
+            BindingState::Ended as i32,
+            "round {round}: a binding created beside the termination is ended by it"
+        );
+    }
+    // Either may win a round; some applications must have won for the check to mean anything.
+    assert!(created > 0, "no application won a round");
     env.finish().await;
 }

@@ -10,6 +10,7 @@ mod contract;
 mod edges;
 mod payment;
 mod premium;
+mod registry;
 mod serving;
 mod tracing;
 mod trust;

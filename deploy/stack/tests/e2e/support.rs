@@ -55,6 +55,7 @@ const CONTRACT_CALLER: &str = r#"
 [roles.contract-tests]
 rpcs = [
   "gongji.binding.v1.RegistryService/UpsertInsuredPerson",
+  "gongji.binding.v1.RegistryService/BatchUpsertInsuredPersons",
   "gongji.binding.v1.RegistryService/GetInsuredPerson",
   "gongji.binding.v1.BindingService/CreateBinding",
   "gongji.binding.v1.BindingService/GetBinding",

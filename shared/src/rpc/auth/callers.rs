@@ -253,7 +253,7 @@ requests_per_second = 5
     /// ListBindingUses and ReconcileBindingUses.
     #[test]
     fn the_contract_has_twenty_eight_rpcs() {
-        assert_eq!(contract_rpcs().len(), 28, "{:?}", contract_rpcs());
+        assert_eq!(contract_rpcs().len(), 29, "{:?}", contract_rpcs());
     }
 
     #[test]
