@@ -155,6 +155,28 @@ impl TryFrom<EntryRow> for AccountEntry {
     }
 }
 
+/// The statement inserting `n` entries of one movement ($1), five columns each, returning
+/// their IDs.
+pub(super) fn entries_insert(n: usize) -> String {
+    let rows = (0..n)
+        .map(|i| {
+            let p = 2 + i * 5;
+            format!(
+                "($1, ${}, ${}, ${}, ${}, ${})",
+                p,
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO entries (movement_id, holder, bucket, fund, region, amount_fen) VALUES {rows} RETURNING entry_id"
+    )
+}
+
 /// Implements `Accounts` for `$store` over `$db`; `$for_update` locks a row read inside a
 /// transaction, and `$day_lock_shared` takes a business day's lock in shared mode (against
 /// its settlement, which takes it alone). Also defines `read_account`, `open_day` and
@@ -334,13 +356,25 @@ macro_rules! accounts_sql {
             Err($crate::store::StoreError::Corrupt("too many settled days ahead of a movement".into()))
         }
 
-        /// Writes a movement and its postings, on its open business day (`open_day`).
-        /// Personal buckets move first, in a fixed order (holder, bucket) so concurrent
-        /// movements over the same accounts lock them in the same order, each with a
-        /// conditional update that refuses to go below zero, or into what live holds
-        /// reserve as of the movement's time, its own hold (the one being posted) aside. Returns the entry IDs in posting
-        /// order and the business day the movement got.
+        /// Writes a movement, its entries and the balances they move (`record_movement`, then
+        /// `apply_movement`). Returns the entry IDs in posting order and the business day the
+        /// movement got.
         async fn write_movement(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            movement: &$crate::domain::Movement,
+            by: &gongji_shared::command::Idempotency,
+        ) -> Result<(Vec<i64>, chrono::NaiveDate), $crate::store::StoreError> {
+            let written = record_movement(tx, movement, by).await?;
+            apply_movement(tx, movement).await?;
+            Ok(written)
+        }
+
+        /// Writes a movement and its entries, on its open business day (`open_day`), but not
+        /// yet the balances: a writer that has more to insert does it before `apply_movement`,
+        /// so that the accounts' row locks are taken last and held for the least time (a hot
+        /// account takes as many payments per second as that time allows). Returns the entry
+        /// IDs in posting order and the business day the movement got.
+        async fn record_movement(
             tx: &mut sqlx::Transaction<'_, $db>,
             movement: &$crate::domain::Movement,
             by: &gongji_shared::command::Idempotency,
@@ -365,6 +399,30 @@ macro_rules! accounts_sql {
             .bind(by.acting_person.as_deref())
             .execute(&mut **tx)
             .await?;
+            // Every entry in one statement. Their IDs come from one counter, in row order, so
+            // sorted they are in posting order.
+            let sql = $crate::store::accounts::entries_insert(movement.postings.len());
+            let mut insert = sqlx::query_as::<_, (i64,)>(&sql).bind(&movement.movement_id);
+            for posting in &movement.postings {
+                let (holder, bucket, fund, region) = $crate::store::accounts::book_columns(&posting.book);
+                insert = insert.bind(holder).bind(bucket).bind(fund).bind(region).bind(posting.amount_fen);
+            }
+            let mut ids: Vec<i64> = insert.fetch_all(&mut **tx).await?.into_iter().map(|(id,)| id).collect();
+            ids.sort_unstable();
+            if ids.len() != movement.postings.len() {
+                return Err($crate::store::StoreError::Corrupt("an entry was not written".into()));
+            }
+            Ok((ids, business_date))
+        }
+
+        /// Moves the balances of a movement's personal postings, in a fixed order (holder,
+        /// bucket) so concurrent movements over the same accounts lock them in the same order,
+        /// each with a conditional update that refuses to go below zero, or into what live
+        /// holds reserve as of the movement's time, its own hold (the one being posted) aside.
+        async fn apply_movement(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            movement: &$crate::domain::Movement,
+        ) -> Result<(), $crate::store::StoreError> {
             let mut personal: Vec<(&gongji_shared::IdNumber, gongji_shared::policy::Bucket, i64)> = movement
                 .postings
                 .iter()
@@ -419,24 +477,7 @@ macro_rules! accounts_sql {
                     return Err($crate::store::StoreError::Conflict(conflict));
                 }
             }
-            let mut ids = Vec::with_capacity(movement.postings.len());
-            for posting in &movement.postings {
-                let (holder, bucket, fund, region) = $crate::store::accounts::book_columns(&posting.book);
-                let (id,): (i64,) = sqlx::query_as(
-                    "INSERT INTO entries (movement_id, holder, bucket, fund, region, amount_fen) \
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING entry_id",
-                )
-                .bind(&movement.movement_id)
-                .bind(holder)
-                .bind(bucket)
-                .bind(fund)
-                .bind(region)
-                .bind(posting.amount_fen)
-                .fetch_one(&mut **tx)
-                .await?;
-                ids.push(id);
-            }
-            Ok((ids, business_date))
+            Ok(())
         }
     };
 }

@@ -49,35 +49,42 @@ pub(super) fn hold_state(state: &str, expire_ms: i64, at_ms: i64) -> Option<Hold
     }
 }
 
-/// Implements `Holds` for `$store`; `$for_update` locks a row read inside a transaction.
+/// Implements `Holds` for `$store`; `$for_update` locks a row read inside a transaction, and
+/// `$hold_begin` begins the transaction that places a hold.
 /// Uses `read_account` of the accounts aggregate.
 macro_rules! holds_sql {
-    ($store:ident, $db:ty, $for_update:expr) => {
+    ($store:ident, $db:ty, $for_update:expr, $hold_begin:expr) => {
         impl $crate::store::Holds for $store {
             async fn place_hold(
                 &self,
                 hold: &$crate::domain::fence::Hold,
             ) -> Result<(), $crate::store::StoreError> {
                 let at_ms = hold.create_time.timestamp_millis();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.pool.begin_with($hold_begin).await?;
                 // The account's lock first: a debit and another hold wait, then see this one.
                 let account = read_account(&mut tx, &hold.holder, $for_update).await?;
-                sqlx::query(
-                    "UPDATE holds SET state = 'VOIDED', close_ms = $1 \
-                     WHERE holder = $2 AND state = 'HELD' AND expire_ms <= $1",
-                )
-                .bind(at_ms)
-                .bind(hold.holder.as_str())
-                .execute(&mut *tx)
-                .await?;
-                let (held_current_fen, held_prior_fen): (i64, i64) = sqlx::query_as(
-                    "SELECT CAST(COALESCE(SUM(current_fen), 0) AS BIGINT), CAST(COALESCE(SUM(prior_fen), 0) AS BIGINT) \
-                     FROM holds WHERE holder = $1 AND state = 'HELD' AND expire_ms > $2",
+                let (held_current_fen, held_prior_fen, expired): (i64, i64, i64) = sqlx::query_as(
+                    "SELECT CAST(COALESCE(SUM(CASE WHEN expire_ms > $2 THEN current_fen ELSE 0 END), 0) AS BIGINT), \
+                     CAST(COALESCE(SUM(CASE WHEN expire_ms > $2 THEN prior_fen ELSE 0 END), 0) AS BIGINT), \
+                     CAST(COALESCE(SUM(CASE WHEN expire_ms > $2 THEN 0 ELSE 1 END), 0) AS BIGINT) \
+                     FROM holds WHERE holder = $1 AND state = 'HELD'",
                 )
                 .bind(hold.holder.as_str())
                 .bind(at_ms)
                 .fetch_one(&mut *tx)
                 .await?;
+                if expired > 0 {
+                    // Expired holds count for nothing already; closing them keeps the account's
+                    // live holds few.
+                    sqlx::query(
+                        "UPDATE holds SET state = 'VOIDED', close_ms = $1 \
+                         WHERE holder = $2 AND state = 'HELD' AND expire_ms <= $1",
+                    )
+                    .bind(at_ms)
+                    .bind(hold.holder.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 let (mut current_fen, mut prior_fen) = (0_i64, 0_i64);
                 for draw in &hold.draws {
                     match draw.bucket {

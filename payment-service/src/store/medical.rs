@@ -112,8 +112,10 @@ macro_rules! medical_sql {
             ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
                 save_response(&mut tx, idempotency, response, p.pay_time).await?;
+                // The balances last (`apply_movement`, below): the payers' row locks are held
+                // from there to the commit only.
                 if let Some(movement) = movement {
-                    write_movement(&mut tx, movement, idempotency).await?;
+                    record_movement(&mut tx, movement, idempotency).await?;
                 }
                 if let Some(posting) = posting {
                     post_hold(&mut tx, posting).await?;
@@ -142,6 +144,9 @@ macro_rules! medical_sql {
                 .bind(idempotency.acting_person.as_deref())
                 .execute(&mut *tx)
                 .await?;
+                if let Some(movement) = movement {
+                    apply_movement(&mut tx, movement).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }

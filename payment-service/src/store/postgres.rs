@@ -1,7 +1,7 @@
 //! PostgreSQL, for production.
 //!
 //! What differs from SQLite, all of it here: concurrent writers, so a row read to decide a
-//! write is locked (`FOR UPDATE`), a business day is locked against its settlement
+//! write is locked (`FOR NO KEY UPDATE`), a business day is locked against its settlement
 //! (advisory locks), VerifyLedger reads in REPEATABLE READ (READ COMMITTED statements would
 //! each see another moment), and a premium payment's position comes from a sequence.
 
@@ -9,14 +9,20 @@ use sqlx::postgres::PgPool;
 
 use super::StoreError;
 
-/// Row locking inside a transaction.
-const FOR_UPDATE: &str = " FOR UPDATE";
+/// Row locking inside a transaction. NO KEY: the lock an update of balances takes, which does
+/// not stop the inserts whose foreign keys name the row (entries, holds) from going ahead.
+const FOR_UPDATE: &str = " FOR NO KEY UPDATE";
 /// A business day's lock (keyed by its day number): writers of movements take it shared,
 /// its settlement alone, so a settlement never misses a movement committing meanwhile.
 const DAY_LOCK_SHARED: &str = "SELECT pg_advisory_xact_lock_shared(7402032, $1)";
 const DAY_LOCK: &str = "SELECT pg_advisory_xact_lock(7402032, $1)";
 /// VerifyLedger's one snapshot: every statement of its transaction sees the same moment.
 const VERIFY_SNAPSHOT: &str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+/// A hold's transaction commits without waiting for its WAL to reach the disk, in the same round
+/// trip as its BEGIN. A hold only reserves: the payment that posts it commits durably, and that
+/// flush carries the hold's earlier commit with it. A hold lost to a crash before then belongs
+/// to a payment nobody was told succeeded, and counts as expired.
+const HOLD_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit TO OFF";
 /// The position of a new premium payment.
 const NEXT_PREMIUM_SEQ: &str = "nextval('premium_payments_seq')";
 
@@ -43,7 +49,7 @@ gongji_shared::database_sql!(
     super::Conflict::RequestIdTaken
 );
 accounts_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, DAY_LOCK_SHARED);
-holds_sql!(PgStore, sqlx::Postgres, FOR_UPDATE);
+holds_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, HOLD_BEGIN);
 premiums_sql!(PgStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(PgStore);
 settlement_sql!(PgStore, sqlx::Postgres, DAY_LOCK, VERIFY_SNAPSHOT);

@@ -217,8 +217,11 @@ macro_rules! premiums_sql {
             ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
                 save_response(&mut tx, idempotency, response, p.pay_time).await?;
-                if !p.split.account_part.is_zero() {
-                    write_movement(&mut tx, movement, idempotency).await?;
+                // The balances last (`apply_movement`, below): the payer's row lock is held
+                // from there to the commit only.
+                let movement = (!p.split.account_part.is_zero()).then_some(movement);
+                if let Some(movement) = movement {
+                    record_movement(&mut tx, movement, idempotency).await?;
                 }
                 if let Some(posting) = posting {
                     post_hold(&mut tx, posting).await?;
@@ -262,6 +265,9 @@ macro_rules! premiums_sql {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::AlreadyPaid))?;
+                if let Some(movement) = movement {
+                    apply_movement(&mut tx, movement).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }

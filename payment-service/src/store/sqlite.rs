@@ -43,7 +43,7 @@ gongji_shared::database_sql!(
     super::Conflict::RequestIdTaken
 );
 accounts_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, DAY_LOCK_SHARED);
-holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE);
+holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, "BEGIN");
 premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(SqliteStore);
 settlement_sql!(SqliteStore, sqlx::Sqlite, DAY_LOCK, VERIFY_SNAPSHOT);
