@@ -73,26 +73,52 @@ pub fn check_max_connections(n: u32) -> Result<u32, String> {
     }
 }
 
+/// Read-only connections beside SQLite's one writer: in WAL mode they read while it writes.
+pub const SQLITE_READERS: u32 = 4;
+
+/// The connections to one SQLite database: its single writer, and its readers.
+#[derive(Debug, Clone)]
+pub struct SqlitePools {
+    /// Every write and every transaction: one connection, so SQLite's one writer never
+    /// answers busy, and a commit is durable before it returns (synchronous FULL).
+    pub writer: SqlitePool,
+    /// Reads outside transactions, so they never queue behind the writer.
+    pub readers: SqlitePool,
+}
+
 /// Opens (creating it and its folder if missing) the SQLite database of a `sqlite://PATH`
-/// URL. One connection: SQLite takes one writer at a time, and a single connection
-/// serializes transactions without busy errors.
-pub async fn sqlite_pool(url: &str) -> Result<SqlitePool, sqlx::Error> {
+/// URL: one writer connection, and up to [`SQLITE_READERS`] read-only connections opened
+/// when first needed (after the writer has created the file). An in-memory database has no
+/// file to share, so there its readers are its writer.
+pub async fn sqlite_pools(url: &str) -> Result<SqlitePools, sqlx::Error> {
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS))
         .foreign_keys(true);
+    let in_memory = options.get_filename() == Path::new(":memory:");
     if let Some(parent) = Path::new(options.get_filename()).parent()
         && !parent.as_os_str().is_empty()
     {
         std::fs::create_dir_all(parent)?;
     }
-    SqlitePoolOptions::new()
+    let writer = SqlitePoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_millis(ACQUIRE_TIMEOUT_MS))
-        .connect_with(options)
-        .await
+        .connect_with(options.clone())
+        .await?;
+    if in_memory {
+        return Ok(SqlitePools {
+            readers: writer.clone(),
+            writer,
+        });
+    }
+    let readers = SqlitePoolOptions::new()
+        .max_connections(SQLITE_READERS)
+        .acquire_timeout(Duration::from_millis(ACQUIRE_TIMEOUT_MS))
+        .connect_lazy_with(options.create_if_missing(false).read_only(true));
+    Ok(SqlitePools { writer, readers })
 }
 
 /// Connects to PostgreSQL with at most `max_connections` connections.
@@ -281,7 +307,8 @@ macro_rules! idempotency_sql {
     };
 }
 
-/// Implements [`Database`] for `$store` (a struct with a `pool` of `$db`), with migrations
+/// Implements [`Database`] for `$store` (a struct with a `pool` of `$db` for writes and
+/// transactions, and `reads` for reads outside them), with migrations
 /// from `$migrations` (relative to the expanding crate) and `$taken` the conflict of a
 /// request ID stored first; defines `save_response` for the store's other writes.
 #[macro_export]
@@ -306,7 +333,7 @@ macro_rules! database_sql {
                 request_id: &str,
             ) -> Result<Option<$crate::command::SavedResponse>, $crate::db::StoreError<$conflict>>
             {
-                saved_response_of(&self.pool, scope, request_id).await
+                saved_response_of(&self.reads, scope, request_id).await
             }
         }
 
@@ -321,6 +348,49 @@ macro_rules! database_sql {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn sqlite_reads_go_on_beside_an_open_write_and_commits_stay_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("x.db").display());
+        let pools = sqlite_pools(&url).await.unwrap();
+        sqlx::query("CREATE TABLE t (n INTEGER)")
+            .execute(&pools.writer)
+            .await
+            .unwrap();
+        let (synchronous,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+            .fetch_one(&pools.writer)
+            .await
+            .unwrap();
+        assert_eq!(synchronous, 2, "FULL: a commit is on disk when it returns");
+        let mut write = pools.writer.begin().await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut *write)
+            .await
+            .unwrap();
+        // The writer is busy in its transaction; a read neither waits for it nor sees it.
+        let read = tokio::time::timeout(
+            Duration::from_millis(1_000),
+            sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM t").fetch_one(&pools.readers),
+        )
+        .await
+        .expect("a read does not queue behind the writer")
+        .unwrap();
+        assert_eq!(read.0, 0);
+        write.commit().await.unwrap();
+        let (after,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM t")
+            .fetch_one(&pools.readers)
+            .await
+            .unwrap();
+        assert_eq!(after, 1, "a committed write is seen by the next read");
+        assert!(
+            sqlx::query("INSERT INTO t VALUES (2)")
+                .execute(&pools.readers)
+                .await
+                .is_err(),
+            "readers are read-only"
+        );
+    }
 
     #[test]
     fn a_database_url_names_its_kind_or_is_refused_without_echoing_it() {

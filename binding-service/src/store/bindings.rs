@@ -157,7 +157,7 @@ macro_rules! bindings_sql {
                 ))
                 .bind(authorizer.as_str())
                 .bind($crate::store::MAX_ROWS)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?;
                 rows.into_iter().map(TryInto::try_into).collect()
             }
@@ -177,7 +177,7 @@ macro_rules! bindings_sql {
                 .bind(authorizer.as_str())
                 .bind(beneficiary.as_str())
                 .bind(kind.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reads)
                 .await?;
                 row.map(TryInto::try_into).transpose()
             }
@@ -279,7 +279,7 @@ macro_rules! bindings_sql {
                 .bind(filter.person.as_str())
                 .bind(filter.after)
                 .bind(i64::from(filter.limit).min($crate::store::MAX_ROWS))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?;
                 rows.into_iter()
                     .map(|r| Ok((r.seq, r.binding.try_into()?)))
@@ -295,7 +295,7 @@ macro_rules! bindings_sql {
                     $crate::store::bindings::BINDING_COLUMNS
                 ))
                 .bind(binding_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reads)
                 .await?;
                 let Some(row) = row else { return Ok(None) };
                 let events: Vec<$crate::store::events::EventRow> = sqlx::query_as(
@@ -304,7 +304,7 @@ macro_rules! bindings_sql {
                 )
                 .bind(binding_id)
                 .bind($crate::store::MAX_ROWS)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?;
                 let events = events.into_iter().map(TryInto::try_into).collect::<Result<_, _>>()?;
                 Ok(Some((row.try_into()?, events)))

@@ -70,7 +70,7 @@ macro_rules! events_sql {
                 )
                 .bind(sequence)
                 .bind(i64::from(limit).min($crate::store::MAX_ROWS))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?;
                 rows.into_iter().map(TryInto::try_into).collect()
             }

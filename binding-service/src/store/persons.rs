@@ -250,7 +250,7 @@ macro_rules! persons_sql {
                     $crate::store::persons::PERSON_COLUMNS
                 ))
                 .bind(id.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reads)
                 .await?;
                 row.map(TryInto::try_into).transpose()
             }
@@ -266,7 +266,7 @@ macro_rules! persons_sql {
                 ))
                 .bind(first.as_str())
                 .bind(second.as_str())
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?;
                 $crate::store::persons::pair_of(rows, first, second)
             }

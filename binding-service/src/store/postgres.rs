@@ -21,13 +21,17 @@ const NEXT_USE_SEQ: &str = "nextval('binding_uses_seq')";
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Reads outside transactions: the same pool (PostgreSQL readers never wait on writers).
+    reads: PgPool,
 }
 
 impl PgStore {
     /// Connects with at most `max_connections` connections.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = gongji_shared::db::postgres_pool(url, max_connections).await?;
         Ok(Self {
-            pool: gongji_shared::db::postgres_pool(url, max_connections).await?,
+            reads: pool.clone(),
+            pool,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! The embedded default: one SQLite file, created on first start.
 //!
 //! What differs from PostgreSQL, all of it here: SQLite has one writer already, so writers
-//! of binding events need no lock of their own, and no row is locked.
+//! of binding events need no lock of their own, and no row is locked. Reads outside
+//! transactions go to read-only connections (WAL), so they never queue behind the writer.
 
 use sqlx::sqlite::SqlitePool;
 
@@ -15,14 +16,19 @@ const NEXT_USE_SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM binding_uses)
 /// SQLite store.
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// The single writer: writes and transactions.
     pool: SqlitePool,
+    /// Read-only connections: reads outside transactions.
+    reads: SqlitePool,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database of a `sqlite://PATH` URL.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pools = gongji_shared::db::sqlite_pools(url).await?;
         Ok(Self {
-            pool: gongji_shared::db::sqlite_pool(url).await?,
+            pool: pools.writer,
+            reads: pools.readers,
         })
     }
 }

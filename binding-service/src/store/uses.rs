@@ -144,7 +144,7 @@ macro_rules! uses_sql {
                 .bind(binding_id)
                 .bind(after)
                 .bind(i64::from(limit).min($crate::store::MAX_ROWS))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?;
                 rows.into_iter().map(|r| Ok((r.seq, r.try_into()?))).collect()
             }

@@ -19,9 +19,9 @@ use anyhow::Context as _;
 use clap::Parser;
 use gongji_proto::{
     binding::v1::{
-        BindingKind, CheckAuthorizationRequest, CreateBindingRequest, Enrollment, EnrollmentStatus,
-        InsuredPerson, Purpose, Relationship, UpsertInsuredPersonRequest,
-        binding_service_client::BindingServiceClient,
+        BatchUpsertInsuredPersonsRequest, BindingKind, CheckAuthorizationRequest,
+        CreateBindingRequest, Enrollment, EnrollmentStatus, InsuredPerson, Purpose, Relationship,
+        UpsertInsuredPersonRequest, binding_service_client::BindingServiceClient,
         registry_service_client::RegistryServiceClient,
     },
     payment::v1::{
@@ -86,7 +86,19 @@ struct Args {
     /// Where the JSON report goes.
     #[arg(long, default_value = "target/bench.json")]
     json: PathBuf,
+    /// Persons bulk-loaded straight into PostgreSQL before the families, half of them bound
+    /// to the other half and holding an empty account: the size the load runs against.
+    #[arg(long, default_value_t = 0)]
+    bulk: usize,
+    /// Seconds of each registry-sync run (one record per call, then batches).
+    #[arg(long, default_value_t = 3)]
+    sync_seconds: u64,
 }
+
+/// Records per BatchUpsertInsuredPersons call in the sync run: the largest batch allowed.
+const SYNC_BATCH: usize = 500;
+/// Rows per statement of the bulk load.
+const BULK_ROWS: usize = 10_000;
 
 type Authed = InterceptedService<Channel, PeerInterceptor>;
 
@@ -191,6 +203,16 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
     let clients = connect(&stack, &token).await?;
 
     let mut figures = Vec::new();
+    if args.bulk > 0 {
+        anyhow::ensure!(backend == "postgres", "--bulk loads PostgreSQL only");
+        let started = Instant::now();
+        bulk_load(&args.postgres, &databases, args.bulk).await?;
+        println!(
+            "{backend}: {} persons bulk-loaded in {:.1} s",
+            args.bulk,
+            started.elapsed().as_secs_f64()
+        );
+    }
     let loaded = Instant::now();
     load_families(&clients, args.families).await?;
     let load_s = loaded.elapsed().as_secs_f64();
@@ -297,6 +319,27 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
             .await,
         );
     }
+    figures.extend(registry_sync(backend, args.sync_seconds, &clients).await);
+    let peak_mib = peak_rss_mib();
+    figures.push(Figure {
+        backend: backend.to_owned(),
+        workload: "peak RSS MiB, both services (VmHWM)".to_owned(),
+        clients: 0,
+        per_second: peak_mib,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        errors: 0,
+    });
+    figures.push(Figure {
+        backend: backend.to_owned(),
+        workload: "start-up to SERVING, ms".to_owned(),
+        clients: 0,
+        per_second: ready_ms,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        errors: 0,
+    });
+    println!("{backend}: peak RSS of both services {peak_mib:.0} MiB");
     stack.stop().await?;
     if !databases.is_empty() {
         admin(
@@ -310,6 +353,162 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
     }
     std::fs::remove_dir_all(&scratch).ok();
     Ok(figures)
+}
+
+/// The process's peak resident set (VmHWM), in MiB: both services run in this process, so
+/// each alone stays under it.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// The i-th bulk-loaded person (district 340503, apart from the families' 340504).
+fn bulk_person(i: usize) -> String {
+    let day = chrono::NaiveDate::from_ymd_opt(1940, 1, 1).unwrap_or_default()
+        + chrono::Duration::days((i / 1000) as i64);
+    let body = format!("340503{}{:03}", day.format("%Y%m%d"), i % 1000);
+    gongji_shared::IdNumber::with_check_char(&body)
+        .map(|id| id.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+/// Loads `n` persons straight into binding-service's database (even ones employees, odd
+/// ones residents), binds each odd one to the even one before it, and opens an empty
+/// account for every even one in payment-service's, `BULK_ROWS` rows per statement. No
+/// ANALYZE follows: the plans must not depend on fresh statistics.
+async fn bulk_load(admin: &str, databases: &[String], n: usize) -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    let [binding_db, payment_db] = databases else {
+        anyhow::bail!("two databases expected");
+    };
+    let mut binding = sqlx::PgConnection::connect(&database_url(admin, binding_db)).await?;
+    let mut payment = sqlx::PgConnection::connect(&database_url(admin, payment_db)).await?;
+    for start in (0..n).step_by(BULK_ROWS) {
+        let ids: Vec<String> = (start..(start + BULK_ROWS).min(n))
+            .map(bulk_person)
+            .collect();
+        let employees: Vec<String> = ids.iter().step_by(2).cloned().collect();
+        let residents: Vec<String> = ids.iter().skip(1).step_by(2).cloned().collect();
+        for (enrollment, ids) in [("employee", &employees), ("resident", &residents)] {
+            sqlx::query(&format!(
+                "INSERT INTO persons (id_number, name, {enrollment}_region, {enrollment}_status, update_time) \
+                 SELECT id, '测试', '340500', 'NORMAL', now() FROM UNNEST($1::text[]) AS id"
+            ))
+            .bind(ids)
+            .execute(&mut binding)
+            .await?;
+        }
+        let pairs = employees.len().min(residents.len());
+        sqlx::query(
+            "INSERT INTO bindings (binding_id, authorizer, beneficiary, beneficiary_name, relationship, kind, \
+             state, version, create_time, update_time, state_reason, seq) \
+             SELECT 'bulk-' || a, a, b, '测试', 'CHILD', 'FUNDS_SHARING', 'ACTIVE', 1, now(), now(), '', \
+             -(ROW_NUMBER() OVER () + $3) FROM UNNEST($1::text[], $2::text[]) AS p(a, b)",
+        )
+        .bind(&employees[..pairs])
+        .bind(&residents[..pairs])
+        .bind(start as i64)
+        .execute(&mut binding)
+        .await?;
+        sqlx::query(
+            "INSERT INTO accounts (holder, region, current_fen, prior_fen, open_time) \
+             SELECT id, '340500', 0, 0, now() FROM UNNEST($1::text[]) AS id",
+        )
+        .bind(&employees)
+        .execute(&mut payment)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Registry sync of new persons for `seconds` each way, 8 clients: one record per
+/// UpsertInsuredPerson call, then `SYNC_BATCH` records per BatchUpsertInsuredPersons call.
+/// Both figures count records per second.
+async fn registry_sync(backend: &str, seconds: u64, clients: &Clients) -> Vec<Figure> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let record = |i: usize| {
+        let day = chrono::NaiveDate::from_ymd_opt(1930, 1, 1).unwrap_or_default()
+            + chrono::Duration::days((i / 1000) as i64);
+        let body = format!("340521{}{:03}", day.format("%Y%m%d"), i % 1000);
+        InsuredPerson {
+            id_number: gongji_shared::IdNumber::with_check_char(&body)
+                .map(|id| id.as_str().to_owned())
+                .unwrap_or_default(),
+            name: "测试".to_owned(),
+            employee_enrollment: None,
+            resident_enrollment: Some(Enrollment {
+                region_code: "340500".to_owned(),
+                status: EnrollmentStatus::Normal as i32,
+            }),
+            update_time: None,
+            resident_paid_years: Vec::new(),
+        }
+    };
+    let single = {
+        let next = next.clone();
+        closed_loop(
+            backend,
+            "UpsertInsuredPerson, records",
+            8,
+            seconds,
+            clients,
+            move |mut c, _| {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    c.registry
+                        .upsert_insured_person(UpsertInsuredPersonRequest {
+                            request_id: format!("sync-{i}"),
+                            person: Some(record(i)),
+                        })
+                        .await?;
+                    Ok(())
+                }
+            },
+        )
+        .await
+    };
+    let mut batch = {
+        let next = next.clone();
+        closed_loop(
+            backend,
+            "BatchUpsertInsuredPersons, calls",
+            8,
+            seconds,
+            clients,
+            move |mut c, k| {
+                let first = next.fetch_add(SYNC_BATCH, Ordering::Relaxed);
+                async move {
+                    c.registry
+                        .batch_upsert_insured_persons(BatchUpsertInsuredPersonsRequest {
+                            request_id: format!("sync-batch-{k}"),
+                            persons: (first..first + SYNC_BATCH).map(record).collect(),
+                        })
+                        .await?;
+                    Ok(())
+                }
+            },
+        )
+        .await
+    };
+    let records = Figure {
+        workload: "BatchUpsertInsuredPersons, records".to_owned(),
+        per_second: batch.per_second * SYNC_BATCH as f64,
+        ..batch.clone()
+    };
+    batch.workload = "BatchUpsertInsuredPersons, calls".to_owned();
+    println!(
+        "  {backend:8} registry sync: {:.0} records/s one per call, {:.0} records/s in batches of {SYNC_BATCH}",
+        single.per_second, records.per_second
+    );
+    vec![single, batch, records]
 }
 
 /// The URL of `database` on the server of the admin URL.
@@ -625,6 +824,15 @@ fn ratios(figures: &[Figure]) -> serde_json::Value {
             get("postgres", "pgbench -S", 32),
         ),
     );
+    for backend in ["postgres", "sqlite"] {
+        out.insert(
+            format!("registry sync {backend}: batch / single records per second"),
+            ratio(
+                get(backend, "BatchUpsertInsuredPersons, records", 8),
+                get(backend, "UpsertInsuredPerson, records", 8),
+            ),
+        );
+    }
     out.insert(
         "PayPremium sqlite / postgres at 8".to_owned(),
         ratio(

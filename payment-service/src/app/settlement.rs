@@ -5,19 +5,20 @@ use gongji_shared::command::Command;
 
 use super::{App, AppError};
 use crate::{
-    domain::settlement::{self, CHECKS, Settlement},
+    domain::settlement::{self, CHECKS, Settlement, VerifyCursor, VerifyLimits},
     store::Settlements,
 };
 
-/// What VerifyLedger found: the checks run and every violation, by check; the settled
-/// days whose digests this call recomputed, and whether more remain.
+/// What VerifyLedger found on one page of each sweep: the checks run and every violation,
+/// by check; the settled days whose digests this call recomputed; and where the pass stands,
+/// unless it is complete.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerReport {
     pub checks: Vec<&'static str>,
     pub violations: Vec<(&'static str, String)>,
     pub verified_days: Vec<NaiveDate>,
-    /// The last day verified, when settled days remain after it.
-    pub next_after: Option<NaiveDate>,
+    /// Where the next call goes on, when any sweep has rows left.
+    pub next: Option<VerifyCursor>,
 }
 
 impl<S: Settlements, R> App<S, R> {
@@ -52,18 +53,16 @@ impl<S: Settlements, R> App<S, R> {
             .ok_or(AppError::SettlementNotFound { date })
     }
 
-    /// Runs every ledger check on one snapshot, recomputing the digests of up to `days`
-    /// settled days after `after`: a call's work stays bounded, and paging through
-    /// `next_after` covers every settled day.
+    /// Runs every ledger check on one snapshot, over the next page of each sweep after
+    /// `cursor` (at most `limits` rows each): a call's work and memory stay bounded whatever
+    /// the size of the ledger, and following `next` covers every account, movement, premium
+    /// payment and settled day.
     pub async fn verify_ledger(
         &self,
-        after: Option<NaiveDate>,
-        days: u32,
+        cursor: &VerifyCursor,
+        limits: VerifyLimits,
     ) -> Result<LedgerReport, AppError> {
-        // One more than asked tells whether another page follows.
-        let (mut facts, mut settled) = self.store.ledger_facts(after, days + 1).await?;
-        let more = settled.len() > days as usize;
-        settled.truncate(days as usize);
+        let (mut facts, settled, next) = self.store.ledger_facts(cursor, limits).await?;
         for (stored, entries) in &settled {
             let again = settlement::settle(stored.business_date, entries);
             if again.digest != stored.digest {
@@ -74,12 +73,83 @@ impl<S: Settlements, R> App<S, R> {
         if !violations.is_empty() {
             tracing::error!(violations = violations.len(), "ledger violations found");
         }
-        let verified_days: Vec<NaiveDate> = settled.iter().map(|(s, _)| s.business_date).collect();
         Ok(LedgerReport {
             checks: CHECKS.to_vec(),
             violations,
-            next_after: more.then(|| verified_days.last().copied()).flatten(),
-            verified_days,
+            verified_days: settled.iter().map(|(s, _)| s.business_date).collect(),
+            next: (!next.is_done()).then_some(next),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use gongji_shared::{Clock, command::Idempotency};
+    use sqlx::Connection as _;
+
+    use super::*;
+    use crate::{
+        app::fakes::{FakeRegistry, account},
+        domain::settlement::Sweep,
+        store::{Accounts as _, Database as _, SqliteStore},
+    };
+
+    const ACCOUNTS: u32 = 7;
+    const PER_PAGE: usize = 3;
+
+    fn holder(i: u32) -> String {
+        gongji_shared::IdNumber::with_check_char(&format!("34050419800101{i:03}"))
+            .unwrap()
+            .as_str()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_pass_pages_through_every_account_a_bounded_page_per_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("payment.db").display());
+        let store = SqliteStore::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        for i in 0..ACCOUNTS {
+            let open = Idempotency::new(&format!("open-{i}"), "OpenAccount", b"o");
+            store
+                .open_account(&account(&holder(i), "0.00"), &open, b"")
+                .await
+                .unwrap();
+        }
+        // The fifth account's balance no longer equals its entries (none).
+        let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("UPDATE accounts SET prior_fen = 5 WHERE holder = $1")
+            .bind(holder(4))
+            .execute(&mut raw)
+            .await
+            .unwrap();
+        let policy = Arc::new(gongji_shared::Policy::load_or_default(None).unwrap());
+        let clock = Clock::parse("2024-11-15T10:00:00+08:00").unwrap();
+        let app = App::new(store, FakeRegistry::default(), policy, clock);
+        let limits = VerifyLimits {
+            accounts: PER_PAGE,
+            ..VerifyLimits::with_days(10)
+        };
+        let mut cursor = VerifyCursor::start();
+        let mut pages = Vec::new();
+        loop {
+            let report = app.verify_ledger(&cursor, limits).await.unwrap();
+            pages.push(report.violations.len());
+            match report.next {
+                Some(next) => {
+                    assert!(
+                        matches!(next.accounts, Sweep::After(_)),
+                        "only accounts remain: {next:?}"
+                    );
+                    cursor = next;
+                }
+                None => break,
+            }
+        }
+        // Seven accounts, three per call: three calls, and the broken one found in the second.
+        assert_eq!(pages, [0, 1, 0]);
     }
 }

@@ -154,6 +154,103 @@ pub struct LedgerFacts {
     pub digests_off: Vec<String>,
 }
 
+/// How far one of VerifyLedger's sweeps has gone: each call checks the next bounded page of
+/// accounts, of movements, of premium payments and of settled days, after these positions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sweep<T> {
+    /// Not started: from the first.
+    Start,
+    /// Checked up to and including this position.
+    After(T),
+    /// Every row checked.
+    Done,
+}
+
+impl<T> Sweep<T> {
+    pub fn is_done(&self) -> bool {
+        matches!(self, Sweep::Done)
+    }
+
+    /// The position after which the next page starts, or `start` for the first page.
+    pub fn after_or(&self, start: T) -> T
+    where
+        T: Clone,
+    {
+        match self {
+            Sweep::After(t) => t.clone(),
+            Sweep::Start | Sweep::Done => start,
+        }
+    }
+
+    /// Where the sweep stands after a page of `got` rows (of at most `limit`) ending at `last`.
+    pub fn next(got: usize, limit: usize, last: Option<T>) -> Self {
+        match last {
+            Some(last) if got >= limit => Sweep::After(last),
+            _ => Sweep::Done,
+        }
+    }
+}
+
+/// Where a VerifyLedger pass stands: one position per sweep. Accounts go by their number
+/// (never their holder's ID number, which the cursor would carry to the caller), movements by
+/// ID, premium payments by position, settled days by date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyCursor {
+    pub accounts: Sweep<i64>,
+    pub movements: Sweep<String>,
+    pub premiums: Sweep<i64>,
+    pub days: Sweep<NaiveDate>,
+}
+
+impl VerifyCursor {
+    /// A pass from the beginning.
+    pub fn start() -> Self {
+        Self {
+            accounts: Sweep::Start,
+            movements: Sweep::Start,
+            premiums: Sweep::Start,
+            days: Sweep::Start,
+        }
+    }
+
+    /// Whether every sweep is done: the pass is complete.
+    pub fn is_done(&self) -> bool {
+        self.accounts.is_done()
+            && self.movements.is_done()
+            && self.premiums.is_done()
+            && self.days.is_done()
+    }
+}
+
+/// Rows one VerifyLedger call checks at most, per sweep: its work and memory stay bounded
+/// whatever the size of the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyLimits {
+    pub accounts: usize,
+    pub movements: usize,
+    pub premiums: usize,
+    pub days: usize,
+}
+
+impl VerifyLimits {
+    /// Most accounts whose balances one call sums.
+    pub const ACCOUNTS: usize = 2_000;
+    /// Most movements whose postings one call sums.
+    pub const MOVEMENTS: usize = 5_000;
+    /// Most premium payments one call checks for a second payment.
+    pub const PREMIUMS: usize = 5_000;
+
+    /// The standard pages, with `days` settled days.
+    pub fn with_days(days: usize) -> Self {
+        Self {
+            accounts: Self::ACCOUNTS,
+            movements: Self::MOVEMENTS,
+            premiums: Self::PREMIUMS,
+            days,
+        }
+    }
+}
+
 /// The checks VerifyLedger runs, in order.
 pub const CHECKS: [&str; 6] = [
     "BALANCE_EQUALS_ENTRIES",

@@ -215,7 +215,7 @@ macro_rules! accounts_sql {
                     "SELECT holder, region, current_fen, prior_fen, open_time FROM accounts WHERE holder = $1",
                 )
                 .bind(holder.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reads)
                 .await?;
                 row.map(TryInto::try_into).transpose()
             }
@@ -251,7 +251,7 @@ macro_rules! accounts_sql {
                 .bind(holder.as_str())
                 .bind(before.unwrap_or(i64::MAX))
                 .bind(i64::from(limit).min($crate::store::MAX_ROWS))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?;
                 rows.into_iter().map(TryInto::try_into).collect()
             }

@@ -142,7 +142,7 @@ macro_rules! holds_sql {
                     let row: Option<(String, i64)> =
                         sqlx::query_as("SELECT state, expire_ms FROM holds WHERE movement_id = $1")
                             .bind(id)
-                            .fetch_optional(&self.pool)
+                            .fetch_optional(&self.reads)
                             .await?;
                     if let Some((state, expire_ms)) = row {
                         let state = $crate::store::holds::hold_state(&state, expire_ms, at.timestamp_millis())
@@ -169,7 +169,7 @@ macro_rules! holds_sql {
                 )
                 .bind(binding_id)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?;
                 rows.into_iter()
                     .map(|(movement_id, account_fen, family_draws)| {

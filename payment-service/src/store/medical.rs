@@ -160,7 +160,7 @@ macro_rules! medical_sql {
                     $crate::store::medical::MEDICAL_COLUMNS
                 ))
                 .bind(payment_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reads)
                 .await?;
                 row.map(TryInto::try_into).transpose()
             }

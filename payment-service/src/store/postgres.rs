@@ -23,6 +23,8 @@ const VERIFY_SNAPSHOT: &str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, 
 /// flush carries the hold's earlier commit with it. A hold lost to a crash before then belongs
 /// to a payment nobody was told succeeded, and counts as expired.
 const HOLD_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit TO OFF";
+/// The column numbering accounts in the order they were opened (VerifyLedger pages by it).
+const ACCOUNT_NO: &str = "account_no";
 /// The position of a new premium payment.
 const NEXT_PREMIUM_SEQ: &str = "nextval('premium_payments_seq')";
 
@@ -30,13 +32,17 @@ const NEXT_PREMIUM_SEQ: &str = "nextval('premium_payments_seq')";
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Reads outside transactions: the same pool (PostgreSQL readers never wait on writers).
+    reads: PgPool,
 }
 
 impl PgStore {
     /// Connects with at most `max_connections` connections.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = gongji_shared::db::postgres_pool(url, max_connections).await?;
         Ok(Self {
-            pool: gongji_shared::db::postgres_pool(url, max_connections).await?,
+            reads: pool.clone(),
+            pool,
         })
     }
 }
@@ -52,4 +58,10 @@ accounts_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, DAY_LOCK_SHARED);
 holds_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, HOLD_BEGIN);
 premiums_sql!(PgStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(PgStore);
-settlement_sql!(PgStore, sqlx::Postgres, DAY_LOCK, VERIFY_SNAPSHOT);
+settlement_sql!(
+    PgStore,
+    sqlx::Postgres,
+    DAY_LOCK,
+    VERIFY_SNAPSHOT,
+    ACCOUNT_NO
+);

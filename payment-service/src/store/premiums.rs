@@ -194,7 +194,7 @@ macro_rules! premiums_sql {
                 )
                 .bind(beneficiary.as_str())
                 .bind($crate::store::MAX_ROWS)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?;
                 rows.into_iter()
                     .map(|r| {
@@ -281,7 +281,7 @@ macro_rules! premiums_sql {
                     $crate::store::premiums::PREMIUM_COLUMNS
                 ))
                 .bind(payment_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reads)
                 .await?;
                 row.map(TryInto::try_into).transpose()
             }
@@ -301,7 +301,7 @@ macro_rules! premiums_sql {
                 .bind(person.as_str())
                 .bind(before.unwrap_or(i64::MAX))
                 .bind(i64::from(limit).min($crate::store::MAX_ROWS))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reads)
                 .await?;
                 rows.into_iter().map(|r| Ok((r.seq, r.payment.try_into()?))).collect()
             }

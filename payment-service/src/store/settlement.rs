@@ -10,7 +10,7 @@ use gongji_shared::db::decode::{self, corrupt};
 use super::{Database, StoreError};
 use crate::domain::{
     MovementKind, SettlementPurpose,
-    settlement::{LedgerFacts, Line, SettledEntry, Settlement},
+    settlement::{LedgerFacts, Line, SettledEntry, Settlement, VerifyCursor, VerifyLimits},
 };
 
 /// Settlements and ledger verification.
@@ -34,18 +34,29 @@ pub trait Settlements: Database<Conflict = super::Conflict> {
         date: NaiveDate,
     ) -> impl Future<Output = Result<Option<(Settlement, DateTime<Utc>)>, StoreError>> + Send;
 
-    /// Everything VerifyLedger checks, measured in one snapshot, and the settled entries of
-    /// the first `days` settled days after `after` (every day when called page by page),
-    /// for recomputing their digests.
+    /// What VerifyLedger checks on the next page of each sweep after `cursor` (at most
+    /// `limits` rows each), measured in one snapshot: the facts, the settled entries of the
+    /// page's settled days (for recomputing their digests), and where each sweep stands after
+    /// the page.
     #[allow(clippy::type_complexity)]
     fn ledger_facts(
         &self,
-        after: Option<NaiveDate>,
-        days: u32,
+        cursor: &VerifyCursor,
+        limits: VerifyLimits,
     ) -> impl Future<
-        Output = Result<(LedgerFacts, Vec<(Settlement, Vec<SettledEntry>)>), StoreError>,
+        Output = Result<
+            (
+                LedgerFacts,
+                Vec<(Settlement, Vec<SettledEntry>)>,
+                VerifyCursor,
+            ),
+            StoreError,
+        >,
     > + Send;
 }
+
+/// Most violations of one kind one call reports.
+pub(super) const MAX_REPORTED: usize = 100;
 
 #[derive(sqlx::FromRow)]
 pub(super) struct SettledEntryRow {
@@ -137,10 +148,11 @@ pub(super) fn settlement_from(
 }
 
 /// Implements `Settlements` for `$store` over `$db`; `$day_lock` takes a business day's
-/// lock alone (its writers take it shared), `$snapshot` makes a transaction one snapshot.
+/// lock alone (its writers take it shared), `$snapshot` makes a transaction one snapshot,
+/// `$account_no` is the column that numbers accounts in the order they were opened.
 /// Uses `save_response` of the idempotency aggregate.
 macro_rules! settlement_sql {
-    ($store:ident, $db:ty, $day_lock:expr, $snapshot:expr) => {
+    ($store:ident, $db:ty, $day_lock:expr, $snapshot:expr, $account_no:expr) => {
         impl $crate::store::Settlements for $store {
             async fn settle<T: Send>(
                 &self,
@@ -227,109 +239,181 @@ macro_rules! settlement_sql {
 
             async fn ledger_facts(
                 &self,
-                after: Option<chrono::NaiveDate>,
-                days: u32,
+                cursor: &$crate::domain::settlement::VerifyCursor,
+                limits: $crate::domain::settlement::VerifyLimits,
             ) -> Result<
                 (
                     $crate::domain::settlement::LedgerFacts,
                     Vec<($crate::domain::settlement::Settlement, Vec<$crate::domain::settlement::SettledEntry>)>,
+                    $crate::domain::settlement::VerifyCursor,
                 ),
                 $crate::store::StoreError,
             > {
-                // One transaction, one snapshot, so every fact is of the same moment.
-                let mut tx = self.pool.begin().await?;
-                sqlx::query($snapshot).execute(&mut *tx).await?;
-                // Only the buckets that are off come back: memory stays bounded.
-                let off: Vec<(String, String, i64, i64)> = sqlx::query_as(
-                    "SELECT holder, bucket, cached, summed FROM ( \
-                     SELECT a.holder AS holder, b.bucket AS bucket, \
-                     CASE b.bucket WHEN 'CURRENT_YEAR' THEN a.current_fen ELSE a.prior_fen END AS cached, \
-                     CAST(COALESCE((SELECT SUM(e.amount_fen) FROM entries e WHERE e.holder = a.holder AND e.bucket = b.bucket), 0) AS BIGINT) AS summed \
-                     FROM accounts a CROSS JOIN (SELECT 'CURRENT_YEAR' AS bucket UNION ALL SELECT 'PRIOR_YEARS') b \
-                     ) x WHERE cached <> summed OR cached < 0 OR summed < 0 LIMIT 100",
-                )
-                .fetch_all(&mut *tx)
-                .await?;
+                use $crate::domain::settlement::Sweep;
+                use $crate::store::settlement::MAX_REPORTED;
+                let limit = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
                 let mask = |holder: &str| {
                     gongji_shared::IdNumber::parse(holder).map_or_else(|_| "?".to_owned(), |id| id.masked())
                 };
-                let balances_off = off
-                    .iter()
-                    .filter(|(_, _, cached, summed)| cached != summed)
-                    .map(|(h, b, cached, summed)| format!("{} {b}: cached {cached}, entries {summed}", mask(h)))
-                    .collect();
-                let negative_balances = off
-                    .iter()
-                    .filter(|(_, _, cached, summed)| *cached < 0 || *summed < 0)
-                    .map(|(h, b, _, _)| format!("{} {b}", mask(h)))
-                    .collect();
-                let unbalanced: Vec<(String,)> = sqlx::query_as(
-                    "SELECT movement_id FROM entries GROUP BY movement_id HAVING SUM(amount_fen) <> 0 LIMIT 100",
-                )
-                .fetch_all(&mut *tx)
-                .await?;
-                let totals = "SELECT CAST(COALESCE(SUM(CASE WHEN m.kind <> 'REFUND' THEN -e.amount_fen ELSE 0 END), 0) AS BIGINT), \
-                     CAST(COALESCE(SUM(CASE WHEN m.kind = 'REFUND' THEN e.amount_fen ELSE 0 END), 0) AS BIGINT) \
-                     FROM entries e JOIN movements m ON m.movement_id = e.movement_id \
-                     WHERE m.purpose IS NOT NULL AND e.holder IS NOT NULL";
-                let (payment_debits_fen, refunds_fen): (i64, i64) = sqlx::query_as(totals).fetch_one(&mut *tx).await?;
-                let (unsettled_debits_fen, unsettled_refunds_fen): (i64, i64) = sqlx::query_as(&format!(
-                    "{totals} AND NOT EXISTS (SELECT 1 FROM settled_movements s WHERE s.movement_id = m.movement_id)"
-                ))
-                .fetch_one(&mut *tx)
-                .await?;
-                let (settled_gross_fen, settled_refunded_fen): (i64, i64) = sqlx::query_as(
-                    "SELECT CAST(COALESCE(SUM(gross_fen), 0) AS BIGINT), CAST(COALESCE(SUM(refunded_fen), 0) AS BIGINT) FROM settlement_lines",
-                )
-                .fetch_one(&mut *tx)
-                .await?;
-                let duplicates: Vec<(String, i32)> = sqlx::query_as(
-                    "SELECT beneficiary, coverage_year FROM premium_payments WHERE state = 'PAID' \
-                     GROUP BY beneficiary, coverage_year HAVING COUNT(*) > 1 LIMIT 100",
-                )
-                .fetch_all(&mut *tx)
-                .await?;
-                let days: Vec<$crate::store::settlement::SettlementRow> = sqlx::query_as(
-                    "SELECT business_date, movement_count, digest, settle_time FROM settlements \
-                     WHERE business_date > $1 ORDER BY business_date LIMIT $2",
-                )
-                // Settled days are 2000 or later (dates are validated): start before them.
-                .bind(after.or(chrono::NaiveDate::from_ymd_opt(1999, 12, 31)))
-                .bind(i64::from(days).min($crate::store::MAX_ROWS))
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut settled = Vec::with_capacity(days.len());
-                for day in days {
-                    let rows: Vec<$crate::store::settlement::SettledEntryRow> = sqlx::query_as(&format!(
-                        "{} JOIN settled_movements s ON s.movement_id = m.movement_id \
-                         WHERE s.business_date = $1 AND e.holder IS NOT NULL ORDER BY e.entry_id",
-                        $crate::store::settlement::SETTLED_ENTRY_SELECT
+                // One transaction, one snapshot, so every fact is of the same moment.
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($snapshot).execute(&mut *tx).await?;
+
+                // Accounts: each balance against the sum of its entries, a page of accounts.
+                let (mut balances_off, mut negative_balances) = (Vec::new(), Vec::new());
+                let mut accounts_next = Sweep::Done;
+                if !cursor.accounts.is_done() {
+                    let rows: Vec<(i64, String, i64, i64, i64, i64)> = sqlx::query_as(&format!(
+                        "SELECT a.{no}, a.holder, a.current_fen, a.prior_fen, \
+                         CAST(COALESCE((SELECT SUM(e.amount_fen) FROM entries e WHERE e.holder = a.holder AND e.bucket = 'CURRENT_YEAR'), 0) AS BIGINT), \
+                         CAST(COALESCE((SELECT SUM(e.amount_fen) FROM entries e WHERE e.holder = a.holder AND e.bucket = 'PRIOR_YEARS'), 0) AS BIGINT) \
+                         FROM accounts a WHERE a.{no} > $1 ORDER BY a.{no} LIMIT $2",
+                        no = $account_no
                     ))
-                    .bind(day.business_date)
+                    .bind(cursor.accounts.after_or(0))
+                    .bind(limit(limits.accounts))
                     .fetch_all(&mut *tx)
                     .await?;
-                    let entries = rows.into_iter().map(TryInto::try_into).collect::<Result<Vec<_>, _>>()?;
-                    let (settlement, _) = $crate::store::settlement::settlement_from(day, Vec::new())?;
-                    settled.push((settlement, entries));
+                    for (_, holder, current, prior, current_sum, prior_sum) in &rows {
+                        for (bucket, cached, summed) in [("CURRENT_YEAR", current, current_sum), ("PRIOR_YEARS", prior, prior_sum)] {
+                            if cached != summed && balances_off.len() < MAX_REPORTED {
+                                balances_off.push(format!("{} {bucket}: cached {cached}, entries {summed}", mask(holder)));
+                            }
+                            if (*cached < 0 || *summed < 0) && negative_balances.len() < MAX_REPORTED {
+                                negative_balances.push(format!("{} {bucket}", mask(holder)));
+                            }
+                        }
+                    }
+                    accounts_next = Sweep::next(rows.len(), limits.accounts, rows.last().map(|r| r.0));
+                }
+
+                // Movements: the postings of each sum to zero, a page of movements.
+                let mut unbalanced_movements = Vec::new();
+                let mut movements_next = Sweep::Done;
+                if !cursor.movements.is_done() {
+                    let rows: Vec<(String, i64)> = sqlx::query_as(
+                        "SELECT p.movement_id, CAST(COALESCE(SUM(e.amount_fen), 0) AS BIGINT) FROM \
+                         (SELECT movement_id FROM movements WHERE movement_id > $1 ORDER BY movement_id LIMIT $2) p \
+                         LEFT JOIN entries e ON e.movement_id = p.movement_id \
+                         GROUP BY p.movement_id ORDER BY p.movement_id",
+                    )
+                    .bind(cursor.movements.after_or(String::new()))
+                    .bind(limit(limits.movements))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    unbalanced_movements = rows
+                        .iter()
+                        .filter(|(_, sum)| *sum != 0)
+                        .take(MAX_REPORTED)
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    movements_next = Sweep::next(rows.len(), limits.movements, rows.last().map(|r| r.0.clone()));
+                }
+
+                // Premiums: no paid one has a second paid one for the same beneficiary and year.
+                let mut duplicate_premiums = Vec::new();
+                let mut premiums_next = Sweep::Done;
+                if !cursor.premiums.is_done() {
+                    let rows: Vec<(i64, String, i32, i64)> = sqlx::query_as(
+                        "SELECT p.seq, p.beneficiary, p.coverage_year, CASE WHEN p.state = 'PAID' THEN \
+                         (SELECT COUNT(*) FROM premium_payments q WHERE q.beneficiary = p.beneficiary \
+                          AND q.coverage_year = p.coverage_year AND q.state = 'PAID') ELSE 0 END \
+                         FROM premium_payments p WHERE p.seq > $1 ORDER BY p.seq LIMIT $2",
+                    )
+                    .bind(cursor.premiums.after_or(0))
+                    .bind(limit(limits.premiums))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (_, beneficiary, year, paid) in &rows {
+                        let found = format!("{} {year}", mask(beneficiary));
+                        if *paid > 1 && !duplicate_premiums.contains(&found) && duplicate_premiums.len() < MAX_REPORTED {
+                            duplicate_premiums.push(found);
+                        }
+                    }
+                    premiums_next = Sweep::next(rows.len(), limits.premiums, rows.last().map(|r| r.0));
+                }
+
+                // Settled days: their digests, and their settlements against their movements.
+                let mut settled = Vec::new();
+                let mut days_next = Sweep::Done;
+                let (mut payment_debits_fen, mut refunds_fen) = (0, 0);
+                let (mut settled_gross_fen, mut settled_refunded_fen) = (0, 0);
+                let (mut unsettled_debits_fen, mut unsettled_refunds_fen) = (0, 0);
+                if !cursor.days.is_done() {
+                    // Settled days are 2000 or later (dates are validated): start before them.
+                    let after = cursor.days.after_or(chrono::NaiveDate::from_ymd_opt(1999, 12, 31).unwrap_or_default());
+                    let days: Vec<$crate::store::settlement::SettlementRow> = sqlx::query_as(
+                        "SELECT business_date, movement_count, digest, settle_time FROM settlements \
+                         WHERE business_date > $1 ORDER BY business_date LIMIT $2",
+                    )
+                    .bind(after)
+                    .bind(limit(limits.days).min($crate::store::MAX_ROWS))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    days_next = Sweep::next(days.len(), limits.days, days.last().map(|d| d.business_date));
+                    if let Some(last) = days.last().map(|d| d.business_date) {
+                        // Every payment and refund of these days, settled or not, against what
+                        // their settlements say.
+                        let totals = "SELECT CAST(COALESCE(SUM(CASE WHEN m.kind <> 'REFUND' THEN -e.amount_fen ELSE 0 END), 0) AS BIGINT), \
+                             CAST(COALESCE(SUM(CASE WHEN m.kind = 'REFUND' THEN e.amount_fen ELSE 0 END), 0) AS BIGINT) \
+                             FROM entries e JOIN movements m ON m.movement_id = e.movement_id \
+                             WHERE m.purpose IS NOT NULL AND e.holder IS NOT NULL AND m.business_date > $1 AND m.business_date <= $2";
+                        (payment_debits_fen, refunds_fen) = sqlx::query_as(totals)
+                            .bind(after)
+                            .bind(last)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        (unsettled_debits_fen, unsettled_refunds_fen) = sqlx::query_as(&format!(
+                            "{totals} AND NOT EXISTS (SELECT 1 FROM settled_movements s WHERE s.movement_id = m.movement_id)"
+                        ))
+                        .bind(after)
+                        .bind(last)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        (settled_gross_fen, settled_refunded_fen) = sqlx::query_as(
+                            "SELECT CAST(COALESCE(SUM(gross_fen), 0) AS BIGINT), CAST(COALESCE(SUM(refunded_fen), 0) AS BIGINT) \
+                             FROM settlement_lines WHERE business_date > $1 AND business_date <= $2",
+                        )
+                        .bind(after)
+                        .bind(last)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    }
+                    for day in days {
+                        let rows: Vec<$crate::store::settlement::SettledEntryRow> = sqlx::query_as(&format!(
+                            "{} JOIN settled_movements s ON s.movement_id = m.movement_id \
+                             WHERE s.business_date = $1 AND e.holder IS NOT NULL ORDER BY e.entry_id",
+                            $crate::store::settlement::SETTLED_ENTRY_SELECT
+                        ))
+                        .bind(day.business_date)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        let entries = rows.into_iter().map(TryInto::try_into).collect::<Result<Vec<_>, _>>()?;
+                        let (settlement, _) = $crate::store::settlement::settlement_from(day, Vec::new())?;
+                        settled.push((settlement, entries));
+                    }
                 }
                 tx.commit().await?;
                 let facts = $crate::domain::settlement::LedgerFacts {
                     balances_off,
                     negative_balances,
-                    unbalanced_movements: unbalanced.into_iter().map(|(m,)| m).collect(),
+                    unbalanced_movements,
                     payment_debits_fen,
                     refunds_fen,
                     settled_gross_fen,
                     settled_refunded_fen,
                     unsettled_debits_fen,
                     unsettled_refunds_fen,
-                    duplicate_premiums: duplicates
-                        .iter()
-                        .map(|(b, y)| format!("{} {y}", mask(b)))
-                        .collect(),
+                    duplicate_premiums,
                     digests_off: Vec::new(),
                 };
-                Ok((facts, settled))
+                let next = $crate::domain::settlement::VerifyCursor {
+                    accounts: accounts_next,
+                    movements: movements_next,
+                    premiums: premiums_next,
+                    days: days_next,
+                };
+                Ok((facts, settled, next))
             }
         }
 

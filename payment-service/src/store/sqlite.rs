@@ -3,7 +3,8 @@
 //! What differs from PostgreSQL, all of it here: SQLite has one writer (one pooled
 //! connection), so a row read in a transaction needs no lock, a business day needs no lock
 //! against its settlement, VerifyLedger's transaction is one snapshot already, and a
-//! premium payment's position is the highest so far plus one.
+//! premium payment's position is the highest so far plus one. Reads outside transactions go
+//! to read-only connections (WAL), so they never queue behind the writer.
 
 use sqlx::sqlite::SqlitePool;
 
@@ -17,20 +18,27 @@ const DAY_LOCK_SHARED: &str = "SELECT $1";
 const DAY_LOCK: &str = "SELECT $1";
 /// VerifyLedger's one snapshot: behind the single connection nothing commits meanwhile.
 const VERIFY_SNAPSHOT: &str = "SELECT 1";
+/// The column numbering accounts in the order they were opened: SQLite's own row ID.
+const ACCOUNT_NO: &str = "rowid";
 /// The position of a new premium payment.
 const NEXT_PREMIUM_SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM premium_payments)";
 
 /// SQLite store.
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// The single writer: writes and transactions.
     pool: SqlitePool,
+    /// Read-only connections: reads outside transactions.
+    reads: SqlitePool,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database of a `sqlite://PATH` URL.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pools = gongji_shared::db::sqlite_pools(url).await?;
         Ok(Self {
-            pool: gongji_shared::db::sqlite_pool(url).await?,
+            pool: pools.writer,
+            reads: pools.readers,
         })
     }
 }
@@ -46,4 +54,10 @@ accounts_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, DAY_LOCK_SHARED);
 holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, "BEGIN");
 premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(SqliteStore);
-settlement_sql!(SqliteStore, sqlx::Sqlite, DAY_LOCK, VERIFY_SNAPSHOT);
+settlement_sql!(
+    SqliteStore,
+    sqlx::Sqlite,
+    DAY_LOCK,
+    VERIFY_SNAPSHOT,
+    ACCOUNT_NO
+);
