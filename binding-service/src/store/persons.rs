@@ -287,7 +287,7 @@ mod tests {
     use sqlx::Connection as _;
 
     use super::*;
-    use crate::store::{Database as _, PgStore};
+    use crate::store::PgStore;
 
     /// Bindings in the table the plan is read over: enough that a scan of a whole index costs
     /// far more than a lookup, never analyzed (as on a host with autovacuum off).
