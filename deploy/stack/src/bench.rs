@@ -93,6 +93,24 @@ struct Args {
     /// Seconds of each registry-sync run (one record per call, then batches).
     #[arg(long, default_value_t = 3)]
     sync_seconds: u64,
+    /// Count the SQL statements each call runs (sqlx's statement events; BEGIN and COMMIT are
+    /// not among them). Counting costs time: compare throughput only between runs without it.
+    #[arg(long)]
+    count_sql: bool,
+}
+
+/// SQL statements run so far, when `--count-sql` is given.
+static SQL_STATEMENTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts sqlx's statement events (target `sqlx::query`), one per statement run.
+struct SqlCounter;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SqlCounter {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() == "sqlx::query" {
+            SQL_STATEMENTS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Records per BatchUpsertInsuredPersons call in the sync run: the largest batch allowed.
@@ -126,11 +144,21 @@ struct Figure {
     p50_ms: f64,
     p99_ms: f64,
     errors: usize,
+    /// SQL statements per call, with `--count-sql`.
+    sql_per_call: Option<f64>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.count_sql {
+        use tracing_subscriber::{Layer as _, layer::SubscriberExt as _};
+        let only_sql = tracing_subscriber::filter::Targets::new()
+            .with_target("sqlx::query", tracing::Level::TRACE);
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(SqlCounter.with_filter(only_sql)),
+        )?;
+    }
     let mut figures = Vec::new();
     for backend in &args.backends {
         figures.extend(run_backend(&args, backend).await?);
@@ -224,6 +252,7 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
         p50_ms: 0.0,
         p99_ms: 0.0,
         errors: 0,
+        sql_per_call: None,
     });
     println!(
         "{backend}: SERVING in {ready_ms:.0} ms; {} families in {load_s:.1} s",
@@ -329,6 +358,7 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
         p50_ms: 0.0,
         p99_ms: 0.0,
         errors: 0,
+        sql_per_call: None,
     });
     figures.push(Figure {
         backend: backend.to_owned(),
@@ -338,6 +368,7 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
         p50_ms: 0.0,
         p99_ms: 0.0,
         errors: 0,
+        sql_per_call: None,
     });
     println!("{backend}: peak RSS of both services {peak_mib:.0} MiB");
     stack.stop().await?;
@@ -692,6 +723,7 @@ where
         })
         .collect();
     let started = Instant::now();
+    let statements_before = SQL_STATEMENTS.load(Ordering::Relaxed);
     let (mut all, mut errors, mut first_error) = (Vec::new(), 0, None);
     for task in tasks {
         if let Ok((latencies, e, first)) = task.await {
@@ -717,10 +749,21 @@ where
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         errors,
+        sql_per_call: (SQL_STATEMENTS.load(Ordering::Relaxed) > statements_before).then(|| {
+            (SQL_STATEMENTS.load(Ordering::Relaxed) - statements_before) as f64
+                / (all.len() + errors).max(1) as f64
+        }),
     };
     println!(
-        "  {backend:8} {workload:36} {clients:3} clients: {:8.0}/s  p50 {:6.2} ms  p99 {:6.2} ms  errors {}",
-        figure.per_second, figure.p50_ms, figure.p99_ms, figure.errors
+        "  {backend:8} {workload:36} {clients:3} clients: {:8.0}/s  p50 {:6.2} ms  p99 {:6.2} ms  errors {}{}",
+        figure.per_second,
+        figure.p50_ms,
+        figure.p99_ms,
+        figure.errors,
+        figure
+            .sql_per_call
+            .map(|n| format!("  SQL statements per call {n:.1}"))
+            .unwrap_or_default()
     );
     figure
 }
@@ -783,6 +826,7 @@ fn pgbench(args: &Args) -> anyhow::Result<Vec<Figure>> {
                 p50_ms: field("latency average"),
                 p99_ms: 0.0,
                 errors: 0,
+                sql_per_call: None,
             };
             println!(
                 "  postgres {workload:36} {n:3} clients: {:8.0}/s  avg {:6.2} ms",
