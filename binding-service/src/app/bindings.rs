@@ -358,10 +358,9 @@ impl<S: Persons + Bindings, P> App<S, P> {
         beneficiary_id: &IdNumber,
         purpose: Purpose,
     ) -> Result<AuthorizationAnswer, AppError> {
-        let (authorizer, beneficiary) = self.store.pair(authorizer_id, beneficiary_id).await?;
-        let binding = self
+        let (authorizer, beneficiary, binding) = self
             .store
-            .pair_binding(authorizer_id, beneficiary_id, BindingKind::FundsSharing)
+            .authorization_facts(authorizer_id, beneficiary_id, BindingKind::FundsSharing)
             .await?;
         let answer = self.decide_authorization(purpose, authorizer, beneficiary, binding);
         tracing::debug!(

@@ -180,18 +180,6 @@ impl Persons for FakeStore {
     async fn person(&self, id: &IdNumber) -> Result<Option<Person>, StoreError> {
         Ok(self.state().persons.get(id).cloned())
     }
-
-    async fn pair(
-        &self,
-        first: &IdNumber,
-        second: &IdNumber,
-    ) -> Result<(Option<Person>, Option<Person>), StoreError> {
-        let state = self.state();
-        Ok((
-            state.persons.get(first).cloned(),
-            state.persons.get(second).cloned(),
-        ))
-    }
 }
 
 impl Bindings for FakeStore {
@@ -205,12 +193,12 @@ impl Bindings for FakeStore {
             .collect())
     }
 
-    async fn pair_binding(
+    async fn authorization_facts(
         &self,
         authorizer: &IdNumber,
         beneficiary: &IdNumber,
         kind: BindingKind,
-    ) -> Result<Option<Binding>, StoreError> {
+    ) -> Result<(Option<Person>, Option<Person>, Option<Binding>), StoreError> {
         let state = self.state();
         let pair: Vec<&Binding> = state
             .bindings
@@ -219,11 +207,14 @@ impl Bindings for FakeStore {
                 &b.authorizer == authorizer && &b.beneficiary == beneficiary && b.kind == kind
             })
             .collect();
-        Ok(pair
-            .iter()
-            .find(|b| b.state.is_live())
-            .or(pair.last())
-            .map(|b| (*b).clone()))
+        Ok((
+            state.persons.get(authorizer).cloned(),
+            state.persons.get(beneficiary).cloned(),
+            pair.iter()
+                .find(|b| b.state.is_live())
+                .or(pair.last())
+                .map(|b| (*b).clone()),
+        ))
     }
 
     async fn insert_binding(

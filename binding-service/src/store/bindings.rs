@@ -18,14 +18,16 @@ pub trait Bindings: Database<Conflict = super::Conflict> {
         authorizer: &IdNumber,
     ) -> impl Future<Output = Result<Vec<Binding>, StoreError>> + Send;
 
-    /// The pair's binding of `kind`: the live one, else the latest that was ever granted
-    /// (a REJECTED application never was a binding).
-    fn pair_binding(
+    /// What an authorization is decided on, in one round trip: both parties' registry
+    /// records, and the pair's binding of `kind` (the live one, else the latest that was ever
+    /// granted; a REJECTED application never was a binding).
+    #[allow(clippy::type_complexity)]
+    fn authorization_facts(
         &self,
         authorizer: &IdNumber,
         beneficiary: &IdNumber,
         kind: BindingKind,
-    ) -> impl Future<Output = Result<Option<Binding>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<(Option<Person>, Option<Person>, Option<Binding>), StoreError>> + Send;
 
     /// Stores a new binding with its first audit event and the response, atomically. With
     /// `max_beneficiaries`, the cap is checked again under the write lock
@@ -128,6 +130,121 @@ impl TryFrom<BindingRow> for Binding {
     }
 }
 
+/// One row of `authorization_facts_sql`: a party's record (if any) beside the pair's binding
+/// (if any); the binding's columns are the same on every row.
+#[derive(sqlx::FromRow)]
+pub(super) struct FactsRow {
+    p_id_number: Option<String>,
+    p_name: Option<String>,
+    p_employee_region: Option<String>,
+    p_employee_status: Option<String>,
+    p_resident_region: Option<String>,
+    p_resident_status: Option<String>,
+    p_resident_paid_years: Option<String>,
+    p_update_time: Option<DateTime<Utc>>,
+    binding_id: Option<String>,
+    authorizer: Option<String>,
+    beneficiary: Option<String>,
+    beneficiary_name: Option<String>,
+    relationship: Option<String>,
+    kind: Option<String>,
+    state: Option<String>,
+    version: Option<i64>,
+    create_time: Option<DateTime<Utc>>,
+    update_time: Option<DateTime<Utc>>,
+    state_reason: Option<String>,
+}
+
+/// Both parties' records ($1, $2) and the pair's binding of kind $3, in one statement: one row
+/// per party found, or one row of no party, each carrying the binding's columns.
+pub(super) fn authorization_facts_sql() -> String {
+    let party = super::persons::PERSON_COLUMNS
+        .split(',')
+        .map(|c| format!("p.{c} AS p_{c}", c = c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {party}, b.* FROM (SELECT 1 AS one) k \
+         LEFT JOIN persons p ON p.id_number IN ($1, $2) \
+         LEFT JOIN (SELECT {BINDING_COLUMNS} FROM bindings \
+          WHERE authorizer = $1 AND beneficiary = $2 AND kind = $3 AND state <> 'REJECTED' \
+          ORDER BY CASE WHEN {LIVE} THEN 0 ELSE 1 END, seq DESC LIMIT 1) b ON 1 = 1"
+    )
+}
+
+/// The records and binding of the rows of `authorization_facts_sql`.
+#[allow(clippy::type_complexity)]
+pub(super) fn facts_of(
+    rows: Vec<FactsRow>,
+    authorizer: &IdNumber,
+    beneficiary: &IdNumber,
+) -> Result<(Option<Person>, Option<Person>, Option<Binding>), StoreError> {
+    let mut binding = None;
+    let mut people = Vec::with_capacity(2);
+    for r in rows {
+        if binding.is_none()
+            && let (
+                Some(binding_id),
+                Some(authorizer),
+                Some(beneficiary),
+                Some(beneficiary_name),
+                Some(relationship),
+                Some(kind),
+                Some(state),
+                Some(version),
+                Some(create_time),
+                Some(update_time),
+                Some(state_reason),
+            ) = (
+                r.binding_id,
+                r.authorizer,
+                r.beneficiary,
+                r.beneficiary_name,
+                r.relationship,
+                r.kind,
+                r.state,
+                r.version,
+                r.create_time,
+                r.update_time,
+                r.state_reason,
+            )
+        {
+            binding = Some(Binding::try_from(BindingRow {
+                binding_id,
+                authorizer,
+                beneficiary,
+                beneficiary_name,
+                relationship,
+                kind,
+                state,
+                version,
+                create_time,
+                update_time,
+                state_reason,
+            })?);
+        }
+        if let (Some(id_number), Some(name), Some(resident_paid_years), Some(update_time)) = (
+            r.p_id_number,
+            r.p_name,
+            r.p_resident_paid_years,
+            r.p_update_time,
+        ) {
+            people.push(super::persons::PersonRow {
+                id_number,
+                name,
+                employee_region: r.p_employee_region,
+                employee_status: r.p_employee_status,
+                resident_region: r.p_resident_region,
+                resident_status: r.p_resident_status,
+                resident_paid_years,
+                update_time,
+            });
+        }
+    }
+    let (first, second) = super::persons::pair_of(people, authorizer, beneficiary)?;
+    Ok((first, second, binding))
+}
+
 /// The live-state filter of every query that looks for live bindings.
 pub(super) const LIVE: &str = "state IN ('PENDING_REVIEW', 'ACTIVE')";
 
@@ -162,24 +279,24 @@ macro_rules! bindings_sql {
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
-            async fn pair_binding(
+            async fn authorization_facts(
                 &self,
                 authorizer: &gongji_shared::IdNumber,
                 beneficiary: &gongji_shared::IdNumber,
                 kind: $crate::domain::BindingKind,
-            ) -> Result<Option<$crate::domain::Binding>, $crate::store::StoreError> {
-                let row: Option<$crate::store::bindings::BindingRow> = sqlx::query_as(&format!(
-                    "SELECT {} FROM bindings WHERE authorizer = $1 AND beneficiary = $2 AND kind = $3 AND state <> 'REJECTED' \
-                     ORDER BY CASE WHEN {} THEN 0 ELSE 1 END, seq DESC LIMIT 1",
-                    $crate::store::bindings::BINDING_COLUMNS,
-                    $crate::store::bindings::LIVE
-                ))
+            ) -> Result<
+                (Option<$crate::domain::Person>, Option<$crate::domain::Person>, Option<$crate::domain::Binding>),
+                $crate::store::StoreError,
+            > {
+                let rows: Vec<$crate::store::bindings::FactsRow> = sqlx::query_as(
+                    &$crate::store::bindings::authorization_facts_sql(),
+                )
                 .bind(authorizer.as_str())
                 .bind(beneficiary.as_str())
                 .bind(kind.as_str())
-                .fetch_optional(&self.reads)
+                .fetch_all(&self.reads)
                 .await?;
-                row.map(TryInto::try_into).transpose()
+                $crate::store::bindings::facts_of(rows, authorizer, beneficiary)
             }
 
             async fn insert_binding(

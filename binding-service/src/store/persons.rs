@@ -31,25 +31,18 @@ pub trait Persons: Database<Conflict = super::Conflict> {
         &self,
         id: &IdNumber,
     ) -> impl Future<Output = Result<Option<Person>, StoreError>> + Send;
-
-    /// Two registry records in one round trip (an authorizer and a beneficiary).
-    fn pair(
-        &self,
-        first: &IdNumber,
-        second: &IdNumber,
-    ) -> impl Future<Output = Result<(Option<Person>, Option<Person>), StoreError>> + Send;
 }
 
 #[derive(sqlx::FromRow)]
 pub(super) struct PersonRow {
-    id_number: String,
-    name: String,
-    employee_region: Option<String>,
-    employee_status: Option<String>,
-    resident_region: Option<String>,
-    resident_status: Option<String>,
-    resident_paid_years: String,
-    update_time: DateTime<Utc>,
+    pub(super) id_number: String,
+    pub(super) name: String,
+    pub(super) employee_region: Option<String>,
+    pub(super) employee_status: Option<String>,
+    pub(super) resident_region: Option<String>,
+    pub(super) resident_status: Option<String>,
+    pub(super) resident_paid_years: String,
+    pub(super) update_time: DateTime<Utc>,
 }
 
 fn enrollment(
@@ -261,22 +254,6 @@ macro_rules! persons_sql {
                 .fetch_optional(&self.reads)
                 .await?;
                 row.map(TryInto::try_into).transpose()
-            }
-
-            async fn pair(
-                &self,
-                first: &gongji_shared::IdNumber,
-                second: &gongji_shared::IdNumber,
-            ) -> Result<(Option<$crate::domain::Person>, Option<$crate::domain::Person>), $crate::store::StoreError> {
-                let rows: Vec<$crate::store::persons::PersonRow> = sqlx::query_as(&format!(
-                    "SELECT {} FROM persons WHERE id_number IN ($1, $2)",
-                    $crate::store::persons::PERSON_COLUMNS
-                ))
-                .bind(first.as_str())
-                .bind(second.as_str())
-                .fetch_all(&self.reads)
-                .await?;
-                $crate::store::persons::pair_of(rows, first, second)
             }
         }
     };
