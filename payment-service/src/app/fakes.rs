@@ -442,9 +442,13 @@ impl Accounts for FakeStore {
 }
 
 impl Premiums for FakeStore {
-    async fn paid_years(&self, beneficiary: &IdNumber) -> Result<Vec<PaidYear>, StoreError> {
-        Ok(self
-            .state()
+    async fn premium_facts(
+        &self,
+        payer: &IdNumber,
+        beneficiary: &IdNumber,
+    ) -> Result<(Option<Account>, Vec<PaidYear>), StoreError> {
+        let state = self.state();
+        let mut paid: Vec<PaidYear> = state
             .premiums
             .iter()
             .filter(|p| &p.beneficiary == beneficiary && p.state == PaymentState::Paid)
@@ -452,7 +456,9 @@ impl Premiums for FakeStore {
                 year: p.year,
                 back_payment: p.back_payment,
             })
-            .collect())
+            .collect();
+        paid.sort_by_key(|p| p.year);
+        Ok((state.accounts.get(payer).cloned(), paid))
     }
 
     async fn insert_premium(

@@ -232,8 +232,11 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
         if person.paid_years.contains(year) {
             return Err(AppError::PremiumAlreadyPaid { year: *year });
         }
-        let account = self.existing(payer, AccountRole::Payer).await?;
-        let mut history = self.store.paid_years(beneficiary).await?;
+        let (account, mut history) = self.store.premium_facts(payer, beneficiary).await?;
+        let account = account.ok_or_else(|| AppError::AccountNotFound {
+            holder: payer.clone(),
+            role: AccountRole::Payer,
+        })?;
         if history.iter().any(|p| p.year == *year) {
             return Err(AppError::PremiumAlreadyPaid { year: *year });
         }

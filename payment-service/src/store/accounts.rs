@@ -101,11 +101,11 @@ pub(super) fn book_columns(
 
 #[derive(sqlx::FromRow)]
 pub(super) struct AccountRow {
-    holder: String,
-    region: String,
-    current_fen: i64,
-    prior_fen: i64,
-    open_time: DateTime<Utc>,
+    pub(super) holder: String,
+    pub(super) region: String,
+    pub(super) current_fen: i64,
+    pub(super) prior_fen: i64,
+    pub(super) open_time: DateTime<Utc>,
 }
 
 impl TryFrom<AccountRow> for Account {

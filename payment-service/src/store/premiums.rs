@@ -9,7 +9,7 @@ use gongji_shared::db::decode::{self, corrupt};
 
 use super::{Database, StoreError};
 use crate::domain::{
-    Movement,
+    Account, Movement,
     fence::Posting,
     payment::{Channel, OtherMeans, PaymentState, PremiumPayment, decode_draws},
     premium::{PaidYear, PremiumTerms},
@@ -18,11 +18,13 @@ use crate::domain::{
 
 /// Premium payments.
 pub trait Premiums: Database<Conflict = super::Conflict> {
-    /// The beneficiary's paid (not refunded) premium years.
-    fn paid_years(
+    /// What a premium is priced on, in one round trip: the payer's account, if open, and the
+    /// beneficiary's paid (not refunded) premium years, ascending.
+    fn premium_facts(
         &self,
+        payer: &IdNumber,
         beneficiary: &IdNumber,
-    ) -> impl Future<Output = Result<Vec<PaidYear>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<(Option<Account>, Vec<PaidYear>), StoreError>> + Send;
 
     /// Records a premium payment and its movement, atomically. `Conflict::AlreadyPaid`
     /// when the year is paid; `Conflict::InsufficientBalance` when a bucket fell short.
@@ -81,9 +83,45 @@ pub(super) struct PositionedPremiumRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(super) struct PaidYearRow {
-    pub coverage_year: i32,
-    pub back_payment: bool,
+pub(super) struct PremiumFactsRow {
+    holder: Option<String>,
+    region: Option<String>,
+    current_fen: Option<i64>,
+    prior_fen: Option<i64>,
+    open_time: Option<DateTime<Utc>>,
+    coverage_year: Option<i32>,
+    back_payment: Option<bool>,
+}
+
+/// The account and paid years of the rows of `premium_facts`.
+pub(super) fn premium_facts_of(
+    rows: Vec<PremiumFactsRow>,
+) -> Result<(Option<Account>, Vec<PaidYear>), StoreError> {
+    let mut account = None;
+    let mut paid = Vec::with_capacity(rows.len());
+    for r in rows {
+        if account.is_none()
+            && let (Some(holder), Some(region), Some(current_fen), Some(prior_fen), Some(open_time)) =
+                (r.holder, r.region, r.current_fen, r.prior_fen, r.open_time)
+        {
+            account = Some(Account::try_from(super::accounts::AccountRow {
+                holder,
+                region,
+                current_fen,
+                prior_fen,
+                open_time,
+            })?);
+        }
+        if let (Some(year), Some(back_payment)) = (r.coverage_year, r.back_payment) {
+            paid.push(PaidYear {
+                year: CoverageYear::parse(year)
+                    .map_err(|_| corrupt("premium_payments.coverage_year"))?,
+                back_payment,
+            });
+        }
+    }
+    paid.sort_by_key(|p| p.year);
+    Ok((account, paid))
 }
 
 #[derive(sqlx::FromRow)]
@@ -184,27 +222,25 @@ impl TryFrom<PremiumRow> for PremiumPayment {
 macro_rules! premiums_sql {
     ($store:ident, $next_seq:expr, $for_update:expr) => {
         impl $crate::store::Premiums for $store {
-            async fn paid_years(
+            async fn premium_facts(
                 &self,
+                payer: &gongji_shared::IdNumber,
                 beneficiary: &gongji_shared::IdNumber,
-            ) -> Result<Vec<$crate::domain::premium::PaidYear>, $crate::store::StoreError> {
-                let rows: Vec<$crate::store::premiums::PaidYearRow> = sqlx::query_as(
-                    "SELECT coverage_year, back_payment FROM premium_payments \
-                     WHERE beneficiary = $1 AND state = 'PAID' ORDER BY coverage_year LIMIT $2",
+            ) -> Result<(Option<$crate::domain::Account>, Vec<$crate::domain::premium::PaidYear>), $crate::store::StoreError> {
+                // One row per paid year (or one row of none), each beside the account's columns.
+                let rows: Vec<$crate::store::premiums::PremiumFactsRow> = sqlx::query_as(
+                    "SELECT a.holder, a.region, a.current_fen, a.prior_fen, a.open_time, p.coverage_year, p.back_payment \
+                     FROM (SELECT 1 AS one) k \
+                     LEFT JOIN accounts a ON a.holder = $1 \
+                     LEFT JOIN (SELECT coverage_year, back_payment FROM premium_payments \
+                      WHERE beneficiary = $2 AND state = 'PAID' ORDER BY coverage_year LIMIT $3) p ON 1 = 1",
                 )
+                .bind(payer.as_str())
                 .bind(beneficiary.as_str())
                 .bind($crate::store::MAX_ROWS)
                 .fetch_all(&self.reads)
                 .await?;
-                rows.into_iter()
-                    .map(|r| {
-                        Ok($crate::domain::premium::PaidYear {
-                            year: gongji_shared::CoverageYear::parse(r.coverage_year)
-                                .map_err(|_| $crate::store::StoreError::Corrupt("premium_payments.coverage_year".into()))?,
-                            back_payment: r.back_payment,
-                        })
-                    })
-                    .collect()
+                $crate::store::premiums::premium_facts_of(rows)
             }
 
             async fn insert_premium(
