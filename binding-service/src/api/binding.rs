@@ -10,7 +10,7 @@ use gongji_proto::binding::v1::{
     WatchBindingEventsRequest, binding_service_server::BindingService,
 };
 use gongji_shared::rpc::{ApiError, auth::Caller, validate};
-use gongji_shared::rpc::{command, command_or_refusal};
+use gongji_shared::rpc::{Lookup, command, command_or_refusal, execute};
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -357,15 +357,20 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
             authorization: Some(authorization_to_pb(&a.answer)),
             r#use: a.recorded.as_ref().map(convert::use_to_pb),
         };
-        command(
+        // Its answer is stored first in its one transaction, and it calls nobody: the first
+        // answer is looked for only when its request ID turns out taken.
+        execute(
             &self.app,
+            Lookup::OnConflict,
             &request_id,
             "AuthorizeUse",
             &request,
-            to_wire,
+            move |a| Ok(to_wire(a)),
             |c| self.app.authorize_use(order, c),
         )
         .await
+        .map(Response::new)
+        .map_err(|e| e.into_status::<App<S, P>>())
     }
 
     async fn list_binding_uses(

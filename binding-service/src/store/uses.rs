@@ -11,9 +11,10 @@ use crate::domain::{Binding, BindingUse, Person};
 
 /// Recorded uses.
 pub trait Uses: Database<Conflict = super::Conflict> {
-    /// Reads the two parties and the pair's funds-sharing binding under the transition lock,
-    /// lets `decide` answer (and name the use to record, if authorized), and records the use
-    /// and the answer atomically. `Conflict::UseRecorded` when the movement has a use.
+    /// Reads the pair's funds-sharing binding under its row lock and the two parties, lets
+    /// `decide` answer (and name the use to record, if authorized), and records the answer,
+    /// then the use, atomically. `Conflict::RequestIdTaken` when the request ID has an answer
+    /// (checked before the use); `Conflict::UseRecorded` when the movement has a use.
     fn authorize_use<T: Send>(
         &self,
         authorizer: &IdNumber,
@@ -109,6 +110,9 @@ macro_rules! uses_sql {
                 let (authorizer_person, beneficiary_person) =
                     $crate::store::persons::pair_of(rows, authorizer, beneficiary)?;
                 let (outcome, recorded) = decide(authorizer_person, beneficiary_person, binding);
+                // The answer first: a retry of a call that committed conflicts here, on its
+                // request ID, and is given the first answer (AuthorizeUse looks it up only then).
+                save_response(&mut tx, command.idempotency(), &command.response(&outcome), at).await?;
                 if let Some(u) = &recorded {
                     sqlx::query(&format!(
                         "INSERT INTO binding_uses (movement_id, seq, binding_id, binding_version, purpose, amount_fen, use_time, caller) \
@@ -126,7 +130,6 @@ macro_rules! uses_sql {
                     .await
                     .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::UseRecorded))?;
                 }
-                save_response(&mut tx, command.idempotency(), &command.response(&outcome), at).await?;
                 tx.commit().await?;
                 Ok(outcome)
             }

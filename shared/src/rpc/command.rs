@@ -83,11 +83,25 @@ fn refusal_from(bytes: &[u8]) -> Option<Status> {
     ))
 }
 
+/// When the runner looks for a first answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Before running the use case: a retry runs nothing.
+    First,
+    /// Only when the use case finds the request ID taken. For a use case whose whole effect
+    /// is one transaction that stores its answer before anything else can conflict, and
+    /// that calls nobody: a retry runs it again, finds the ID taken, rolls back, and gets
+    /// the first answer, one read fewer for every first call.
+    OnConflict,
+}
+
 /// Runs one state-changing call: `to_wire` turns the use case's outcome into the RPC's
 /// response, or into a refusal the use case recorded with its effect; `run` gets the
-/// command (idempotency record and answer encoder) and performs the use case.
+/// command (idempotency record and answer encoder) and performs the use case; `lookup` says
+/// when a first answer is looked for.
 pub async fn execute<H, Req, R, T, Fut>(
     host: &H,
+    lookup: Lookup,
     request_id: &RequestId,
     operation: &'static str,
     request: &Req,
@@ -104,7 +118,9 @@ where
     let (caller, acting_person) = super::auth::request_actor();
     let idempotency = Idempotency::new(request_id.as_str(), operation, &request.encode_to_vec())
         .scoped(&caller, acting_person.as_ref().map(|p| p.as_str()));
-    if let Some(first) = replay(host, &idempotency).await? {
+    if lookup == Lookup::First
+        && let Some(first) = replay(host, &idempotency).await?
+    {
         return Ok(first);
     }
     let to_wire = Arc::new(to_wire);
@@ -195,14 +211,34 @@ where
     R: Message + Default,
     Fut: Future<Output = Result<T, H::Error>>,
 {
-    execute(host, request_id, operation, request, to_wire, run)
-        .await
-        .map(Response::new)
-        .map_err(|e| match e {
+    execute(
+        host,
+        Lookup::First,
+        request_id,
+        operation,
+        request,
+        to_wire,
+        run,
+    )
+    .await
+    .map(Response::new)
+    .map_err(status_of::<H>)
+}
+
+/// The status of a command that produced no response, as `H` answers it.
+fn status_of<H: CommandHost>(error: CommandError<H::Error>) -> Status {
+    error.into_status::<H>()
+}
+
+impl<E> CommandError<E> {
+    /// The status the host answers this failure with.
+    pub fn into_status<H: CommandHost<Error = E>>(self) -> Status {
+        match self {
             CommandError::Replay(e) => H::refusal(e),
             CommandError::Run(e) => H::failure(e),
             CommandError::Answered(status) => status,
-        })
+        }
+    }
 }
 
 /// The first answer if `saved` is this request's; REQUEST_ID_REUSED if the ID was used for
@@ -282,6 +318,7 @@ mod tests {
         let answer = answer.to_owned();
         execute(
             log,
+            Lookup::First,
             &id("req-1"),
             "Op",
             &request.to_owned(),

@@ -12,7 +12,7 @@ pub mod tls;
 pub mod transport;
 pub mod validate;
 
-pub use command::{CommandError, CommandHost, command, command_or_refusal};
+pub use command::{CommandError, CommandHost, Lookup, command, command_or_refusal, execute};
 pub use error::{ApiError, Violation};
 
 /// Whether a peer's answer means it could not serve now (an outage a retry may outlast),

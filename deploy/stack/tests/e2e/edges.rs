@@ -47,6 +47,7 @@ both_backends!(
     b5_approval_checks_the_rules_again,
     p5_premiums_paid_elsewhere_count,
     p1_a_use_is_recorded_only_while_the_binding_is_active,
+    p1_a_use_retried_is_answered_once_and_its_request_id_kept_for_it,
     p1_every_family_debit_has_a_use_recorded_before_the_revocation,
 );
 
@@ -1203,6 +1204,62 @@ async fn p1_a_use_is_recorded_only_while_the_binding_is_active(backend: Backend)
 /// revoked. Every debit that committed had its use recorded while the binding was ACTIVE
 /// (version 1; the revocation made it 2), none was taken after, every refusal moved
 /// nothing, and reconciliation finds each debit's use and each use's debit.
+/// AuthorizeUse looks for a first answer only when its request ID turns out taken: a retry,
+/// a denied one included, gets the first answer and records nothing more, and the request ID
+/// with other content is refused.
+async fn p1_a_use_retried_is_answered_once_and_its_request_id_kept_for_it(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    let binding = fixtures::family(&mut c, "100.00").await;
+    let first = use_request("m-retried");
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(
+            c.bindings
+                .authorize_use(first.clone())
+                .await
+                .expect("use")
+                .into_inner(),
+        );
+    }
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    assert_eq!(binding_uses(&mut c, &binding.binding_id).await.len(), 1);
+    let other = AuthorizeUseRequest {
+        amount: "20.00".into(),
+        ..first
+    };
+    assert_error(
+        c.bindings.authorize_use(other).await,
+        Code::InvalidArgument,
+        "REQUEST_ID_REUSED",
+        "binding.gongji",
+    );
+    // A denied use (no binding for this pair) is answered once too.
+    let stranger = fixtures::id_number("20100101", 77);
+    let denied = AuthorizeUseRequest {
+        beneficiary_id_number: stranger,
+        ..use_request("m-denied")
+    };
+    let once = c
+        .bindings
+        .authorize_use(denied.clone())
+        .await
+        .expect("denied")
+        .into_inner();
+    let twice = c
+        .bindings
+        .authorize_use(denied)
+        .await
+        .expect("retry")
+        .into_inner();
+    assert!(once.r#use.is_none());
+    assert_eq!(once, twice);
+    assert_eq!(binding_uses(&mut c, &binding.binding_id).await.len(), 1);
+    env.finish().await;
+}
+
 async fn p1_every_family_debit_has_a_use_recorded_before_the_revocation(backend: Backend) {
     const PAYMENTS: usize = 50;
     const REVOKE_AFTER: usize = 5;
