@@ -50,7 +50,8 @@ pub(super) fn hold_state(state: &str, expire_ms: i64, at_ms: i64) -> Option<Hold
 }
 
 /// Implements `Holds` for `$store`; `$for_update` locks a row read inside a transaction, and
-/// `$hold_begin` begins the transaction that places a hold.
+/// `$hold_begin` (`Option<&'static str>`) begins the transaction that places a hold, if it is
+/// not the plain one.
 /// Uses `read_account` of the accounts aggregate.
 macro_rules! holds_sql {
     ($store:ident, $db:ty, $for_update:expr, $hold_begin:expr) => {
@@ -60,7 +61,10 @@ macro_rules! holds_sql {
                 hold: &$crate::domain::fence::Hold,
             ) -> Result<(), $crate::store::StoreError> {
                 let at_ms = hold.create_time.timestamp_millis();
-                let mut tx = self.pool.begin_with($hold_begin).await?;
+                let mut tx = match $hold_begin {
+                    Some(begin) => self.pool.begin_with(begin).await?,
+                    None => self.pool.begin().await?,
+                };
                 // The account's lock first: a debit and another hold wait, then see this one.
                 let account = read_account(&mut tx, &hold.holder, $for_update).await?;
                 let (held_current_fen, held_prior_fen, expired): (i64, i64, i64) = sqlx::query_as(

@@ -20,6 +20,11 @@ const DAY_LOCK: &str = "SELECT $1";
 const VERIFY_SNAPSHOT: &str = "SELECT 1";
 /// The column numbering accounts in the order they were opened: SQLite's own row ID.
 const ACCOUNT_NO: &str = "rowid";
+/// A hold's transaction begins as any other. Never a custom BEGIN here: sqlx's SQLite driver
+/// checks that a custom BEGIN took effect in a second step, after the BEGIN ran, and a call
+/// cancelled between the two leaves the one writer connection inside a transaction nobody
+/// owns. The next hold's BEGIN would then fail (INTERNAL).
+const HOLD_BEGIN: Option<&str> = None;
 /// The position of a new premium payment.
 const NEXT_PREMIUM_SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM premium_payments)";
 
@@ -51,7 +56,7 @@ gongji_shared::database_sql!(
     super::Conflict::RequestIdTaken
 );
 accounts_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, DAY_LOCK_SHARED);
-holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, "BEGIN");
+holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, HOLD_BEGIN);
 premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(SqliteStore);
 settlement_sql!(
