@@ -157,7 +157,14 @@ pub(super) struct FactsRow {
 
 /// Both parties' records ($1, $2) and the pair's binding of kind $3, in one statement: one row
 /// per party found, or one row of no party, each carrying the binding's columns.
-pub(super) fn authorization_facts_sql() -> String {
+pub(super) fn authorization_facts_sql() -> &'static str {
+    // Built once: CheckAuthorization is the hottest read.
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(build_authorization_facts_sql);
+    &SQL
+}
+
+fn build_authorization_facts_sql() -> String {
     let party = super::persons::PERSON_COLUMNS
         .split(',')
         .map(|c| format!("p.{c} AS p_{c}", c = c.trim()))
@@ -289,7 +296,7 @@ macro_rules! bindings_sql {
                 $crate::store::StoreError,
             > {
                 let rows: Vec<$crate::store::bindings::FactsRow> = sqlx::query_as(
-                    &$crate::store::bindings::authorization_facts_sql(),
+                    $crate::store::bindings::authorization_facts_sql(),
                 )
                 .bind(authorizer.as_str())
                 .bind(beneficiary.as_str())

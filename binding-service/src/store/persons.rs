@@ -93,15 +93,19 @@ pub(super) const PERSON_COLUMNS: &str = "id_number, name, employee_region, emplo
 /// an index that leads with its column, whatever the planner's statistics (an OR of the two
 /// columns can turn into a scan of the whole table, and so can the one-live-per-pair index,
 /// which does not lead with the beneficiary; migration 0008 gives the beneficiary its own).
-pub(super) fn live_bindings_of_person_sql() -> String {
-    format!(
-        "SELECT {} FROM bindings WHERE binding_id IN ( \
-         SELECT binding_id FROM bindings WHERE authorizer = $1 AND {live} \
-         UNION ALL SELECT binding_id FROM bindings WHERE beneficiary = $1 AND {live}) \
-         ORDER BY seq LIMIT $2",
-        super::bindings::BINDING_COLUMNS,
-        live = super::bindings::LIVE
-    )
+pub(super) fn live_bindings_of_person_sql() -> &'static str {
+    // Built once: every registry upsert runs it, once per record.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {} FROM bindings WHERE binding_id IN ( \
+             SELECT binding_id FROM bindings WHERE authorizer = $1 AND {live} \
+             UNION ALL SELECT binding_id FROM bindings WHERE beneficiary = $1 AND {live}) \
+             ORDER BY seq LIMIT $2",
+            super::bindings::BINDING_COLUMNS,
+            live = super::bindings::LIVE
+        )
+    });
+    &SQL
 }
 
 /// The positions of `persons` in ID-number order: the order a batch writes and locks them.
@@ -210,7 +214,7 @@ macro_rules! persons_sql {
                     .execute(&mut *tx)
                     .await?;
                     let rows: Vec<$crate::store::bindings::BindingRow> = sqlx::query_as(
-                        &$crate::store::persons::live_bindings_of_person_sql(),
+                        $crate::store::persons::live_bindings_of_person_sql(),
                     )
                     .bind(person.id_number.as_str())
                     .bind($crate::store::MAX_ROWS)

@@ -222,12 +222,7 @@ where
     )
     .await
     .map(Response::new)
-    .map_err(status_of::<H>)
-}
-
-/// The status of a command that produced no response, as `H` answers it.
-fn status_of<H: CommandHost>(error: CommandError<H::Error>) -> Status {
-    error.into_status::<H>()
+    .map_err(CommandError::into_status::<H>)
 }
 
 impl<E> CommandError<E> {
