@@ -45,7 +45,8 @@ pub async fn run(
         first_call_timeout_ms: config.common.first_call_timeout_ms,
         ..Limits::default()
     };
-    match AnyStore::connect(&config.database_url, config.db_max_connections)
+    let vault = config.common.keys.load()?;
+    match AnyStore::connect(&config.database_url, config.db_max_connections, vault)
         .await
         .context("cannot open the database")?
     {

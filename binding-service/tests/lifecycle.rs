@@ -1,5 +1,6 @@
 //! The binary's lifecycle: it starts NOT_SERVING, turns SERVING once migrated, and on
-//! SIGTERM stops taking traffic and exits 0.
+//! SIGTERM stops taking traffic and exits 0; started again on its database with keys that
+//! are not the ones its data was written with, it refuses to start.
 
 use std::{
     net::TcpListener,
@@ -7,6 +8,7 @@ use std::{
     time::Duration,
 };
 
+use gongji_shared::vault::KeyMaterial;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -46,6 +48,8 @@ async fn sigterm_drains_and_exits_zero() {
         ))
         // Health is open whatever the authentication; the lifecycle is what is tested.
         .arg("--insecure-no-auth")
+        .env("GONGJI_DATA_KEYS_ENV", "GONGJI_TEST_KEYS")
+        .env("GONGJI_TEST_KEYS", KeyMaterial::generate().to_toml())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -85,6 +89,25 @@ async fn sigterm_drains_and_exits_zero() {
         "a graceful stop exits 0, not by the signal"
     );
     assert_eq!(status(&url).await, None, "nothing listens any more");
+
+    // The same database, other keys: refused before it serves anything.
+    let output = Command::new(env!("CARGO_BIN_EXE_binding-service"))
+        .args(["--listen-addr", "127.0.0.1:0", "--insecure-no-auth"])
+        .arg("--database-url")
+        .arg(format!(
+            "sqlite://{}",
+            dir.path().join("binding.db").display()
+        ))
+        .env("GONGJI_DATA_KEYS_ENV", "GONGJI_TEST_KEYS")
+        .env("GONGJI_TEST_KEYS", KeyMaterial::generate().to_toml())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "a wrong key must stop start-up");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the index key is not the one this database was written with"),
+        "{stderr}"
+    );
 }
 
 #[test]

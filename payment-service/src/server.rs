@@ -56,7 +56,8 @@ pub async fn run(
     );
     let policy = Policy::load_or_default(config.common.policy.as_deref())?;
     let auth = config.common.auth.load()?;
-    match AnyStore::connect(&config.database_url, config.db_max_connections)
+    let vault = config.common.keys.load()?;
+    match AnyStore::connect(&config.database_url, config.db_max_connections, vault)
         .await
         .context("cannot open the database")?
     {

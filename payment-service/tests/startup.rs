@@ -3,10 +3,14 @@
 
 use std::process::{Command, Output};
 
+use gongji_shared::vault::KeyMaterial;
+
 fn start(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_payment-service"))
         .args(["--listen-addr", "127.0.0.1:0"])
         .args(args)
+        .env("GONGJI_DATA_KEYS_ENV", "GONGJI_TEST_KEYS")
+        .env("GONGJI_TEST_KEYS", KeyMaterial::generate().to_toml())
         .env("RUST_BACKTRACE", "0")
         .env("RUST_LIB_BACKTRACE", "0")
         .output()
@@ -44,6 +48,8 @@ fn a_database_url_of_neither_kind_is_refused_without_its_password() {
     let output = Command::new(env!("CARGO_BIN_EXE_payment-service"))
         .args(["--listen-addr", "127.0.0.1:0", "--database-url", typo])
         .arg("--insecure-no-auth")
+        .env("GONGJI_DATA_KEYS_ENV", "GONGJI_TEST_KEYS")
+        .env("GONGJI_TEST_KEYS", KeyMaterial::generate().to_toml())
         .current_dir(dir.path())
         .env("RUST_BACKTRACE", "0")
         .env("RUST_LIB_BACKTRACE", "0")
@@ -63,6 +69,23 @@ fn a_hold_shorter_than_a_call_to_binding_service_is_refused() {
 #[test]
 fn without_a_caller_file_the_service_refuses_to_start() {
     refused(&start(&[]), "no --callers file");
+}
+
+#[test]
+fn without_data_keys_the_service_refuses_to_start() {
+    let output = Command::new(env!("CARGO_BIN_EXE_payment-service"))
+        .args(["--listen-addr", "127.0.0.1:0", "--insecure-no-auth"])
+        .env_remove("GONGJI_DATA_KEYS_FILE")
+        .env_remove("GONGJI_DATA_KEYS_ENV")
+        .output()
+        .expect("run the binary");
+    refused(&output, "no data keys: pass --data-keys-file");
+    let output = start(&[
+        "--insecure-no-auth",
+        "--data-keys-env",
+        "GONGJI_NO_SUCH_VARIABLE",
+    ]);
+    refused(&output, "GONGJI_NO_SUCH_VARIABLE is not set");
 }
 
 #[test]

@@ -144,6 +144,10 @@ pub enum StoreError<C> {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The data keys do not fit the database (missing or wrong), or it holds personal data
+    /// in plain text: start-up stops here.
+    #[error("{0}")]
+    Keys(String),
 }
 
 impl<C> StoreError<C> {
@@ -210,7 +214,10 @@ pub trait Database: Clone + Send + Sync + 'static {
 /// Decoders of stored values: a value that does not parse is a corrupt row.
 pub mod decode {
     use super::StoreError;
-    use crate::domain::{IdNumber, Money, PersonName, RegionCode};
+    use crate::{
+        domain::{IdNumber, Money, PersonName, RegionCode},
+        vault::Vault,
+    };
 
     /// A corrupt row, naming the column.
     pub fn corrupt<C>(what: &str) -> StoreError<C> {
@@ -223,6 +230,32 @@ pub mod decode {
 
     pub fn name<C>(s: &str, what: &str) -> Result<PersonName, StoreError<C>> {
         PersonName::parse(s).map_err(|_| corrupt(what))
+    }
+
+    /// The text a sealed column holds; a value that does not open is a corrupt row (or a
+    /// key that went missing after start-up checked it, which cannot happen in-process).
+    pub fn opened<C>(vault: &Vault, sealed: &str, what: &str) -> Result<String, StoreError<C>> {
+        vault
+            .open(sealed)
+            .map_err(|e| corrupt(&format!("{what}: {e}")))
+    }
+
+    /// An ID number from its sealed column.
+    pub fn sealed_id<C>(
+        vault: &Vault,
+        sealed: &str,
+        what: &str,
+    ) -> Result<IdNumber, StoreError<C>> {
+        id(&opened(vault, sealed, what)?, what)
+    }
+
+    /// A name from its sealed column.
+    pub fn sealed_name<C>(
+        vault: &Vault,
+        sealed: &str,
+        what: &str,
+    ) -> Result<PersonName, StoreError<C>> {
+        name(&opened(vault, sealed, what)?, what)
     }
 
     pub fn region<C>(s: &str, what: &str) -> Result<RegionCode, StoreError<C>> {
@@ -258,6 +291,7 @@ macro_rules! idempotency_sql {
         /// who made the call: the caller (the request ID's scope) and its acting person.
         async fn save_response(
             tx: &mut sqlx::Transaction<'_, $db>,
+            vault: &$crate::vault::Vault,
             idempotency: &$crate::command::Idempotency,
             response: &[u8],
             at: chrono::DateTime<chrono::Utc>,
@@ -269,10 +303,11 @@ macro_rules! idempotency_sql {
             .bind(&idempotency.scope)
             .bind(&idempotency.request_id)
             .bind(idempotency.operation)
-            .bind(&idempotency.fingerprint)
-            .bind(response)
+            // The fingerprint hashes a request that names persons: sealed, like the answer.
+            .bind(vault.seal(&idempotency.fingerprint))
+            .bind(vault.seal_bytes(response).into_bytes())
             .bind(at)
-            .bind(idempotency.acting_person.as_deref())
+            .bind(idempotency.acting_person.as_deref().map(|p| vault.seal(p)))
             .execute(&mut **tx)
             .await
             .map_err(|e| {
@@ -288,6 +323,7 @@ macro_rules! idempotency_sql {
         /// The response recorded under a request ID in a scope, if any.
         async fn saved_response_of(
             pool: &sqlx::Pool<$db>,
+            vault: &$crate::vault::Vault,
             scope: &str,
             request_id: &str,
         ) -> Result<Option<$crate::command::SavedResponse>, $error> {
@@ -298,27 +334,61 @@ macro_rules! idempotency_sql {
             .bind(request_id)
             .fetch_optional(pool)
             .await?;
-            Ok(row.map(|(operation, fingerprint, response)| $crate::command::SavedResponse {
+            let Some((operation, fingerprint, response)) = row else {
+                return Ok(None);
+            };
+            let response = String::from_utf8(response)
+                .map_err(|_| $crate::db::decode::corrupt("idempotency.response"))?;
+            Ok(Some($crate::command::SavedResponse {
                 operation,
-                fingerprint,
-                response,
+                fingerprint: $crate::db::decode::opened(vault, &fingerprint, "idempotency.fingerprint")?,
+                response: vault
+                    .open_bytes(&response)
+                    .map_err(|e| $crate::db::decode::corrupt(&format!("idempotency.response: {e}")))?,
             }))
         }
     };
 }
 
 /// Implements [`Database`] for `$store` (a struct with a `pool` of `$db` for writes and
-/// transactions, and `reads` for reads outside them), with migrations
+/// transactions, `reads` for reads outside them, and its `vault`), with migrations
 /// from `$migrations` (relative to the expanding crate) and `$taken` the conflict of a
 /// request ID stored first; defines `save_response` for the store's other writes.
+/// `$plaintext` finds a row an earlier version wrote in plain text: the store then refuses
+/// to start.
 #[macro_export]
 macro_rules! database_sql {
-    ($store:ident, $db:ty, $migrations:literal, $conflict:ty, $taken:expr) => {
+    ($store:ident, $db:ty, $migrations:literal, $conflict:ty, $taken:expr, $plaintext:expr) => {
         impl $crate::db::Database for $store {
             type Conflict = $conflict;
 
             async fn migrate(&self) -> Result<(), $crate::db::StoreError<$conflict>> {
                 sqlx::migrate!($migrations).run(&self.pool).await?;
+                // The keys must be the ones the data was written with: checked now, before
+                // the first call, against the check values the database keeps.
+                let mut tx = self.pool.begin().await?;
+                let stored: Vec<(i64, String)> =
+                    sqlx::query_as("SELECT version, check_value FROM vault_checks ORDER BY version")
+                        .fetch_all(&mut *tx)
+                        .await?;
+                let missing = $crate::vault::check_keys(&self.vault, &stored)
+                    .map_err(|e| $crate::db::StoreError::Keys(e.to_string()))?;
+                for (version, check) in missing {
+                    sqlx::query("INSERT INTO vault_checks (version, check_value) VALUES ($1, $2)")
+                        .bind(version)
+                        .bind(check)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                let plain: Option<(i64,)> = sqlx::query_as($plaintext).fetch_optional(&self.pool).await?;
+                if plain.is_some() {
+                    return Err($crate::db::StoreError::Keys(
+                        "this database holds personal data in plain text, written by an earlier version; \
+                         it must be migrated before this version serves it"
+                            .to_owned(),
+                    ));
+                }
                 Ok(())
             }
 
@@ -333,7 +403,7 @@ macro_rules! database_sql {
                 request_id: &str,
             ) -> Result<Option<$crate::command::SavedResponse>, $crate::db::StoreError<$conflict>>
             {
-                saved_response_of(&self.reads, scope, request_id).await
+                saved_response_of(&self.reads, &self.vault, scope, request_id).await
             }
         }
 

@@ -8,6 +8,10 @@ use crate::{
         auth::{Auth, Authenticator, Callers, MeshHeader, TokenVerifier, contract_rpcs},
         telemetry::LogFormat,
     },
+    vault::{
+        KeyError, KeyProvider, Vault,
+        keys::{EnvKeys, FileKeys},
+    },
 };
 
 /// Policy file, log format and clock.
@@ -37,6 +41,51 @@ pub struct CommonFlags {
     /// TLS of the server and of calls to the peer.
     #[command(flatten)]
     pub tls: crate::rpc::tls::TlsFlags,
+    /// The keys personal data is sealed under.
+    #[command(flatten)]
+    pub keys: KeyFlags,
+}
+
+/// Where the data keys come from: a key file, or the same document in an environment
+/// variable. A service without keys refuses to start.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct KeyFlags {
+    /// The key document (TOML: the index key, and data keys by version), readable by the
+    /// service's user only.
+    #[arg(long, env = "GONGJI_DATA_KEYS_FILE", conflicts_with = "data_keys_env")]
+    pub data_keys_file: Option<PathBuf>,
+    /// The name of an environment variable holding the key document instead (as a secret
+    /// mounted by the platform).
+    #[arg(long, env = "GONGJI_DATA_KEYS_ENV")]
+    pub data_keys_env: Option<String>,
+}
+
+impl KeyFlags {
+    /// The provider the flags name.
+    pub fn provider(&self) -> Result<Box<dyn KeyProvider>, KeyError> {
+        match (&self.data_keys_file, &self.data_keys_env) {
+            (Some(path), None) => Ok(Box::new(FileKeys(path.clone()))),
+            (None, Some(var)) => Ok(Box::new(EnvKeys(var.clone()))),
+            (None, None) => Err(KeyError(
+                "no data keys: pass --data-keys-file (or --data-keys-env); gongji-local generates development keys"
+                    .to_owned(),
+            )),
+            (Some(_), Some(_)) => Err(KeyError(
+                "--data-keys-file and --data-keys-env contradict each other".to_owned(),
+            )),
+        }
+    }
+
+    /// The vault of the keys the flags name.
+    pub fn load(&self) -> Result<Vault, KeyError> {
+        let material = self.provider()?.load()?;
+        tracing::info!(
+            versions = ?material.data_keys.keys().collect::<Vec<_>>(),
+            active = material.active_version(),
+            "data keys loaded"
+        );
+        Ok(Vault::new(&material))
+    }
 }
 
 /// Where callers' identities come from. Without `--callers` a service refuses to start,

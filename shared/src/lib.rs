@@ -5,7 +5,8 @@
 //! - the plumbing: [`command`] (the idempotent-command record use cases and stores pass
 //!   around; no tonic, no SQL), [`rpc`] (gRPC: AIP-193 errors, the idempotent-command
 //!   runner, limits, health, reflection, shutdown, telemetry), [`db`] (connections and the
-//!   idempotency SQL) and [`flags`] (the command-line flags both binaries take).
+//!   idempotency SQL), [`vault`] (personal data sealed at rest, and its keys) and [`flags`]
+//!   (the command-line flags both binaries take).
 //!
 //! With the `testing` feature, [`testing`] makes fresh PostgreSQL databases for tests.
 //!
@@ -18,6 +19,7 @@ pub mod flags;
 pub mod rpc;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod vault;
 
 pub use domain::{
     Clock, CoverageYear, IdNumber, Money, PersonName, Policy, RegionCode, Relationship, RequestId,

@@ -141,7 +141,7 @@ impl Persons for FakeStore {
     ) -> Result<T, StoreError> {
         self.write(command.idempotency(), |s| {
             let mut results = vec![(false, Vec::new()); persons.len()];
-            for i in crate::store::write_order(persons) {
+            for i in crate::store::write_order(persons, |id| id.as_str().to_owned()) {
                 let person = &persons[i];
                 let created = s
                     .persons

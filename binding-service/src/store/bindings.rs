@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use gongji_shared::{IdNumber, command::Idempotency};
+use gongji_shared::{IdNumber, command::Idempotency, vault::Vault};
 
 use gongji_shared::db::decode::{self, corrupt};
 
@@ -83,13 +83,28 @@ pub struct ListFilter {
     pub limit: u32,
 }
 
-pub(super) const BINDING_COLUMNS: &str = "binding_id, authorizer, beneficiary, beneficiary_name, relationship, kind, state, version, create_time, update_time, state_reason";
+/// The columns a binding is read from: the parties sealed (`authorizer` and `beneficiary`
+/// hold their keyed indexes, which lookups compare), the name sealed.
+pub(super) const BINDING_COLUMNS: &str = "binding_id, authorizer_sealed, beneficiary_sealed, beneficiary_name, relationship, kind, state, version, create_time, update_time, state_reason";
+/// The columns a new binding is written to: [`BINDING_COLUMNS`] and the two indexes.
+const INSERT_COLUMNS: &str = "binding_id, authorizer_sealed, beneficiary_sealed, beneficiary_name, relationship, kind, state, version, create_time, update_time, state_reason, authorizer, beneficiary";
+
+/// The insert of a new binding, with its position.
+pub(super) fn insert_binding_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "INSERT INTO bindings ({INSERT_COLUMNS}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+             (SELECT COALESCE(MAX(seq), 0) + 1 FROM bindings))"
+        )
+    });
+    &SQL
+}
 
 #[derive(sqlx::FromRow)]
 pub(super) struct BindingRow {
     binding_id: String,
-    authorizer: String,
-    beneficiary: String,
+    authorizer_sealed: String,
+    beneficiary_sealed: String,
     beneficiary_name: String,
     relationship: String,
     kind: String,
@@ -107,15 +122,15 @@ pub(super) struct PositionedRow {
     pub binding: BindingRow,
 }
 
-impl TryFrom<BindingRow> for Binding {
-    type Error = StoreError;
-
-    fn try_from(r: BindingRow) -> Result<Self, Self::Error> {
+impl BindingRow {
+    /// The binding, its sealed columns opened.
+    pub(super) fn open(self, vault: &Vault) -> Result<Binding, StoreError> {
+        let r = self;
         Ok(Binding {
             binding_id: r.binding_id,
-            authorizer: decode::id(&r.authorizer, "bindings.authorizer")?,
-            beneficiary: decode::id(&r.beneficiary, "bindings.beneficiary")?,
-            beneficiary_name: decode::name(&r.beneficiary_name, "bindings.name")?,
+            authorizer: decode::sealed_id(vault, &r.authorizer_sealed, "bindings.authorizer")?,
+            beneficiary: decode::sealed_id(vault, &r.beneficiary_sealed, "bindings.beneficiary")?,
+            beneficiary_name: decode::sealed_name(vault, &r.beneficiary_name, "bindings.name")?,
             relationship: r
                 .relationship
                 .parse()
@@ -134,7 +149,7 @@ impl TryFrom<BindingRow> for Binding {
 /// (if any); the binding's columns are the same on every row.
 #[derive(sqlx::FromRow)]
 pub(super) struct FactsRow {
-    p_id_number: Option<String>,
+    p_id_sealed: Option<String>,
     p_name: Option<String>,
     p_employee_region: Option<String>,
     p_employee_status: Option<String>,
@@ -143,8 +158,8 @@ pub(super) struct FactsRow {
     p_resident_paid_years: Option<String>,
     p_update_time: Option<DateTime<Utc>>,
     binding_id: Option<String>,
-    authorizer: Option<String>,
-    beneficiary: Option<String>,
+    authorizer_sealed: Option<String>,
+    beneficiary_sealed: Option<String>,
     beneficiary_name: Option<String>,
     relationship: Option<String>,
     kind: Option<String>,
@@ -183,6 +198,7 @@ fn build_authorization_facts_sql() -> String {
 #[allow(clippy::type_complexity)]
 pub(super) fn facts_of(
     rows: Vec<FactsRow>,
+    vault: &Vault,
     authorizer: &IdNumber,
     beneficiary: &IdNumber,
 ) -> Result<(Option<Person>, Option<Person>, Option<Binding>), StoreError> {
@@ -192,8 +208,8 @@ pub(super) fn facts_of(
         if binding.is_none()
             && let (
                 Some(binding_id),
-                Some(authorizer),
-                Some(beneficiary),
+                Some(authorizer_sealed),
+                Some(beneficiary_sealed),
                 Some(beneficiary_name),
                 Some(relationship),
                 Some(kind),
@@ -204,8 +220,8 @@ pub(super) fn facts_of(
                 Some(state_reason),
             ) = (
                 r.binding_id,
-                r.authorizer,
-                r.beneficiary,
+                r.authorizer_sealed,
+                r.beneficiary_sealed,
                 r.beneficiary_name,
                 r.relationship,
                 r.kind,
@@ -216,28 +232,31 @@ pub(super) fn facts_of(
                 r.state_reason,
             )
         {
-            binding = Some(Binding::try_from(BindingRow {
-                binding_id,
-                authorizer,
-                beneficiary,
-                beneficiary_name,
-                relationship,
-                kind,
-                state,
-                version,
-                create_time,
-                update_time,
-                state_reason,
-            })?);
+            binding = Some(
+                BindingRow {
+                    binding_id,
+                    authorizer_sealed,
+                    beneficiary_sealed,
+                    beneficiary_name,
+                    relationship,
+                    kind,
+                    state,
+                    version,
+                    create_time,
+                    update_time,
+                    state_reason,
+                }
+                .open(vault)?,
+            );
         }
-        if let (Some(id_number), Some(name), Some(resident_paid_years), Some(update_time)) = (
-            r.p_id_number,
+        if let (Some(id_sealed), Some(name), Some(resident_paid_years), Some(update_time)) = (
+            r.p_id_sealed,
             r.p_name,
             r.p_resident_paid_years,
             r.p_update_time,
         ) {
             people.push(super::persons::PersonRow {
-                id_number,
+                id_sealed,
                 name,
                 employee_region: r.p_employee_region,
                 employee_status: r.p_employee_status,
@@ -248,7 +267,7 @@ pub(super) fn facts_of(
             });
         }
     }
-    let (first, second) = super::persons::pair_of(people, authorizer, beneficiary)?;
+    let (first, second) = super::persons::pair_of(people, vault, authorizer, beneficiary)?;
     Ok((first, second, binding))
 }
 
@@ -279,11 +298,11 @@ macro_rules! bindings_sql {
                     $crate::store::bindings::BINDING_COLUMNS,
                     $crate::store::bindings::LIVE
                 ))
-                .bind(authorizer.as_str())
+                .bind(self.vault.index(authorizer))
                 .bind($crate::store::MAX_ROWS)
                 .fetch_all(&self.reads)
                 .await?;
-                rows.into_iter().map(TryInto::try_into).collect()
+                rows.into_iter().map(|r| r.open(&self.vault)).collect()
             }
 
             async fn authorization_facts(
@@ -298,12 +317,12 @@ macro_rules! bindings_sql {
                 let rows: Vec<$crate::store::bindings::FactsRow> = sqlx::query_as(
                     $crate::store::bindings::authorization_facts_sql(),
                 )
-                .bind(authorizer.as_str())
-                .bind(beneficiary.as_str())
+                .bind(self.vault.index(authorizer))
+                .bind(self.vault.index(beneficiary))
                 .bind(kind.as_str())
                 .fetch_all(&self.reads)
                 .await?;
-                $crate::store::bindings::facts_of(rows, authorizer, beneficiary)
+                $crate::store::bindings::facts_of(rows, &self.vault, authorizer, beneficiary)
             }
 
             async fn insert_binding(
@@ -326,39 +345,35 @@ macro_rules! bindings_sql {
                         $crate::store::persons::PERSON_COLUMNS,
                         $for_share
                     ))
-                    .bind(id.as_str())
+                    .bind(self.vault.index(id))
                     .fetch_optional(&mut *tx)
                     .await?;
-                    let now: Option<$crate::domain::Person> = row.map(TryInto::try_into).transpose()?;
+                    let now: Option<$crate::domain::Person> = row.map(|r| r.open(&self.vault)).transpose()?;
                     if now.as_ref() != *seen {
                         return Err($crate::store::StoreError::Conflict($crate::store::Conflict::RegistryChanged));
                     }
                 }
                 sqlx::query($event_lock).execute(&mut *tx).await?;
-                save_response(&mut tx, idempotency, response, binding.create_time).await?;
+                save_response(&mut tx, &self.vault, idempotency, response, binding.create_time).await?;
                 if let Some(max) = max_beneficiaries {
                     let (others,): (i64,) = sqlx::query_as(&format!(
                         "SELECT COUNT(DISTINCT beneficiary) FROM bindings \
                          WHERE authorizer = $1 AND kind = 'FUNDS_SHARING' AND beneficiary <> $2 AND {}",
                         $crate::store::bindings::LIVE
                     ))
-                    .bind(binding.authorizer.as_str())
-                    .bind(binding.beneficiary.as_str())
+                    .bind(self.vault.index(&binding.authorizer))
+                    .bind(self.vault.index(&binding.beneficiary))
                     .fetch_one(&mut *tx)
                     .await?;
                     if others >= i64::from(max) {
                         return Err($crate::store::StoreError::Conflict($crate::store::Conflict::LimitReached));
                     }
                 }
-                sqlx::query(&format!(
-                    "INSERT INTO bindings ({}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-                     (SELECT COALESCE(MAX(seq), 0) + 1 FROM bindings))",
-                    $crate::store::bindings::BINDING_COLUMNS
-                ))
+                sqlx::query($crate::store::bindings::insert_binding_sql())
                 .bind(&binding.binding_id)
-                .bind(binding.authorizer.as_str())
-                .bind(binding.beneficiary.as_str())
-                .bind(binding.beneficiary_name.as_str())
+                .bind(self.vault.seal_id(&binding.authorizer))
+                .bind(self.vault.seal_id(&binding.beneficiary))
+                .bind(self.vault.seal_name(&binding.beneficiary_name))
                 .bind(binding.relationship.as_str())
                 .bind(binding.kind.as_str())
                 .bind(binding.state.as_str())
@@ -366,10 +381,12 @@ macro_rules! bindings_sql {
                 .bind(binding.create_time)
                 .bind(binding.update_time)
                 .bind(&binding.state_reason)
+                .bind(self.vault.index(&binding.authorizer))
+                .bind(self.vault.index(&binding.beneficiary))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::LiveBindingExists))?;
-                write_event(&mut tx, event, idempotency).await?;
+                write_event(&mut tx, &self.vault, event, idempotency).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -384,8 +401,8 @@ macro_rules! bindings_sql {
             ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query($event_lock).execute(&mut *tx).await?;
-                save_response(&mut tx, idempotency, response, next.update_time).await?;
-                write_transition(&mut tx, next, expected_version, event, idempotency).await?;
+                save_response(&mut tx, &self.vault, idempotency, response, next.update_time).await?;
+                write_transition(&mut tx, &self.vault, next, expected_version, event, idempotency).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -400,13 +417,13 @@ macro_rules! bindings_sql {
                     $crate::store::bindings::BINDING_COLUMNS,
                     $crate::store::bindings::states_clause(&filter.states)
                 ))
-                .bind(filter.person.as_str())
+                .bind(self.vault.index(&filter.person))
                 .bind(filter.after)
                 .bind(i64::from(filter.limit).min($crate::store::MAX_ROWS))
                 .fetch_all(&self.reads)
                 .await?;
                 rows.into_iter()
-                    .map(|r| Ok((r.seq, r.binding.try_into()?)))
+                    .map(|r| Ok((r.seq, r.binding.open(&self.vault)?)))
                     .collect()
             }
 
@@ -430,14 +447,15 @@ macro_rules! bindings_sql {
                 .bind($crate::store::MAX_ROWS)
                 .fetch_all(&self.reads)
                 .await?;
-                let events = events.into_iter().map(TryInto::try_into).collect::<Result<_, _>>()?;
-                Ok(Some((row.try_into()?, events)))
+                let events = events.into_iter().map(|e| e.open(&self.vault)).collect::<Result<_, _>>()?;
+                Ok(Some((row.open(&self.vault)?, events)))
             }
         }
 
         /// Moves a binding to its next version if nobody changed it meanwhile, with its event.
         async fn write_transition(
             tx: &mut sqlx::Transaction<'_, $db>,
+            vault: &gongji_shared::vault::Vault,
             next: &$crate::domain::Binding,
             expected_version: i64,
             event: &$crate::domain::BindingEvent,
@@ -458,7 +476,7 @@ macro_rules! bindings_sql {
             if updated.rows_affected() != 1 {
                 return Err($crate::store::StoreError::Conflict($crate::store::Conflict::VersionChanged));
             }
-            write_event(tx, event, by).await
+            write_event(tx, vault, event, by).await
         }
     };
 }

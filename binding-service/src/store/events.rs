@@ -34,10 +34,13 @@ pub(super) struct EventRow {
     acting_person: Option<String>,
 }
 
-impl TryFrom<EventRow> for BindingEvent {
-    type Error = StoreError;
-
-    fn try_from(r: EventRow) -> Result<Self, Self::Error> {
+impl EventRow {
+    /// The event, its acting person (sealed) opened.
+    pub(super) fn open(
+        self,
+        vault: &gongji_shared::vault::Vault,
+    ) -> Result<BindingEvent, StoreError> {
+        let r = self;
         let state = |s: &str| BindingState::parse(s).ok_or_else(|| corrupt("binding_events.state"));
         Ok(BindingEvent {
             sequence: r.sequence,
@@ -50,7 +53,12 @@ impl TryFrom<EventRow> for BindingEvent {
             event_time: r.event_time,
             binding_version: r.binding_version,
             caller: r.caller,
-            acting_person: r.acting_person,
+            acting_person: r
+                .acting_person
+                .map(|p| {
+                    gongji_shared::db::decode::opened(vault, &p, "binding_events.acting_person")
+                })
+                .transpose()?,
         })
     }
 }
@@ -72,13 +80,14 @@ macro_rules! events_sql {
                 .bind(i64::from(limit).min($crate::store::MAX_ROWS))
                 .fetch_all(&self.reads)
                 .await?;
-                rows.into_iter().map(TryInto::try_into).collect()
+                rows.into_iter().map(|r| r.open(&self.vault)).collect()
             }
         }
 
         /// Appends one audit event, with the caller and acting person who caused it.
         async fn write_event(
             tx: &mut sqlx::Transaction<'_, $db>,
+            vault: &gongji_shared::vault::Vault,
             event: &$crate::domain::BindingEvent,
             by: &gongji_shared::command::Idempotency,
         ) -> Result<(), $crate::store::StoreError> {
@@ -95,7 +104,7 @@ macro_rules! events_sql {
             .bind(event.event_time)
             .bind(event.binding_version)
             .bind(&by.scope)
-            .bind(by.acting_person.as_deref())
+            .bind(by.acting_person.as_deref().map(|p| vault.seal(p)))
             .execute(&mut **tx)
             .await?;
             Ok(())

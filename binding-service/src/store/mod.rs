@@ -35,6 +35,13 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use uses::Uses;
 
+/// A row an earlier version wrote with personal data in plain text, if any: an ID number
+/// where its keyed index belongs has no sealed twin, and an old first answer's fingerprint
+/// is bare hex.
+const PLAINTEXT_PROBE: &str = "SELECT CAST(1 AS BIGINT) FROM persons WHERE id_sealed IS NULL \
+     UNION ALL SELECT CAST(1 AS BIGINT) FROM bindings WHERE authorizer_sealed IS NULL \
+     UNION ALL SELECT CAST(1 AS BIGINT) FROM idempotency WHERE fingerprint NOT LIKE 'v%' LIMIT 1";
+
 /// Most rows one query returns: a bound on memory per call.
 pub const MAX_ROWS: i64 = 1_000;
 
@@ -83,17 +90,18 @@ impl AnyStore {
     pub async fn connect(
         url: &str,
         max_connections: u32,
+        vault: gongji_shared::vault::Vault,
     ) -> Result<Self, gongji_shared::db::OpenError> {
         gongji_shared::db::check_max_connections(max_connections)
             .map_err(gongji_shared::db::OpenError::Config)?;
         Ok(match gongji_shared::db::DatabaseKind::of(url)? {
             gongji_shared::db::DatabaseKind::Postgres => Self::Postgres(
-                PgStore::connect(url, max_connections)
+                PgStore::connect(url, max_connections, vault)
                     .await
                     .map_err(|e| gongji_shared::db::OpenError::Connect(e.to_string()))?,
             ),
             gongji_shared::db::DatabaseKind::Sqlite => Self::Sqlite(
-                SqliteStore::connect(url)
+                SqliteStore::connect(url, vault)
                     .await
                     .map_err(|e| gongji_shared::db::OpenError::Connect(e.to_string()))?,
             ),

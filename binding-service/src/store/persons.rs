@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use gongji_shared::{CoverageYear, IdNumber, command::Command};
+use gongji_shared::{CoverageYear, IdNumber, command::Command, vault::Vault};
 
 use gongji_shared::db::decode::{self, corrupt};
 
@@ -35,7 +35,9 @@ pub trait Persons: Database<Conflict = super::Conflict> {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct PersonRow {
-    pub(super) id_number: String,
+    /// The ID number, sealed (`id_number` holds its keyed index).
+    pub(super) id_sealed: String,
+    /// Sealed.
     pub(super) name: String,
     pub(super) employee_region: Option<String>,
     pub(super) employee_status: Option<String>,
@@ -86,7 +88,7 @@ fn paid_years(column: &str) -> Result<Vec<CoverageYear>, StoreError> {
 }
 
 /// The columns of a [`PersonRow`].
-pub(super) const PERSON_COLUMNS: &str = "id_number, name, employee_region, employee_status, \
+pub(super) const PERSON_COLUMNS: &str = "id_sealed, name, employee_region, employee_status, \
      resident_region, resident_status, resident_paid_years, update_time";
 
 /// The live bindings a person is a party of ($1), by position, at most $2: two lookups, each on
@@ -108,15 +110,12 @@ pub(super) fn live_bindings_of_person_sql() -> &'static str {
     &SQL
 }
 
-/// The positions of `persons` in ID-number order: the order a batch writes and locks them.
-pub(crate) fn write_order(persons: &[Person]) -> Vec<usize> {
+/// The positions of `persons` in the order of `key` (what their rows are stored under): the
+/// order a batch writes and locks them.
+pub(crate) fn write_order(persons: &[Person], key: impl Fn(&IdNumber) -> String) -> Vec<usize> {
+    let keys: Vec<String> = persons.iter().map(|p| key(&p.id_number)).collect();
     let mut order: Vec<usize> = (0..persons.len()).collect();
-    order.sort_by(|&a, &b| {
-        persons[a]
-            .id_number
-            .as_str()
-            .cmp(persons[b].id_number.as_str())
-    });
+    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
     order
 }
 
@@ -131,24 +130,25 @@ pub(super) fn placeholders(n: usize) -> String {
 /// Two persons' records from the rows of `WHERE id_number IN (first, second)`.
 pub(super) fn pair_of(
     rows: Vec<PersonRow>,
+    vault: &Vault,
     first: &IdNumber,
     second: &IdNumber,
 ) -> Result<(Option<Person>, Option<Person>), StoreError> {
     let people = rows
         .into_iter()
-        .map(TryInto::try_into)
+        .map(|r| r.open(vault))
         .collect::<Result<Vec<Person>, _>>()?;
     let find = |id: &IdNumber| people.iter().find(|p| &p.id_number == id).cloned();
     Ok((find(first), find(second)))
 }
 
-impl TryFrom<PersonRow> for Person {
-    type Error = StoreError;
-
-    fn try_from(r: PersonRow) -> Result<Self, Self::Error> {
+impl PersonRow {
+    /// The record, its sealed columns opened.
+    pub(super) fn open(self, vault: &Vault) -> Result<Person, StoreError> {
+        let r = self;
         Ok(Person {
-            id_number: decode::id(&r.id_number, "persons.id_number")?,
-            name: decode::name(&r.name, "persons.name")?,
+            id_number: decode::sealed_id(vault, &r.id_sealed, "persons.id_sealed")?,
+            name: decode::sealed_name(vault, &r.name, "persons.name")?,
             employee: enrollment(r.employee_region, r.employee_status)?,
             resident: enrollment(r.resident_region, r.resident_status)?,
             resident_paid_years: paid_years(&r.resident_paid_years)?,
@@ -174,7 +174,7 @@ macro_rules! persons_sql {
                     // Nothing to write (the API refuses empty batches before they get here).
                     return Ok(make(Vec::new()));
                 };
-                let order = $crate::store::persons::write_order(persons);
+                let order = $crate::store::persons::write_order(persons, |id| self.vault.index(id));
                 let mut tx = self.pool.begin().await?;
                 // No global lock: each record's row lock is what a new binding of theirs waits
                 // on (it reads the row FOR SHARE), so each read of live bindings below sees
@@ -186,8 +186,9 @@ macro_rules! persons_sql {
                     $for_update
                 );
                 let mut existing_query = sqlx::query_as::<_, (String,)>(&existing_sql);
+                let indexes: Vec<String> = persons.iter().map(|p| self.vault.index(&p.id_number)).collect();
                 for &i in &order {
-                    existing_query = existing_query.bind(persons[i].id_number.as_str());
+                    existing_query = existing_query.bind(&indexes[i]);
                 }
                 let existing: std::collections::HashSet<String> =
                     existing_query.fetch_all(&mut *tx).await?.into_iter().map(|(id,)| id).collect();
@@ -198,29 +199,30 @@ macro_rules! persons_sql {
                     let (employee_region, employee_status) = $crate::store::persons::enrollment_columns(person.employee.as_ref());
                     let (resident_region, resident_status) = $crate::store::persons::enrollment_columns(person.resident.as_ref());
                     sqlx::query(
-                        "INSERT INTO persons (id_number, name, employee_region, employee_status, resident_region, resident_status, update_time, resident_paid_years) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                        "INSERT INTO persons (id_number, name, employee_region, employee_status, resident_region, resident_status, update_time, resident_paid_years, id_sealed) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                          ON CONFLICT (id_number) DO UPDATE SET name = $2, employee_region = $3, employee_status = $4, \
-                         resident_region = $5, resident_status = $6, update_time = $7, resident_paid_years = $8",
+                         resident_region = $5, resident_status = $6, update_time = $7, resident_paid_years = $8, id_sealed = $9",
                     )
-                    .bind(person.id_number.as_str())
-                    .bind(person.name.as_str())
+                    .bind(&indexes[i])
+                    .bind(self.vault.seal_name(&person.name))
                     .bind(employee_region)
                     .bind(employee_status)
                     .bind(resident_region)
                     .bind(resident_status)
                     .bind(person.update_time)
                     .bind($crate::store::persons::paid_years_column(&person.resident_paid_years))
+                    .bind(self.vault.seal_id(&person.id_number))
                     .execute(&mut *tx)
                     .await?;
                     let rows: Vec<$crate::store::bindings::BindingRow> = sqlx::query_as(
                         $crate::store::persons::live_bindings_of_person_sql(),
                     )
-                    .bind(person.id_number.as_str())
+                    .bind(&indexes[i])
                     .bind($crate::store::MAX_ROWS)
                     .fetch_all(&mut *tx)
                     .await?;
-                    let live = rows.into_iter().map(TryInto::try_into).collect::<Result<Vec<_>, _>>()?;
+                    let live = rows.into_iter().map(|r| r.open(&self.vault)).collect::<Result<Vec<_>, _>>()?;
                     let changes = decide(person, &live);
                     if !changes.is_empty() && !event_locked {
                         // Ending bindings writes events: their sequence must be commit order.
@@ -235,13 +237,13 @@ macro_rules! persons_sql {
                             command.request_id(),
                             person.update_time,
                         );
-                        write_transition(&mut tx, &next, binding.version, &event, command.idempotency()).await?;
+                        write_transition(&mut tx, &self.vault, &next, binding.version, &event, command.idempotency()).await?;
                         ended.push(next);
                     }
-                    results[i] = (!existing.contains(person.id_number.as_str()), ended);
+                    results[i] = (!existing.contains(&indexes[i]), ended);
                 }
                 let outcome = make(results);
-                save_response(&mut tx, command.idempotency(), &command.response(&outcome), at).await?;
+                save_response(&mut tx, &self.vault, command.idempotency(), &command.response(&outcome), at).await?;
                 tx.commit().await?;
                 Ok(outcome)
             }
@@ -254,10 +256,10 @@ macro_rules! persons_sql {
                     "SELECT {} FROM persons WHERE id_number = $1",
                     $crate::store::persons::PERSON_COLUMNS
                 ))
-                .bind(id.as_str())
+                .bind(self.vault.index(id))
                 .fetch_optional(&self.reads)
                 .await?;
-                row.map(TryInto::try_into).transpose()
+                row.map(|r| r.open(&self.vault)).transpose()
             }
         }
     };
@@ -281,7 +283,9 @@ mod tests {
         };
         let admin = gongji_shared::testing::admin_url();
         let url = gongji_shared::testing::database_url(&admin, &names[0]);
-        let store = PgStore::connect(&url, 2).await.unwrap();
+        let store = PgStore::connect(&url, 2, gongji_shared::vault::Vault::generate())
+            .await
+            .unwrap();
         store.migrate().await.unwrap();
         let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
         sqlx::query(

@@ -4,6 +4,7 @@
 //! events takes one transaction advisory lock, and event sequence numbers become visible in
 //! commit order; other writers lock only the rows they rely on.
 
+use gongji_shared::vault::Vault;
 use sqlx::postgres::PgPool;
 
 use super::StoreError;
@@ -23,15 +24,22 @@ pub struct PgStore {
     pool: PgPool,
     /// Reads outside transactions: the same pool (PostgreSQL readers never wait on writers).
     reads: PgPool,
+    /// Seals personal data and indexes ID numbers.
+    vault: Vault,
 }
 
 impl PgStore {
     /// Connects with at most `max_connections` connections.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        vault: Vault,
+    ) -> Result<Self, StoreError> {
         let pool = gongji_shared::db::postgres_pool(url, max_connections).await?;
         Ok(Self {
             reads: pool.clone(),
             pool,
+            vault,
         })
     }
 }
@@ -41,7 +49,8 @@ gongji_shared::database_sql!(
     sqlx::Postgres,
     "./migrations/postgres",
     super::Conflict,
-    super::Conflict::RequestIdTaken
+    super::Conflict::RequestIdTaken,
+    super::PLAINTEXT_PROBE
 );
 events_sql!(PgStore, sqlx::Postgres);
 bindings_sql!(PgStore, sqlx::Postgres, EVENT_LOCK, FOR_SHARE);

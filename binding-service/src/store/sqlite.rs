@@ -4,6 +4,7 @@
 //! of binding events need no lock of their own, and no row is locked. Reads outside
 //! transactions go to read-only connections (WAL), so they never queue behind the writer.
 
+use gongji_shared::vault::Vault;
 use sqlx::sqlite::SqlitePool;
 
 use super::StoreError;
@@ -20,15 +21,18 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Read-only connections: reads outside transactions.
     reads: SqlitePool,
+    /// Seals personal data and indexes ID numbers.
+    vault: Vault,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database of a `sqlite://PATH` URL.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, vault: Vault) -> Result<Self, StoreError> {
         let pools = gongji_shared::db::sqlite_pools(url).await?;
         Ok(Self {
             pool: pools.writer,
             reads: pools.readers,
+            vault,
         })
     }
 }
@@ -38,7 +42,8 @@ gongji_shared::database_sql!(
     sqlx::Sqlite,
     "./migrations/sqlite",
     super::Conflict,
-    super::Conflict::RequestIdTaken
+    super::Conflict::RequestIdTaken,
+    super::PLAINTEXT_PROBE
 );
 events_sql!(SqliteStore, sqlx::Sqlite);
 bindings_sql!(SqliteStore, sqlx::Sqlite, EVENT_LOCK, "");

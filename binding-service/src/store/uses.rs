@@ -94,25 +94,25 @@ macro_rules! uses_sql {
                     $crate::store::bindings::LIVE,
                     $for_update
                 ))
-                .bind(authorizer.as_str())
-                .bind(beneficiary.as_str())
+                .bind(self.vault.index(authorizer))
+                .bind(self.vault.index(beneficiary))
                 .fetch_optional(&mut *tx)
                 .await?;
-                let binding = row.map(TryInto::try_into).transpose()?;
+                let binding = row.map(|r| r.open(&self.vault)).transpose()?;
                 let rows: Vec<$crate::store::persons::PersonRow> = sqlx::query_as(&format!(
                     "SELECT {} FROM persons WHERE id_number IN ($1, $2)",
                     $crate::store::persons::PERSON_COLUMNS
                 ))
-                .bind(authorizer.as_str())
-                .bind(beneficiary.as_str())
+                .bind(self.vault.index(authorizer))
+                .bind(self.vault.index(beneficiary))
                 .fetch_all(&mut *tx)
                 .await?;
                 let (authorizer_person, beneficiary_person) =
-                    $crate::store::persons::pair_of(rows, authorizer, beneficiary)?;
+                    $crate::store::persons::pair_of(rows, &self.vault, authorizer, beneficiary)?;
                 let (outcome, recorded) = decide(authorizer_person, beneficiary_person, binding);
                 // The answer first: a retry of a call that committed conflicts here, on its
                 // request ID, and is given the first answer (AuthorizeUse looks it up only then).
-                save_response(&mut tx, command.idempotency(), &command.response(&outcome), at).await?;
+                save_response(&mut tx, &self.vault, command.idempotency(), &command.response(&outcome), at).await?;
                 if let Some(u) = &recorded {
                     sqlx::query(&format!(
                         "INSERT INTO binding_uses (movement_id, seq, binding_id, binding_version, purpose, amount_fen, use_time, caller) \

@@ -1,6 +1,6 @@
 //! The local stack's identities: a development identity provider for callers, one for
-//! logged-in citizens, the caller file (the shipped roles plus demo callers), and a token
-//! file per demo caller, all under one folder. Keys are kept between runs, so tokens copied
+//! logged-in citizens, the caller file (the shipped roles plus demo callers), a token
+//! file per demo caller, and each service's development data keys, all under one folder. Keys are kept between runs, so tokens copied
 //! earlier keep working until they expire; tokens are minted afresh at every start.
 
 use std::{
@@ -9,7 +9,10 @@ use std::{
 };
 
 use anyhow::Context as _;
-use gongji_shared::{flags::AuthFlags, rpc::auth::dev::DevIssuer};
+use gongji_shared::{
+    flags::{AuthFlags, KeyFlags},
+    rpc::auth::dev::DevIssuer,
+};
 
 /// The roles gongji ships.
 pub const ROLES_TOML: &str = include_str!("../../auth/roles.toml");
@@ -55,6 +58,9 @@ impl LocalIdentity {
     pub fn create(dir: &Path, extra_callers: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir.join("tokens"))
             .with_context(|| format!("cannot create {}", dir.display()))?;
+        for service in ["binding-service", "payment-service"] {
+            gongji_shared::vault::keys::ensure_dev_keys(&keys_file(dir, service))?;
+        }
         let callers = issuer(dir, "callers-key.pem", CALLER_ISSUER, CALLER_AUDIENCE)?;
         let logins = issuer(dir, "login-key.pem", LOGIN_ISSUER, LOGIN_AUDIENCE)?;
         write(&dir.join("callers.jwks"), &callers.jwks)?;
@@ -125,6 +131,14 @@ impl LocalIdentity {
         Ok(path)
     }
 
+    /// The data keys of one service (its development key file, kept between runs).
+    pub fn service_keys(&self, service: &str) -> KeyFlags {
+        KeyFlags {
+            data_keys_file: Some(keys_file(&self.dir, service)),
+            data_keys_env: None,
+        }
+    }
+
     /// The settings of one service, presenting `peer_identity`'s token to its peer.
     pub fn service_auth(&self, peer_identity: &str) -> AuthFlags {
         AuthFlags {
@@ -132,6 +146,11 @@ impl LocalIdentity {
             ..self.auth.clone()
         }
     }
+}
+
+/// Where a service's development data keys are kept.
+pub fn keys_file(dir: &Path, service: &str) -> PathBuf {
+    dir.join("keys").join(format!("{service}.toml"))
 }
 
 fn issuer(dir: &Path, file: &str, issuer: &str, audience: &str) -> anyhow::Result<DevIssuer> {

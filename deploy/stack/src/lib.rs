@@ -13,7 +13,7 @@ use std::{
 use anyhow::Context as _;
 use gongji_shared::{
     Clock,
-    flags::{AuthFlags, CommonFlags},
+    flags::{AuthFlags, CommonFlags, KeyFlags},
     rpc::{telemetry::LogFormat, tls::TlsFlags},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -51,6 +51,10 @@ pub struct StackConfig {
     pub payment_tls: TlsFlags,
     /// The CA the stack's own health checks trust, when the services serve TLS.
     pub client_tls_ca: Option<PathBuf>,
+    /// binding-service's data keys.
+    pub binding_keys: KeyFlags,
+    /// payment-service's.
+    pub payment_keys: KeyFlags,
 }
 
 impl StackConfig {
@@ -77,6 +81,8 @@ impl StackConfig {
             binding_tls: TlsFlags::default(),
             payment_tls: TlsFlags::default(),
             client_tls_ca: None,
+            binding_keys: identity.service_keys("binding-service"),
+            payment_keys: identity.service_keys("payment-service"),
         }
     }
 }
@@ -256,8 +262,9 @@ pub async fn health_with(url: &str, service: &str, ca: Option<&Path>) -> Option<
     ServingStatus::try_from(response.get_ref().status).ok()
 }
 
-fn common(config: &StackConfig, auth: &AuthFlags, tls: &TlsFlags) -> CommonFlags {
+fn common(config: &StackConfig, auth: &AuthFlags, tls: &TlsFlags, keys: &KeyFlags) -> CommonFlags {
     CommonFlags {
+        keys: keys.clone(),
         policy: config.policy.clone(),
         log_format: LogFormat::Text,
         clock: config.clock,
@@ -273,7 +280,12 @@ fn start_binding(config: &StackConfig, listener: TcpListener) -> Running {
         database_url: config.binding_database_url.clone(),
         db_max_connections: 10,
         payment_addr: url(&config.payment_tls, config.payment_addr),
-        common: common(config, &config.binding_auth, &config.binding_tls),
+        common: common(
+            config,
+            &config.binding_auth,
+            &config.binding_tls,
+            &config.binding_keys,
+        ),
     };
     spawn(config.binding_addr, |stop| {
         binding_service::server::run(service_config, listener, stop)
@@ -288,7 +300,12 @@ fn start_payment(config: &StackConfig, listener: TcpListener) -> Running {
         binding_addr: url(&config.binding_tls, config.binding_addr),
         peer_probe_interval_ms: config.peer_probe_interval_ms,
         hold_timeout_ms: payment_service::app::DEFAULT_HOLD_TIMEOUT_MS,
-        common: common(config, &config.payment_auth, &config.payment_tls),
+        common: common(
+            config,
+            &config.payment_auth,
+            &config.payment_tls,
+            &config.payment_keys,
+        ),
     };
     spawn(config.payment_addr, |stop| {
         payment_service::server::run(service_config, listener, stop)

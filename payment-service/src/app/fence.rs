@@ -341,7 +341,12 @@ mod tests {
     async fn sqlite() -> (SqliteStore, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("payment.db").display());
-        (SqliteStore::connect(&url).await.unwrap(), dir)
+        (
+            SqliteStore::connect(&url, gongji_shared::vault::Vault::generate())
+                .await
+                .unwrap(),
+            dir,
+        )
     }
 
     /// A fresh PostgreSQL store and its database's name, or `None` when skipped.
@@ -349,7 +354,12 @@ mod tests {
         let names = gongji_shared::testing::create_databases(&["payment_unit"]).await?;
         let url =
             gongji_shared::testing::database_url(&gongji_shared::testing::admin_url(), &names[0]);
-        Some((PgStore::connect(&url, 5).await.unwrap(), names))
+        Some((
+            PgStore::connect(&url, 5, gongji_shared::vault::Vault::generate())
+                .await
+                .unwrap(),
+            names,
+        ))
     }
 
     #[tokio::test]

@@ -110,7 +110,8 @@ mod tests {
     async fn a_pass_pages_through_every_account_a_bounded_page_per_call() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("payment.db").display());
-        let store = SqliteStore::connect(&url).await.unwrap();
+        let vault = gongji_shared::vault::Vault::generate();
+        let store = SqliteStore::connect(&url, vault.clone()).await.unwrap();
         store.migrate().await.unwrap();
         for i in 0..ACCOUNTS {
             let open = Idempotency::new(&format!("open-{i}"), "OpenAccount", b"o");
@@ -121,8 +122,9 @@ mod tests {
         }
         // The fifth account's balance no longer equals its entries (none).
         let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        // Rows are stored under the keyed index of their holder's ID number.
         sqlx::query("UPDATE accounts SET prior_fen = 5 WHERE holder = $1")
-            .bind(holder(4))
+            .bind(vault.index(&gongji_shared::IdNumber::parse(&holder(4)).unwrap()))
             .execute(&mut raw)
             .await
             .unwrap();

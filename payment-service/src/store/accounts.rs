@@ -9,6 +9,7 @@ use gongji_shared::{
     IdNumber,
     command::{Command, Idempotency},
     policy::Bucket,
+    vault::Vault,
 };
 
 use gongji_shared::db::decode::{self, corrupt};
@@ -75,14 +76,15 @@ pub(super) fn bucket_column(bucket: Bucket) -> &'static str {
     }
 }
 
-/// The columns of an entry row: holder, bucket, fund, region.
-pub(super) fn book_columns(
-    book: &Book,
+/// The columns of an entry row: holder (its keyed index), bucket, fund, region.
+pub(super) fn book_columns<'a>(
+    vault: &Vault,
+    book: &'a Book,
 ) -> (
-    Option<&str>,
+    Option<String>,
     Option<&'static str>,
     Option<&'static str>,
-    &str,
+    &'a str,
 ) {
     match book {
         Book::Personal {
@@ -90,7 +92,7 @@ pub(super) fn book_columns(
             bucket,
             region,
         } => (
-            Some(holder.as_str()),
+            Some(vault.index(holder)),
             Some(bucket.as_str()),
             None,
             region.as_str(),
@@ -99,21 +101,25 @@ pub(super) fn book_columns(
     }
 }
 
+/// The columns an account is read from.
+pub(super) const ACCOUNT_COLUMNS: &str = "holder_sealed, region, current_fen, prior_fen, open_time";
+
 #[derive(sqlx::FromRow)]
 pub(super) struct AccountRow {
-    pub(super) holder: String,
+    /// The holder's ID number, sealed (`holder` holds its keyed index).
+    pub(super) holder_sealed: String,
     pub(super) region: String,
     pub(super) current_fen: i64,
     pub(super) prior_fen: i64,
     pub(super) open_time: DateTime<Utc>,
 }
 
-impl TryFrom<AccountRow> for Account {
-    type Error = StoreError;
-
-    fn try_from(r: AccountRow) -> Result<Self, Self::Error> {
+impl AccountRow {
+    /// The account, its holder opened.
+    pub(super) fn open(self, vault: &Vault) -> Result<Account, StoreError> {
+        let r = self;
         Ok(Account {
-            holder: decode::id(&r.holder, "accounts.holder")?,
+            holder: decode::sealed_id(vault, &r.holder_sealed, "accounts.holder_sealed")?,
             region: decode::region(&r.region, "accounts.region")?,
             current_year: decode::money(r.current_fen, "accounts.current_fen")?,
             prior_years: decode::money(r.prior_fen, "accounts.prior_fen")?,
@@ -191,15 +197,16 @@ macro_rules! accounts_sql {
                 response: &[u8],
             ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
-                save_response(&mut tx, idempotency, response, account.open_time).await?;
+                save_response(&mut tx, &self.vault, idempotency, response, account.open_time).await?;
                 sqlx::query(
-                    "INSERT INTO accounts (holder, region, current_fen, prior_fen, open_time) VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO accounts (holder, region, current_fen, prior_fen, open_time, holder_sealed) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
-                .bind(account.holder.as_str())
+                .bind(self.vault.index(&account.holder))
                 .bind(account.region.as_str())
                 .bind(account.current_year.fen())
                 .bind(account.prior_years.fen())
                 .bind(account.open_time)
+                .bind(self.vault.seal_id(&account.holder))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::AccountExists))?;
@@ -211,13 +218,14 @@ macro_rules! accounts_sql {
                 &self,
                 holder: &gongji_shared::IdNumber,
             ) -> Result<Option<$crate::domain::Account>, $crate::store::StoreError> {
-                let row: Option<$crate::store::accounts::AccountRow> = sqlx::query_as(
-                    "SELECT holder, region, current_fen, prior_fen, open_time FROM accounts WHERE holder = $1",
-                )
-                .bind(holder.as_str())
+                let row: Option<$crate::store::accounts::AccountRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM accounts WHERE holder = $1",
+                    $crate::store::accounts::ACCOUNT_COLUMNS
+                ))
+                .bind(self.vault.index(holder))
                 .fetch_optional(&self.reads)
                 .await?;
-                row.map(TryInto::try_into).transpose()
+                row.map(|r| r.open(&self.vault)).transpose()
             }
 
             async fn post<T: Send>(
@@ -229,10 +237,10 @@ macro_rules! accounts_sql {
             ) -> Result<T, $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let (entry_ids, business_date) =
-                    write_movement(&mut tx, movement, command.idempotency()).await?;
-                let account = read_account(&mut tx, holder, "").await?;
+                    write_movement(&mut tx, &self.vault, movement, command.idempotency()).await?;
+                let account = read_account(&mut tx, &self.vault, holder, "").await?;
                 let outcome = make(&account, &entry_ids, business_date);
-                save_response(&mut tx, command.idempotency(), &command.response(&outcome), movement.create_time).await?;
+                save_response(&mut tx, &self.vault, command.idempotency(), &command.response(&outcome), movement.create_time).await?;
                 tx.commit().await?;
                 Ok(outcome)
             }
@@ -248,7 +256,7 @@ macro_rules! accounts_sql {
                      FROM entries e JOIN movements m ON m.movement_id = e.movement_id \
                      WHERE e.holder = $1 AND e.entry_id < $2 ORDER BY e.entry_id DESC LIMIT $3",
                 )
-                .bind(holder.as_str())
+                .bind(self.vault.index(holder))
                 .bind(before.unwrap_or(i64::MAX))
                 .bind(i64::from(limit).min($crate::store::MAX_ROWS))
                 .fetch_all(&self.reads)
@@ -268,7 +276,7 @@ macro_rules! accounts_sql {
                 let mut tx = self.pool.begin().await?;
                 // The day's lock before any row's, in the order every writer takes them.
                 open_day(&mut tx, gongji_shared::domain::clock::shanghai_date(at)).await?;
-                let before = read_account(&mut tx, holder, $for_update).await?;
+                let before = read_account(&mut tx, &self.vault, holder, $for_update).await?;
                 let year_end = chrono::NaiveDate::from_ymd_opt(year, 12, 31)
                     .ok_or_else(|| $crate::store::StoreError::Corrupt("year out of range".into()))?;
                 let (credited_by_year_end_fen, spent_fen): (i64, i64) = sqlx::query_as(
@@ -277,7 +285,7 @@ macro_rules! accounts_sql {
                      FROM entries e JOIN movements m ON m.movement_id = e.movement_id \
                      WHERE e.holder = $1 AND e.bucket = 'CURRENT_YEAR'",
                 )
-                .bind(holder.as_str())
+                .bind(self.vault.index(holder))
                 .bind(year_end)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -290,12 +298,12 @@ macro_rules! accounts_sql {
                     m.postings.iter().map(|p| p.amount_fen).filter(|a| *a > 0).sum()
                 });
                 if let Some(movement) = &movement {
-                    write_movement(&mut tx, movement, command.idempotency()).await?;
+                    write_movement(&mut tx, &self.vault, movement, command.idempotency()).await?;
                 }
                 sqlx::query(
                     "INSERT INTO year_closings (holder, year, moved_fen, movement_id, create_time) VALUES ($1, $2, $3, $4, $5)",
                 )
-                .bind(holder.as_str())
+                .bind(self.vault.index(holder))
                 .bind(year)
                 .bind(moved)
                 .bind(movement.as_ref().map(|m| m.movement_id.as_str()))
@@ -303,9 +311,9 @@ macro_rules! accounts_sql {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::YearClosed))?;
-                let after = read_account(&mut tx, holder, "").await?;
+                let after = read_account(&mut tx, &self.vault, holder, "").await?;
                 let outcome = make(&after, moved);
-                save_response(&mut tx, command.idempotency(), &command.response(&outcome), at).await?;
+                save_response(&mut tx, &self.vault, command.idempotency(), &command.response(&outcome), at).await?;
                 tx.commit().await?;
                 Ok(outcome)
             }
@@ -314,16 +322,18 @@ macro_rules! accounts_sql {
         /// One account read inside a transaction; `lock` is `$for_update` to keep it.
         async fn read_account(
             tx: &mut sqlx::Transaction<'_, $db>,
+            vault: &gongji_shared::vault::Vault,
             holder: &gongji_shared::IdNumber,
             lock: &str,
         ) -> Result<$crate::domain::Account, $crate::store::StoreError> {
             let row: $crate::store::accounts::AccountRow = sqlx::query_as(&format!(
-                "SELECT holder, region, current_fen, prior_fen, open_time FROM accounts WHERE holder = $1{lock}"
+                "SELECT {} FROM accounts WHERE holder = $1{lock}",
+                $crate::store::accounts::ACCOUNT_COLUMNS
             ))
-            .bind(holder.as_str())
+            .bind(vault.index(holder))
             .fetch_one(&mut **tx)
             .await?;
-            row.try_into()
+            row.open(vault)
         }
 
         /// The business day a movement stamped `date` belongs to (S1): `date`, unless it is
@@ -361,11 +371,12 @@ macro_rules! accounts_sql {
         /// movement got.
         async fn write_movement(
             tx: &mut sqlx::Transaction<'_, $db>,
+            vault: &gongji_shared::vault::Vault,
             movement: &$crate::domain::Movement,
             by: &gongji_shared::command::Idempotency,
         ) -> Result<(Vec<i64>, chrono::NaiveDate), $crate::store::StoreError> {
-            let written = record_movement(tx, movement, by).await?;
-            apply_movement(tx, movement).await?;
+            let written = record_movement(tx, vault, movement, by).await?;
+            apply_movement(tx, vault, movement).await?;
             Ok(written)
         }
 
@@ -376,6 +387,7 @@ macro_rules! accounts_sql {
         /// IDs in posting order and the business day the movement got.
         async fn record_movement(
             tx: &mut sqlx::Transaction<'_, $db>,
+            vault: &gongji_shared::vault::Vault,
             movement: &$crate::domain::Movement,
             by: &gongji_shared::command::Idempotency,
         ) -> Result<(Vec<i64>, chrono::NaiveDate), $crate::store::StoreError> {
@@ -396,7 +408,7 @@ macro_rules! accounts_sql {
             .bind(movement.destination.as_ref().map(|d| d.as_str()))
             .bind(&movement.memo)
             .bind(&by.scope)
-            .bind(by.acting_person.as_deref())
+            .bind(by.acting_person.as_deref().map(|p| vault.seal(p)))
             .execute(&mut **tx)
             .await?;
             // Every entry in one statement. Their IDs come from one counter, in row order, so
@@ -404,7 +416,7 @@ macro_rules! accounts_sql {
             let sql = $crate::store::accounts::entries_insert(movement.postings.len());
             let mut insert = sqlx::query_as::<_, (i64,)>(&sql).bind(&movement.movement_id);
             for posting in &movement.postings {
-                let (holder, bucket, fund, region) = $crate::store::accounts::book_columns(&posting.book);
+                let (holder, bucket, fund, region) = $crate::store::accounts::book_columns(vault, &posting.book);
                 insert = insert.bind(holder).bind(bucket).bind(fund).bind(region).bind(posting.amount_fen);
             }
             let mut ids: Vec<i64> = insert.fetch_all(&mut **tx).await?.into_iter().map(|(id,)| id).collect();
@@ -421,17 +433,20 @@ macro_rules! accounts_sql {
         /// holds reserve as of the movement's time, its own hold (the one being posted) aside.
         async fn apply_movement(
             tx: &mut sqlx::Transaction<'_, $db>,
+            vault: &gongji_shared::vault::Vault,
             movement: &$crate::domain::Movement,
         ) -> Result<(), $crate::store::StoreError> {
-            let mut personal: Vec<(&gongji_shared::IdNumber, gongji_shared::policy::Bucket, i64)> = movement
+            // By index: the order every writer locks accounts in is the order of what their
+            // rows are stored under.
+            let mut personal: Vec<(String, gongji_shared::policy::Bucket, i64)> = movement
                 .postings
                 .iter()
                 .filter_map(|p| match &p.book {
-                    $crate::domain::Book::Personal { holder, bucket, .. } => Some((holder, *bucket, p.amount_fen)),
+                    $crate::domain::Book::Personal { holder, bucket, .. } => Some((vault.index(holder), *bucket, p.amount_fen)),
                     $crate::domain::Book::Fund { .. } => None,
                 })
                 .collect();
-            personal.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            personal.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
             for (holder, bucket, amount_fen) in personal {
                 let column = $crate::store::accounts::bucket_column(bucket);
                 let updated = if amount_fen < 0 {
@@ -441,7 +456,7 @@ macro_rules! accounts_sql {
                     // committed; behind SQLite's single writer there is nothing to wait for.
                     if !$for_update.is_empty() {
                         sqlx::query(&format!("SELECT holder FROM accounts WHERE holder = $1{}", $for_update))
-                            .bind(holder.as_str())
+                            .bind(&holder)
                             .fetch_optional(&mut **tx)
                             .await?;
                     }
@@ -452,7 +467,7 @@ macro_rules! accounts_sql {
                           WHERE holder = $2 AND state = 'HELD' AND expire_ms > $3 AND movement_id <> $4)"
                     ))
                     .bind(amount_fen)
-                    .bind(holder.as_str())
+                    .bind(&holder)
                     .bind(movement.create_time.timestamp_millis())
                     .bind(&movement.movement_id)
                     .execute(&mut **tx)
@@ -463,7 +478,7 @@ macro_rules! accounts_sql {
                         "UPDATE accounts SET {column} = {column} + $1 WHERE holder = $2 AND {column} + $1 <= $3"
                     ))
                     .bind(amount_fen)
-                    .bind(holder.as_str())
+                    .bind(&holder)
                     .bind(gongji_shared::domain::money::MAX_BALANCE_FEN)
                     .execute(&mut **tx)
                     .await?

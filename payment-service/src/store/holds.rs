@@ -61,19 +61,20 @@ macro_rules! holds_sql {
                 hold: &$crate::domain::fence::Hold,
             ) -> Result<(), $crate::store::StoreError> {
                 let at_ms = hold.create_time.timestamp_millis();
+                let holder = self.vault.index(&hold.holder);
                 let mut tx = match $hold_begin {
                     Some(begin) => self.pool.begin_with(begin).await?,
                     None => self.pool.begin().await?,
                 };
                 // The account's lock first: a debit and another hold wait, then see this one.
-                let account = read_account(&mut tx, &hold.holder, $for_update).await?;
+                let account = read_account(&mut tx, &self.vault, &hold.holder, $for_update).await?;
                 let (held_current_fen, held_prior_fen, expired): (i64, i64, i64) = sqlx::query_as(
                     "SELECT CAST(COALESCE(SUM(CASE WHEN expire_ms > $2 THEN current_fen ELSE 0 END), 0) AS BIGINT), \
                      CAST(COALESCE(SUM(CASE WHEN expire_ms > $2 THEN prior_fen ELSE 0 END), 0) AS BIGINT), \
                      CAST(COALESCE(SUM(CASE WHEN expire_ms > $2 THEN 0 ELSE 1 END), 0) AS BIGINT) \
                      FROM holds WHERE holder = $1 AND state = 'HELD'",
                 )
-                .bind(hold.holder.as_str())
+                .bind(&holder)
                 .bind(at_ms)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -85,7 +86,7 @@ macro_rules! holds_sql {
                          WHERE holder = $2 AND state = 'HELD' AND expire_ms <= $1",
                     )
                     .bind(at_ms)
-                    .bind(hold.holder.as_str())
+                    .bind(&holder)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -108,7 +109,7 @@ macro_rules! holds_sql {
                      VALUES ($1, $2, $3, $4, $5, $6, 'HELD', $7, $8)",
                 )
                 .bind(&hold.movement_id)
-                .bind(hold.holder.as_str())
+                .bind(&holder)
                 .bind(current_fen)
                 .bind(prior_fen)
                 .bind(hold.purpose.as_str())

@@ -40,14 +40,19 @@ pub trait MedicalPayments: Database<Conflict = super::Conflict> {
 pub(super) const MEDICAL_COLUMNS: &str = "payment_id, request_id, movement_id, beneficiary, family_holder, \
     institution_code, institution_kind, amount_fen, own_draws, family_draws, other_fen, binding_id, binding_version, \
     destination, pay_time, business_date";
+/// The columns a payment is read from: [`MEDICAL_COLUMNS`] with the parties sealed
+/// (`beneficiary` and `family_holder` hold their keyed indexes).
+pub(super) const MEDICAL_SELECT: &str = "payment_id, request_id, movement_id, beneficiary_sealed, family_holder_sealed, \
+    institution_code, institution_kind, amount_fen, own_draws, family_draws, other_fen, binding_id, binding_version, \
+    destination, pay_time, business_date";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct MedicalRow {
     payment_id: String,
     request_id: String,
     movement_id: Option<String>,
-    beneficiary: String,
-    family_holder: Option<String>,
+    beneficiary_sealed: String,
+    family_holder_sealed: Option<String>,
     institution_code: String,
     institution_kind: String,
     amount_fen: i64,
@@ -61,19 +66,26 @@ pub(super) struct MedicalRow {
     business_date: NaiveDate,
 }
 
-impl TryFrom<MedicalRow> for MedicalPayment {
-    type Error = StoreError;
-
-    fn try_from(r: MedicalRow) -> Result<Self, Self::Error> {
+impl MedicalRow {
+    /// The payment, its parties opened.
+    pub(super) fn open(
+        self,
+        vault: &gongji_shared::vault::Vault,
+    ) -> Result<MedicalPayment, StoreError> {
+        let r = self;
         Ok(MedicalPayment {
             payment_id: r.payment_id,
             request_id: r.request_id,
             movement_id: r.movement_id,
-            beneficiary: decode::id(&r.beneficiary, "medical_payments.beneficiary")?,
+            beneficiary: decode::sealed_id(
+                vault,
+                &r.beneficiary_sealed,
+                "medical_payments.beneficiary_sealed",
+            )?,
             family_holder: r
-                .family_holder
+                .family_holder_sealed
                 .as_deref()
-                .map(|h| decode::id(h, "medical_payments.family_holder"))
+                .map(|h| decode::sealed_id(vault, h, "medical_payments.family_holder_sealed"))
                 .transpose()?,
             institution_code: r.institution_code,
             institution_kind: InstitutionKind::parse(&r.institution_kind)
@@ -111,24 +123,25 @@ macro_rules! medical_sql {
                 response: &[u8],
             ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
-                save_response(&mut tx, idempotency, response, p.pay_time).await?;
+                save_response(&mut tx, &self.vault, idempotency, response, p.pay_time).await?;
                 // The balances last (`apply_movement`, below): the payers' row locks are held
                 // from there to the commit only.
                 if let Some(movement) = movement {
-                    record_movement(&mut tx, movement, idempotency).await?;
+                    record_movement(&mut tx, &self.vault, movement, idempotency).await?;
                 }
                 if let Some(posting) = posting {
                     post_hold(&mut tx, posting).await?;
                 }
                 sqlx::query(&format!(
-                    "INSERT INTO medical_payments ({}, caller, acting_person) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                    "INSERT INTO medical_payments ({}, caller, acting_person, beneficiary_sealed, family_holder_sealed) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
                     $crate::store::medical::MEDICAL_COLUMNS
                 ))
                 .bind(&p.payment_id)
                 .bind(&p.request_id)
                 .bind(movement.map(|m| m.movement_id.as_str()))
-                .bind(p.beneficiary.as_str())
-                .bind(p.family_holder.as_ref().map(|h| h.as_str()))
+                .bind(self.vault.index(&p.beneficiary))
+                .bind(p.family_holder.as_ref().map(|h| self.vault.index(h)))
                 .bind(&p.institution_code)
                 .bind(p.institution_kind.as_str())
                 .bind(p.amount.fen())
@@ -141,11 +154,13 @@ macro_rules! medical_sql {
                 .bind(p.pay_time)
                 .bind(p.business_date)
                 .bind(&idempotency.scope)
-                .bind(idempotency.acting_person.as_deref())
+                .bind(idempotency.acting_person.as_deref().map(|a| self.vault.seal(a)))
+                .bind(self.vault.seal_id(&p.beneficiary))
+                .bind(p.family_holder.as_ref().map(|h| self.vault.seal_id(h)))
                 .execute(&mut *tx)
                 .await?;
                 if let Some(movement) = movement {
-                    apply_movement(&mut tx, movement).await?;
+                    apply_movement(&mut tx, &self.vault, movement).await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -157,12 +172,12 @@ macro_rules! medical_sql {
             ) -> Result<Option<$crate::domain::medical::MedicalPayment>, $crate::store::StoreError> {
                 let row: Option<$crate::store::medical::MedicalRow> = sqlx::query_as(&format!(
                     "SELECT {} FROM medical_payments WHERE payment_id = $1",
-                    $crate::store::medical::MEDICAL_COLUMNS
+                    $crate::store::medical::MEDICAL_SELECT
                 ))
                 .bind(payment_id)
                 .fetch_optional(&self.reads)
                 .await?;
-                row.map(TryInto::try_into).transpose()
+                row.map(|r| r.open(&self.vault)).transpose()
             }
         }
     };

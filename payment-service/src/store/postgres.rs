@@ -5,6 +5,7 @@
 //! (advisory locks), VerifyLedger reads in REPEATABLE READ (READ COMMITTED statements would
 //! each see another moment), and a premium payment's position comes from a sequence.
 
+use gongji_shared::vault::Vault;
 use sqlx::postgres::PgPool;
 
 use super::StoreError;
@@ -35,15 +36,22 @@ pub struct PgStore {
     pool: PgPool,
     /// Reads outside transactions: the same pool (PostgreSQL readers never wait on writers).
     reads: PgPool,
+    /// Seals personal data and indexes ID numbers.
+    vault: Vault,
 }
 
 impl PgStore {
     /// Connects with at most `max_connections` connections.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        vault: Vault,
+    ) -> Result<Self, StoreError> {
         let pool = gongji_shared::db::postgres_pool(url, max_connections).await?;
         Ok(Self {
             reads: pool.clone(),
             pool,
+            vault,
         })
     }
 }
@@ -53,7 +61,8 @@ gongji_shared::database_sql!(
     sqlx::Postgres,
     "./migrations/postgres",
     super::Conflict,
-    super::Conflict::RequestIdTaken
+    super::Conflict::RequestIdTaken,
+    super::PLAINTEXT_PROBE
 );
 accounts_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, DAY_LOCK_SHARED);
 holds_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, HOLD_BEGIN);

@@ -3,7 +3,9 @@
 use std::future::Future;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use gongji_shared::{CoverageYear, IdNumber, command::Idempotency, policy::DateWindow};
+use gongji_shared::{
+    CoverageYear, IdNumber, command::Idempotency, policy::DateWindow, vault::Vault,
+};
 
 use gongji_shared::db::decode::{self, corrupt};
 
@@ -74,6 +76,12 @@ pub(super) const PREMIUM_COLUMNS: &str = "payment_id, request_id, movement_id, p
     premium_fen, account_fen, other_fen, draws, other_channel, other_reference, binding_id, binding_version, \
     payer_region, beneficiary_region, back_payment, in_window, window_start, window_end, waiting_months, \
     benefit_start, benefit_end, payment_date, pay_time, refund_time, refund_reason";
+/// The columns a payment is read from: [`PREMIUM_COLUMNS`] with the parties sealed
+/// (`payer` and `beneficiary` hold their keyed indexes, which lookups compare).
+pub(super) const PREMIUM_SELECT: &str = "payment_id, request_id, movement_id, payer_sealed, beneficiary_sealed, coverage_year, state, \
+    premium_fen, account_fen, other_fen, draws, other_channel, other_reference, binding_id, binding_version, \
+    payer_region, beneficiary_region, back_payment, in_window, window_start, window_end, waiting_months, \
+    benefit_start, benefit_end, payment_date, pay_time, refund_time, refund_reason";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct PositionedPremiumRow {
@@ -84,7 +92,7 @@ pub(super) struct PositionedPremiumRow {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct PremiumFactsRow {
-    holder: Option<String>,
+    holder_sealed: Option<String>,
     region: Option<String>,
     current_fen: Option<i64>,
     prior_fen: Option<i64>,
@@ -96,21 +104,36 @@ pub(super) struct PremiumFactsRow {
 /// The account and paid years of the rows of `premium_facts`.
 pub(super) fn premium_facts_of(
     rows: Vec<PremiumFactsRow>,
+    vault: &Vault,
 ) -> Result<(Option<Account>, Vec<PaidYear>), StoreError> {
     let mut account = None;
     let mut paid = Vec::with_capacity(rows.len());
     for r in rows {
         if account.is_none()
-            && let (Some(holder), Some(region), Some(current_fen), Some(prior_fen), Some(open_time)) =
-                (r.holder, r.region, r.current_fen, r.prior_fen, r.open_time)
+            && let (
+                Some(holder_sealed),
+                Some(region),
+                Some(current_fen),
+                Some(prior_fen),
+                Some(open_time),
+            ) = (
+                r.holder_sealed,
+                r.region,
+                r.current_fen,
+                r.prior_fen,
+                r.open_time,
+            )
         {
-            account = Some(Account::try_from(super::accounts::AccountRow {
-                holder,
-                region,
-                current_fen,
-                prior_fen,
-                open_time,
-            })?);
+            account = Some(
+                super::accounts::AccountRow {
+                    holder_sealed,
+                    region,
+                    current_fen,
+                    prior_fen,
+                    open_time,
+                }
+                .open(vault)?,
+            );
         }
         if let (Some(year), Some(back_payment)) = (r.coverage_year, r.back_payment) {
             paid.push(PaidYear {
@@ -129,8 +152,8 @@ pub(super) struct PremiumRow {
     payment_id: String,
     request_id: String,
     movement_id: Option<String>,
-    payer: String,
-    beneficiary: String,
+    payer_sealed: String,
+    beneficiary_sealed: String,
     coverage_year: i32,
     state: String,
     premium_fen: i64,
@@ -156,10 +179,10 @@ pub(super) struct PremiumRow {
     refund_reason: Option<String>,
 }
 
-impl TryFrom<PremiumRow> for PremiumPayment {
-    type Error = StoreError;
-
-    fn try_from(r: PremiumRow) -> Result<Self, Self::Error> {
+impl PremiumRow {
+    /// The payment, its parties opened.
+    pub(super) fn open(self, vault: &Vault) -> Result<PremiumPayment, StoreError> {
+        let r = self;
         let other_part = decode::money(r.other_fen, "premium_payments.other_fen")?;
         let other_means = match (r.other_channel, r.other_reference) {
             (Some(channel), Some(reference)) => Some(OtherMeans {
@@ -174,8 +197,12 @@ impl TryFrom<PremiumRow> for PremiumPayment {
             payment_id: r.payment_id,
             request_id: r.request_id,
             movement_id: r.movement_id.unwrap_or_default(),
-            payer: decode::id(&r.payer, "premium_payments.payer")?,
-            beneficiary: decode::id(&r.beneficiary, "premium_payments.beneficiary")?,
+            payer: decode::sealed_id(vault, &r.payer_sealed, "premium_payments.payer_sealed")?,
+            beneficiary: decode::sealed_id(
+                vault,
+                &r.beneficiary_sealed,
+                "premium_payments.beneficiary_sealed",
+            )?,
             year: CoverageYear::parse(r.coverage_year)
                 .map_err(|_| corrupt("premium_payments.coverage_year"))?,
             state: match r.state.as_str() {
@@ -229,18 +256,18 @@ macro_rules! premiums_sql {
             ) -> Result<(Option<$crate::domain::Account>, Vec<$crate::domain::premium::PaidYear>), $crate::store::StoreError> {
                 // One row per paid year (or one row of none), each beside the account's columns.
                 let rows: Vec<$crate::store::premiums::PremiumFactsRow> = sqlx::query_as(
-                    "SELECT a.holder, a.region, a.current_fen, a.prior_fen, a.open_time, p.coverage_year, p.back_payment \
+                    "SELECT a.holder_sealed, a.region, a.current_fen, a.prior_fen, a.open_time, p.coverage_year, p.back_payment \
                      FROM (SELECT 1 AS one) k \
                      LEFT JOIN accounts a ON a.holder = $1 \
                      LEFT JOIN (SELECT coverage_year, back_payment FROM premium_payments \
                       WHERE beneficiary = $2 AND state = 'PAID' ORDER BY coverage_year LIMIT $3) p ON 1 = 1",
                 )
-                .bind(payer.as_str())
-                .bind(beneficiary.as_str())
+                .bind(self.vault.index(payer))
+                .bind(self.vault.index(beneficiary))
                 .bind($crate::store::MAX_ROWS)
                 .fetch_all(&self.reads)
                 .await?;
-                $crate::store::premiums::premium_facts_of(rows)
+                $crate::store::premiums::premium_facts_of(rows, &self.vault)
             }
 
             async fn insert_premium(
@@ -252,27 +279,27 @@ macro_rules! premiums_sql {
                 response: &[u8],
             ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
-                save_response(&mut tx, idempotency, response, p.pay_time).await?;
+                save_response(&mut tx, &self.vault, idempotency, response, p.pay_time).await?;
                 // The balances last (`apply_movement`, below): the payer's row lock is held
                 // from there to the commit only.
                 let movement = (!p.split.account_part.is_zero()).then_some(movement);
                 if let Some(movement) = movement {
-                    record_movement(&mut tx, movement, idempotency).await?;
+                    record_movement(&mut tx, &self.vault, movement, idempotency).await?;
                 }
                 if let Some(posting) = posting {
                     post_hold(&mut tx, posting).await?;
                 }
                 sqlx::query(&format!(
-                    "INSERT INTO premium_payments ({}, caller, acting_person, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                     $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, {})",
+                    "INSERT INTO premium_payments ({}, caller, acting_person, seq, payer_sealed, beneficiary_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                     $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, {}, $31, $32)",
                     $crate::store::premiums::PREMIUM_COLUMNS,
                     $next_seq
                 ))
                 .bind(&p.payment_id)
                 .bind(&p.request_id)
                 .bind((!p.split.account_part.is_zero()).then_some(p.movement_id.as_str()))
-                .bind(p.payer.as_str())
-                .bind(p.beneficiary.as_str())
+                .bind(self.vault.index(&p.payer))
+                .bind(self.vault.index(&p.beneficiary))
                 .bind(p.year.get())
                 .bind(p.state.as_str())
                 .bind(p.terms.premium.fen())
@@ -297,12 +324,14 @@ macro_rules! premiums_sql {
                 .bind(p.refund_time)
                 .bind(p.refund_reason.as_deref())
                 .bind(&idempotency.scope)
-                .bind(idempotency.acting_person.as_deref())
+                .bind(idempotency.acting_person.as_deref().map(|a| self.vault.seal(a)))
+                .bind(self.vault.seal_id(&p.payer))
+                .bind(self.vault.seal_id(&p.beneficiary))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::AlreadyPaid))?;
                 if let Some(movement) = movement {
-                    apply_movement(&mut tx, movement).await?;
+                    apply_movement(&mut tx, &self.vault, movement).await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -314,12 +343,12 @@ macro_rules! premiums_sql {
             ) -> Result<Option<$crate::domain::payment::PremiumPayment>, $crate::store::StoreError> {
                 let row: Option<$crate::store::premiums::PremiumRow> = sqlx::query_as(&format!(
                     "SELECT {} FROM premium_payments WHERE payment_id = $1",
-                    $crate::store::premiums::PREMIUM_COLUMNS
+                    $crate::store::premiums::PREMIUM_SELECT
                 ))
                 .bind(payment_id)
                 .fetch_optional(&self.reads)
                 .await?;
-                row.map(TryInto::try_into).transpose()
+                row.map(|r| r.open(&self.vault)).transpose()
             }
 
             async fn premium_payments(
@@ -332,14 +361,14 @@ macro_rules! premiums_sql {
                 let column = if as_payer { "payer" } else { "beneficiary" };
                 let rows: Vec<$crate::store::premiums::PositionedPremiumRow> = sqlx::query_as(&format!(
                     "SELECT seq, {} FROM premium_payments WHERE {column} = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
-                    $crate::store::premiums::PREMIUM_COLUMNS
+                    $crate::store::premiums::PREMIUM_SELECT
                 ))
-                .bind(person.as_str())
+                .bind(self.vault.index(person))
                 .bind(before.unwrap_or(i64::MAX))
                 .bind(i64::from(limit).min($crate::store::MAX_ROWS))
                 .fetch_all(&self.reads)
                 .await?;
-                rows.into_iter().map(|r| Ok((r.seq, r.payment.try_into()?))).collect()
+                rows.into_iter().map(|r| Ok((r.seq, r.payment.open(&self.vault)?))).collect()
             }
 
             async fn refund_premium(
@@ -354,17 +383,17 @@ macro_rules! premiums_sql {
                 let mut tx = self.pool.begin().await?;
                 // The day's lock before any row's, in the order every writer takes them.
                 open_day(&mut tx, gongji_shared::domain::clock::shanghai_date(at)).await?;
-                save_response(&mut tx, idempotency, response, at).await?;
-                read_account(&mut tx, &refunded.payer, $for_update).await?;
+                save_response(&mut tx, &self.vault, idempotency, response, at).await?;
+                read_account(&mut tx, &self.vault, &refunded.payer, $for_update).await?;
                 let closed: Option<(i32,)> =
                     sqlx::query_as("SELECT year FROM year_closings WHERE holder = $1 AND year = $2")
-                        .bind(refunded.payer.as_str())
+                        .bind(self.vault.index(&refunded.payer))
                         .bind(chrono::Datelike::year(&refunded.payment_date))
                         .fetch_optional(&mut *tx)
                         .await?;
                 let movement = plan(closed.is_some());
                 if let Some(movement) = &movement {
-                    write_movement(&mut tx, movement, idempotency).await?;
+                    write_movement(&mut tx, &self.vault, movement, idempotency).await?;
                 }
                 let updated = sqlx::query(
                     "UPDATE premium_payments SET state = 'REFUNDED', refund_time = $1, refund_reason = $2, refund_movement_id = $3, \
@@ -374,7 +403,7 @@ macro_rules! premiums_sql {
                 .bind(refunded.refund_reason.as_deref())
                 .bind(movement.as_ref().map(|m| m.movement_id.as_str()))
                 .bind(&idempotency.scope)
-                .bind(idempotency.acting_person.as_deref())
+                .bind(idempotency.acting_person.as_deref().map(|a| self.vault.seal(a)))
                 .bind(&refunded.payment_id)
                 .execute(&mut *tx)
                 .await?;

@@ -173,7 +173,7 @@ macro_rules! settlement_sql {
                 if let Some((settlement, settled_at)) = read_settlement(&mut tx, date).await? {
                     // Settled before: the same settlement, whoever asks.
                     let outcome = make(settlement, settled_at);
-                    save_response(&mut tx, command.idempotency(), &command.response(&outcome), at).await?;
+                    save_response(&mut tx, &self.vault, command.idempotency(), &command.response(&outcome), at).await?;
                     tx.commit().await?;
                     return Ok(outcome);
                 }
@@ -222,7 +222,7 @@ macro_rules! settlement_sql {
                         .await?;
                 }
                 let outcome = make(settlement, at);
-                save_response(&mut tx, command.idempotency(), &command.response(&outcome), at).await?;
+                save_response(&mut tx, &self.vault, command.idempotency(), &command.response(&outcome), at).await?;
                 tx.commit().await?;
                 Ok(outcome)
             }
@@ -252,8 +252,13 @@ macro_rules! settlement_sql {
                 use $crate::domain::settlement::Sweep;
                 use $crate::store::settlement::MAX_REPORTED;
                 let limit = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-                let mask = |holder: &str| {
-                    gongji_shared::IdNumber::parse(holder).map_or_else(|_| "?".to_owned(), |id| id.masked())
+                // Sealed ID numbers, masked for the report.
+                let mask = |sealed: &str| {
+                    self.vault
+                        .open(sealed)
+                        .ok()
+                        .and_then(|plain| gongji_shared::IdNumber::parse(&plain).ok())
+                        .map_or_else(|| "?".to_owned(), |id| id.masked())
                 };
                 // One transaction, one snapshot, so every fact is of the same moment.
                 let mut tx = self.pool.begin().await?;
@@ -264,7 +269,7 @@ macro_rules! settlement_sql {
                 let mut accounts_next = Sweep::Done;
                 if !cursor.accounts.is_done() {
                     let rows: Vec<(i64, String, i64, i64, i64, i64)> = sqlx::query_as(&format!(
-                        "SELECT a.{no}, a.holder, a.current_fen, a.prior_fen, \
+                        "SELECT a.{no}, a.holder_sealed, a.current_fen, a.prior_fen, \
                          CAST(COALESCE((SELECT SUM(e.amount_fen) FROM entries e WHERE e.holder = a.holder AND e.bucket = 'CURRENT_YEAR'), 0) AS BIGINT), \
                          CAST(COALESCE((SELECT SUM(e.amount_fen) FROM entries e WHERE e.holder = a.holder AND e.bucket = 'PRIOR_YEARS'), 0) AS BIGINT) \
                          FROM accounts a WHERE a.{no} > $1 ORDER BY a.{no} LIMIT $2",
@@ -315,7 +320,7 @@ macro_rules! settlement_sql {
                 let mut premiums_next = Sweep::Done;
                 if !cursor.premiums.is_done() {
                     let rows: Vec<(i64, String, i32, i64)> = sqlx::query_as(
-                        "SELECT p.seq, p.beneficiary, p.coverage_year, CASE WHEN p.state = 'PAID' THEN \
+                        "SELECT p.seq, p.beneficiary_sealed, p.coverage_year, CASE WHEN p.state = 'PAID' THEN \
                          (SELECT COUNT(*) FROM premium_payments q WHERE q.beneficiary = p.beneficiary \
                           AND q.coverage_year = p.coverage_year AND q.state = 'PAID') ELSE 0 END \
                          FROM premium_payments p WHERE p.seq > $1 ORDER BY p.seq LIMIT $2",

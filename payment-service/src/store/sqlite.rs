@@ -6,6 +6,7 @@
 //! premium payment's position is the highest so far plus one. Reads outside transactions go
 //! to read-only connections (WAL), so they never queue behind the writer.
 
+use gongji_shared::vault::Vault;
 use sqlx::sqlite::SqlitePool;
 
 use super::StoreError;
@@ -35,15 +36,18 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Read-only connections: reads outside transactions.
     reads: SqlitePool,
+    /// Seals personal data and indexes ID numbers.
+    vault: Vault,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database of a `sqlite://PATH` URL.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, vault: Vault) -> Result<Self, StoreError> {
         let pools = gongji_shared::db::sqlite_pools(url).await?;
         Ok(Self {
             pool: pools.writer,
             reads: pools.readers,
+            vault,
         })
     }
 }
@@ -53,7 +57,8 @@ gongji_shared::database_sql!(
     sqlx::Sqlite,
     "./migrations/sqlite",
     super::Conflict,
-    super::Conflict::RequestIdTaken
+    super::Conflict::RequestIdTaken,
+    super::PLAINTEXT_PROBE
 );
 accounts_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, DAY_LOCK_SHARED);
 holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, HOLD_BEGIN);

@@ -22,7 +22,7 @@ use crate::{
     fixtures::{self, CHILD, EMPLOYEE},
     payment::{balances, medical, pay, quote, verify_clean},
     support::{
-        Backend, CONTRACT_TESTS, Clients, IN_2026, IN_WINDOW, PaymentDatabase, TestEnv, acting_for,
+        Backend, CONTRACT_TESTS, Clients, IN_2026, IN_WINDOW, ServiceDatabase, TestEnv, acting_for,
         assert_error,
     },
 };
@@ -801,7 +801,7 @@ async fn errors_a_database_outage_is_unavailable_and_changes_nothing(backend: Ba
         Postgres(sqlx::PgConnection, String),
     }
     let held = match env.payment_database() {
-        PaymentDatabase::Sqlite(path) => {
+        ServiceDatabase::Sqlite(path) => {
             let url = format!("sqlite://{}", path.display());
             let mut lock = sqlx::SqliteConnection::connect(&url).await.expect("open");
             sqlx::query("BEGIN EXCLUSIVE")
@@ -810,7 +810,7 @@ async fn errors_a_database_outage_is_unavailable_and_changes_nothing(backend: Ba
                 .expect("lock");
             Held::Sqlite(lock)
         }
-        PaymentDatabase::Postgres { admin_url, name } => {
+        ServiceDatabase::Postgres { admin_url, name } => {
             let mut admin = sqlx::PgConnection::connect(&admin_url)
                 .await
                 .expect("admin");

@@ -9,6 +9,7 @@ mod concurrency;
 mod contract;
 mod edges;
 mod payment;
+mod personal_data;
 mod premium;
 mod registry;
 mod serving;

@@ -125,8 +125,8 @@ pub struct Clients {
     pub settlement: SettlementServiceClient<Authed>,
 }
 
-/// payment-service's database, as a test that takes it away needs it.
-pub enum PaymentDatabase {
+/// A service's database, as a test that takes it away or reads its bytes needs it.
+pub enum ServiceDatabase {
     Sqlite(std::path::PathBuf),
     Postgres { admin_url: String, name: String },
 }
@@ -228,6 +228,8 @@ impl TestEnv {
                 .map(|p| p.service_tls("payment-service"))
                 .unwrap_or_default(),
             client_tls_ca: pki.map(|p| p.ca_file()),
+            binding_keys: identity.service_keys("binding-service"),
+            payment_keys: identity.service_keys("payment-service"),
         })
         .await
         .expect("start the stack");
@@ -255,10 +257,31 @@ impl TestEnv {
 
     /// Where payment-service keeps its data: the SQLite file, or the PostgreSQL database's
     /// name on the admin server (for tests that take the database away).
-    pub fn payment_database(&self) -> PaymentDatabase {
+    pub fn payment_database(&self) -> ServiceDatabase {
         match (&self._dir, self.pg_databases.get(1)) {
-            (Some(dir), _) => PaymentDatabase::Sqlite(dir.path().join("payment.db")),
-            (None, Some(name)) => PaymentDatabase::Postgres {
+            (Some(dir), _) => ServiceDatabase::Sqlite(dir.path().join("payment.db")),
+            (None, Some(name)) => ServiceDatabase::Postgres {
+                admin_url: testing::admin_url(),
+                name: name.clone(),
+            },
+            (None, None) => unreachable!("a test env has one backend"),
+        }
+    }
+
+    /// payment-service's data keys, as an auditor holding them would open its rows.
+    pub fn payment_vault(&self) -> gongji_shared::vault::Vault {
+        self.stack
+            .config
+            .payment_keys
+            .load()
+            .expect("payment-service's keys")
+    }
+
+    /// Where binding-service keeps its data: the SQLite file, or the PostgreSQL database.
+    pub fn binding_database(&self) -> ServiceDatabase {
+        match (&self._dir, self.pg_databases.first()) {
+            (Some(dir), _) => ServiceDatabase::Sqlite(dir.path().join("binding.db")),
+            (None, Some(name)) => ServiceDatabase::Postgres {
                 admin_url: testing::admin_url(),
                 name: name.clone(),
             },

@@ -25,7 +25,7 @@ use crate::{
     fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE},
     payment::{balances, medical, pay, verify_clean},
     support::{
-        Backend, Clients, FIRST_CALL_TIMEOUT_MS, IN_WINDOW, PaymentDatabase, TestEnv, TestPki,
+        Backend, Clients, FIRST_CALL_TIMEOUT_MS, IN_WINDOW, ServiceDatabase, TestEnv, TestPki,
         acting_for, assert_error, clients, clients_with,
     },
 };
@@ -993,7 +993,10 @@ async fn trust_every_state_change_records_its_caller_and_acting_person(backend: 
         .entries;
     let callers: Vec<&str> = entries.iter().map(|e| e.caller.as_str()).collect();
     assert_eq!(callers, ["wechat-backend", "core-system"], "newest first");
-    // The ledger row, the payment row and the call's record hold the acting person too.
+    // The ledger row, the payment row and the call's record hold the acting person too,
+    // sealed: whoever holds payment-service's keys opens it (issue 11 seals personal data at
+    // rest; this test once read it in plain text).
+    let vault = env.payment_vault();
     let recorded = payment_rows(
         &env,
         &format!(
@@ -1004,6 +1007,14 @@ async fn trust_every_state_change_records_its_caller_and_acting_person(backend: 
         ),
     )
     .await;
+    assert!(
+        recorded.iter().all(|(_, p)| p.as_deref() != Some(EMPLOYEE)),
+        "never in plain text: {recorded:?}"
+    );
+    let recorded: Vec<(String, Option<String>)> = recorded
+        .into_iter()
+        .map(|(caller, sealed)| (caller, sealed.map(|p| vault.open(&p).expect("opens"))))
+        .collect();
     assert_eq!(
         recorded,
         vec![("wechat-backend".to_owned(), Some(EMPLOYEE.to_owned())); 3],
@@ -1017,12 +1028,12 @@ async fn trust_every_state_change_records_its_caller_and_acting_person(backend: 
 async fn payment_rows(env: &TestEnv, sql: &str) -> Vec<(String, Option<String>)> {
     use sqlx::Connection as _;
     match env.payment_database() {
-        PaymentDatabase::Sqlite(path) => {
+        ServiceDatabase::Sqlite(path) => {
             let url = format!("sqlite://{}", path.display());
             let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open");
             sqlx::query_as(sql).fetch_all(&mut db).await.expect("rows")
         }
-        PaymentDatabase::Postgres { admin_url, name } => {
+        ServiceDatabase::Postgres { admin_url, name } => {
             let url = gongji_shared::testing::database_url(&admin_url, &name);
             let mut db = sqlx::PgConnection::connect(&url).await.expect("open");
             sqlx::query_as(sql).fetch_all(&mut db).await.expect("rows")
