@@ -462,6 +462,63 @@ mod tests {
         );
     }
 
+    /// `sslmode=verify-full` with `sslrootcert` in a database URL: the connection is TLS, and
+    /// a server whose certificate another CA signed is refused. Runs where the test server
+    /// serves TLS with a self-signed certificate for `localhost` (Debian's snake-oil one).
+    #[tokio::test]
+    async fn postgres_connections_verify_the_server_certificate_when_asked() {
+        use sqlx::postgres::PgConnectOptions;
+        let admin = std::env::var("GONGJI_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let required = std::env::var("GONGJI_TEST_POSTGRES").is_ok_and(|v| v == "require");
+        let plain = match postgres_pool(&admin, 1).await {
+            Ok(pool) => pool,
+            Err(error) if required => panic!("GONGJI_TEST_POSTGRES=require: {error}"),
+            Err(_) => return eprintln!("!!! SKIPPED a PostgreSQL test: no server"),
+        };
+        let (ssl, cert_file): (String, String) =
+            sqlx::query_as("SELECT current_setting('ssl'), current_setting('ssl_cert_file')")
+                .fetch_one(&plain)
+                .await
+                .unwrap();
+        let Ok(cert) = std::fs::read(&cert_file) else {
+            return eprintln!("!!! SKIPPED a TLS test: the server serves no readable certificate");
+        };
+        if ssl != "on" || x509_parser::pem::parse_x509_pem(&cert).is_err() {
+            return eprintln!("!!! SKIPPED a TLS test: the server does not serve TLS");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, &cert).unwrap();
+        let verified = |ca: &Path| {
+            PgConnectOptions::from_str(&format!(
+                "{admin}?sslmode=verify-full&sslrootcert={}",
+                ca.display()
+            ))
+            .map(|o| o.host("localhost"))
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(verified(&ca).unwrap())
+            .await
+            .expect("verify-full against the server's CA");
+        let (tls,): (bool,) =
+            sqlx::query_as("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert!(tls, "the connection is TLS");
+        let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let wrong = dir.path().join("other-ca.pem");
+        std::fs::write(&wrong, other.cert.pem()).unwrap();
+        let refused = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_millis(5_000))
+            .connect_with(verified(&wrong).unwrap())
+            .await;
+        assert!(refused.is_err(), "a certificate of another CA is refused");
+    }
+
     #[test]
     fn a_database_url_names_its_kind_or_is_refused_without_echoing_it() {
         assert_eq!(
