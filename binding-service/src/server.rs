@@ -111,15 +111,32 @@ async fn run_with<S: Store>(
     let router = server::add_reflection(router, &SERVICES)?;
     tracing::info!(addr = %listener.local_addr()?, "binding-service listening");
 
+    // Once migrated: answers past their retention are dropped now, then every hour.
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    let (clock, retention_days) = (
+        config.common.clock,
+        config.common.idempotency_retention_days,
+    );
+    let expiry = tokio::spawn({
+        let store = store.clone();
+        async move {
+            if ready_rx.await.is_ok() {
+                gongji_shared::db::expire_answers_forever(store, clock, retention_days).await;
+            }
+        }
+    });
     let ready = async move {
         store.migrate().await?;
+        gongji_shared::db::expire_answers(&store, clock.now(), retention_days).await?;
+        let _ = ready_tx.send(());
         Ok(())
     };
-    server::serve_when_ready(
+    let result = server::serve_when_ready(
         router, listener, health, &SERVICES, ready, shutdown, &limits,
     )
-    .await
-    .map_err(|e| anyhow::anyhow!(e))?;
+    .await;
+    expiry.abort();
+    result.map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!("binding-service stopped");
     Ok(())
 }

@@ -145,9 +145,25 @@ async fn run_with<S: Store>(
             }
         })
     };
+    // Answers past their retention are dropped once migrated, then every hour.
+    let (clock, retention_days) = (
+        config.common.clock,
+        config.common.idempotency_retention_days,
+    );
+    let (expiry_tx, expiry_rx) = tokio::sync::oneshot::channel::<()>();
+    let expiry = tokio::spawn({
+        let store = store.clone();
+        async move {
+            if expiry_rx.await.is_ok() {
+                gongji_shared::db::expire_answers_forever(store, clock, retention_days).await;
+            }
+        }
+    });
     let ready = async move {
         store.migrate().await?;
+        gongji_shared::db::expire_answers(&store, clock.now(), retention_days).await?;
         let _ = mirror_tx.send(());
+        let _ = expiry_tx.send(());
         Ok(())
     };
     let shutdown = {
@@ -174,6 +190,7 @@ async fn run_with<S: Store>(
     )
     .await;
     mirror.abort();
+    expiry.abort();
     result.map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!("payment-service stopped");
     Ok(())

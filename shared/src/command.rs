@@ -57,8 +57,27 @@ impl Idempotency {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SavedResponse {
     pub operation: String,
+    /// Empty once the record is past its retention window.
     pub fingerprint: String,
     pub response: Vec<u8>,
+}
+
+impl SavedResponse {
+    /// The record of a request ID whose answer was dropped after its retention window: the
+    /// ID stays taken, but nothing is left to replay or to compare a retry with.
+    pub fn expired(operation: String) -> Self {
+        Self {
+            operation,
+            fingerprint: String::new(),
+            response: Vec::new(),
+        }
+    }
+
+    /// Whether the answer was dropped after the retention window (a fingerprint is never
+    /// empty: it is a SHA-256 in hex).
+    pub fn is_expired(&self) -> bool {
+        self.fingerprint.is_empty()
+    }
 }
 
 /// Turns a use case's outcome into the bytes recorded as its answer.

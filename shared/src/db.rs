@@ -201,6 +201,15 @@ pub trait Database: Clone + Send + Sync + 'static {
     /// Whether the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError<Self::Conflict>>> + Send;
 
+    /// Drops the answers and fingerprints of up to `limit` records made before `before`:
+    /// their request IDs stay taken (a late retry is told so, and runs nothing). Returns how
+    /// many were dropped.
+    fn expire_responses(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+    ) -> impl Future<Output = Result<u64, StoreError<Self::Conflict>>> + Send;
+
     /// The response recorded under `request_id` in `scope` (its caller), if any.
     fn saved_response(
         &self,
@@ -209,6 +218,53 @@ pub trait Database: Clone + Send + Sync + 'static {
     ) -> impl Future<
         Output = Result<Option<crate::command::SavedResponse>, StoreError<Self::Conflict>>,
     > + Send;
+}
+
+/// Records dropped per statement when answers expire: a bound on one statement's work.
+pub const EXPIRE_BATCH: i64 = 1_000;
+/// Statements per pass: a bound on one pass's work (the next pass takes the rest).
+pub const EXPIRE_BATCHES_PER_PASS: usize = 100;
+/// How often a service drops the answers past its retention window.
+pub const EXPIRE_INTERVAL_MS: u64 = 3_600_000;
+
+/// One pass of expiry: drops, in bounded batches, the stored answers of calls made more than
+/// `retention_days` before `now`. Returns how many were dropped.
+pub async fn expire_answers<D: Database>(
+    store: &D,
+    now: chrono::DateTime<chrono::Utc>,
+    retention_days: u32,
+) -> Result<u64, StoreError<D::Conflict>> {
+    let before = now - chrono::Duration::days(i64::from(retention_days));
+    let mut dropped = 0;
+    for _ in 0..EXPIRE_BATCHES_PER_PASS {
+        let done = store.expire_responses(before, EXPIRE_BATCH).await?;
+        dropped += done;
+        if done < EXPIRE_BATCH.unsigned_abs() {
+            break;
+        }
+    }
+    if dropped > 0 {
+        tracing::info!(dropped, %before, "first answers past their retention dropped");
+    }
+    Ok(dropped)
+}
+
+/// Expires answers every [`EXPIRE_INTERVAL_MS`] until the task is aborted; a failed pass is
+/// logged and tried again at the next.
+pub async fn expire_answers_forever<D: Database>(store: D, clock: crate::Clock, retention_days: u32)
+where
+    D::Conflict: std::fmt::Display,
+{
+    let mut ticks = tokio::time::interval(Duration::from_millis(EXPIRE_INTERVAL_MS));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is at once, and start-up has just made a pass.
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        if let Err(error) = expire_answers(&store, clock.now(), retention_days).await {
+            tracing::warn!(%error, "first answers not expired; trying again later");
+        }
+    }
 }
 
 /// Decoders of stored values: a value that does not parse is a corrupt row.
@@ -337,6 +393,9 @@ macro_rules! idempotency_sql {
             let Some((operation, fingerprint, response)) = row else {
                 return Ok(None);
             };
+            if fingerprint.is_empty() {
+                return Ok(Some($crate::command::SavedResponse::expired(operation)));
+            }
             let response = String::from_utf8(response)
                 .map_err(|_| $crate::db::decode::corrupt("idempotency.response"))?;
             Ok(Some($crate::command::SavedResponse {
@@ -395,6 +454,23 @@ macro_rules! database_sql {
             async fn ping(&self) -> Result<(), $crate::db::StoreError<$conflict>> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
+            }
+
+            async fn expire_responses(
+                &self,
+                before: chrono::DateTime<chrono::Utc>,
+                limit: i64,
+            ) -> Result<u64, $crate::db::StoreError<$conflict>> {
+                let done = sqlx::query(
+                    "UPDATE idempotency SET response = $1, fingerprint = '', acting_person = NULL WHERE (scope, request_id) IN \
+                     (SELECT scope, request_id FROM idempotency WHERE create_time < $2 AND fingerprint <> '' LIMIT $3)",
+                )
+                .bind(Vec::<u8>::new())
+                .bind(before)
+                .bind(limit)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
             }
 
             async fn saved_response(

@@ -44,6 +44,15 @@ pub struct CommonFlags {
     /// The keys personal data is sealed under.
     #[command(flatten)]
     pub keys: KeyFlags,
+    /// Days a state-changing call's first answer is kept for its retries (1 to 3650); after
+    /// that its request ID stays taken and a retry is told REQUEST_ID_EXPIRED.
+    #[arg(
+        long,
+        env = "GONGJI_IDEMPOTENCY_RETENTION_DAYS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..=3_650)
+    )]
+    pub idempotency_retention_days: u32,
 }
 
 /// Where the data keys come from: a key file, or the same document in an environment

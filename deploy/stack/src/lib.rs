@@ -265,6 +265,7 @@ pub async fn health_with(url: &str, service: &str, ca: Option<&Path>) -> Option<
 fn common(config: &StackConfig, auth: &AuthFlags, tls: &TlsFlags, keys: &KeyFlags) -> CommonFlags {
     CommonFlags {
         keys: keys.clone(),
+        idempotency_retention_days: 30,
         policy: config.policy.clone(),
         log_format: LogFormat::Text,
         clock: config.clock,

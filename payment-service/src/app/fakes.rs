@@ -292,6 +292,16 @@ impl Database for FakeStore {
         Ok(())
     }
 
+    /// The fake keeps no times: expiry is tested on the real stores, and the use cases never
+    /// call it.
+    async fn expire_responses(
+        &self,
+        _before: chrono::DateTime<chrono::Utc>,
+        _limit: i64,
+    ) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
     /// Scopes are not kept apart: the use cases never see them.
     async fn saved_response(
         &self,

@@ -157,6 +157,19 @@ where
         .await
         .map_err(CommandError::Run)?;
     if let Some(saved) = &saved
+        && saved.is_expired()
+    {
+        // The ID was used, but its answer is gone: running again could do the effect twice.
+        return Err(CommandError::Replay(
+            ApiError::failed_precondition(
+                "REQUEST_ID_EXPIRED",
+                "request_id was used so long ago that its first answer is no longer kept; nothing was done again",
+            )
+            .with_metadata("request_id", &idempotency.request_id)
+            .with_metadata("first_operation", &saved.operation),
+        ));
+    }
+    if let Some(saved) = &saved
         && idempotency.is_same_request(saved)
         && saved.response.first() == Some(&REFUSAL_TAG)
     {
@@ -345,6 +358,38 @@ mod tests {
         match run(&log, "b", "second", Ok(())).await {
             Err(CommandError::Replay(e)) => assert_eq!(e.reason(), "REQUEST_ID_REUSED"),
             other => panic!("expected a reuse, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_id_whose_answer_expired_runs_nothing_and_says_so() {
+        let log = Log::default();
+        *log.0.lock().unwrap() = Some(SavedResponse::expired("Op".to_owned()));
+        for request in ["a", "b"] {
+            match run(&log, request, "again", Ok(())).await {
+                Err(CommandError::Replay(e)) => assert_eq!(e.reason(), "REQUEST_ID_EXPIRED"),
+                other => panic!("expected an expired ID, got {other:?}"),
+            }
+        }
+        assert!(
+            log.0.lock().unwrap().as_ref().unwrap().is_expired(),
+            "the use case never ran"
+        );
+        // A lost race to an expired record says the same.
+        *log.0.lock().unwrap() = Some(SavedResponse::expired("Op".to_owned()));
+        let raced = execute(
+            &log,
+            Lookup::OnConflict,
+            &id("req-1"),
+            "Op",
+            &"a".to_owned(),
+            |s: &String| Ok(s.clone()),
+            |_: Command<String>| async { Err::<String, _>(Failure::Taken) },
+        )
+        .await;
+        match raced {
+            Err(CommandError::Replay(e)) => assert_eq!(e.reason(), "REQUEST_ID_EXPIRED"),
+            other => panic!("expected an expired ID, got {other:?}"),
         }
     }
 

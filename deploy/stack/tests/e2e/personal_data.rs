@@ -5,17 +5,24 @@
 
 use gongji_proto::{
     binding::v1::{GetInsuredPersonRequest, Relationship},
-    payment::v1::{GetAccountRequest, RefundPremiumPaymentRequest},
+    payment::v1::{GetAccountRequest, PremiumPayment, RefundPremiumPaymentRequest},
 };
+use gongji_shared::Clock;
+use tonic::Code;
+use tonic_types::StatusExt as _;
 
 use crate::{
     both_backends,
     fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE, EMPLOYEE_NAME},
     payment::{medical, pay},
-    support::{Backend, IN_WINDOW, ServiceDatabase, TestEnv},
+    premium::prior_years,
+    support::{Backend, Clients, IN_WINDOW, ServiceDatabase, TestEnv, assert_error},
 };
 
-both_backends!(no_id_number_or_name_is_stored_in_clear);
+both_backends!(
+    no_id_number_or_name_is_stored_in_clear,
+    a_retry_after_the_retention_window_is_refused_and_does_nothing,
+);
 
 /// The spouse of the medical scenario.
 const SPOUSE_NAME: &str = "赵刚";
@@ -26,14 +33,7 @@ async fn no_id_number_or_name_is_stored_in_clear(backend: Backend) {
     };
     let mut c = env.clients_owned();
     fixtures::family(&mut c, "1000.00").await;
-    let paid = c
-        .premiums
-        .pay_premium(pay("p", EMPLOYEE, CHILD, 2025))
-        .await
-        .expect("pay")
-        .into_inner()
-        .payment
-        .expect("payment");
+    let paid = pay_child_premium(&mut c, "p").await;
     c.premiums
         .refund_premium_payment(RefundPremiumPaymentRequest {
             request_id: "refund".into(),
@@ -114,6 +114,71 @@ async fn no_id_number_or_name_is_stored_in_clear(backend: Backend) {
         }
     }
     env.finish().await;
+}
+
+/// First answers are kept 30 days (the default): a retry within them gets the first answer;
+/// after them the request ID stays taken, and a retry is FAILED_PRECONDITION
+/// REQUEST_ID_EXPIRED on either service, with nothing done again.
+async fn a_retry_after_the_retention_window_is_refused_and_does_nothing(backend: Backend) {
+    let Some(mut env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::family(&mut c, "1000.00").await;
+    let paid = pay_child_premium(&mut c, "p").await;
+    assert_eq!(prior_years(&mut c).await, "600.00");
+
+    // 29 days on: still kept.
+    env.stack
+        .restart_with_clock(Clock::parse("2024-12-14T10:00:00+08:00").expect("clock"))
+        .await
+        .expect("restart");
+    let mut c = env.clients_owned();
+    let again = pay_child_premium(&mut c, "p").await;
+    assert_eq!(again.payment_id, paid.payment_id);
+
+    // 31 days on: dropped at start-up; the ID stays taken.
+    env.stack
+        .restart_with_clock(Clock::parse("2024-12-16T10:00:00+08:00").expect("clock"))
+        .await
+        .expect("restart");
+    let mut c = env.clients_owned();
+    let status = assert_error(
+        c.premiums
+            .pay_premium(pay("p", EMPLOYEE, CHILD, 2025))
+            .await,
+        Code::FailedPrecondition,
+        "REQUEST_ID_EXPIRED",
+        "payment.gongji",
+    );
+    let info = status
+        .get_error_details()
+        .error_info()
+        .cloned()
+        .expect("info");
+    assert_eq!(info.metadata["request_id"], "p");
+    assert_eq!(info.metadata["first_operation"], "PayPremium");
+    assert_error(
+        c.bindings
+            .create_binding(fixtures::bind_request("bind-family"))
+            .await,
+        Code::FailedPrecondition,
+        "REQUEST_ID_EXPIRED",
+        "binding.gongji",
+    );
+    assert_eq!(prior_years(&mut c).await, "600.00", "nothing paid twice");
+    env.finish().await;
+}
+
+/// The employee pays the child's 2025 premium under `request_id`.
+async fn pay_child_premium(c: &mut Clients, request_id: &str) -> PremiumPayment {
+    c.premiums
+        .pay_premium(pay(request_id, EMPLOYEE, CHILD, 2025))
+        .await
+        .expect("pay")
+        .into_inner()
+        .payment
+        .expect("payment")
 }
 
 /// Every byte a database keeps: SQLite's main file, WAL and journal, or a `pg_dump`.

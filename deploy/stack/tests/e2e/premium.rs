@@ -34,7 +34,8 @@ fn pay(request_id: &str) -> PayPremiumRequest {
     }
 }
 
-async fn prior_years(c: &mut Clients) -> String {
+/// The employee's prior-years balance.
+pub async fn prior_years(c: &mut Clients) -> String {
     c.accounts
         .get_account(GetAccountRequest {
             holder_id_number: fixtures::EMPLOYEE.to_owned(),
