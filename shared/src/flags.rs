@@ -53,6 +53,10 @@ pub struct CommonFlags {
         value_parser = clap::value_parser!(u32).range(1..=3_650)
     )]
     pub idempotency_retention_days: u32,
+    /// Instead of serving: re-seal every stored value under the newest data key, in bounded
+    /// batches (run again to resume), retire the older keys' check values, and exit.
+    #[arg(long)]
+    pub reseal: bool,
 }
 
 /// Where the data keys come from: a key file, or the same document in an environment

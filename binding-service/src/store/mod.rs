@@ -42,13 +42,60 @@ const PLAINTEXT_PROBE: &str = "SELECT CAST(1 AS BIGINT) FROM persons WHERE id_se
      UNION ALL SELECT CAST(1 AS BIGINT) FROM bindings WHERE authorizer_sealed IS NULL \
      UNION ALL SELECT CAST(1 AS BIGINT) FROM idempotency WHERE fingerprint NOT LIKE 'v%' LIMIT 1";
 
+/// The tables holding sealed values, for re-encryption.
+const SEALED: &[gongji_shared::db::reseal::SealedTable] = &[
+    sealed("persons", &["id_sealed", "name"]),
+    sealed(
+        "bindings",
+        &[
+            "authorizer_sealed",
+            "beneficiary_sealed",
+            "beneficiary_name",
+        ],
+    ),
+    sealed("binding_events", &["acting_person"]),
+    gongji_shared::db::reseal::SealedTable {
+        table: "idempotency",
+        text: &["fingerprint", "acting_person"],
+        bytes: &["response"],
+    },
+];
+
+const fn sealed(
+    table: &'static str,
+    text: &'static [&'static str],
+) -> gongji_shared::db::reseal::SealedTable {
+    gongji_shared::db::reseal::SealedTable {
+        table,
+        text,
+        bytes: &[],
+    }
+}
+
 /// Most rows one query returns: a bound on memory per call.
 pub const MAX_ROWS: i64 = 1_000;
 
 /// Everything binding-service keeps.
-pub trait Store: Database<Conflict = Conflict> + Persons + Bindings + Events + Uses {}
+pub trait Store:
+    Database<Conflict = Conflict>
+    + Persons
+    + Bindings
+    + Events
+    + Uses
+    + gongji_shared::db::reseal::Reseal
+{
+}
 
-impl<T: Database<Conflict = Conflict> + Persons + Bindings + Events + Uses> Store for T {}
+impl<
+    T: Database<Conflict = Conflict>
+        + Persons
+        + Bindings
+        + Events
+        + Uses
+        + gongji_shared::db::reseal::Reseal,
+> Store for T
+{
+}
 
 /// A store failure: a conflict of this store, or a fault of the database.
 pub type StoreError = gongji_shared::db::StoreError<Conflict>;

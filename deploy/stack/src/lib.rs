@@ -55,6 +55,8 @@ pub struct StackConfig {
     pub binding_keys: KeyFlags,
     /// payment-service's.
     pub payment_keys: KeyFlags,
+    /// Run in `--reseal` mode instead of serving ([`Stack::reseal`] sets it).
+    pub reseal: bool,
 }
 
 impl StackConfig {
@@ -83,6 +85,7 @@ impl StackConfig {
             client_tls_ca: None,
             binding_keys: identity.service_keys("binding-service"),
             payment_keys: identity.service_keys("payment-service"),
+            reseal: false,
         }
     }
 }
@@ -220,6 +223,28 @@ impl Stack {
         self.wait_serving(READY_TIMEOUT_MS).await
     }
 
+    /// Runs each service once in `--reseal` mode on its database (both may be running or
+    /// not): every stored value under its newest key, older keys retired.
+    pub async fn reseal(&self) -> anyhow::Result<()> {
+        let mut config = self.config.clone();
+        config.reseal = true;
+        let idle = || TcpListener::bind("127.0.0.1:0");
+        binding_service::server::run(
+            binding_config(&config),
+            idle().await?,
+            std::future::pending(),
+        )
+        .await
+        .context("binding-service --reseal")?;
+        payment_service::server::run(
+            payment_config(&config),
+            idle().await?,
+            std::future::pending(),
+        )
+        .await
+        .context("payment-service --reseal")
+    }
+
     /// Stops both, payment-service first.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.stop_payment().await?;
@@ -266,6 +291,7 @@ fn common(config: &StackConfig, auth: &AuthFlags, tls: &TlsFlags, keys: &KeyFlag
     CommonFlags {
         keys: keys.clone(),
         idempotency_retention_days: 30,
+        reseal: config.reseal,
         policy: config.policy.clone(),
         log_format: LogFormat::Text,
         clock: config.clock,
@@ -276,7 +302,14 @@ fn common(config: &StackConfig, auth: &AuthFlags, tls: &TlsFlags, keys: &KeyFlag
 }
 
 fn start_binding(config: &StackConfig, listener: TcpListener) -> Running {
-    let service_config = binding_service::config::Config {
+    let service_config = binding_config(config);
+    spawn(config.binding_addr, |stop| {
+        binding_service::server::run(service_config, listener, stop)
+    })
+}
+
+fn binding_config(config: &StackConfig) -> binding_service::config::Config {
+    binding_service::config::Config {
         listen_addr: config.binding_addr,
         database_url: config.binding_database_url.clone(),
         db_max_connections: 10,
@@ -287,14 +320,18 @@ fn start_binding(config: &StackConfig, listener: TcpListener) -> Running {
             &config.binding_tls,
             &config.binding_keys,
         ),
-    };
-    spawn(config.binding_addr, |stop| {
-        binding_service::server::run(service_config, listener, stop)
-    })
+    }
 }
 
 fn start_payment(config: &StackConfig, listener: TcpListener) -> Running {
-    let service_config = payment_service::config::Config {
+    let service_config = payment_config(config);
+    spawn(config.payment_addr, |stop| {
+        payment_service::server::run(service_config, listener, stop)
+    })
+}
+
+fn payment_config(config: &StackConfig) -> payment_service::config::Config {
+    payment_service::config::Config {
         listen_addr: config.payment_addr,
         database_url: config.payment_database_url.clone(),
         db_max_connections: 10,
@@ -307,10 +344,7 @@ fn start_payment(config: &StackConfig, listener: TcpListener) -> Running {
             &config.payment_tls,
             &config.payment_keys,
         ),
-    };
-    spawn(config.payment_addr, |stop| {
-        payment_service::server::run(service_config, listener, stop)
-    })
+    }
 }
 
 fn spawn<F, Fut>(addr: SocketAddr, run: F) -> Running

@@ -43,6 +43,45 @@ const PLAINTEXT_PROBE: &str = "SELECT CAST(1 AS BIGINT) FROM accounts WHERE hold
      UNION ALL SELECT CAST(1 AS BIGINT) FROM medical_payments WHERE beneficiary_sealed IS NULL \
      UNION ALL SELECT CAST(1 AS BIGINT) FROM idempotency WHERE fingerprint NOT LIKE 'v%' LIMIT 1";
 
+/// The tables holding sealed values, for re-encryption.
+const SEALED: &[gongji_shared::db::reseal::SealedTable] = &[
+    sealed("accounts", &["holder_sealed"]),
+    sealed("movements", &["acting_person"]),
+    sealed(
+        "premium_payments",
+        &[
+            "payer_sealed",
+            "beneficiary_sealed",
+            "acting_person",
+            "refund_acting_person",
+        ],
+    ),
+    sealed(
+        "medical_payments",
+        &[
+            "beneficiary_sealed",
+            "family_holder_sealed",
+            "acting_person",
+        ],
+    ),
+    gongji_shared::db::reseal::SealedTable {
+        table: "idempotency",
+        text: &["fingerprint", "acting_person"],
+        bytes: &["response"],
+    },
+];
+
+const fn sealed(
+    table: &'static str,
+    text: &'static [&'static str],
+) -> gongji_shared::db::reseal::SealedTable {
+    gongji_shared::db::reseal::SealedTable {
+        table,
+        text,
+        bytes: &[],
+    }
+}
+
 /// Most rows one query returns: a bound on memory per call.
 pub const MAX_ROWS: i64 = 1_000;
 /// Most settled days a late movement skips to find its open day (S1); settlement runs for
@@ -51,12 +90,25 @@ pub const MAX_SEALED_DAYS_SKIPPED: usize = 366;
 
 /// Everything payment-service keeps.
 pub trait Store:
-    Database<Conflict = Conflict> + Accounts + Holds + Premiums + MedicalPayments + Settlements
+    Database<Conflict = Conflict>
+    + Accounts
+    + Holds
+    + Premiums
+    + MedicalPayments
+    + Settlements
+    + gongji_shared::db::reseal::Reseal
 {
 }
 
-impl<T: Database<Conflict = Conflict> + Accounts + Holds + Premiums + MedicalPayments + Settlements>
-    Store for T
+impl<
+    T: Database<Conflict = Conflict>
+        + Accounts
+        + Holds
+        + Premiums
+        + MedicalPayments
+        + Settlements
+        + gongji_shared::db::reseal::Reseal,
+> Store for T
 {
 }
 

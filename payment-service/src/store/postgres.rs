@@ -75,3 +75,11 @@ settlement_sql!(
     VERIFY_SNAPSHOT,
     ACCOUNT_NO
 );
+gongji_shared::reseal_sql!(
+    PgStore,
+    sqlx::Postgres,
+    super::SEALED,
+    "CAST(ctid AS TEXT)",
+    "ctid = CAST($ROW AS tid)",
+    "IS NOT DISTINCT FROM"
+);

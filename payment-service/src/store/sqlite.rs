@@ -71,3 +71,11 @@ settlement_sql!(
     VERIFY_SNAPSHOT,
     ACCOUNT_NO
 );
+gongji_shared::reseal_sql!(
+    SqliteStore,
+    sqlx::Sqlite,
+    super::SEALED,
+    "CAST(rowid AS TEXT)",
+    "rowid = CAST($ROW AS INTEGER)",
+    "IS"
+);

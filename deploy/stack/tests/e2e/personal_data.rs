@@ -4,10 +4,19 @@
 //! in a `pg_dump` of PostgreSQL's. The same data still reads back whole through the API.
 
 use gongji_proto::{
-    binding::v1::{GetInsuredPersonRequest, Relationship},
-    payment::v1::{GetAccountRequest, PremiumPayment, RefundPremiumPaymentRequest},
+    binding::v1::{GetBindingRequest, GetInsuredPersonRequest, Relationship},
+    payment::v1::{
+        GetAccountRequest, GetMedicalExpensePaymentRequest, PremiumPayment,
+        RefundPremiumPaymentRequest,
+    },
 };
-use gongji_shared::Clock;
+use gongji_shared::{
+    Clock,
+    vault::{
+        KeyMaterial, KeyProvider as _,
+        keys::{FileKeys, write_keys},
+    },
+};
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
@@ -16,12 +25,14 @@ use crate::{
     fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE, EMPLOYEE_NAME},
     payment::{medical, pay},
     premium::prior_years,
-    support::{Backend, Clients, IN_WINDOW, ServiceDatabase, TestEnv, assert_error},
+    support::{Backend, Clients, IN_WINDOW, ServiceDatabase, TestEnv, acting_for, assert_error},
+    trust::payment_rows,
 };
 
 both_backends!(
     no_id_number_or_name_is_stored_in_clear,
     a_retry_after_the_retention_window_is_refused_and_does_nothing,
+    a_new_key_takes_over_and_the_old_one_goes_once_everything_is_resealed,
 );
 
 /// The spouse of the medical scenario.
@@ -168,6 +179,162 @@ async fn a_retry_after_the_retention_window_is_refused_and_does_nothing(backend:
     );
     assert_eq!(prior_years(&mut c).await, "600.00", "nothing paid twice");
     env.finish().await;
+}
+
+/// Key rotation: data written under key 1, key 2 added and written under, everything
+/// re-sealed, key 1 dropped; everything still reads, a retry still gets its first answer,
+/// and dropping key 1 before re-sealing stops start-up.
+async fn a_new_key_takes_over_and_the_old_one_goes_once_everything_is_resealed(backend: Backend) {
+    let Some(mut env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    let binding = fixtures::family(&mut c, "1000.00").await;
+    // Paid acting for the employee: the movement, the payment and the call's record hold her
+    // ID number sealed under key 1 (the movement in an append-only table).
+    let paid = pay_as_employee(&mut c).await;
+
+    rotate_keys(&env, |k| k.with_new_version());
+    env.stack
+        .restart_with_clock(Clock::parse(IN_WINDOW).expect("clock"))
+        .await
+        .expect("restart with key 2");
+    let mut c = env.clients_owned();
+    let spouse = fixtures::id_number("19850505", 7);
+    fixtures::register(
+        &mut c,
+        fixtures::person(&spouse, SPOUSE_NAME, Some("340500"), None),
+    )
+    .await;
+    let mut bind = fixtures::bind_child("bind-spouse", &spouse, SPOUSE_NAME);
+    bind.relationship = Relationship::Spouse as i32;
+    c.bindings.create_binding(bind).await.expect("bind spouse");
+    let medical_paid = c
+        .medical
+        .pay_medical_expense(medical("m1", &spouse, EMPLOYEE, "100.00"))
+        .await
+        .expect("medical")
+        .into_inner()
+        .payment
+        .expect("payment");
+
+    // Key 1 cannot go yet: the databases hold values under it.
+    let held = rotate_keys(&env, |k| k.without_version(1));
+    let error = format!(
+        "{:#}",
+        env.stack.reseal().await.expect_err("key 1 is missing")
+    );
+    assert!(error.contains("key version 1"), "{error}");
+    restore_keys(&env, &held);
+
+    env.stack.reseal().await.expect("re-seal both databases");
+    rotate_keys(&env, |k| k.without_version(1));
+    env.stack
+        .restart_with_clock(Clock::parse(IN_WINDOW).expect("clock"))
+        .await
+        .expect("restart with key 2 alone");
+    let mut c = env.clients_owned();
+    for (id, name) in [(CHILD, CHILD_NAME), (spouse.as_str(), SPOUSE_NAME)] {
+        let person = c
+            .registry
+            .get_insured_person(GetInsuredPersonRequest {
+                id_number: id.into(),
+            })
+            .await
+            .expect("person")
+            .into_inner()
+            .person
+            .expect("person");
+        assert_eq!(
+            (person.id_number.as_str(), person.name.as_str()),
+            (id, name)
+        );
+    }
+    let got = c
+        .bindings
+        .get_binding(GetBindingRequest {
+            binding_id: binding.binding_id.clone(),
+        })
+        .await
+        .expect("binding")
+        .into_inner()
+        .binding
+        .expect("binding");
+    assert_eq!(got.beneficiary_id_number, CHILD);
+    assert_eq!(
+        pay_as_employee(&mut c).await.payment_id,
+        paid.payment_id,
+        "a retry"
+    );
+    let vault = env.payment_vault();
+    let acting = payment_rows(
+        &env,
+        &format!(
+            "SELECT caller, acting_person FROM movements WHERE movement_id = '{}'",
+            paid.movement_id
+        ),
+    )
+    .await;
+    let sealed = acting[0].1.clone().expect("an acting person");
+    assert!(sealed.starts_with("v2:"), "re-sealed under key 2");
+    assert_eq!(vault.open(&sealed).expect("opens"), EMPLOYEE);
+    let got = c
+        .medical
+        .get_medical_expense_payment(GetMedicalExpensePaymentRequest {
+            payment_id: medical_paid.payment_id.clone(),
+        })
+        .await
+        .expect("medical payment")
+        .into_inner()
+        .payment
+        .expect("payment");
+    assert_eq!(got.beneficiary_id_number, spouse);
+    assert_eq!(prior_years(&mut c).await, "500.00");
+    crate::payment::verify_clean(&mut c).await;
+    env.finish().await;
+}
+
+/// Rewrites both services' key files with `change` of what each holds; returns what they
+/// held, binding-service's first.
+fn rotate_keys(env: &TestEnv, change: impl Fn(&KeyMaterial) -> KeyMaterial) -> Vec<KeyMaterial> {
+    key_files(env)
+        .into_iter()
+        .map(|path| {
+            let keys = FileKeys(path.clone()).load().expect("keys");
+            write_keys(&path, &change(&keys)).expect("write keys");
+            keys
+        })
+        .collect()
+}
+
+/// Puts back what [`rotate_keys`] returned.
+fn restore_keys(env: &TestEnv, held: &[KeyMaterial]) {
+    for (path, keys) in key_files(env).into_iter().zip(held) {
+        write_keys(&path, keys).expect("write keys");
+    }
+}
+
+fn key_files(env: &TestEnv) -> Vec<std::path::PathBuf> {
+    ["binding-service", "payment-service"]
+        .into_iter()
+        .map(|service| {
+            env.identity
+                .service_keys(service)
+                .data_keys_file
+                .expect("a key file")
+        })
+        .collect()
+}
+
+/// The employee, logged in, pays the child's 2025 premium (request ID "p").
+async fn pay_as_employee(c: &mut Clients) -> PremiumPayment {
+    c.premiums
+        .pay_premium(acting_for(EMPLOYEE, pay("p", EMPLOYEE, CHILD, 2025)))
+        .await
+        .expect("pay")
+        .into_inner()
+        .payment
+        .expect("payment")
 }
 
 /// The employee pays the child's 2025 premium under `request_id`.

@@ -230,6 +230,7 @@ impl TestEnv {
             client_tls_ca: pki.map(|p| p.ca_file()),
             binding_keys: identity.service_keys("binding-service"),
             payment_keys: identity.service_keys("payment-service"),
+            reseal: false,
         })
         .await
         .expect("start the stack");

@@ -1025,7 +1025,7 @@ async fn trust_every_state_change_records_its_caller_and_acting_person(backend: 
 
 /// Rows of payment-service's own database, read directly: what an auditor with database
 /// access sees.
-async fn payment_rows(env: &TestEnv, sql: &str) -> Vec<(String, Option<String>)> {
+pub async fn payment_rows(env: &TestEnv, sql: &str) -> Vec<(String, Option<String>)> {
     use sqlx::Connection as _;
     match env.payment_database() {
         ServiceDatabase::Sqlite(path) => {

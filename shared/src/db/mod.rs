@@ -1,6 +1,8 @@
 //! Database plumbing both services share: connections, the store failure type, decoders of
 //! stored values, and the idempotency table (AIP-155) with the `Database` trait over it.
 
+pub mod reseal;
+
 use std::{future::Future, path::Path, str::FromStr, time::Duration};
 
 use sqlx::{

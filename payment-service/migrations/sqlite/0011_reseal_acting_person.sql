@@ -1,0 +1,7 @@
+-- Re-encryption rewrites the sealed acting person of a movement under a newer key: the
+-- append-only trigger now refuses every change but that one column (and every delete).
+DROP TRIGGER movements_no_update;
+CREATE TRIGGER movements_no_update
+    BEFORE UPDATE OF movement_id, kind, request_id, create_time, business_date, purpose,
+        destination, memo, caller ON movements
+BEGIN SELECT RAISE(ABORT, 'movements are append-only'); END;
