@@ -77,7 +77,10 @@ async fn run_with<S: Store>(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     if config.common.reseal {
-        return reseal(&store).await;
+        gongji_shared::db::reseal::reseal_all(&store)
+            .await
+            .context("re-sealing stopped; run again to resume")?;
+        return Ok(());
     }
     let limits = Limits {
         first_call_timeout_ms: config.common.first_call_timeout_ms,
@@ -196,22 +199,5 @@ async fn run_with<S: Store>(
     expiry.abort();
     result.map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!("payment-service stopped");
-    Ok(())
-}
-
-/// `--reseal`: every stored value under the newest key, then the older keys retired.
-async fn reseal<S: Store>(store: &S) -> anyhow::Result<()> {
-    store
-        .migrate()
-        .await
-        .context("cannot migrate the database")?;
-    let (rewritten, retired) = gongji_shared::db::reseal::reseal_all(store)
-        .await
-        .context("re-sealing stopped; run again to resume")?;
-    tracing::info!(
-        rewritten,
-        ?retired,
-        "every value is sealed under the newest key"
-    );
     Ok(())
 }

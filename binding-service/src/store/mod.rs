@@ -42,10 +42,12 @@ const PLAINTEXT_PROBE: &str = "SELECT CAST(1 AS BIGINT) FROM persons WHERE id_se
      UNION ALL SELECT CAST(1 AS BIGINT) FROM bindings WHERE authorizer_sealed IS NULL \
      UNION ALL SELECT CAST(1 AS BIGINT) FROM idempotency WHERE fingerprint NOT LIKE 'v%' LIMIT 1";
 
+use gongji_shared::db::reseal::SealedTable;
+
 /// The tables holding sealed values, for re-encryption.
-const SEALED: &[gongji_shared::db::reseal::SealedTable] = &[
-    sealed("persons", &["id_sealed", "name"]),
-    sealed(
+const SEALED: &[SealedTable] = &[
+    SealedTable::text("persons", &["id_sealed", "name"]),
+    SealedTable::text(
         "bindings",
         &[
             "authorizer_sealed",
@@ -53,24 +55,9 @@ const SEALED: &[gongji_shared::db::reseal::SealedTable] = &[
             "beneficiary_name",
         ],
     ),
-    sealed("binding_events", &["acting_person"]),
-    gongji_shared::db::reseal::SealedTable {
-        table: "idempotency",
-        text: &["fingerprint", "acting_person"],
-        bytes: &["response"],
-    },
+    SealedTable::text("binding_events", &["acting_person"]),
+    gongji_shared::db::reseal::IDEMPOTENCY,
 ];
-
-const fn sealed(
-    table: &'static str,
-    text: &'static [&'static str],
-) -> gongji_shared::db::reseal::SealedTable {
-    gongji_shared::db::reseal::SealedTable {
-        table,
-        text,
-        bytes: &[],
-    }
-}
 
 /// Most rows one query returns: a bound on memory per call.
 pub const MAX_ROWS: i64 = 1_000;

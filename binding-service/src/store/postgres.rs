@@ -56,11 +56,4 @@ events_sql!(PgStore, sqlx::Postgres);
 bindings_sql!(PgStore, sqlx::Postgres, EVENT_LOCK, FOR_SHARE);
 persons_sql!(PgStore, EVENT_LOCK, FOR_UPDATE);
 uses_sql!(PgStore, FOR_UPDATE, NEXT_USE_SEQ);
-gongji_shared::reseal_sql!(
-    PgStore,
-    sqlx::Postgres,
-    super::SEALED,
-    "CAST(ctid AS TEXT)",
-    "ctid = CAST($ROW AS tid)",
-    "IS NOT DISTINCT FROM"
-);
+gongji_shared::reseal_sql_postgres!(PgStore, super::SEALED);

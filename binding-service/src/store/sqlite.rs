@@ -49,11 +49,4 @@ events_sql!(SqliteStore, sqlx::Sqlite);
 bindings_sql!(SqliteStore, sqlx::Sqlite, EVENT_LOCK, "");
 persons_sql!(SqliteStore, EVENT_LOCK, "");
 uses_sql!(SqliteStore, "", NEXT_USE_SEQ);
-gongji_shared::reseal_sql!(
-    SqliteStore,
-    sqlx::Sqlite,
-    super::SEALED,
-    "CAST(rowid AS TEXT)",
-    "rowid = CAST($ROW AS INTEGER)",
-    "IS"
-);
+gongji_shared::reseal_sql_sqlite!(SqliteStore, super::SEALED);

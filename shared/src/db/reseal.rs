@@ -21,6 +21,25 @@ pub struct SealedTable {
     pub bytes: &'static [&'static str],
 }
 
+impl SealedTable {
+    /// A table whose sealed values are all text.
+    pub const fn text(table: &'static str, text: &'static [&'static str]) -> Self {
+        Self {
+            table,
+            text,
+            bytes: &[],
+        }
+    }
+}
+
+/// The idempotency table both services keep: the fingerprint, the acting person and the
+/// answer (bytes), written together.
+pub const IDEMPOTENCY: SealedTable = SealedTable {
+    table: "idempotency",
+    text: &["fingerprint", "acting_person"],
+    bytes: &["response"],
+};
+
 /// What a store does to move its sealed values to the newest key.
 pub trait Reseal: super::Database {
     /// Re-seals up to `limit` rows of each sealed table not yet under the newest key, one
@@ -82,6 +101,36 @@ pub fn reseal_row_sql(t: &SealedTable, row_match: &str, same: &str) -> String {
         row_match.replace("$ROW", &format!("${}", n + 1)),
         unchanged.join(" AND ")
     )
+}
+
+/// [`reseal_sql!`] for a PostgreSQL store: rows named by their `ctid`.
+#[macro_export]
+macro_rules! reseal_sql_postgres {
+    ($store:ident, $tables:expr) => {
+        $crate::reseal_sql!(
+            $store,
+            sqlx::Postgres,
+            $tables,
+            "CAST(ctid AS TEXT)",
+            "ctid = CAST($ROW AS tid)",
+            "IS NOT DISTINCT FROM"
+        );
+    };
+}
+
+/// [`reseal_sql!`] for a SQLite store: rows named by their `rowid`.
+#[macro_export]
+macro_rules! reseal_sql_sqlite {
+    ($store:ident, $tables:expr) => {
+        $crate::reseal_sql!(
+            $store,
+            sqlx::Sqlite,
+            $tables,
+            "CAST(rowid AS TEXT)",
+            "rowid = CAST($ROW AS INTEGER)",
+            "IS"
+        );
+    };
 }
 
 /// Implements [`Reseal`] for `$store` (with `pool` and `vault`) over `$db`: `$tables` its
@@ -191,9 +240,10 @@ macro_rules! reseal_sql {
     };
 }
 
-/// Re-seals every value under the newest key, batch after batch, then retires the older
-/// keys. Returns the rows rewritten and the versions retired.
+/// `--reseal`: migrates, re-seals every value under the newest key, batch after batch, then
+/// retires the older keys. Returns the rows rewritten and the versions retired.
 pub async fn reseal_all<S: Reseal>(store: &S) -> Result<(u64, Vec<i64>), StoreError<S::Conflict>> {
+    store.migrate().await?;
     let mut total = 0;
     loop {
         let rewritten = store.reseal_batch(RESEAL_BATCH).await?;
@@ -204,7 +254,14 @@ pub async fn reseal_all<S: Reseal>(store: &S) -> Result<(u64, Vec<i64>), StoreEr
         }
     }
     match store.retire_old_keys().await? {
-        Some(retired) => Ok((total, retired)),
+        Some(retired) => {
+            tracing::info!(
+                total,
+                ?retired,
+                "every value is sealed under the newest key"
+            );
+            Ok((total, retired))
+        }
         // A value written under an older key meanwhile (by a service that has not loaded the
         // new key): run again once every instance has it.
         None => Err(StoreError::Keys(

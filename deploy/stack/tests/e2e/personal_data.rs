@@ -68,20 +68,7 @@ async fn no_id_number_or_name_is_stored_in_clear(backend: Backend) {
         .expect("medical");
 
     // Everything reads back whole.
-    let person = c
-        .registry
-        .get_insured_person(GetInsuredPersonRequest {
-            id_number: CHILD.into(),
-        })
-        .await
-        .expect("person")
-        .into_inner()
-        .person
-        .expect("person");
-    assert_eq!(
-        (person.id_number.as_str(), person.name.as_str()),
-        (CHILD, CHILD_NAME)
-    );
+    assert_person(&mut c, CHILD, CHILD_NAME).await;
     let account = c
         .accounts
         .get_account(GetAccountRequest {
@@ -235,20 +222,7 @@ async fn a_new_key_takes_over_and_the_old_one_goes_once_everything_is_resealed(b
         .expect("restart with key 2 alone");
     let mut c = env.clients_owned();
     for (id, name) in [(CHILD, CHILD_NAME), (spouse.as_str(), SPOUSE_NAME)] {
-        let person = c
-            .registry
-            .get_insured_person(GetInsuredPersonRequest {
-                id_number: id.into(),
-            })
-            .await
-            .expect("person")
-            .into_inner()
-            .person
-            .expect("person");
-        assert_eq!(
-            (person.id_number.as_str(), person.name.as_str()),
-            (id, name)
-        );
+        assert_person(&mut c, id, name).await;
     }
     let got = c
         .bindings
@@ -324,6 +298,24 @@ fn key_files(env: &TestEnv) -> Vec<std::path::PathBuf> {
                 .expect("a key file")
         })
         .collect()
+}
+
+/// The registry record of `id` reads back whole.
+async fn assert_person(c: &mut Clients, id: &str, name: &str) {
+    let person = c
+        .registry
+        .get_insured_person(GetInsuredPersonRequest {
+            id_number: id.into(),
+        })
+        .await
+        .expect("person")
+        .into_inner()
+        .person
+        .expect("person");
+    assert_eq!(
+        (person.id_number.as_str(), person.name.as_str()),
+        (id, name)
+    );
 }
 
 /// The employee, logged in, pays the child's 2025 premium (request ID "p").
