@@ -83,3 +83,68 @@ pub async fn drop_databases(names: &[String]) {
             .expect("drop a test database");
     }
 }
+
+/// Applies the migrations in `dir` numbered up to `up_to` to `pool`: the schema an earlier
+/// version left, for tests of what start-up does to its data. The files are the same, so
+/// the rest applies after them.
+pub async fn earlier_schema<'a, A>(dir: &std::path::Path, up_to: i64, pool: A)
+where
+    A: sqlx::Acquire<'a>,
+    <A::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
+{
+    let copy = std::env::temp_dir().join(format!("gongji-migrations-{}", unique_tag()));
+    std::fs::create_dir_all(&copy).expect("a folder for the migrations");
+    for entry in std::fs::read_dir(dir).expect("the migrations") {
+        let path = entry.expect("a migration").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let number: i64 = name
+            .split('_')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(i64::MAX);
+        if number <= up_to {
+            std::fs::copy(&path, copy.join(name)).expect("copy a migration");
+        }
+    }
+    sqlx::migrate::Migrator::new(copy.as_path())
+        .await
+        .expect("the earlier migrations")
+        .run(pool)
+        .await
+        .expect("the earlier schema");
+    let _ = std::fs::remove_dir_all(&copy);
+}
+
+/// Every byte a SQLite database keeps: its file, WAL, journal and shared memory.
+pub fn sqlite_bytes(path: &std::path::Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal", "-journal", "-shm"] {
+        if let Ok(content) = std::fs::read(format!("{}{suffix}", path.display())) {
+            bytes.extend(content);
+        }
+    }
+    bytes
+}
+
+/// A `pg_dump` of the database at `url`.
+pub fn pg_dump(url: &str) -> Vec<u8> {
+    let output = std::process::Command::new("pg_dump")
+        .arg("--dbname")
+        .arg(url)
+        .output()
+        .expect("pg_dump runs (PostgreSQL's client tools are on the PATH)");
+    assert!(
+        output.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}

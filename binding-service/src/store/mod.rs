@@ -23,6 +23,8 @@ mod bindings;
 mod persons;
 #[macro_use]
 mod uses;
+#[macro_use]
+mod plaintext;
 mod postgres;
 mod sqlite;
 
@@ -40,7 +42,8 @@ pub use uses::Uses;
 /// is bare hex.
 const PLAINTEXT_PROBE: &str = "SELECT CAST(1 AS BIGINT) FROM persons WHERE id_sealed IS NULL \
      UNION ALL SELECT CAST(1 AS BIGINT) FROM bindings WHERE authorizer_sealed IS NULL \
-     UNION ALL SELECT CAST(1 AS BIGINT) FROM idempotency WHERE fingerprint NOT LIKE 'v%' LIMIT 1";
+     UNION ALL SELECT CAST(1 AS BIGINT) FROM binding_events WHERE acting_person NOT LIKE 'v%:%' \
+     UNION ALL SELECT CAST(1 AS BIGINT) FROM idempotency WHERE fingerprint <> '' AND fingerprint NOT LIKE 'v%:%' LIMIT 1";
 
 use gongji_shared::db::reseal::SealedTable;
 

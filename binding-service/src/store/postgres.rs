@@ -21,7 +21,7 @@ const NEXT_USE_SEQ: &str = "nextval('binding_uses_seq')";
 /// PostgreSQL store.
 #[derive(Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
     /// Reads outside transactions: the same pool (PostgreSQL readers never wait on writers).
     reads: PgPool,
     /// Seals personal data and indexes ID numbers.
@@ -57,3 +57,8 @@ bindings_sql!(PgStore, sqlx::Postgres, EVENT_LOCK, FOR_SHARE);
 persons_sql!(PgStore, EVENT_LOCK, FOR_UPDATE);
 uses_sql!(PgStore, FOR_UPDATE, NEXT_USE_SEQ);
 gongji_shared::reseal_sql_postgres!(PgStore, super::SEALED);
+plaintext_sql!(
+    PgStore,
+    sqlx::Postgres,
+    ["VACUUM FULL persons, bindings, binding_events, idempotency"]
+);

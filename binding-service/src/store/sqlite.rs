@@ -18,7 +18,7 @@ const NEXT_USE_SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM binding_uses)
 #[derive(Clone)]
 pub struct SqliteStore {
     /// The single writer: writes and transactions.
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
     /// Read-only connections: reads outside transactions.
     reads: SqlitePool,
     /// Seals personal data and indexes ID numbers.
@@ -50,3 +50,8 @@ bindings_sql!(SqliteStore, sqlx::Sqlite, EVENT_LOCK, "");
 persons_sql!(SqliteStore, EVENT_LOCK, "");
 uses_sql!(SqliteStore, "", NEXT_USE_SEQ);
 gongji_shared::reseal_sql_sqlite!(SqliteStore, super::SEALED);
+plaintext_sql!(
+    SqliteStore,
+    sqlx::Sqlite,
+    ["VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"]
+);

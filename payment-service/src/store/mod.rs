@@ -24,6 +24,8 @@ mod premiums;
 mod medical;
 #[macro_use]
 mod settlement;
+#[macro_use]
+mod plaintext;
 mod postgres;
 mod sqlite;
 
@@ -41,7 +43,8 @@ pub use sqlite::SqliteStore;
 const PLAINTEXT_PROBE: &str = "SELECT CAST(1 AS BIGINT) FROM accounts WHERE holder_sealed IS NULL \
      UNION ALL SELECT CAST(1 AS BIGINT) FROM premium_payments WHERE payer_sealed IS NULL \
      UNION ALL SELECT CAST(1 AS BIGINT) FROM medical_payments WHERE beneficiary_sealed IS NULL \
-     UNION ALL SELECT CAST(1 AS BIGINT) FROM idempotency WHERE fingerprint NOT LIKE 'v%' LIMIT 1";
+     UNION ALL SELECT CAST(1 AS BIGINT) FROM movements WHERE acting_person NOT LIKE 'v%:%' \
+     UNION ALL SELECT CAST(1 AS BIGINT) FROM idempotency WHERE fingerprint <> '' AND fingerprint NOT LIKE 'v%:%' LIMIT 1";
 
 /// The tables holding sealed values, for re-encryption.
 const SEALED: &[gongji_shared::db::reseal::SealedTable] = &[

@@ -33,7 +33,7 @@ const NEXT_PREMIUM_SEQ: &str = "nextval('premium_payments_seq')";
 /// PostgreSQL store.
 #[derive(Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
     /// Reads outside transactions: the same pool (PostgreSQL readers never wait on writers).
     reads: PgPool,
     /// Seals personal data and indexes ID numbers.
@@ -82,4 +82,20 @@ gongji_shared::reseal_sql!(
     "CAST(ctid AS TEXT)",
     "ctid = CAST($ROW AS tid)",
     "IS NOT DISTINCT FROM"
+);
+plaintext_sql!(
+    PgStore,
+    sqlx::Postgres,
+    ["ALTER TABLE entries DISABLE TRIGGER entries_no_change"],
+    ["ALTER TABLE entries ENABLE TRIGGER entries_no_change"],
+    // One statement: foreign keys are checked at its end, once every row refers to the new key.
+    [
+        "WITH a AS (UPDATE accounts SET holder = $2, holder_sealed = $3 WHERE holder = $1), \
+      e AS (UPDATE entries SET holder = $2 WHERE holder = $1), \
+      h AS (UPDATE holds SET holder = $2 WHERE holder = $1) \
+      UPDATE year_closings SET holder = $2 WHERE holder = $1"
+    ],
+    [
+        "VACUUM FULL accounts, entries, holds, year_closings, premium_payments, medical_payments, movements, idempotency"
+    ]
 );

@@ -33,7 +33,7 @@ const NEXT_PREMIUM_SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM premium_p
 #[derive(Clone)]
 pub struct SqliteStore {
     /// The single writer: writes and transactions.
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
     /// Read-only connections: reads outside transactions.
     reads: SqlitePool,
     /// Seals personal data and indexes ID numbers.
@@ -78,4 +78,23 @@ gongji_shared::reseal_sql!(
     "CAST(rowid AS TEXT)",
     "rowid = CAST($ROW AS INTEGER)",
     "IS"
+);
+plaintext_sql!(
+    SqliteStore,
+    sqlx::Sqlite,
+    [
+        // Foreign keys checked at commit, once every row refers to the new key.
+        "PRAGMA defer_foreign_keys = ON",
+        "DROP TRIGGER entries_no_update",
+    ],
+    [
+        "CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries BEGIN SELECT RAISE(ABORT, 'entries are append-only'); END"
+    ],
+    [
+        "UPDATE accounts SET holder = $2, holder_sealed = $3 WHERE holder = $1",
+        "UPDATE entries SET holder = $2 WHERE holder = $1 AND $3 IS NOT NULL",
+        "UPDATE holds SET holder = $2 WHERE holder = $1 AND $3 IS NOT NULL",
+        "UPDATE year_closings SET holder = $2 WHERE holder = $1 AND $3 IS NOT NULL",
+    ],
+    ["VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"]
 );

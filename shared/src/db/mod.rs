@@ -222,6 +222,10 @@ pub trait Database: Clone + Send + Sync + 'static {
     > + Send;
 }
 
+/// Rows read per page when a database an earlier version wrote is sealed in place: a bound
+/// on memory.
+pub const PLAINTEXT_PAGE: i64 = 1_000;
+
 /// Records dropped per statement when answers expire: a bound on one statement's work.
 pub const EXPIRE_BATCH: i64 = 1_000;
 /// Statements per pass: a bound on one pass's work (the next pass takes the rest).
@@ -378,6 +382,42 @@ macro_rules! idempotency_sql {
             Ok(())
         }
 
+        /// Seals, inside `tx`, the first answers an earlier version stored in plain text
+        /// (their fingerprint is bare hex), a bounded page at a time; returns how many.
+        #[allow(dead_code)]
+        async fn seal_plain_answers(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            vault: &$crate::vault::Vault,
+        ) -> Result<u64, $error> {
+            let mut sealed = 0;
+            loop {
+                let rows: Vec<(String, String, String, Vec<u8>, Option<String>)> = sqlx::query_as(
+                    "SELECT scope, request_id, fingerprint, response, acting_person FROM idempotency \
+                     WHERE fingerprint <> '' AND fingerprint NOT LIKE 'v%:%' LIMIT $1",
+                )
+                .bind($crate::db::PLAINTEXT_PAGE)
+                .fetch_all(&mut **tx)
+                .await?;
+                if rows.is_empty() {
+                    return Ok(sealed);
+                }
+                for (scope, request_id, fingerprint, response, acting_person) in rows {
+                    sqlx::query(
+                        "UPDATE idempotency SET fingerprint = $1, response = $2, acting_person = $3 \
+                         WHERE scope = $4 AND request_id = $5",
+                    )
+                    .bind(vault.seal(&fingerprint))
+                    .bind(vault.seal_bytes(&response).into_bytes())
+                    .bind(acting_person.as_deref().map(|p| vault.seal_plain(p)))
+                    .bind(&scope)
+                    .bind(&request_id)
+                    .execute(&mut **tx)
+                    .await?;
+                    sealed += 1;
+                }
+            }
+        }
+
         /// The response recorded under a request ID in a scope, if any.
         async fn saved_response_of(
             pool: &sqlx::Pool<$db>,
@@ -415,8 +455,9 @@ macro_rules! idempotency_sql {
 /// transactions, `reads` for reads outside them, and its `vault`), with migrations
 /// from `$migrations` (relative to the expanding crate) and `$taken` the conflict of a
 /// request ID stored first; defines `save_response` for the store's other writes.
-/// `$plaintext` finds a row an earlier version wrote in plain text: the store then refuses
-/// to start.
+/// `$plaintext` finds a row an earlier version wrote in plain text: the store's
+/// `migrate_plaintext` then seals them in place, and if any is left the store refuses to
+/// start.
 #[macro_export]
 macro_rules! database_sql {
     ($store:ident, $db:ty, $migrations:literal, $conflict:ty, $taken:expr, $plaintext:expr) => {
@@ -442,14 +483,28 @@ macro_rules! database_sql {
                         .await?;
                 }
                 tx.commit().await?;
+                // Once per database (the tables are scanned): a database an earlier version
+                // wrote has its personal data sealed in place.
+                let sealed: Option<(String,)> =
+                    sqlx::query_as("SELECT value FROM vault_state WHERE name = 'plaintext_sealed'")
+                        .fetch_optional(&self.pool)
+                        .await?;
+                if sealed.is_some() {
+                    return Ok(());
+                }
+                if sqlx::query_as::<_, (i64,)>($plaintext).fetch_optional(&self.pool).await?.is_some() {
+                    self.migrate_plaintext().await?;
+                }
                 let plain: Option<(i64,)> = sqlx::query_as($plaintext).fetch_optional(&self.pool).await?;
                 if plain.is_some() {
                     return Err($crate::db::StoreError::Keys(
-                        "this database holds personal data in plain text, written by an earlier version; \
-                         it must be migrated before this version serves it"
+                        "this database still holds personal data in plain text after its migration"
                             .to_owned(),
                     ));
                 }
+                sqlx::query("INSERT INTO vault_state (name, value) VALUES ('plaintext_sealed', 'yes') ON CONFLICT (name) DO NOTHING")
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
             }
 

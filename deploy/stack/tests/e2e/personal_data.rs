@@ -11,7 +11,7 @@ use gongji_proto::{
     },
 };
 use gongji_shared::{
-    Clock,
+    Clock, testing,
     vault::{
         KeyMaterial, KeyProvider as _,
         keys::{FileKeys, write_keys},
@@ -101,12 +101,12 @@ async fn no_id_number_or_name_is_stored_in_clear(backend: Backend) {
     ] {
         let (what, bytes) = stored_bytes(&database);
         assert!(
-            find(&bytes, in_clear.as_bytes()).is_some(),
+            testing::contains(&bytes, in_clear.as_bytes()),
             "{service}: {what} holds the data"
         );
         for secret in &secrets {
             assert!(
-                find(&bytes, secret.as_bytes()).is_none(),
+                !testing::contains(&bytes, secret.as_bytes()),
                 "{service}: {what} holds {secret:?} in clear"
             );
         }
@@ -340,36 +340,16 @@ async fn pay_child_premium(c: &mut Clients, request_id: &str) -> PremiumPayment 
         .expect("payment")
 }
 
-/// Every byte a database keeps: SQLite's main file, WAL and journal, or a `pg_dump`.
+/// Every byte a database keeps: SQLite's files, or a `pg_dump`.
 fn stored_bytes(database: &ServiceDatabase) -> (String, Vec<u8>) {
     match database {
-        ServiceDatabase::Sqlite(path) => {
-            let mut bytes = Vec::new();
-            for suffix in ["", "-wal", "-journal", "-shm"] {
-                let file = format!("{}{suffix}", path.display());
-                if let Ok(content) = std::fs::read(&file) {
-                    bytes.extend(content);
-                }
-            }
-            (format!("{} and its WAL and journal", path.display()), bytes)
-        }
-        ServiceDatabase::Postgres { admin_url, name } => {
-            let url = gongji_shared::testing::database_url(admin_url, name);
-            let output = std::process::Command::new("pg_dump")
-                .arg("--dbname")
-                .arg(&url)
-                .output()
-                .expect("pg_dump runs (PostgreSQL's client tools are on the PATH)");
-            assert!(
-                output.status.success(),
-                "pg_dump: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            (format!("a pg_dump of {name}"), output.stdout)
-        }
+        ServiceDatabase::Sqlite(path) => (
+            format!("{} and its WAL and journal", path.display()),
+            testing::sqlite_bytes(path),
+        ),
+        ServiceDatabase::Postgres { admin_url, name } => (
+            format!("a pg_dump of {name}"),
+            testing::pg_dump(&testing::database_url(admin_url, name)),
+        ),
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
