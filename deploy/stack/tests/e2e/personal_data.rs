@@ -10,6 +10,7 @@ use gongji_proto::{
         RefundPremiumPaymentRequest,
     },
 };
+use gongji_shared::rpc::peer::PeerInterceptor;
 use gongji_shared::{
     Clock, testing,
     vault::{
@@ -17,6 +18,7 @@ use gongji_shared::{
         keys::{FileKeys, write_keys},
     },
 };
+use gongji_stack::{READY_TIMEOUT_MS, Stack};
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
@@ -25,7 +27,10 @@ use crate::{
     fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE, EMPLOYEE_NAME},
     payment::{medical, pay},
     premium::prior_years,
-    support::{Backend, Clients, IN_WINDOW, ServiceDatabase, TestEnv, acting_for, assert_error},
+    support::{
+        Backend, CONTRACT_TESTS, Clients, IN_WINDOW, ServiceDatabase, TestEnv, acting_for,
+        assert_error, clients,
+    },
     trust::payment_rows,
 };
 
@@ -33,6 +38,7 @@ both_backends!(
     no_id_number_or_name_is_stored_in_clear,
     a_retry_after_the_retention_window_is_refused_and_does_nothing,
     a_new_key_takes_over_and_the_old_one_goes_once_everything_is_resealed,
+    a_backup_restored_into_fresh_databases_verifies_and_serves,
 );
 
 /// The spouse of the medical scenario.
@@ -298,6 +304,115 @@ fn key_files(env: &TestEnv) -> Vec<std::path::PathBuf> {
                 .expect("a key file")
         })
         .collect()
+}
+
+/// A backup of both databases (SQLite's `VACUUM INTO`, PostgreSQL's `pg_dump` and
+/// `pg_restore`) restored into fresh databases and served with the same keys: the ledger
+/// verifies, a retry gets its first answer, and new calls work on it.
+async fn a_backup_restored_into_fresh_databases_verifies_and_serves(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::family(&mut c, "1000.00").await;
+    let paid = pay_child_premium(&mut c, "p").await;
+    let dir = tempfile::tempdir().expect("backup folder");
+    let mut restored_databases = Vec::new();
+    let mut urls = Vec::new();
+    for (service, database) in [
+        ("binding", env.binding_database()),
+        ("payment", env.payment_database()),
+    ] {
+        urls.push(match database {
+            ServiceDatabase::Sqlite(path) => {
+                use sqlx::Connection as _;
+                let copy = dir.path().join(format!("{service}.db"));
+                let url = format!("sqlite://{}", path.display());
+                let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open");
+                sqlx::query("VACUUM INTO $1")
+                    .bind(copy.display().to_string())
+                    .execute(&mut db)
+                    .await
+                    .expect("VACUUM INTO");
+                format!("sqlite://{}", copy.display())
+            }
+            ServiceDatabase::Postgres { admin_url, name } => {
+                let dump = dir.path().join(format!("{service}.dump"));
+                let run = |program: &str, args: &[&str]| {
+                    let output = std::process::Command::new(program)
+                        .args(args)
+                        .output()
+                        .expect("PostgreSQL's client tools");
+                    assert!(
+                        output.status.success(),
+                        "{program}: {}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                };
+                let source = testing::database_url(&admin_url, &name);
+                run(
+                    "pg_dump",
+                    &[
+                        "-Fc",
+                        "--dbname",
+                        &source,
+                        "-f",
+                        &dump.display().to_string(),
+                    ],
+                );
+                let fresh = testing::create_databases(&[&format!("restored_{service}")])
+                    .await
+                    .expect("a fresh database");
+                let target = testing::database_url(&admin_url, &fresh[0]);
+                run(
+                    "pg_restore",
+                    &[
+                        "--no-owner",
+                        "--dbname",
+                        &target,
+                        &dump.display().to_string(),
+                    ],
+                );
+                restored_databases.extend(fresh);
+                target
+            }
+        });
+    }
+    let mut config = env.stack.config.clone();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("address");
+    (config.binding_addr, config.payment_addr) = (any, any);
+    (config.binding_database_url, config.payment_database_url) = (urls[0].clone(), urls[1].clone());
+    let restored = Stack::start(config)
+        .await
+        .expect("start on the restored copy");
+    restored
+        .wait_serving(READY_TIMEOUT_MS)
+        .await
+        .expect("SERVING on the restored copy");
+    let token = env.identity.caller_token(CONTRACT_TESTS, 3_600);
+    let mut r = clients(&restored, PeerInterceptor::with_token(&token)).await;
+    crate::payment::verify_clean(&mut r).await;
+    assert_eq!(
+        pay_child_premium(&mut r, "p").await.payment_id,
+        paid.payment_id,
+        "a retry"
+    );
+    assert_eq!(prior_years(&mut r).await, "600.00");
+    r.premiums
+        .refund_premium_payment(RefundPremiumPaymentRequest {
+            request_id: "refund".into(),
+            payment_id: paid.payment_id.clone(),
+            reason: "enrollment cancelled".into(),
+        })
+        .await
+        .expect("a refund on the restored copy");
+    assert_eq!(prior_years(&mut r).await, "1000.00");
+    crate::payment::verify_clean(&mut r).await;
+    restored.stop().await.expect("stop");
+    if !restored_databases.is_empty() {
+        testing::drop_databases(&restored_databases).await;
+    }
+    env.finish().await;
 }
 
 /// The registry record of `id` reads back whole.
