@@ -20,20 +20,22 @@ use clap::Parser;
 use gongji_proto::{
     binding::v1::{
         BatchUpsertInsuredPersonsRequest, BindingKind, CheckAuthorizationRequest,
-        CreateBindingRequest, Enrollment, EnrollmentStatus, InsuredPerson, Purpose, Relationship,
-        UpsertInsuredPersonRequest, binding_service_client::BindingServiceClient,
+        CreateBindingRequest, Enrollment, EnrollmentStatus, GetInsuredPersonRequest, InsuredPerson,
+        Purpose, Relationship, UpsertInsuredPersonRequest,
+        binding_service_client::BindingServiceClient,
         registry_service_client::RegistryServiceClient,
     },
     payment::v1::{
-        Bucket, CreditAccountRequest, InstitutionKind, OpenAccountRequest,
+        Bucket, CreditAccountRequest, GetAccountRequest, InstitutionKind, OpenAccountRequest,
         PayMedicalExpenseRequest, PayPremiumRequest, account_service_client::AccountServiceClient,
         medical_expense_service_client::MedicalExpenseServiceClient,
         premium_service_client::PremiumServiceClient,
     },
 };
 use gongji_shared::{
-    Clock,
+    Clock, IdNumber,
     rpc::{auth::ACTING_PERSON_HEADER, peer::PeerInterceptor},
+    vault::Vault,
 };
 use gongji_stack::{READY_TIMEOUT_MS, Stack, StackConfig, identity::LocalIdentity};
 use tonic::{codegen::InterceptedService, transport::Channel};
@@ -44,10 +46,12 @@ const BENCH_CALLER: &str = r#"
 rpcs = [
   "gongji.binding.v1.RegistryService/UpsertInsuredPerson",
   "gongji.binding.v1.RegistryService/BatchUpsertInsuredPersons",
+  "gongji.binding.v1.RegistryService/GetInsuredPerson",
   "gongji.binding.v1.BindingService/CreateBinding",
   "gongji.binding.v1.BindingService/CheckAuthorization",
   "gongji.payment.v1.AccountService/OpenAccount",
   "gongji.payment.v1.AccountService/CreditAccount",
+  "gongji.payment.v1.AccountService/GetAccount",
   "gongji.payment.v1.PremiumService/PayPremium",
   "gongji.payment.v1.MedicalExpenseService/PayMedicalExpense",
 ]
@@ -234,7 +238,27 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
     if args.bulk > 0 {
         anyhow::ensure!(backend == "postgres", "--bulk loads PostgreSQL only");
         let started = Instant::now();
-        bulk_load(&args.postgres, &databases, args.bulk).await?;
+        let vaults = (
+            identity.service_keys("binding-service").load()?,
+            identity.service_keys("payment-service").load()?,
+        );
+        bulk_load(&args.postgres, &databases, &vaults, args.bulk).await?;
+        // The bulk rows read back through the services, as rows they wrote would.
+        let first = bulk_person(0)?;
+        clients
+            .registry
+            .clone()
+            .get_insured_person(GetInsuredPersonRequest {
+                id_number: first.as_str().to_owned(),
+            })
+            .await?;
+        clients
+            .accounts
+            .clone()
+            .get_account(GetAccountRequest {
+                holder_id_number: first.as_str().to_owned(),
+            })
+            .await?;
         println!(
             "{backend}: {} persons bulk-loaded in {:.1} s",
             args.bulk,
@@ -417,58 +441,85 @@ fn peak_rss_mib() -> f64 {
 }
 
 /// The i-th bulk-loaded person (district 340503, apart from the families' 340504).
-fn bulk_person(i: usize) -> String {
+fn bulk_person(i: usize) -> anyhow::Result<IdNumber> {
     let day = chrono::NaiveDate::from_ymd_opt(1940, 1, 1).unwrap_or_default()
         + chrono::Duration::days((i / 1000) as i64);
     let body = format!("340503{}{:03}", day.format("%Y%m%d"), i % 1000);
-    gongji_shared::IdNumber::with_check_char(&body)
-        .map(|id| id.as_str().to_owned())
-        .unwrap_or_default()
+    IdNumber::with_check_char(&body).ok_or_else(|| anyhow::anyhow!("no ID number for {body}"))
 }
 
 /// Loads `n` persons straight into binding-service's database (even ones employees, odd
 /// ones residents), binds each odd one to the even one before it, and opens an empty
-/// account for every even one in payment-service's, `BULK_ROWS` rows per statement. No
-/// ANALYZE follows: the plans must not depend on fresh statistics.
-async fn bulk_load(admin: &str, databases: &[String], n: usize) -> anyhow::Result<()> {
+/// account for every even one in payment-service's, `BULK_ROWS` rows per statement, sealed
+/// and indexed under each service's keys as the services would. No ANALYZE follows: the
+/// plans must not depend on fresh statistics.
+async fn bulk_load(
+    admin: &str,
+    databases: &[String],
+    (binding_vault, payment_vault): &(Vault, Vault),
+    n: usize,
+) -> anyhow::Result<()> {
     use sqlx::Connection as _;
     let [binding_db, payment_db] = databases else {
         anyhow::bail!("two databases expected");
     };
     let mut binding = sqlx::PgConnection::connect(&database_url(admin, binding_db)).await?;
     let mut payment = sqlx::PgConnection::connect(&database_url(admin, payment_db)).await?;
+    let name = gongji_shared::PersonName::parse("测试")?;
+    // Each person's keyed index and sealed number under binding-service's keys.
+    let sealed = |ids: &[IdNumber]| -> (Vec<String>, Vec<String>, Vec<String>) {
+        (
+            ids.iter().map(|id| binding_vault.index(id)).collect(),
+            ids.iter().map(|id| binding_vault.seal_id(id)).collect(),
+            ids.iter().map(|_| binding_vault.seal_name(&name)).collect(),
+        )
+    };
     for start in (0..n).step_by(BULK_ROWS) {
-        let ids: Vec<String> = (start..(start + BULK_ROWS).min(n))
+        let ids: Vec<IdNumber> = (start..(start + BULK_ROWS).min(n))
             .map(bulk_person)
-            .collect();
-        let employees: Vec<String> = ids.iter().step_by(2).cloned().collect();
-        let residents: Vec<String> = ids.iter().skip(1).step_by(2).cloned().collect();
+            .collect::<Result<_, _>>()?;
+        let employees: Vec<IdNumber> = ids.iter().step_by(2).cloned().collect();
+        let residents: Vec<IdNumber> = ids.iter().skip(1).step_by(2).cloned().collect();
         for (enrollment, ids) in [("employee", &employees), ("resident", &residents)] {
+            let (index, id_sealed, names) = sealed(ids);
             sqlx::query(&format!(
-                "INSERT INTO persons (id_number, name, {enrollment}_region, {enrollment}_status, update_time) \
-                 SELECT id, '测试', '340500', 'NORMAL', now() FROM UNNEST($1::text[]) AS id"
+                "INSERT INTO persons (id_number, id_sealed, name, {enrollment}_region, {enrollment}_status, update_time) \
+                 SELECT i, s, n, '340500', 'NORMAL', now() FROM UNNEST($1::text[], $2::text[], $3::text[]) AS p(i, s, n)"
             ))
-            .bind(ids)
+            .bind(index)
+            .bind(id_sealed)
+            .bind(names)
             .execute(&mut binding)
             .await?;
         }
         let pairs = employees.len().min(residents.len());
+        let (a, a_sealed, _) = sealed(&employees[..pairs]);
+        let (b, b_sealed, names) = sealed(&residents[..pairs]);
         sqlx::query(
-            "INSERT INTO bindings (binding_id, authorizer, beneficiary, beneficiary_name, relationship, kind, \
-             state, version, create_time, update_time, state_reason, seq) \
-             SELECT 'bulk-' || a, a, b, '测试', 'CHILD', 'FUNDS_SHARING', 'ACTIVE', 1, now(), now(), '', \
-             -(ROW_NUMBER() OVER () + $3) FROM UNNEST($1::text[], $2::text[]) AS p(a, b)",
+            "INSERT INTO bindings (binding_id, authorizer, beneficiary, authorizer_sealed, beneficiary_sealed, \
+             beneficiary_name, relationship, kind, state, version, create_time, update_time, state_reason, seq) \
+             SELECT 'bulk-' || (ROW_NUMBER() OVER () + $6), a, b, sa, sb, n, 'CHILD', 'FUNDS_SHARING', 'ACTIVE', 1, now(), now(), '', \
+             -(ROW_NUMBER() OVER () + $6) FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS p(a, b, sa, sb, n)",
         )
-        .bind(&employees[..pairs])
-        .bind(&residents[..pairs])
+        .bind(a)
+        .bind(b)
+        .bind(a_sealed)
+        .bind(b_sealed)
+        .bind(names)
         .bind(start as i64)
         .execute(&mut binding)
         .await?;
+        let holders: Vec<String> = employees.iter().map(|id| payment_vault.index(id)).collect();
+        let holders_sealed: Vec<String> = employees
+            .iter()
+            .map(|id| payment_vault.seal_id(id))
+            .collect();
         sqlx::query(
-            "INSERT INTO accounts (holder, region, current_fen, prior_fen, open_time) \
-             SELECT id, '340500', 0, 0, now() FROM UNNEST($1::text[]) AS id",
+            "INSERT INTO accounts (holder, holder_sealed, region, current_fen, prior_fen, open_time) \
+             SELECT h, s, '340500', 0, 0, now() FROM UNNEST($1::text[], $2::text[]) AS p(h, s)",
         )
-        .bind(&employees)
+        .bind(holders)
+        .bind(holders_sealed)
         .execute(&mut payment)
         .await?;
     }
