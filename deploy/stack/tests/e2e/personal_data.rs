@@ -407,6 +407,27 @@ async fn a_backup_restored_into_fresh_databases_verifies_and_serves(backend: Bac
         .await
         .expect("a refund on the restored copy");
     assert_eq!(prior_years(&mut r).await, "1000.00");
+    // The seed scenario on the restored copy, for her second child: registered, bound,
+    // quoted, paid.
+    let second = fixtures::id_number("20200101", 5);
+    fixtures::register(
+        &mut r,
+        fixtures::person(&second, "李子涵", None, Some("340500")),
+    )
+    .await;
+    r.bindings
+        .create_binding(fixtures::bind_child("bind-second", &second, "李子涵"))
+        .await
+        .expect("bind on the restored copy");
+    let quote = crate::payment::quote(&mut r, &second, 2025, false)
+        .await
+        .expect("quote on the restored copy");
+    assert_eq!(quote.premium, "400.00");
+    r.premiums
+        .pay_premium(pay("p-second", EMPLOYEE, &second, 2025))
+        .await
+        .expect("pay on the restored copy");
+    assert_eq!(prior_years(&mut r).await, "600.00");
     crate::payment::verify_clean(&mut r).await;
     restored.stop().await.expect("stop");
     if !restored_databases.is_empty() {
