@@ -131,6 +131,13 @@ async fn a_retry_after_the_retention_window_is_refused_and_does_nothing(backend:
     fixtures::family(&mut c, "1000.00").await;
     let paid = pay_child_premium(&mut c, "p").await;
     assert_eq!(prior_years(&mut c).await, "600.00");
+    // gongji-local's demo data, loaded by fixed request IDs at every start.
+    let load_demo = |stack: &Stack| {
+        let token = PeerInterceptor::with_token(&env.identity.caller_token(CONTRACT_TESTS, 3_600));
+        let (binding, payment) = (stack.binding_url(), stack.payment_url());
+        async move { gongji_stack::demo::load(&binding, &payment, token.clone(), token).await }
+    };
+    load_demo(&env.stack).await.expect("the demo loads");
 
     // 29 days on: still kept.
     env.stack
@@ -171,6 +178,12 @@ async fn a_retry_after_the_retention_window_is_refused_and_does_nothing(backend:
         "binding.gongji",
     );
     assert_eq!(prior_years(&mut c).await, "600.00", "nothing paid twice");
+    // A start after the window (as gongji-local without --clock after a demo with one)
+    // still loads the demo: its steps are done, not refused.
+    load_demo(&env.stack).await.expect("the demo loads again");
+    let (_, demo_prior_years) =
+        crate::payment::balances(&mut c, gongji_stack::demo::EMPLOYEE_ID).await;
+    assert_eq!(demo_prior_years, "1000.00", "credited once");
     env.finish().await;
 }
 
