@@ -232,6 +232,8 @@ pub const EXPIRE_BATCH: i64 = 1_000;
 pub const EXPIRE_BATCHES_PER_PASS: usize = 100;
 /// How often a service drops the answers past its retention window.
 pub const EXPIRE_INTERVAL_MS: u64 = 3_600_000;
+/// The pause between passes while expiry is behind: the database serves calls meanwhile.
+pub const EXPIRE_CATCH_UP_PAUSE_MS: u64 = 1_000;
 
 /// One pass of expiry: drops, in bounded batches, the stored answers of calls made more than
 /// `retention_days` before `now`. Returns how many were dropped.
@@ -261,15 +263,25 @@ pub async fn expire_answers_forever<D: Database>(store: D, clock: crate::Clock, 
 where
     D::Conflict: std::fmt::Display,
 {
-    let mut ticks = tokio::time::interval(Duration::from_millis(EXPIRE_INTERVAL_MS));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The first tick is at once, and start-up has just made a pass.
-    ticks.tick().await;
+    let full_pass = EXPIRE_BATCH.unsigned_abs() * EXPIRE_BATCHES_PER_PASS as u64;
+    // Start-up has just made a pass; if it was full, more are due at once.
+    let mut behind = true;
     loop {
-        ticks.tick().await;
-        if let Err(error) = expire_answers(&store, clock.now(), retention_days).await {
-            tracing::warn!(%error, "first answers not expired; trying again later");
-        }
+        let pause_ms = if behind {
+            EXPIRE_CATCH_UP_PAUSE_MS
+        } else {
+            EXPIRE_INTERVAL_MS
+        };
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        behind = match expire_answers(&store, clock.now(), retention_days).await {
+            // A full pass leaves more behind: a busy service writes more answers an hour
+            // than one pass drops, so passes follow each other until one is not full.
+            Ok(dropped) => dropped >= full_pass,
+            Err(error) => {
+                tracing::warn!(%error, "first answers not expired; trying again later");
+                false
+            }
+        };
     }
 }
 
@@ -551,6 +563,63 @@ macro_rules! database_sql {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store with `rows` answers past the window, dropped `limit` at a time.
+    #[derive(Clone)]
+    struct Backlog(std::sync::Arc<std::sync::Mutex<(u64, u64)>>);
+
+    impl Database for Backlog {
+        type Conflict = String;
+
+        async fn migrate(&self) -> Result<(), StoreError<String>> {
+            Ok(())
+        }
+
+        async fn ping(&self) -> Result<(), StoreError<String>> {
+            Ok(())
+        }
+
+        async fn expire_responses(
+            &self,
+            _before: chrono::DateTime<chrono::Utc>,
+            limit: i64,
+        ) -> Result<u64, StoreError<String>> {
+            let mut state = self.0.lock().unwrap();
+            let dropped = state.0.min(limit.unsigned_abs());
+            *state = (state.0 - dropped, state.1 + 1);
+            Ok(dropped)
+        }
+
+        async fn saved_response(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<crate::command::SavedResponse>, StoreError<String>> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expiry_catches_up_pass_after_pass_then_waits_its_interval() {
+        let store = Backlog(Default::default());
+        store.0.lock().unwrap().0 = 250_000;
+        let clock = crate::Clock::parse("2025-01-01T00:00:00+08:00").unwrap();
+        let task = tokio::spawn(expire_answers_forever(store.clone(), clock, 30));
+        // Three passes of at most 100,000, a second apart.
+        tokio::time::sleep(Duration::from_millis(5 * EXPIRE_CATCH_UP_PAUSE_MS)).await;
+        let (left, calls) = *store.0.lock().unwrap();
+        assert_eq!(left, 0, "caught up within seconds, not hours");
+        // Then, with nothing left, the next pass waits the interval.
+        tokio::time::sleep(Duration::from_millis(EXPIRE_INTERVAL_MS / 2)).await;
+        assert_eq!(
+            store.0.lock().unwrap().1,
+            calls,
+            "no pass before the interval"
+        );
+        tokio::time::sleep(Duration::from_millis(EXPIRE_INTERVAL_MS)).await;
+        assert!(store.0.lock().unwrap().1 > calls, "a pass every interval");
+        task.abort();
+    }
 
     #[tokio::test]
     async fn sqlite_reads_go_on_beside_an_open_write_and_commits_stay_durable() {
