@@ -41,6 +41,18 @@ pub struct KeyMaterial {
     pub index_key: [u8; KEY_BYTES],
 }
 
+/// Key bytes do not outlive their use: the ciphers keep their own copies (wiped on drop
+/// too, aes-gcm's `zeroize`), and these are wiped when dropped.
+impl Drop for KeyMaterial {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        for key in self.data_keys.values_mut() {
+            key.zeroize();
+        }
+        self.index_key.zeroize();
+    }
+}
+
 impl std::fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyMaterial")
