@@ -145,3 +145,46 @@ impl AnyStore {
         })
     }
 }
+
+/// Instances starting together on a new database: with the same keys both start, with
+/// different keys only the first does.
+#[cfg(test)]
+mod tests {
+    use gongji_shared::vault::{KeyMaterial, Vault};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn instances_starting_together_agree_on_the_keys_or_the_second_stops() {
+        let Some(names) = gongji_shared::testing::create_databases(&["twins", "rivals"]).await
+        else {
+            return;
+        };
+        let admin = gongji_shared::testing::admin_url();
+        let url = |i: usize| gongji_shared::testing::database_url(&admin, &names[i]);
+        let keys = KeyMaterial::generate();
+        let twin = |vault: Vault| {
+            let url = url(0);
+            async move { PgStore::connect(&url, 2, vault).await.unwrap() }
+        };
+        let (a, b) = (twin(Vault::new(&keys)).await, twin(Vault::new(&keys)).await);
+        let (first, second) = tokio::join!(a.migrate(), b.migrate());
+        first.unwrap();
+        second.unwrap();
+        let rival = |vault: Vault| {
+            let url = url(1);
+            async move { PgStore::connect(&url, 2, vault).await.unwrap() }
+        };
+        let (a, b) = (
+            rival(Vault::generate()).await,
+            rival(Vault::generate()).await,
+        );
+        let (first, second) = tokio::join!(a.migrate(), b.migrate());
+        assert!(
+            first.is_ok() != second.is_ok(),
+            "exactly one starts: {first:?} {second:?}"
+        );
+        drop((a, b));
+        gongji_shared::testing::drop_databases(&names).await;
+    }
+}

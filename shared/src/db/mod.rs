@@ -480,21 +480,33 @@ macro_rules! database_sql {
                 sqlx::migrate!($migrations).run(&self.pool).await?;
                 // The keys must be the ones the data was written with: checked now, before
                 // the first call, against the check values the database keeps.
-                let mut tx = self.pool.begin().await?;
-                let stored: Vec<(i64, String)> =
-                    sqlx::query_as("SELECT version, check_value FROM vault_checks ORDER BY version")
-                        .fetch_all(&mut *tx)
-                        .await?;
-                let missing = $crate::vault::check_keys(&self.vault, &stored)
-                    .map_err(|e| $crate::db::StoreError::Keys(e.to_string()))?;
-                for (version, check) in missing {
-                    sqlx::query("INSERT INTO vault_checks (version, check_value) VALUES ($1, $2)")
+                // Twice: instances starting together on a new database may both add check
+                // values, and the second pass checks this one's keys against whichever won.
+                for _ in 0..2 {
+                    let stored: Vec<(i64, String)> =
+                        sqlx::query_as("SELECT version, check_value FROM vault_checks ORDER BY version")
+                            .fetch_all(&self.pool)
+                            .await?;
+                    let missing = $crate::vault::check_keys(&self.vault, &stored)
+                        .map_err(|e| $crate::db::StoreError::Keys(e.to_string()))?;
+                    if missing.is_empty() {
+                        break;
+                    }
+                    // In one transaction, so that one instance's check values all win or
+                    // all lose: a concurrent insert of the same version waits for it.
+                    let mut tx = self.pool.begin().await?;
+                    for (version, check) in missing {
+                        sqlx::query(
+                            "INSERT INTO vault_checks (version, check_value) VALUES ($1, $2) \
+                             ON CONFLICT (version) DO NOTHING",
+                        )
                         .bind(version)
                         .bind(check)
                         .execute(&mut *tx)
                         .await?;
+                    }
+                    tx.commit().await?;
                 }
-                tx.commit().await?;
                 // Once per database (the tables are scanned): a database an earlier version
                 // wrote has its personal data sealed in place.
                 let sealed: Option<(String,)> =
