@@ -69,6 +69,21 @@ pub fn entry_to_pb(e: &AccountEntry) -> pb::AccountEntry {
         business_date: e.business_date.to_string(),
         memo: e.memo.clone(),
         caller: e.caller.clone(),
+        family_beneficiary_id_number: e
+            .family
+            .as_ref()
+            .map(|f| f.beneficiary.as_str().to_owned())
+            .unwrap_or_default(),
+        binding_id: e
+            .family
+            .as_ref()
+            .map(|f| f.binding_id.clone())
+            .unwrap_or_default(),
+        institution_code: e
+            .family
+            .as_ref()
+            .and_then(|f| f.institution_code.clone())
+            .unwrap_or_default(),
     }
 }
 

@@ -107,6 +107,8 @@ impl<S: Accounts, R: Registry> App<S, R> {
                         business_date,
                         memo: movement.memo.clone(),
                         caller: command.idempotency().scope.clone(),
+                        // A credit is the holder's own.
+                        family: None,
                     },
                 },
             )

@@ -384,6 +384,8 @@ impl Accounts for FakeStore {
                         business_date: movement.business_date,
                         memo: movement.memo.clone(),
                         caller: String::new(),
+                        // The fake keeps no payments to join: use cases never read it.
+                        family: None,
                     });
                 }
             }

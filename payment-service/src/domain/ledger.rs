@@ -184,6 +184,17 @@ pub struct AccountEntry {
     pub memo: String,
     /// The authenticated caller that made the movement (empty before callers were).
     pub caller: String,
+    /// For a family debit from this account, or its refund: whom it was for.
+    pub family: Option<FamilyUse>,
+}
+
+/// Whom a family debit was for: the family member, the binding it relied on, and for a
+/// medical expense the institution paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyUse {
+    pub beneficiary: gongji_shared::IdNumber,
+    pub binding_id: String,
+    pub institution_code: Option<String>,
 }
 
 /// A credit into one bucket, balanced by the contribution fund of the holder's region.

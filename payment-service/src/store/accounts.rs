@@ -15,7 +15,9 @@ use gongji_shared::{
 use gongji_shared::db::decode::{self, corrupt};
 
 use super::{Database, StoreError};
-use crate::domain::{Account, AccountEntry, Book, CurrentYearHistory, Movement, MovementKind};
+use crate::domain::{
+    Account, AccountEntry, Book, CurrentYearHistory, FamilyUse, Movement, MovementKind,
+};
 
 /// Accounts and the ledger.
 pub trait Accounts: Database<Conflict = super::Conflict> {
@@ -140,13 +142,39 @@ pub(super) struct EntryRow {
     business_date: NaiveDate,
     memo: String,
     caller: String,
+    /// For a family debit or its refund: the family member (sealed), the binding, and the
+    /// institution of a medical expense.
+    beneficiary_sealed: Option<String>,
+    binding_id: Option<String>,
+    institution_code: Option<String>,
 }
 
-impl TryFrom<EntryRow> for AccountEntry {
-    type Error = StoreError;
+/// The holder's entries ($1) before $2, newest first, at most $3; each with whom a family
+/// debit from the account (or its refund) was for, joined from the payment it belongs to.
+pub(super) const ENTRIES_SQL: &str = "SELECT e.entry_id, e.movement_id, m.kind, e.bucket, e.amount_fen, m.request_id, \
+     m.create_time, m.business_date, m.memo, m.caller, \
+     COALESCE(p.beneficiary_sealed, r.beneficiary_sealed, d.beneficiary_sealed) AS beneficiary_sealed, \
+     COALESCE(p.binding_id, r.binding_id, d.binding_id) AS binding_id, d.institution_code \
+     FROM entries e JOIN movements m ON m.movement_id = e.movement_id \
+     LEFT JOIN premium_payments p ON p.movement_id = e.movement_id AND p.payer = e.holder \
+     LEFT JOIN premium_payments r ON r.refund_movement_id = e.movement_id AND r.payer = e.holder \
+     LEFT JOIN medical_payments d ON d.movement_id = e.movement_id AND d.family_holder = e.holder \
+     WHERE e.holder = $1 AND e.entry_id < $2 ORDER BY e.entry_id DESC LIMIT $3";
 
-    fn try_from(r: EntryRow) -> Result<Self, Self::Error> {
+impl EntryRow {
+    /// The entry, whom a family debit was for opened.
+    pub(super) fn open(self, vault: &Vault) -> Result<AccountEntry, StoreError> {
+        let r = self;
+        let family = match (r.beneficiary_sealed, r.binding_id) {
+            (Some(sealed), Some(binding_id)) => Some(FamilyUse {
+                beneficiary: decode::sealed_id(vault, &sealed, "payments.beneficiary_sealed")?,
+                binding_id,
+                institution_code: r.institution_code,
+            }),
+            _ => None,
+        };
         Ok(AccountEntry {
+            family,
             entry_id: r.entry_id,
             movement_id: r.movement_id,
             kind: MovementKind::parse(&r.kind).ok_or_else(|| corrupt("movements.kind"))?,
@@ -252,16 +280,14 @@ macro_rules! accounts_sql {
                 limit: u32,
             ) -> Result<Vec<$crate::domain::AccountEntry>, $crate::store::StoreError> {
                 let rows: Vec<$crate::store::accounts::EntryRow> = sqlx::query_as(
-                    "SELECT e.entry_id, e.movement_id, m.kind, e.bucket, e.amount_fen, m.request_id, m.create_time, m.business_date, m.memo, m.caller \
-                     FROM entries e JOIN movements m ON m.movement_id = e.movement_id \
-                     WHERE e.holder = $1 AND e.entry_id < $2 ORDER BY e.entry_id DESC LIMIT $3",
+                    $crate::store::accounts::ENTRIES_SQL,
                 )
                 .bind(self.vault.index(holder))
                 .bind(before.unwrap_or(i64::MAX))
                 .bind(i64::from(limit).min($crate::store::MAX_ROWS))
                 .fetch_all(&self.reads)
                 .await?;
-                rows.into_iter().map(TryInto::try_into).collect()
+                rows.into_iter().map(|r| r.open(&self.vault)).collect()
             }
 
             async fn close_year<T: Send>(

@@ -143,3 +143,24 @@ pub fn bind_child(request_id: &str, child: &str, name: &str) -> CreateBindingReq
         ..bind_request(request_id)
     }
 }
+
+/// The employee's husband (赵刚): employee-insured, registered, bound to her FUNDS_SHARING;
+/// his ID number and the binding.
+pub async fn spouse(c: &mut Clients) -> (String, Binding) {
+    let spouse = id_number("19850505", 7);
+    register(c, person(&spouse, SPOUSE_NAME, Some("340500"), None)).await;
+    let mut bind = bind_child("bind-spouse", &spouse, SPOUSE_NAME);
+    bind.relationship = Relationship::Spouse as i32;
+    let binding = c
+        .bindings
+        .create_binding(bind)
+        .await
+        .expect("bind spouse")
+        .into_inner()
+        .binding
+        .expect("binding");
+    (spouse, binding)
+}
+
+/// The spouse's name.
+pub const SPOUSE_NAME: &str = "赵刚";

@@ -8,6 +8,7 @@ mod binding;
 mod concurrency;
 mod contract;
 mod edges;
+mod family;
 mod payment;
 mod personal_data;
 mod premium;

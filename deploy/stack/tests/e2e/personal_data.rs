@@ -4,7 +4,7 @@
 //! in a `pg_dump` of PostgreSQL's. The same data still reads back whole through the API.
 
 use gongji_proto::{
-    binding::v1::{GetBindingRequest, GetInsuredPersonRequest, Relationship},
+    binding::v1::{GetBindingRequest, GetInsuredPersonRequest},
     payment::v1::{
         GetAccountRequest, GetMedicalExpensePaymentRequest, PremiumPayment,
         RefundPremiumPaymentRequest,
@@ -24,7 +24,7 @@ use tonic_types::StatusExt as _;
 
 use crate::{
     both_backends,
-    fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE, EMPLOYEE_NAME},
+    fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE, EMPLOYEE_NAME, SPOUSE_NAME},
     payment::{medical, pay},
     premium::prior_years,
     support::{
@@ -41,9 +41,6 @@ both_backends!(
     a_backup_restored_into_fresh_databases_verifies_and_serves,
 );
 
-/// The spouse of the medical scenario.
-const SPOUSE_NAME: &str = "赵刚";
-
 async fn no_id_number_or_name_is_stored_in_clear(backend: Backend) {
     let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
         return;
@@ -59,15 +56,7 @@ async fn no_id_number_or_name_is_stored_in_clear(backend: Backend) {
         })
         .await
         .expect("refund");
-    let spouse = fixtures::id_number("19850505", 7);
-    fixtures::register(
-        &mut c,
-        fixtures::person(&spouse, SPOUSE_NAME, Some("340500"), None),
-    )
-    .await;
-    let mut bind = fixtures::bind_child("bind-spouse", &spouse, SPOUSE_NAME);
-    bind.relationship = Relationship::Spouse as i32;
-    c.bindings.create_binding(bind).await.expect("bind spouse");
+    let (spouse, _) = fixtures::spouse(&mut c).await;
     c.medical
         .pay_medical_expense(medical("m1", &spouse, EMPLOYEE, "100.00"))
         .await
@@ -206,15 +195,7 @@ async fn a_new_key_takes_over_and_the_old_one_goes_once_everything_is_resealed(b
         .await
         .expect("restart with key 2");
     let mut c = env.clients_owned();
-    let spouse = fixtures::id_number("19850505", 7);
-    fixtures::register(
-        &mut c,
-        fixtures::person(&spouse, SPOUSE_NAME, Some("340500"), None),
-    )
-    .await;
-    let mut bind = fixtures::bind_child("bind-spouse", &spouse, SPOUSE_NAME);
-    bind.relationship = Relationship::Spouse as i32;
-    c.bindings.create_binding(bind).await.expect("bind spouse");
+    let (spouse, _) = fixtures::spouse(&mut c).await;
     let medical_paid = c
         .medical
         .pay_medical_expense(medical("m1", &spouse, EMPLOYEE, "100.00"))
