@@ -17,7 +17,7 @@ use gongji_shared::{
 use tokio::net::TcpListener;
 
 use crate::{
-    api::{BindingApi, RegistryApi, Watchers},
+    api::{BindingApi, RegistryApi},
     app::App,
     config::Config,
     peer::PaymentPeer,
@@ -89,7 +89,8 @@ async fn run_with<S: Store>(
         Arc::new(policy),
         config.common.clock,
     );
-    let watchers = Watchers::new(stopping, MAX_WATCHERS);
+    let watchers =
+        gongji_shared::rpc::watch::Watchers::new(crate::ERROR_DOMAIN, stopping, MAX_WATCHERS);
     // Event streams never end by themselves: tell them to, or draining would wait for them.
     let shutdown = async move {
         shutdown.await;

@@ -266,6 +266,8 @@ fn authorization(answer: CheckAuthorizationResponse) -> Result<Authorization, Pe
 
 fn insured_person(person: &pb::InsuredPerson) -> Result<InsuredPerson, PeerError> {
     Ok(InsuredPerson {
+        // For display only: a masked name (a peer without sees_names) is no name.
+        name: gongji_shared::PersonName::parse(&person.name).ok(),
         employee: person
             .employee_enrollment
             .as_ref()

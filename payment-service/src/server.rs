@@ -34,6 +34,9 @@ pub const INDEPENDENT_SERVICES: [&str; 2] = [
     "gongji.payment.v1.SettlementService",
 ];
 
+/// Account event streams open at once.
+const MAX_WATCHERS: usize = 256;
+
 /// Serves on `listener` until `shutdown` resolves, then drains and returns.
 pub async fn run(
     config: Config,
@@ -107,6 +110,9 @@ async fn run_with<S: Store>(
         .copied()
         .collect();
     let (health, health_service) = server::health_not_serving(&all).await;
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let watchers =
+        gongji_shared::rpc::watch::Watchers::new(crate::ERROR_DOMAIN, stopping, MAX_WATCHERS);
     let max = limits.max_message_bytes;
     let router = server::builder(
         &limits,
@@ -117,7 +123,7 @@ async fn run_with<S: Store>(
     .context("bad TLS settings")?
     .add_service(health_service)
     .add_service(
-        AccountServiceServer::new(AccountApi::new(ctx.clone()))
+        AccountServiceServer::new(AccountApi::new(ctx.clone(), watchers))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
     )
@@ -132,7 +138,7 @@ async fn run_with<S: Store>(
             .max_encoding_message_size(max),
     )
     .add_service(
-        SettlementServiceServer::new(SettlementApi::new(ctx))
+        SettlementServiceServer::new(SettlementApi::new(ctx.clone()))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
     );
@@ -165,11 +171,19 @@ async fn run_with<S: Store>(
             }
         }
     });
+    // The account event feed's movements are numbered once migrated, then continually.
+    let (sequencer_tx, sequencer_rx) = tokio::sync::oneshot::channel::<()>();
+    let sequencer = tokio::spawn(async move {
+        if sequencer_rx.await.is_ok() {
+            ctx.sequence_feed_forever().await;
+        }
+    });
     let ready = async move {
         store.migrate().await?;
         gongji_shared::db::expire_answers(&store, clock.now(), retention_days).await?;
         let _ = mirror_tx.send(());
         let _ = expiry_tx.send(());
+        let _ = sequencer_tx.send(());
         Ok(())
     };
     let shutdown = {
@@ -177,6 +191,8 @@ async fn run_with<S: Store>(
         let mirror = mirror.abort_handle();
         async move {
             shutdown.await;
+            // Event streams never end by themselves: tell them to, or draining would wait.
+            let _ = stopping_tx.send(true);
             mirror.abort();
             for service in DEPENDENT_SERVICES {
                 health
@@ -197,6 +213,7 @@ async fn run_with<S: Store>(
     .await;
     mirror.abort();
     expiry.abort();
+    sequencer.abort();
     result.map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!("payment-service stopped");
     Ok(())

@@ -7,18 +7,14 @@ use gongji_proto::binding::v1::{
     CreateBindingRequest, CreateBindingResponse, GetBindingRequest, GetBindingResponse,
     ListBindingUsesRequest, ListBindingUsesResponse, ListBindingsRequest, ListBindingsResponse,
     RejectBindingRequest, RejectBindingResponse, RevokeBindingRequest, RevokeBindingResponse,
-    WatchBindingEventsRequest, binding_service_server::BindingService,
+    WatchBindingEventsRequest, WatchBindingEventsResponse, binding_service_server::BindingService,
 };
+use gongji_shared::rpc::watch::{WatchStream, Watchers};
 use gongji_shared::rpc::{ApiError, auth::Caller, validate};
 use gongji_shared::rpc::{Lookup, command, command_or_refusal, execute};
 use tonic::{Request, Response, Status};
 
-use super::{
-    convert,
-    error::refusal,
-    failure, status,
-    watch::{EventStream, Watchers},
-};
+use super::{convert, error::refusal, failure, status, watch::EventFeed};
 use crate::{
     app::{App, Application, Applied, AuthorizationAnswer, Balances, UseAnswer, UseOrder},
     domain::Binding,
@@ -394,17 +390,21 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
         }))
     }
 
-    type WatchBindingEventsStream = EventStream;
+    type WatchBindingEventsStream = WatchStream<WatchBindingEventsResponse>;
 
     async fn watch_binding_events(
         &self,
         request: Request<WatchBindingEventsRequest>,
     ) -> Result<Response<Self::WatchBindingEventsStream>, Status> {
         let caller = Caller::of(&request);
+        let feed = EventFeed {
+            app: self.app.clone(),
+        };
         let stream = self.watchers.watch(
-            &self.app,
+            feed,
             &caller.identity,
             request.get_ref().after_sequence,
+            "after_sequence",
         )?;
         Ok(Response::new(stream))
     }

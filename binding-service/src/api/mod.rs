@@ -16,7 +16,6 @@ use crate::{ERROR_DOMAIN, app::AppError};
 
 pub use binding::BindingApi;
 pub use registry::RegistryApi;
-pub use watch::Watchers;
 
 /// A wire error under this service's domain.
 fn status(error: ApiError) -> Status {

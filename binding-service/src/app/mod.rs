@@ -74,8 +74,8 @@ impl<S, P> App<S, P> {
     }
 
     /// Woken after every committed binding change.
-    pub fn events(&self) -> &Notify {
-        &self.events
+    pub fn events(&self) -> Arc<Notify> {
+        Arc::clone(&self.events)
     }
 }
 

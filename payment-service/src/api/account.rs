@@ -3,10 +3,12 @@
 use gongji_proto::payment::v1::{
     CloseYearRequest, CloseYearResponse, CreditAccountRequest, CreditAccountResponse,
     GetAccountRequest, GetAccountResponse, ListAccountEntriesRequest, ListAccountEntriesResponse,
-    OpenAccountRequest, OpenAccountResponse, account_service_server::AccountService,
+    ListFamilyUsageRequest, ListFamilyUsageResponse, OpenAccountRequest, OpenAccountResponse,
+    WatchAccountEventsRequest, WatchAccountEventsResponse, account_service_server::AccountService,
 };
 use gongji_shared::rpc::auth::Caller;
 use gongji_shared::rpc::command;
+use gongji_shared::rpc::watch::{WatchStream, Watchers};
 use gongji_shared::{
     CoverageYear,
     domain::money::format_signed_fen,
@@ -14,20 +16,22 @@ use gongji_shared::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{convert, failure, page_token, status};
+use super::{convert, failure, page_token, status, watch::AccountEventFeed};
 use crate::{
     app::{AccountView, App, Credited, Registry, YearClosed},
+    domain::usage::{DateRange, RangeError, UseFilter, UseParties},
     store::Store,
 };
 
 /// The account API.
 pub struct AccountApi<S, R> {
     app: App<S, R>,
+    watchers: Watchers,
 }
 
 impl<S, R> AccountApi<S, R> {
-    pub fn new(app: App<S, R>) -> Self {
-        Self { app }
+    pub fn new(app: App<S, R>, watchers: Watchers) -> Self {
+        Self { app, watchers }
     }
 }
 
@@ -42,6 +46,65 @@ fn memo(value: &str) -> Result<String, Status> {
         )));
     }
     Ok(memo.to_owned())
+}
+
+/// An optional ID number field: empty is none.
+fn optional_id(
+    value: &str,
+    field: &str,
+    today: chrono::NaiveDate,
+) -> Result<Option<gongji_shared::IdNumber>, Status> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    validate::id_number(value, field, today)
+        .map(Some)
+        .map_err(status)
+}
+
+/// An optional date field: empty is none.
+fn optional_date(value: &str, field: &str) -> Result<Option<chrono::NaiveDate>, Status> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    validate::date(value, field, "INVALID_DATE")
+        .map(Some)
+        .map_err(status)
+}
+
+/// What a family usage listing asks for.
+fn usage_filter(r: &ListFamilyUsageRequest, today: chrono::NaiveDate) -> Result<UseFilter, Status> {
+    let authorizer = optional_id(&r.authorizer_id_number, "authorizer_id_number", today)?;
+    let beneficiary = optional_id(&r.beneficiary_id_number, "beneficiary_id_number", today)?;
+    let parties = UseParties::parse(authorizer, beneficiary).ok_or_else(|| {
+        status(ApiError::invalid_argument(
+            "PARTY_REQUIRED",
+            "authorizer_id_number",
+            "name the authorizer, the beneficiary, or both",
+        ))
+    })?;
+    let start = optional_date(&r.start_date, "start_date")?;
+    let end = optional_date(&r.end_date, "end_date")?;
+    let range = DateRange::parse(start, end, today).map_err(|e| {
+        let message = match e {
+            RangeError::Reversed => "end_date must not be before start_date".to_owned(),
+            RangeError::TooLong => format!(
+                "the range covers at most {} days",
+                crate::domain::usage::MAX_RANGE_DAYS
+            ),
+        };
+        status(
+            ApiError::invalid_argument("INVALID_DATE_RANGE", "start_date", message)
+                .with_metadata("start_date", &r.start_date)
+                .with_metadata("end_date", &r.end_date),
+        )
+    })?;
+    let purpose = convert::usage_purpose_from_pb(r.purpose).map_err(status)?;
+    Ok(UseFilter {
+        parties,
+        range,
+        purpose,
+    })
 }
 
 fn account_to_pb(view: &AccountView) -> gongji_proto::payment::v1::Account {
@@ -149,6 +212,63 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
             entries: entries.iter().map(convert::entry_to_pb).collect(),
             next_page_token,
         }))
+    }
+
+    async fn list_family_usage(
+        &self,
+        request: Request<ListFamilyUsageRequest>,
+    ) -> Result<Response<ListFamilyUsageResponse>, Status> {
+        let today = self.app.today();
+        let caller = Caller::of(&request);
+        let r = request.get_ref();
+        let filter = usage_filter(r, today)?;
+        caller
+            .require_party(&filter.parties.named())
+            .map_err(status)?;
+        let page_size = validate::page_size(r.page_size).map_err(status)?;
+        let before = page_token(&r.page_token)?;
+        // One more than a page tells whether another page follows.
+        let usage = self
+            .app
+            .family_usage(&filter, before, page_size + 1)
+            .await
+            .map_err(failure)?;
+        let (uses, next_page_token) = validate::page(usage.uses.clone(), page_size, |u| u.use_id);
+        Ok(Response::new(ListFamilyUsageResponse {
+            uses: uses
+                .iter()
+                .map(|u| convert::use_to_pb(u, &usage, &caller))
+                .collect(),
+            next_page_token,
+            totals: usage
+                .totals
+                .iter()
+                .map(|t| convert::use_total_to_pb(t, &usage, &caller))
+                .collect(),
+        }))
+    }
+
+    type WatchAccountEventsStream = WatchStream<WatchAccountEventsResponse>;
+
+    async fn watch_account_events(
+        &self,
+        request: Request<WatchAccountEventsRequest>,
+    ) -> Result<Response<Self::WatchAccountEventsStream>, Status> {
+        let today = self.app.today();
+        let caller = Caller::of(&request);
+        let r = request.get_ref();
+        let holder = optional_id(&r.holder_id_number, "holder_id_number", today)?;
+        caller
+            .require_party(&holder.iter().collect::<Vec<_>>())
+            .map_err(status)?;
+        let feed = AccountEventFeed {
+            app: self.app.clone(),
+            holder,
+        };
+        let stream =
+            self.watchers
+                .watch(feed, &caller.identity, r.after_position, "after_position")?;
+        Ok(Response::new(stream))
     }
 
     async fn close_year(

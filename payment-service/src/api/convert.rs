@@ -2,18 +2,21 @@
 
 use gongji_proto::payment::v1 as pb;
 use gongji_shared::{
+    IdNumber,
     domain::money::format_signed_fen,
-    policy::Bucket,
-    rpc::{ApiError, timestamp, validate},
+    policy::{Bucket, Purpose},
+    rpc::{ApiError, auth::Caller, timestamp, validate},
 };
 
+use crate::app::FamilyUsage;
 use crate::domain::{
-    Account, AccountEntry, MovementKind, SettlementPurpose,
+    Account, AccountEntry, AccountEvent, MovementKind, SettlementPurpose,
     medical::{InstitutionKind, MedicalPayment},
     payment::{Channel, OtherMeans, PaymentState, PremiumPayment},
     premium::PremiumTerms,
     settlement::Settlement,
     split::{Draw, Split},
+    usage::{RecordedUse, UseKind, UseTotal},
 };
 
 pub fn bucket_from_pb(raw: i32, field: &str) -> Result<Bucket, ApiError> {
@@ -248,5 +251,88 @@ pub fn settlement_to_pb(
         movement_count: s.movement_count,
         digest: s.digest.clone(),
         settle_time: Some(timestamp(settle_time)),
+    }
+}
+
+/// A listing's purpose filter: UNSPECIFIED is both.
+pub fn usage_purpose_from_pb(raw: i32) -> Result<Option<Purpose>, ApiError> {
+    match pb::UsagePurpose::try_from(raw) {
+        Ok(pb::UsagePurpose::Unspecified) => Ok(None),
+        Ok(pb::UsagePurpose::Premium) => Ok(Some(Purpose::Premium)),
+        Ok(pb::UsagePurpose::MedicalExpense) => Ok(Some(Purpose::MedicalExpense)),
+        Err(_) => Err(ApiError::invalid_argument(
+            "INVALID_PURPOSE",
+            "purpose",
+            "purpose must be UNSPECIFIED, PREMIUM or MEDICAL_EXPENSE",
+        )
+        .with_metadata("purpose", raw)),
+    }
+}
+
+fn usage_purpose_to_pb(p: Purpose) -> pb::UsagePurpose {
+    match p {
+        Purpose::Premium => pb::UsagePurpose::Premium,
+        Purpose::MedicalExpense => pb::UsagePurpose::MedicalExpense,
+    }
+}
+
+/// A party's name as `caller` may see it; empty when the registry gave none.
+fn name_of(usage: &FamilyUsage, id: &IdNumber, caller: &Caller) -> String {
+    usage
+        .names
+        .get(id)
+        .map(|n| caller.name(n))
+        .unwrap_or_default()
+}
+
+pub fn use_to_pb(u: &RecordedUse, usage: &FamilyUsage, caller: &Caller) -> pb::FamilyUse {
+    let n = &u.new;
+    pb::FamilyUse {
+        use_id: u.use_id,
+        kind: match n.kind {
+            UseKind::Debit => pb::FamilyUseKind::Debit,
+            UseKind::Refund => pb::FamilyUseKind::Refund,
+        } as i32,
+        purpose: usage_purpose_to_pb(n.purpose) as i32,
+        authorizer_id_number: n.authorizer.as_str().to_owned(),
+        authorizer_name: name_of(usage, &n.authorizer, caller),
+        beneficiary_id_number: n.beneficiary.as_str().to_owned(),
+        beneficiary_name: name_of(usage, &n.beneficiary, caller),
+        binding_id: n.binding_id.clone(),
+        amount: format_signed_fen(n.amount_fen),
+        institution_code: n.institution_code.clone().unwrap_or_default(),
+        payment_id: n.payment_id.clone(),
+        movement_id: n.movement_id.clone(),
+        business_date: n.business_date.to_string(),
+        create_time: Some(timestamp(n.create_time)),
+    }
+}
+
+pub fn use_total_to_pb(t: &UseTotal, usage: &FamilyUsage, caller: &Caller) -> pb::FamilyUsageTotal {
+    pb::FamilyUsageTotal {
+        beneficiary_id_number: t.beneficiary.as_str().to_owned(),
+        beneficiary_name: name_of(usage, &t.beneficiary, caller),
+        purpose: usage_purpose_to_pb(t.purpose) as i32,
+        debited_amount: format_signed_fen(t.debited_fen),
+        refunded_amount: format_signed_fen(t.refunded_fen),
+        net_amount: format_signed_fen(t.net_fen()),
+        debit_count: t.debit_count,
+    }
+}
+
+pub fn account_event_to_pb(e: &AccountEvent) -> pb::AccountEvent {
+    let first = e.entries.first();
+    pb::AccountEvent {
+        position: e.position,
+        holder_id_number: e.holder.as_str().to_owned(),
+        movement_id: first.map(|f| f.movement_id.clone()).unwrap_or_default(),
+        kind: first.map_or(pb::EntryKind::Unspecified, |f| kind_to_pb(f.kind)) as i32,
+        amount: format_signed_fen(e.amount_fen()),
+        purpose: match e.purpose {
+            None => pb::UsagePurpose::Unspecified,
+            Some(SettlementPurpose::Premium) => pb::UsagePurpose::Premium,
+            Some(SettlementPurpose::MedicalExpense) => pb::UsagePurpose::MedicalExpense,
+        } as i32,
+        entries: e.entries.iter().map(entry_to_pb).collect(),
     }
 }

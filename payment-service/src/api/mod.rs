@@ -9,6 +9,7 @@ mod error;
 mod medical;
 mod premium;
 mod settlement;
+mod watch;
 
 use gongji_shared::rpc::ApiError;
 use tonic::Status;

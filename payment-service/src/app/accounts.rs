@@ -266,6 +266,7 @@ mod tests {
 
     fn employee(region: &str, terminated: bool) -> InsuredPerson {
         InsuredPerson {
+            name: None,
             employee: Some(Enrollment {
                 region: RegionCode::parse(region).unwrap(),
                 terminated,

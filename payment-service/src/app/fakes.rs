@@ -713,6 +713,7 @@ pub fn authorized() -> Authorization {
         authorizer_region: Some(ma_anshan()),
         beneficiary_region: Some(ma_anshan()),
         beneficiary: Some(InsuredPerson {
+            name: None,
             employee: None,
             resident: Some(Enrollment {
                 region: ma_anshan(),

@@ -11,10 +11,12 @@ mod accounts;
 mod error;
 #[cfg(test)]
 mod fakes;
+mod feed;
 mod fence;
 mod medical;
 mod premiums;
 mod settlement;
+mod usage;
 
 use std::{future::Future, sync::Arc};
 
@@ -31,10 +33,12 @@ use crate::domain::{
 
 pub use accounts::{AccountView, Credited, YearClosed};
 pub use error::{AccountRole, AppError, Infra, PaymentKind};
+pub use feed::SEQUENCE_INTERVAL_MS;
 pub use fence::{DEFAULT_HOLD_TIMEOUT_MS, MAX_RECONCILED_USES};
 pub use medical::MedicalOrder;
 pub use premiums::{PaymentOrder, PremiumOrder, Quote};
 pub use settlement::LedgerReport;
+pub use usage::FamilyUsage;
 
 /// The registry and authority of bindings (binding-service), as the use cases need it.
 /// Every answer is fresh: money of someone else moves only on a yes given for this call.
@@ -99,6 +103,8 @@ pub struct App<S, R> {
     policy: Arc<Policy>,
     clock: Clock,
     hold_timeout_ms: u64,
+    /// Woken after the sequencer numbers movements for the account event feed.
+    feed: Arc<tokio::sync::Notify>,
 }
 
 impl<S, R> App<S, R> {
@@ -109,6 +115,7 @@ impl<S, R> App<S, R> {
             policy,
             clock,
             hold_timeout_ms: fence::DEFAULT_HOLD_TIMEOUT_MS,
+            feed: Arc::default(),
         }
     }
 

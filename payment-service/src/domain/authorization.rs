@@ -21,6 +21,9 @@ impl Enrollment {
 /// A person's enrollments, as the registry holds them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InsuredPerson {
+    /// The name the registry holds; `None` when it gave none this service can show (a
+    /// masked one, where the callers file does not let this service see names).
+    pub name: Option<gongji_shared::PersonName>,
     pub employee: Option<Enrollment>,
     pub resident: Option<Enrollment>,
     /// Resident-insurance years paid through any channel, as the core system syncs them

@@ -167,6 +167,16 @@ impl Movement {
             .sum::<i128>()
             == 0
     }
+
+    /// What the movement puts into `holder`'s account, over all buckets (fen).
+    pub fn credited_to(&self, holder: &IdNumber) -> i64 {
+        self.postings
+            .iter()
+            .filter(|p| matches!(&p.book, Book::Personal { holder: h, .. } if h == holder))
+            .map(|p| p.amount_fen)
+            .filter(|a| *a > 0)
+            .sum()
+    }
 }
 
 /// An account-side entry as read back.
@@ -186,6 +196,25 @@ pub struct AccountEntry {
     pub caller: String,
     /// For a family debit from this account, or its refund: whom it was for.
     pub family: Option<FamilyUse>,
+}
+
+/// One movement on one account, as the account event feed gives it: its position in the
+/// feed, the holder, what a payment was for, and the account's entries of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountEvent {
+    pub position: i64,
+    pub holder: gongji_shared::IdNumber,
+    /// What a payment or its refund was for; `None` for credits and year closings.
+    pub purpose: Option<SettlementPurpose>,
+    /// At least one.
+    pub entries: Vec<AccountEntry>,
+}
+
+impl AccountEvent {
+    /// The net change to the account (fen).
+    pub fn amount_fen(&self) -> i64 {
+        self.entries.iter().map(|e| e.amount_fen).sum()
+    }
 }
 
 /// Whom a family debit was for: the family member, the binding it relied on, and for a

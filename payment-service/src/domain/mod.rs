@@ -9,5 +9,6 @@ pub mod payment;
 pub mod premium;
 pub mod settlement;
 pub mod split;
+pub mod usage;
 
 pub use ledger::*;

@@ -109,6 +109,29 @@ impl MedicalRow {
     }
 }
 
+/// The family use of a medical expense: what the family account paid, if anything.
+pub(super) fn medical_use(
+    p: &crate::domain::medical::MedicalPayment,
+    movement: &crate::domain::Movement,
+    business_date: chrono::NaiveDate,
+) -> Option<crate::domain::usage::NewUse> {
+    let holder = p.family_holder.as_ref()?;
+    let family_fen: i64 = p.family_draws.iter().map(|d| d.amount.fen()).sum();
+    (family_fen > 0).then(|| crate::domain::usage::NewUse {
+        movement_id: movement.movement_id.clone(),
+        kind: crate::domain::usage::UseKind::Debit,
+        payment_id: p.payment_id.clone(),
+        purpose: gongji_shared::policy::Purpose::MedicalExpense,
+        authorizer: holder.clone(),
+        beneficiary: p.beneficiary.clone(),
+        binding_id: p.binding_id.clone(),
+        amount_fen: family_fen,
+        institution_code: Some(p.institution_code.clone()),
+        business_date,
+        create_time: movement.create_time,
+    })
+}
+
 /// Implements `MedicalPayments` for `$store`. Uses `save_response` and `write_movement`
 /// of the other aggregates.
 macro_rules! medical_sql {
@@ -126,8 +149,10 @@ macro_rules! medical_sql {
                 save_response(&mut tx, &self.vault, idempotency, response, p.pay_time).await?;
                 // The balances last (`apply_movement`, below): the payers' row locks are held
                 // from there to the commit only.
+                let mut moved_on = None;
                 if let Some(movement) = movement {
-                    record_movement(&mut tx, &self.vault, movement, idempotency).await?;
+                    let (_, day) = record_movement(&mut tx, &self.vault, movement, idempotency).await?;
+                    moved_on = Some(day);
                 }
                 if let Some(posting) = posting {
                     post_hold(&mut tx, posting).await?;
@@ -159,7 +184,10 @@ macro_rules! medical_sql {
                 .bind(p.family_holder.as_ref().map(|h| self.vault.seal_id(h)))
                 .execute(&mut *tx)
                 .await?;
-                if let Some(movement) = movement {
+                if let (Some(movement), Some(day)) = (movement, moved_on) {
+                    if let Some(family) = $crate::store::medical::medical_use(p, movement, day) {
+                        record_use(&mut tx, &self.vault, &family).await?;
+                    }
                     apply_movement(&mut tx, &self.vault, movement).await?;
                 }
                 tx.commit().await?;

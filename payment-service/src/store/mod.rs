@@ -3,7 +3,7 @@
 //!
 //! Each aggregate has its own file holding its trait, the rows it reads and its SQL:
 //! `accounts` (accounts and the ledger), `holds` (the authorization fence), `premiums`, `medical`, `settlement` (settlement and
-//! verification) and, shared with binding-service through `gongji_shared::db`, the
+//! verification), `usage` (family mutual aid's usage record), `feed` (the account event feed) and, shared with binding-service through `gongji_shared::db`, the
 //! `Database` trait and its idempotency table (migrations, liveness and first answers).
 //!
 //! The SQL is portable, so each aggregate's file writes it once, inside a `macro_rules!`
@@ -25,17 +25,23 @@ mod medical;
 #[macro_use]
 mod settlement;
 #[macro_use]
+mod usage;
+#[macro_use]
+mod feed;
+#[macro_use]
 mod plaintext;
 mod postgres;
 mod sqlite;
 
 pub use accounts::Accounts;
+pub use feed::{AccountFeed, SEQUENCE_BATCH};
 pub use holds::Holds;
 pub use medical::MedicalPayments;
 pub use postgres::PgStore;
 pub use premiums::Premiums;
 pub use settlement::Settlements;
 pub use sqlite::SqliteStore;
+pub use usage::FamilyUses;
 
 /// A row an earlier version wrote with personal data in plain text, if any: an ID number
 /// where its keyed index belongs has no sealed twin, and an old first answer's fingerprint
@@ -99,6 +105,8 @@ pub trait Store:
     + Premiums
     + MedicalPayments
     + Settlements
+    + FamilyUses
+    + AccountFeed
     + gongji_shared::db::reseal::Reseal
 {
 }
@@ -110,6 +118,8 @@ impl<
         + Premiums
         + MedicalPayments
         + Settlements
+        + FamilyUses
+        + AccountFeed
         + gongji_shared::db::reseal::Reseal,
 > Store for T
 {

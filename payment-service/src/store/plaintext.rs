@@ -119,6 +119,18 @@ macro_rules! plaintext_sql {
                         sealed += 1;
                     }
                 }
+                // The usage record, filled from those payments by the migration that made it,
+                // takes their parties' indexes.
+                for statement in [
+                    "UPDATE family_uses SET authorizer = (SELECT p.payer FROM premium_payments p WHERE p.payment_id = family_uses.payment_id), \
+                     beneficiary = (SELECT p.beneficiary FROM premium_payments p WHERE p.payment_id = family_uses.payment_id) \
+                     WHERE purpose = 'PREMIUM'",
+                    "UPDATE family_uses SET authorizer = (SELECT d.family_holder FROM medical_payments d WHERE d.payment_id = family_uses.payment_id), \
+                     beneficiary = (SELECT d.beneficiary FROM medical_payments d WHERE d.payment_id = family_uses.payment_id) \
+                     WHERE purpose = 'MEDICAL_EXPENSE'",
+                ] {
+                    sealed += sqlx::query(statement).execute(&mut *tx).await?.rows_affected();
+                }
                 sealed += seal_plain_answers(&mut tx, vault).await?;
                 for statement in $relock {
                     sqlx::query(statement).execute(&mut *tx).await?;
@@ -147,7 +159,7 @@ mod tests {
     const PAYER: &str = "34052419800101001X";
     const CHILD: &str = "340504201801100012";
     /// Tables and their rows in the fixture.
-    const ROWS: [(&str, i64); 9] = [
+    const ROWS: [(&str, i64); 10] = [
         ("accounts", 1),
         ("movements", 3),
         ("entries", 6),
@@ -157,6 +169,7 @@ mod tests {
         ("medical_payments", 1),
         ("idempotency", 1),
         ("vault_checks", 2),
+        ("family_uses", 2),
     ];
 
     /// The statements of the rows the earlier version wrote: an account credited, a premium
@@ -228,6 +241,19 @@ mod tests {
         let medical = store.medical_payment("med-1").await.unwrap().unwrap();
         assert_eq!(medical.beneficiary, id(CHILD));
         assert_eq!(medical.family_holder, Some(id(PAYER)));
+        let filter = crate::domain::usage::UseFilter {
+            parties: crate::domain::usage::UseParties::parse(Some(id(PAYER)), None).unwrap(),
+            range: crate::domain::usage::DateRange::parse(
+                None,
+                Some("2024-12-31".parse().unwrap()),
+                "2025-01-01".parse().unwrap(),
+            )
+            .unwrap(),
+            purpose: None,
+        };
+        let uses = store.uses(&filter, None, 10).await.unwrap();
+        assert_eq!(uses.len(), 2, "the payments' family uses are recorded");
+        assert!(uses.iter().all(|u| u.new.beneficiary == id(CHILD)));
         let saved = store.saved_response("gov-app", "p").await.unwrap().unwrap();
         assert_eq!(
             (saved.fingerprint.as_str(), saved.response),

@@ -16,6 +16,9 @@ const FOR_UPDATE: &str = " FOR NO KEY UPDATE";
 /// A business day's lock (keyed by its day number): writers of movements take it shared,
 /// its settlement alone, so a settlement never misses a movement committing meanwhile.
 const DAY_LOCK_SHARED: &str = "SELECT pg_advisory_xact_lock_shared(7402032, $1)";
+/// The account feed's sequencer runs on one instance at a time; another finds the lock
+/// taken and leaves the numbering to it.
+const SEQUENCER_LOCK: &str = "SELECT pg_try_advisory_xact_lock(7402033)";
 const DAY_LOCK: &str = "SELECT pg_advisory_xact_lock(7402032, $1)";
 /// VerifyLedger's one snapshot: every statement of its transaction sees the same moment.
 const VERIFY_SNAPSHOT: &str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
@@ -68,6 +71,8 @@ accounts_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, DAY_LOCK_SHARED);
 holds_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, HOLD_BEGIN);
 premiums_sql!(PgStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(PgStore);
+usage_sql!(PgStore, sqlx::Postgres);
+feed_sql!(PgStore, sqlx::Postgres, SEQUENCER_LOCK);
 settlement_sql!(
     PgStore,
     sqlx::Postgres,
@@ -75,14 +80,7 @@ settlement_sql!(
     VERIFY_SNAPSHOT,
     ACCOUNT_NO
 );
-gongji_shared::reseal_sql!(
-    PgStore,
-    sqlx::Postgres,
-    super::SEALED,
-    "CAST(ctid AS TEXT)",
-    "ctid = CAST($ROW AS tid)",
-    "IS NOT DISTINCT FROM"
-);
+gongji_shared::reseal_sql_postgres!(PgStore, super::SEALED);
 plaintext_sql!(
     PgStore,
     sqlx::Postgres,

@@ -243,6 +243,45 @@ impl PremiumRow {
     }
 }
 
+/// The family use of a premium paid from the payer's account: what left it, on the day its
+/// movement got.
+pub(super) fn premium_use(
+    p: &crate::domain::payment::PremiumPayment,
+    movement: &crate::domain::Movement,
+    business_date: chrono::NaiveDate,
+) -> crate::domain::usage::NewUse {
+    crate::domain::usage::NewUse {
+        movement_id: movement.movement_id.clone(),
+        kind: crate::domain::usage::UseKind::Debit,
+        payment_id: p.payment_id.clone(),
+        purpose: gongji_shared::policy::Purpose::Premium,
+        authorizer: p.payer.clone(),
+        beneficiary: p.beneficiary.clone(),
+        binding_id: p.binding_id.clone(),
+        amount_fen: p.split.account_part.fen(),
+        institution_code: None,
+        business_date,
+        create_time: movement.create_time,
+    }
+}
+
+/// The family use of a premium's refund: what came back to the payer's account, if anything.
+pub(super) fn premium_refund_use(
+    p: &crate::domain::payment::PremiumPayment,
+    movement: &crate::domain::Movement,
+    business_date: chrono::NaiveDate,
+) -> Option<crate::domain::usage::NewUse> {
+    let back_fen = movement.credited_to(&p.payer);
+    (back_fen > 0).then(|| crate::domain::usage::NewUse {
+        movement_id: movement.movement_id.clone(),
+        kind: crate::domain::usage::UseKind::Refund,
+        amount_fen: back_fen,
+        business_date,
+        create_time: movement.create_time,
+        ..premium_use(p, movement, business_date)
+    })
+}
+
 /// Implements `Premiums` for `$store`; `$next_seq` gives a new payment its position and
 /// `$for_update` locks a row read inside a transaction.
 /// Uses `save_response` and `write_movement` of the other aggregates.
@@ -283,8 +322,10 @@ macro_rules! premiums_sql {
                 // The balances last (`apply_movement`, below): the payer's row lock is held
                 // from there to the commit only.
                 let movement = (!p.split.account_part.is_zero()).then_some(movement);
+                let mut debited_on = None;
                 if let Some(movement) = movement {
-                    record_movement(&mut tx, &self.vault, movement, idempotency).await?;
+                    let (_, day) = record_movement(&mut tx, &self.vault, movement, idempotency).await?;
+                    debited_on = Some(day);
                 }
                 if let Some(posting) = posting {
                     post_hold(&mut tx, posting).await?;
@@ -330,7 +371,8 @@ macro_rules! premiums_sql {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::AlreadyPaid))?;
-                if let Some(movement) = movement {
+                if let (Some(movement), Some(day)) = (movement, debited_on) {
+                    record_use(&mut tx, &self.vault, &$crate::store::premiums::premium_use(p, movement, day)).await?;
                     apply_movement(&mut tx, &self.vault, movement).await?;
                 }
                 tx.commit().await?;
@@ -393,7 +435,10 @@ macro_rules! premiums_sql {
                         .await?;
                 let movement = plan(closed.is_some());
                 if let Some(movement) = &movement {
-                    write_movement(&mut tx, &self.vault, movement, idempotency).await?;
+                    let (_, day) = write_movement(&mut tx, &self.vault, movement, idempotency).await?;
+                    if let Some(refund) = $crate::store::premiums::premium_refund_use(refunded, movement, day) {
+                        record_use(&mut tx, &self.vault, &refund).await?;
+                    }
                 }
                 let updated = sqlx::query(
                     "UPDATE premium_payments SET state = 'REFUNDED', refund_time = $1, refund_reason = $2, refund_movement_id = $3, \

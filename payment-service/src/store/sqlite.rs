@@ -26,6 +26,8 @@ const ACCOUNT_NO: &str = "rowid";
 /// cancelled between the two leaves the one writer connection inside a transaction nobody
 /// owns. The next hold's BEGIN would then fail (INTERNAL).
 const HOLD_BEGIN: Option<&str> = None;
+/// The account feed's sequencer runs alone: the single writer serializes it already.
+const SEQUENCER_LOCK: &str = "SELECT 1 = 1";
 /// The position of a new premium payment.
 const NEXT_PREMIUM_SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM premium_payments)";
 
@@ -64,6 +66,8 @@ accounts_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, DAY_LOCK_SHARED);
 holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, HOLD_BEGIN);
 premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(SqliteStore);
+usage_sql!(SqliteStore, sqlx::Sqlite);
+feed_sql!(SqliteStore, sqlx::Sqlite, SEQUENCER_LOCK);
 settlement_sql!(
     SqliteStore,
     sqlx::Sqlite,
@@ -71,14 +75,7 @@ settlement_sql!(
     VERIFY_SNAPSHOT,
     ACCOUNT_NO
 );
-gongji_shared::reseal_sql!(
-    SqliteStore,
-    sqlx::Sqlite,
-    super::SEALED,
-    "CAST(rowid AS TEXT)",
-    "rowid = CAST($ROW AS INTEGER)",
-    "IS"
-);
+gongji_shared::reseal_sql_sqlite!(SqliteStore, super::SEALED);
 plaintext_sql!(
     SqliteStore,
     sqlx::Sqlite,

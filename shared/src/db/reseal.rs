@@ -113,12 +113,15 @@ macro_rules! reseal_sql_postgres {
             $tables,
             "CAST(ctid AS TEXT)",
             "ctid = CAST($ROW AS tid)",
-            "IS NOT DISTINCT FROM"
+            "IS NOT DISTINCT FROM",
+            None
         );
     };
 }
 
-/// [`reseal_sql!`] for a SQLite store: rows named by their `rowid`.
+/// [`reseal_sql!`] for a SQLite store: rows named by their `rowid`. Its transactions take the
+/// write lock as they begin: one that read first and then wrote would fail at once
+/// (SQLITE_BUSY, no waiting) if the running service wrote in between.
 #[macro_export]
 macro_rules! reseal_sql_sqlite {
     ($store:ident, $tables:expr) => {
@@ -128,17 +131,19 @@ macro_rules! reseal_sql_sqlite {
             $tables,
             "CAST(rowid AS TEXT)",
             "rowid = CAST($ROW AS INTEGER)",
-            "IS"
+            "IS",
+            Some("BEGIN IMMEDIATE")
         );
     };
 }
 
 /// Implements [`Reseal`] for `$store` (with `pool` and `vault`) over `$db`: `$tables` its
 /// sealed tables, `$row_id` an expression naming a row as text, `$row_match` the condition
-/// matching it again (`$ROW` its parameter), `$same` null-safe equality.
+/// matching it again (`$ROW` its parameter), `$same` null-safe equality, `$begin` the statement
+/// its transactions begin with (`None`: the driver's own).
 #[macro_export]
 macro_rules! reseal_sql {
-    ($store:ident, $db:ty, $tables:expr, $row_id:literal, $row_match:literal, $same:literal) => {
+    ($store:ident, $db:ty, $tables:expr, $row_id:literal, $row_match:literal, $same:literal, $begin:expr) => {
         impl $crate::db::reseal::Reseal for $store {
             async fn reseal_batch(
                 &self,
@@ -154,7 +159,11 @@ macro_rules! reseal_sql {
                 };
                 let mut rewritten = 0;
                 for t in $tables {
-                    let mut tx = self.pool.begin().await?;
+                    let begin: Option<&'static str> = $begin;
+                    let mut tx = match begin {
+                        Some(statement) => self.pool.begin_with(statement).await?,
+                        None => self.pool.begin().await?,
+                    };
                     let rows = sqlx::query(&$crate::db::reseal::stale_rows_sql(t, $row_id))
                         .bind(&current)
                         .bind(limit)
@@ -213,7 +222,11 @@ macro_rules! reseal_sql {
                 &self,
             ) -> Result<Option<Vec<i64>>, $crate::db::StoreError<<Self as $crate::db::Database>::Conflict>> {
                 let current = format!("v{}:%", self.vault.active_version());
-                let mut tx = self.pool.begin().await?;
+                let begin: Option<&'static str> = $begin;
+                let mut tx = match begin {
+                    Some(statement) => self.pool.begin_with(statement).await?,
+                    None => self.pool.begin().await?,
+                };
                 for t in $tables {
                     let stale: Option<(i64,)> = sqlx::query_as(&format!(
                         "SELECT CAST(1 AS BIGINT) FROM {} WHERE {} LIMIT 1",

@@ -11,6 +11,7 @@ pub mod telemetry;
 pub mod tls;
 pub mod transport;
 pub mod validate;
+pub mod watch;
 
 pub use command::{CommandError, CommandHost, Lookup, command, command_or_refusal, execute};
 pub use error::{ApiError, Violation};

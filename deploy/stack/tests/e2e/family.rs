@@ -1,17 +1,55 @@
 //! Family features (issue 12), over real gRPC with both services.
 
+use std::time::Duration;
+
 use gongji_proto::payment::v1::{
-    AccountEntry, EntryKind, ListAccountEntriesRequest, RefundPremiumPaymentRequest,
+    AccountEntry, AccountEvent, Bucket, CloseYearRequest, CreditAccountRequest, EntryKind,
+    FamilyUseKind, ListAccountEntriesRequest, ListFamilyUsageRequest, ListFamilyUsageResponse,
+    PremiumPayment, RefundPremiumPaymentRequest, UsagePurpose, WatchAccountEventsRequest,
+    WatchAccountEventsResponse,
 };
+use gongji_shared::{Clock, rpc::peer::PeerInterceptor};
+use tokio_stream::StreamExt;
+use tonic::Code;
 
 use crate::{
     both_backends,
-    fixtures::{self, CHILD, EMPLOYEE},
+    fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE, EMPLOYEE_NAME, SPOUSE_NAME},
     payment::{medical, pay},
-    support::{Backend, Clients, IN_WINDOW, TestEnv},
+    support::{Backend, Clients, IN_WINDOW, TestEnv, acting_for, assert_error, clients_with},
 };
 
-both_backends!(account_entries_say_whom_a_family_debit_was_for);
+const P: &str = "payment.gongji";
+
+both_backends!(
+    account_entries_say_whom_a_family_debit_was_for,
+    family_usage_lists_each_side_with_every_filter,
+    family_usage_refuses_what_it_cannot_list,
+    account_events_stream_in_commit_order_and_resume_across_a_restart
+);
+
+/// The employee pays the child's 2025 premium from her account.
+async fn pay_for_child(c: &mut Clients, request_id: &str) -> PremiumPayment {
+    c.premiums
+        .pay_premium(pay(request_id, EMPLOYEE, CHILD, 2025))
+        .await
+        .expect("pay")
+        .into_inner()
+        .payment
+        .expect("payment")
+}
+
+/// A finance operator refunds a premium payment.
+async fn refund(c: &mut Clients, request_id: &str, payment_id: String, reason: &str) {
+    c.premiums
+        .refund_premium_payment(RefundPremiumPaymentRequest {
+            request_id: request_id.into(),
+            payment_id,
+            reason: reason.into(),
+        })
+        .await
+        .expect("refund");
+}
 
 async fn entries(c: &mut Clients, holder: &str) -> Vec<AccountEntry> {
     c.accounts
@@ -36,22 +74,8 @@ async fn account_entries_say_whom_a_family_debit_was_for(backend: Backend) {
     };
     let mut c = env.clients_owned();
     let child_binding = fixtures::family(&mut c, "1000.00").await;
-    let paid = c
-        .premiums
-        .pay_premium(pay("p", EMPLOYEE, CHILD, 2025))
-        .await
-        .expect("pay")
-        .into_inner()
-        .payment
-        .expect("payment");
-    c.premiums
-        .refund_premium_payment(RefundPremiumPaymentRequest {
-            request_id: "refund".into(),
-            payment_id: paid.payment_id,
-            reason: "enrollment cancelled".into(),
-        })
-        .await
-        .expect("refund");
+    let paid = pay_for_child(&mut c, "p").await;
+    refund(&mut c, "refund", paid.payment_id, "enrollment cancelled").await;
     let (spouse, spouse_binding) = fixtures::spouse(&mut c).await;
     fixtures::fund(&mut c, &spouse, "30.00").await;
     c.medical
@@ -108,6 +132,578 @@ async fn account_entries_say_whom_a_family_debit_was_for(backend: Backend) {
         his.iter()
             .all(|e| e.family_beneficiary_id_number.is_empty() && e.binding_id.is_empty()),
         "his own part names nobody: {his:?}"
+    );
+    env.finish().await;
+}
+
+/// A usage listing of the authorizer (and optionally one beneficiary) over a range.
+fn usage(authorizer: &str, beneficiary: &str, start: &str, end: &str) -> ListFamilyUsageRequest {
+    ListFamilyUsageRequest {
+        authorizer_id_number: authorizer.into(),
+        beneficiary_id_number: beneficiary.into(),
+        start_date: start.into(),
+        end_date: end.into(),
+        purpose: UsagePurpose::Unspecified as i32,
+        page_size: 0,
+        page_token: String::new(),
+    }
+}
+
+async fn list(c: &mut Clients, request: ListFamilyUsageRequest) -> ListFamilyUsageResponse {
+    c.accounts
+        .list_family_usage(request)
+        .await
+        .expect("usage")
+        .into_inner()
+}
+
+/// (kind, purpose, beneficiary, amount, business date) of each use, in order.
+fn rows(r: &ListFamilyUsageResponse) -> Vec<(i32, i32, String, String, String)> {
+    r.uses
+        .iter()
+        .map(|u| {
+            (
+                u.kind,
+                u.purpose,
+                u.beneficiary_id_number.clone(),
+                u.amount.clone(),
+                u.business_date.clone(),
+            )
+        })
+        .collect()
+}
+
+/// (beneficiary, purpose, debited, refunded, net, count) of each total.
+fn totals(r: &ListFamilyUsageResponse) -> Vec<(String, i32, String, String, String, i64)> {
+    let mut t: Vec<_> = r
+        .totals
+        .iter()
+        .map(|t| {
+            (
+                t.beneficiary_id_number.clone(),
+                t.purpose,
+                t.debited_amount.clone(),
+                t.refunded_amount.clone(),
+                t.net_amount.clone(),
+                t.debit_count,
+            )
+        })
+        .collect();
+    t.sort();
+    t
+}
+
+/// Fen of a signed amount string.
+fn fen(amount: &str) -> i64 {
+    let (yuan, cents) = amount.split_once('.').expect("two places");
+    let sign = if yuan.starts_with('-') { -1 } else { 1 };
+    sign * (yuan.trim_start_matches('-').parse::<i64>().expect("yuan") * 100
+        + cents.parse::<i64>().expect("fen"))
+}
+
+/// On 2024-11-15 the employee pays the child's 2025 premium, it is refunded, and she pays it
+/// again; the spouse's 100.00 medical expense takes 70.00 from her account. On 2025-01-10 his
+/// 80.00 expense is all hers. Each side lists what it may, with every filter; the totals match
+/// her ledger's family entries; names are whole for a caller that sees names and masked for a
+/// citizen channel.
+async fn family_usage_lists_each_side_with_every_filter(backend: Backend) {
+    let Some(mut env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::family(&mut c, "1000.00").await;
+    let first = pay_for_child(&mut c, "p1").await;
+    refund(
+        &mut c,
+        "refund",
+        first.payment_id.clone(),
+        "paid twice by mistake",
+    )
+    .await;
+    c.premiums
+        .pay_premium(pay("p2", EMPLOYEE, CHILD, 2025))
+        .await
+        .expect("pay again");
+    let (spouse, _) = fixtures::spouse(&mut c).await;
+    fixtures::fund(&mut c, &spouse, "30.00").await;
+    c.medical
+        .pay_medical_expense(medical("m1", &spouse, EMPLOYEE, "100.00"))
+        .await
+        .expect("medical");
+    env.stack
+        .restart_with_clock(Clock::parse("2025-01-10T10:00:00+08:00").expect("clock"))
+        .await
+        .expect("a later day");
+    c.medical
+        .pay_medical_expense(medical("m2", &spouse, EMPLOYEE, "80.00"))
+        .await
+        .expect("medical later");
+
+    let (debit, refund) = (FamilyUseKind::Debit as i32, FamilyUseKind::Refund as i32);
+    let (premium, med) = (
+        UsagePurpose::Premium as i32,
+        UsagePurpose::MedicalExpense as i32,
+    );
+    let row = |kind, purpose, who: &str, amount: &str, day: &str| {
+        (
+            kind,
+            purpose,
+            who.to_owned(),
+            amount.to_owned(),
+            day.to_owned(),
+        )
+    };
+    let all = vec![
+        row(debit, med, &spouse, "80.00", "2025-01-10"),
+        row(debit, med, &spouse, "70.00", "2024-11-15"),
+        row(debit, premium, CHILD, "400.00", "2024-11-15"),
+        row(refund, premium, CHILD, "400.00", "2024-11-15"),
+        row(debit, premium, CHILD, "400.00", "2024-11-15"),
+    ];
+    // The default range is the 12 months up to today.
+    let everything = list(&mut c, usage(EMPLOYEE, "", "", "")).await;
+    assert_eq!(rows(&everything), all, "newest first");
+    assert!(everything.next_page_token.is_empty());
+    let expected_totals = vec![
+        (
+            CHILD.to_owned(),
+            premium,
+            "800.00".to_owned(),
+            "400.00".to_owned(),
+            "400.00".to_owned(),
+            2,
+        ),
+        (
+            spouse.clone(),
+            med,
+            "150.00".to_owned(),
+            "0.00".to_owned(),
+            "150.00".to_owned(),
+            2,
+        ),
+    ];
+    let mut expected_totals_sorted = expected_totals.clone();
+    expected_totals_sorted.sort();
+    assert_eq!(totals(&everything), expected_totals_sorted);
+    let u = &everything.uses[0];
+    assert_eq!(
+        (
+            u.authorizer_name.as_str(),
+            u.beneficiary_name.as_str(),
+            u.institution_code.as_str()
+        ),
+        (EMPLOYEE_NAME, SPOUSE_NAME, "H340500001")
+    );
+    assert_eq!(everything.uses[2].beneficiary_name, CHILD_NAME);
+    assert!(everything.uses[2].institution_code.is_empty());
+
+    // Checked against the ledger: per beneficiary, her family entries sum to minus the net.
+    for (who, _, _, _, net, _) in &expected_totals {
+        let ledger: i64 = entries(&mut c, EMPLOYEE)
+            .await
+            .iter()
+            .filter(|e| &e.family_beneficiary_id_number == who)
+            .map(|e| fen(&e.amount))
+            .sum();
+        assert_eq!(ledger, -fen(net), "{who}");
+    }
+
+    // A purpose.
+    let mut only_medical = usage(EMPLOYEE, "", "2024-01-01", "2025-12-31");
+    only_medical.purpose = med;
+    let medical_uses = list(&mut c, only_medical).await;
+    assert_eq!(rows(&medical_uses), all[..2].to_vec());
+    assert_eq!(medical_uses.totals.len(), 1);
+    // One beneficiary of hers.
+    let child_uses = list(&mut c, usage(EMPLOYEE, CHILD, "2024-01-01", "2025-12-31")).await;
+    assert_eq!(rows(&child_uses), all[2..].to_vec());
+    // Date ranges: up to the year's end, from the new year, a 3-month filter.
+    let earlier = list(&mut c, usage(EMPLOYEE, "", "2024-01-01", "2024-12-31")).await;
+    assert_eq!(rows(&earlier), all[1..].to_vec());
+    assert_eq!(
+        totals(&earlier)
+            .iter()
+            .find(|t| t.0 == spouse)
+            .map(|t| t.2.clone()),
+        Some("70.00".to_owned()),
+        "totals cover the range only"
+    );
+    let later = list(&mut c, usage(EMPLOYEE, "", "2025-01-01", "")).await;
+    assert_eq!(rows(&later), all[..1].to_vec());
+    let three_months = list(&mut c, usage(EMPLOYEE, "", "2024-10-11", "2025-01-10")).await;
+    assert_eq!(rows(&three_months), all);
+    let none = list(&mut c, usage(EMPLOYEE, "", "2025-01-11", "2025-03-31")).await;
+    assert!(none.uses.is_empty() && none.totals.is_empty());
+
+    // Pages of two: the same uses, each page with the whole range's totals.
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    for _ in 0..5 {
+        let mut request = usage(EMPLOYEE, "", "", "");
+        request.page_size = 2;
+        request.page_token = token;
+        let page = list(&mut c, request).await;
+        assert!(page.uses.len() <= 2);
+        assert_eq!(totals(&page), expected_totals_sorted);
+        paged.extend(rows(&page));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(paged, all);
+
+    // The beneficiary's side: what was paid for him, by anyone, or by her.
+    let his = list(&mut c, usage("", &spouse, "", "")).await;
+    assert_eq!(rows(&his), all[..2].to_vec());
+    let his_from_her = list(&mut c, usage(EMPLOYEE, &spouse, "", "")).await;
+    assert_eq!(rows(&his_from_her), all[..2].to_vec());
+
+    // A citizen channel acting for a person: each sees their own side, names masked.
+    let token = env.identity.caller_token("gov-app", 600);
+    let mut channel = clients_with(&env.stack, PeerInterceptor::with_token(&token), None).await;
+    let hers = channel
+        .accounts
+        .list_family_usage(acting_for(EMPLOYEE, usage(EMPLOYEE, "", "", "")))
+        .await
+        .expect("she lists hers")
+        .into_inner();
+    assert_eq!(rows(&hers), all);
+    assert_eq!(hers.uses[0].beneficiary_name, "赵*");
+    assert_eq!(hers.totals.len(), 2);
+    let his = channel
+        .accounts
+        .list_family_usage(acting_for(&spouse, usage("", &spouse, "", "")))
+        .await
+        .expect("he lists his")
+        .into_inner();
+    assert_eq!(rows(&his), all[..2].to_vec());
+    assert_eq!(his.totals.len(), 1, "his own totals only");
+    for (person, request) in [
+        // He may not list her usage, nor what she paid for the child.
+        (spouse.as_str(), usage(EMPLOYEE, "", "", "")),
+        (spouse.as_str(), usage(EMPLOYEE, CHILD, "", "")),
+        // She may not list what others paid for him.
+        (EMPLOYEE, usage("", &spouse, "", "")),
+    ] {
+        assert_error(
+            channel
+                .accounts
+                .list_family_usage(acting_for(person, request))
+                .await,
+            Code::PermissionDenied,
+            "ACTING_PERSON_NOT_PARTY",
+            P,
+        );
+    }
+    env.finish().await;
+}
+
+/// Every bad listing gets its own reason.
+async fn family_usage_refuses_what_it_cannot_list(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    let invalid = Code::InvalidArgument;
+    let cases = [
+        (usage("", "", "", ""), "PARTY_REQUIRED"),
+        (usage("123", "", "", ""), "INVALID_ID_NUMBER"),
+        (usage("", "340504198707200021", "", ""), "INVALID_ID_NUMBER"),
+        (usage(EMPLOYEE, "", "2024-13-01", ""), "INVALID_DATE"),
+        (usage(EMPLOYEE, "", "", "2024/11/15"), "INVALID_DATE"),
+        (
+            usage(EMPLOYEE, "", "2024-11-16", "2024-11-15"),
+            "INVALID_DATE_RANGE",
+        ),
+        (
+            usage(EMPLOYEE, "", "2020-01-01", "2024-11-15"),
+            "INVALID_DATE_RANGE",
+        ),
+        (
+            ListFamilyUsageRequest {
+                purpose: 9,
+                ..usage(EMPLOYEE, "", "", "")
+            },
+            "INVALID_PURPOSE",
+        ),
+        (
+            ListFamilyUsageRequest {
+                page_size: 101,
+                ..usage(EMPLOYEE, "", "", "")
+            },
+            "INVALID_PAGE_SIZE",
+        ),
+        (
+            ListFamilyUsageRequest {
+                page_token: "x".into(),
+                ..usage(EMPLOYEE, "", "", "")
+            },
+            "INVALID_PAGE_TOKEN",
+        ),
+    ];
+    for (request, reason) in cases {
+        assert_error(
+            c.accounts.list_family_usage(request).await,
+            invalid,
+            reason,
+            P,
+        );
+    }
+    // Nobody's usage is empty, not an error.
+    let empty = list(&mut c, usage(EMPLOYEE, "", "", "")).await;
+    assert!(empty.uses.is_empty() && empty.totals.is_empty());
+    env.finish().await;
+}
+
+type Events = tonic::Streaming<WatchAccountEventsResponse>;
+
+async fn watch(c: &mut Clients, after: i64, holder: &str) -> Events {
+    c.accounts
+        .watch_account_events(WatchAccountEventsRequest {
+            after_position: after,
+            holder_id_number: holder.into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner()
+}
+
+async fn next_event(stream: &mut Events) -> AccountEvent {
+    tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("an event in time")
+        .expect("open stream")
+        .expect("ok")
+        .event
+        .expect("event")
+}
+
+/// (holder, kind, net amount, purpose, family member of the entries) of an event.
+fn event_of(e: &AccountEvent) -> (String, i32, String, i32, String) {
+    (
+        e.holder_id_number.clone(),
+        e.kind,
+        e.amount.clone(),
+        e.purpose,
+        e.entries
+            .iter()
+            .map(|x| x.family_beneficiary_id_number.clone())
+            .find(|b| !b.is_empty())
+            .unwrap_or_default(),
+    )
+}
+
+async fn credit(c: &mut Clients, request_id: &str, holder: &str, amount: &str) {
+    c.accounts
+        .credit_account(CreditAccountRequest {
+            request_id: request_id.into(),
+            holder_id_number: holder.into(),
+            amount: amount.into(),
+            bucket: Bucket::CurrentYear as i32,
+            memo: String::new(),
+        })
+        .await
+        .expect("credit");
+}
+
+/// Every movement streams in the order it committed, one event per account it touched (a
+/// medical expense's two share a position); a stream resumed after a position gets exactly
+/// what came after, including a credit made just before payment-service restarted and a year
+/// closing made after; a holder's stream holds their account only; a citizen channel streams
+/// only the account of the person it acts for.
+async fn account_events_stream_in_commit_order_and_resume_across_a_restart(backend: Backend) {
+    let Some(mut env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::family(&mut c, "1000.00").await;
+    let paid = pay_for_child(&mut c, "p").await;
+    let (spouse, _) = fixtures::spouse(&mut c).await;
+    fixtures::fund(&mut c, &spouse, "30.00").await;
+    c.medical
+        .pay_medical_expense(medical("m1", &spouse, EMPLOYEE, "100.00"))
+        .await
+        .expect("medical");
+    credit(&mut c, "c-current", EMPLOYEE, "50.00").await;
+
+    let (credit_kind, premium_kind, medical_kind, refund_kind, closing_kind) = (
+        EntryKind::Credit as i32,
+        EntryKind::Premium as i32,
+        EntryKind::MedicalExpense as i32,
+        EntryKind::Refund as i32,
+        EntryKind::CloseYear as i32,
+    );
+    let (none, premium, med) = (
+        UsagePurpose::Unspecified as i32,
+        UsagePurpose::Premium as i32,
+        UsagePurpose::MedicalExpense as i32,
+    );
+    let ev = |holder: &str, kind, amount: &str, purpose, family: &str| {
+        (
+            holder.to_owned(),
+            kind,
+            amount.to_owned(),
+            purpose,
+            family.to_owned(),
+        )
+    };
+    let mut all = watch(&mut c, 0, "").await;
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        seen.push(next_event(&mut all).await);
+    }
+    let positions: Vec<i64> = seen.iter().map(|e| e.position).collect();
+    assert!(positions.windows(2).all(|w| w[0] <= w[1]), "{positions:?}");
+    assert_eq!(
+        positions[3], positions[4],
+        "one medical movement, two accounts"
+    );
+    assert_eq!(
+        positions
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        5
+    );
+    let mut medical_events: Vec<_> = seen[3..5].iter().map(event_of).collect();
+    medical_events.sort();
+    let mut expected_medical = vec![
+        ev(EMPLOYEE, medical_kind, "-70.00", med, &spouse),
+        ev(&spouse, medical_kind, "-30.00", med, ""),
+    ];
+    expected_medical.sort();
+    assert_eq!(
+        [&seen[..3], &seen[5..]]
+            .concat()
+            .iter()
+            .map(event_of)
+            .collect::<Vec<_>>(),
+        vec![
+            ev(EMPLOYEE, credit_kind, "1000.00", none, ""),
+            ev(EMPLOYEE, premium_kind, "-400.00", premium, CHILD),
+            ev(&spouse, credit_kind, "30.00", none, ""),
+            ev(EMPLOYEE, credit_kind, "50.00", none, ""),
+        ],
+        "in commit order"
+    );
+    assert_eq!(medical_events, expected_medical);
+    assert!(
+        !seen[1].entries[0].binding_id.is_empty(),
+        "a family debit names its binding"
+    );
+
+    // A movement made while watching arrives too.
+    refund(&mut c, "refund", paid.payment_id, "enrollment cancelled").await;
+    let refunded = next_event(&mut all).await;
+    assert_eq!(
+        event_of(&refunded),
+        ev(EMPLOYEE, refund_kind, "400.00", premium, CHILD)
+    );
+    assert!(refunded.position > positions[5]);
+
+    // A credit, then payment-service restarts at once (a day later), perhaps before it numbered
+    // the credit; the open stream ends; the year 2024 closes afterwards.
+    credit(&mut c, "c-late", EMPLOYEE, "10.00").await;
+    env.stack
+        .restart_with_clock(Clock::parse("2025-01-10T10:00:00+08:00").expect("clock"))
+        .await
+        .expect("restart");
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(item) = all.next().await {
+            if item.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ends when its server stops");
+    c.accounts
+        .close_year(CloseYearRequest {
+            request_id: "close-2024".into(),
+            holder_id_number: EMPLOYEE.into(),
+            year: 2024,
+        })
+        .await
+        .expect("close 2024");
+    // Resumed after the refund, for her account only: the credit and the closing, nothing else.
+    let mut hers = watch(&mut c, refunded.position, EMPLOYEE).await;
+    let late = next_event(&mut hers).await;
+    assert_eq!(
+        event_of(&late),
+        ev(EMPLOYEE, credit_kind, "10.00", none, "")
+    );
+    let closing = next_event(&mut hers).await;
+    assert_eq!(
+        event_of(&closing),
+        ev(EMPLOYEE, closing_kind, "0.00", none, "")
+    );
+    assert!(late.position > refunded.position && closing.position > late.position);
+    let moved: Vec<(i32, String)> = closing
+        .entries
+        .iter()
+        .map(|e| (e.bucket, e.amount.clone()))
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            (Bucket::CurrentYear as i32, "-60.00".to_owned()),
+            (Bucket::PriorYears as i32, "60.00".to_owned())
+        ]
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(600), hers.next())
+            .await
+            .is_err(),
+        "nothing more for her"
+    );
+
+    // A citizen channel streams the account of the person it acts for, and no other.
+    let token = env.identity.caller_token("gov-app", 600);
+    let mut channel = clients_with(&env.stack, PeerInterceptor::with_token(&token), None).await;
+    let mut own = channel
+        .accounts
+        .watch_account_events(acting_for(
+            &spouse,
+            WatchAccountEventsRequest {
+                after_position: 0,
+                holder_id_number: spouse.clone(),
+            },
+        ))
+        .await
+        .expect("his own")
+        .into_inner();
+    assert_eq!(
+        event_of(&next_event(&mut own).await),
+        ev(&spouse, credit_kind, "30.00", none, "")
+    );
+    for holder in ["", EMPLOYEE] {
+        assert_error(
+            channel
+                .accounts
+                .watch_account_events(acting_for(
+                    &spouse,
+                    WatchAccountEventsRequest {
+                        after_position: 0,
+                        holder_id_number: holder.into(),
+                    },
+                ))
+                .await,
+            Code::PermissionDenied,
+            "ACTING_PERSON_NOT_PARTY",
+            P,
+        );
+    }
+    assert_error(
+        c.accounts
+            .watch_account_events(WatchAccountEventsRequest {
+                after_position: -1,
+                holder_id_number: String::new(),
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_CURSOR",
+        P,
     );
     env.finish().await;
 }

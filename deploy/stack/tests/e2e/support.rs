@@ -71,6 +71,8 @@ rpcs = [
   "gongji.payment.v1.AccountService/GetAccount",
   "gongji.payment.v1.AccountService/CreditAccount",
   "gongji.payment.v1.AccountService/ListAccountEntries",
+  "gongji.payment.v1.AccountService/ListFamilyUsage",
+  "gongji.payment.v1.AccountService/WatchAccountEvents",
   "gongji.payment.v1.AccountService/CloseYear",
   "gongji.payment.v1.PremiumService/QuotePremium",
   "gongji.payment.v1.PremiumService/PayPremium",

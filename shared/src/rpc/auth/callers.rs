@@ -249,11 +249,12 @@ roles = ["auditor"]
 requests_per_second = 5
 "#;
 
-    /// The 25 RPCs of the trust issue's count, and the fence's AuthorizeUse,
-    /// ListBindingUses and ReconcileBindingUses.
+    /// The 25 RPCs of the trust issue's count, the fence's AuthorizeUse, ListBindingUses
+    /// and ReconcileBindingUses, CloseYear, and the family features (ListFamilyUsage,
+    /// WatchAccountEvents).
     #[test]
-    fn the_contract_has_twenty_eight_rpcs() {
-        assert_eq!(contract_rpcs().len(), 29, "{:?}", contract_rpcs());
+    fn the_contract_counts_every_rpc() {
+        assert_eq!(contract_rpcs().len(), 31, "{:?}", contract_rpcs());
     }
 
     #[test]
