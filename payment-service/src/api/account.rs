@@ -2,9 +2,10 @@
 
 use gongji_proto::payment::v1::{
     CloseYearRequest, CloseYearResponse, CreditAccountRequest, CreditAccountResponse,
-    GetAccountRequest, GetAccountResponse, ListAccountEntriesRequest, ListAccountEntriesResponse,
-    ListFamilyUsageRequest, ListFamilyUsageResponse, OpenAccountRequest, OpenAccountResponse,
-    WatchAccountEventsRequest, WatchAccountEventsResponse, account_service_server::AccountService,
+    GetAccountRequest, GetAccountResponse, GetAccountStatementRequest, GetAccountStatementResponse,
+    ListAccountEntriesRequest, ListAccountEntriesResponse, ListFamilyUsageRequest,
+    ListFamilyUsageResponse, OpenAccountRequest, OpenAccountResponse, WatchAccountEventsRequest,
+    WatchAccountEventsResponse, account_service_server::AccountService,
 };
 use gongji_shared::rpc::auth::Caller;
 use gongji_shared::rpc::command;
@@ -46,6 +47,30 @@ fn memo(value: &str) -> Result<String, Status> {
         )));
     }
     Ok(memo.to_owned())
+}
+
+/// The account holder a read names, who must be the person the caller acts for, if any.
+fn party_holder<T>(
+    request: &Request<T>,
+    value: &str,
+    today: chrono::NaiveDate,
+) -> Result<gongji_shared::IdNumber, Status> {
+    let holder = validate::id_number(value, "holder_id_number", today).map_err(status)?;
+    Caller::of(request)
+        .require_party(&[&holder])
+        .map_err(status)?;
+    Ok(holder)
+}
+
+/// A year field: from 2000 to 2100.
+fn year(year: i32) -> Result<i32, Status> {
+    CoverageYear::parse(year).map_err(|_| {
+        status(
+            ApiError::invalid_argument("INVALID_YEAR", "year", "year must be from 2000 to 2100")
+                .with_metadata("year", year),
+        )
+    })?;
+    Ok(year)
 }
 
 /// An optional ID number field: empty is none.
@@ -173,15 +198,7 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
         request: Request<GetAccountRequest>,
     ) -> Result<Response<GetAccountResponse>, Status> {
         let today = self.app.today();
-        let holder = validate::id_number(
-            &request.get_ref().holder_id_number,
-            "holder_id_number",
-            today,
-        )
-        .map_err(status)?;
-        Caller::of(&request)
-            .require_party(&[&holder])
-            .map_err(status)?;
+        let holder = party_holder(&request, &request.get_ref().holder_id_number, today)?;
         let view = self.app.account(&holder).await.map_err(failure)?;
         Ok(Response::new(GetAccountResponse {
             account: Some(account_to_pb(&view)),
@@ -194,11 +211,7 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
     ) -> Result<Response<ListAccountEntriesResponse>, Status> {
         let today = self.app.today();
         let r = request.get_ref();
-        let holder =
-            validate::id_number(&r.holder_id_number, "holder_id_number", today).map_err(status)?;
-        Caller::of(&request)
-            .require_party(&[&holder])
-            .map_err(status)?;
+        let holder = party_holder(&request, &r.holder_id_number, today)?;
         let page_size = validate::page_size(r.page_size).map_err(status)?;
         let before = page_token(&r.page_token)?;
         // One more than a page tells whether another page follows.
@@ -271,6 +284,24 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
         Ok(Response::new(stream))
     }
 
+    async fn get_account_statement(
+        &self,
+        request: Request<GetAccountStatementRequest>,
+    ) -> Result<Response<GetAccountStatementResponse>, Status> {
+        let today = self.app.today();
+        let r = request.get_ref();
+        let holder = party_holder(&request, &r.holder_id_number, today)?;
+        let year = year(r.year)?;
+        let statement = self
+            .app
+            .account_statement(&holder, year)
+            .await
+            .map_err(failure)?;
+        Ok(Response::new(GetAccountStatementResponse {
+            statement: Some(convert::statement_to_pb(&statement)),
+        }))
+    }
+
     async fn close_year(
         &self,
         request: Request<CloseYearRequest>,
@@ -282,17 +313,7 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
         let holder = validate::id_number(&request.holder_id_number, "holder_id_number", today)
             .map_err(status)?;
         caller.require_party(&[&holder]).map_err(status)?;
-        let year = request.year;
-        CoverageYear::parse(year).map_err(|_| {
-            status(
-                ApiError::invalid_argument(
-                    "INVALID_YEAR",
-                    "year",
-                    "year must be from 2000 to 2100",
-                )
-                .with_metadata("year", year),
-            )
-        })?;
+        let year = year(request.year)?;
         let to_wire = |c: &YearClosed| CloseYearResponse {
             account: Some(account_to_pb(&c.account)),
             moved_amount: format_signed_fen(c.moved_fen),

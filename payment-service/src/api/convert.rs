@@ -8,7 +8,7 @@ use gongji_shared::{
     rpc::{ApiError, auth::Caller, timestamp, validate},
 };
 
-use crate::app::FamilyUsage;
+use crate::app::{FamilyUsage, YearStatement};
 use crate::domain::{
     Account, AccountEntry, AccountEvent, MovementKind, SettlementPurpose,
     medical::{InstitutionKind, MedicalPayment},
@@ -16,6 +16,7 @@ use crate::domain::{
     premium::PremiumTerms,
     settlement::Settlement,
     split::{Draw, Split},
+    statement::Balances,
     usage::{RecordedUse, UseKind, UseTotal},
 };
 
@@ -334,5 +335,45 @@ pub fn account_event_to_pb(e: &AccountEvent) -> pb::AccountEvent {
             Some(SettlementPurpose::MedicalExpense) => pb::UsagePurpose::MedicalExpense,
         } as i32,
         entries: e.entries.iter().map(entry_to_pb).collect(),
+    }
+}
+
+fn balances_to_pb(b: &Balances) -> pb::BucketBalances {
+    pb::BucketBalances {
+        current_year: format_signed_fen(b.current_fen),
+        prior_years: format_signed_fen(b.prior_fen),
+    }
+}
+
+pub fn statement_to_pb(s: &YearStatement) -> pb::AccountStatement {
+    let st = &s.statement;
+    pb::AccountStatement {
+        holder_id_number: s.holder.as_str().to_owned(),
+        year: s.year,
+        complete: s.complete,
+        opening: Some(balances_to_pb(&st.opening)),
+        credits: format_signed_fen(st.credits_fen),
+        own_spending: format_signed_fen(st.own_spending_fen),
+        family_usage: st
+            .family
+            .iter()
+            .map(|((who, purpose), line)| pb::StatementFamilyLine {
+                beneficiary_id_number: who.as_str().to_owned(),
+                purpose: usage_purpose_to_pb(*purpose) as i32,
+                debited_amount: format_signed_fen(line.debited_fen),
+                refunded_amount: format_signed_fen(line.refunded_fen),
+            })
+            .collect(),
+        family_debited: format_signed_fen(st.family_debited_fen()),
+        refunds: format_signed_fen(st.refunds_fen),
+        year_closings: st
+            .closings
+            .iter()
+            .map(|(year, moved)| pb::StatementYearClosing {
+                closed_year: *year,
+                moved_amount: format_signed_fen(*moved),
+            })
+            .collect(),
+        closing: Some(balances_to_pb(&st.closing)),
     }
 }

@@ -81,9 +81,15 @@ pub(super) fn app_status(error: AppError) -> Status {
                 .with_metadata("year", year)
                 .with_metadata("today", today)
         }
+        AppError::YearNotStarted { year, today } => ApiError::failed_precondition(
+            "YEAR_NOT_STARTED",
+            "a year has a statement once it has begun",
+        )
+        .with_metadata("year", year)
+        .with_metadata("today", today),
         AppError::YearBeforeAccount { year, opened } => ApiError::failed_precondition(
             "YEAR_BEFORE_ACCOUNT",
-            "the account did not exist in that year, so it has nothing of that year to close",
+            "the account did not exist in that year",
         )
         .with_metadata("year", year)
         .with_metadata("account_opened_year", opened),

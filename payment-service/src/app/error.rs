@@ -50,6 +50,9 @@ pub enum AppError {
     AccountNotFound { holder: IdNumber, role: AccountRole },
     #[error("the year has not ended")]
     YearNotEnded { year: i32, today: NaiveDate },
+    /// A statement of a year that has not begun.
+    #[error("the year has not begun")]
+    YearNotStarted { year: i32, today: NaiveDate },
     /// The account did not exist in that year: it had no balance to close.
     #[error("the year is before the account was opened")]
     YearBeforeAccount { year: i32, opened: i32 },

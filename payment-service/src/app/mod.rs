@@ -16,6 +16,7 @@ mod fence;
 mod medical;
 mod premiums;
 mod settlement;
+mod statement;
 mod usage;
 
 use std::{future::Future, sync::Arc};
@@ -38,6 +39,7 @@ pub use fence::{DEFAULT_HOLD_TIMEOUT_MS, MAX_RECONCILED_USES};
 pub use medical::MedicalOrder;
 pub use premiums::{PaymentOrder, PremiumOrder, Quote};
 pub use settlement::LedgerReport;
+pub use statement::YearStatement;
 pub use usage::FamilyUsage;
 
 /// The registry and authority of bindings (binding-service), as the use cases need it.

@@ -62,7 +62,10 @@ impl<S: Settlements, R> App<S, R> {
         cursor: &VerifyCursor,
         limits: VerifyLimits,
     ) -> Result<LedgerReport, AppError> {
-        let (mut facts, settled, next) = self.store.ledger_facts(cursor, limits).await?;
+        let (mut facts, settled, next) = self
+            .store
+            .ledger_facts(cursor, limits, self.clock.today())
+            .await?;
         for (stored, entries) in &settled {
             let again = settlement::settle(stored.business_date, entries);
             if again.digest != stored.digest {
@@ -139,7 +142,13 @@ mod tests {
         let mut pages = Vec::new();
         loop {
             let report = app.verify_ledger(&cursor, limits).await.unwrap();
-            pages.push(report.violations.len());
+            pages.push(
+                report
+                    .violations
+                    .iter()
+                    .map(|(check, _)| *check)
+                    .collect::<Vec<_>>(),
+            );
             match report.next {
                 Some(next) => {
                     assert!(
@@ -151,7 +160,15 @@ mod tests {
                 None => break,
             }
         }
-        // Seven accounts, three per call: three calls, and the broken one found in the second.
-        assert_eq!(pages, [0, 1, 0]);
+        // Seven accounts, three per call: three calls, and the broken one found in the second,
+        // by its balance and by its statement.
+        assert_eq!(
+            pages,
+            [
+                vec![],
+                vec!["BALANCE_EQUALS_ENTRIES", "STATEMENTS_RECONCILE"],
+                vec![]
+            ]
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod payment;
 pub mod premium;
 pub mod settlement;
 pub mod split;
+pub mod statement;
 pub mod usage;
 
 pub use ledger::*;

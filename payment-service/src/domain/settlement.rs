@@ -152,6 +152,9 @@ pub struct LedgerFacts {
     pub duplicate_premiums: Vec<String>,
     /// Settled days whose entries no longer reproduce the stored digest.
     pub digests_off: Vec<String>,
+    /// Accounts whose statement of the current year does not reconcile with their entries
+    /// and balances.
+    pub statements_off: Vec<String>,
 }
 
 /// How far one of VerifyLedger's sweeps has gone: each call checks the next bounded page of
@@ -252,13 +255,14 @@ impl VerifyLimits {
 }
 
 /// The checks VerifyLedger runs, in order.
-pub const CHECKS: [&str; 6] = [
+pub const CHECKS: [&str; 7] = [
     "BALANCE_EQUALS_ENTRIES",
     "NO_NEGATIVE_BALANCE",
     "DEBITS_EQUAL_CREDITS",
     "SETTLED_PLUS_UNSETTLED_EQUALS_ALL",
     "ONE_PREMIUM_PER_BENEFICIARY_AND_YEAR",
     "SETTLEMENT_DIGESTS_REPRODUCE",
+    "STATEMENTS_RECONCILE",
 ];
 
 /// Turns the facts into (check, detail) violations; empty when the ledger is sound.
@@ -314,6 +318,12 @@ pub fn verify(f: &LedgerFacts) -> Vec<(&'static str, String)> {
         CHECKS[5],
         &f.digests_off,
         "digest no longer reproduces for",
+        &mut violations,
+    );
+    list(
+        CHECKS[6],
+        &f.statements_off,
+        "this year's statement does not reconcile:",
         &mut violations,
     );
     violations

@@ -3,7 +3,7 @@
 //!
 //! Each aggregate has its own file holding its trait, the rows it reads and its SQL:
 //! `accounts` (accounts and the ledger), `holds` (the authorization fence), `premiums`, `medical`, `settlement` (settlement and
-//! verification), `usage` (family mutual aid's usage record), `feed` (the account event feed) and, shared with binding-service through `gongji_shared::db`, the
+//! verification), `usage` (family mutual aid's usage record), `feed` (the account event feed), `statement` (yearly statements) and, shared with binding-service through `gongji_shared::db`, the
 //! `Database` trait and its idempotency table (migrations, liveness and first answers).
 //!
 //! The SQL is portable, so each aggregate's file writes it once, inside a `macro_rules!`
@@ -29,6 +29,8 @@ mod usage;
 #[macro_use]
 mod feed;
 #[macro_use]
+mod statement;
+#[macro_use]
 mod plaintext;
 mod postgres;
 mod sqlite;
@@ -41,6 +43,7 @@ pub use postgres::PgStore;
 pub use premiums::Premiums;
 pub use settlement::Settlements;
 pub use sqlite::SqliteStore;
+pub use statement::Statements;
 pub use usage::FamilyUses;
 
 /// A row an earlier version wrote with personal data in plain text, if any: an ID number
@@ -107,6 +110,7 @@ pub trait Store:
     + Settlements
     + FamilyUses
     + AccountFeed
+    + Statements
     + gongji_shared::db::reseal::Reseal
 {
 }
@@ -120,6 +124,7 @@ impl<
         + Settlements
         + FamilyUses
         + AccountFeed
+        + Statements
         + gongji_shared::db::reseal::Reseal,
 > Store for T
 {

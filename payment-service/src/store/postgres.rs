@@ -73,6 +73,7 @@ premiums_sql!(PgStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(PgStore);
 usage_sql!(PgStore, sqlx::Postgres);
 feed_sql!(PgStore, sqlx::Postgres, SEQUENCER_LOCK);
+statement_sql!(PgStore);
 settlement_sql!(
     PgStore,
     sqlx::Postgres,

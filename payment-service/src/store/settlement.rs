@@ -43,6 +43,7 @@ pub trait Settlements: Database<Conflict = super::Conflict> {
         &self,
         cursor: &VerifyCursor,
         limits: VerifyLimits,
+        today: chrono::NaiveDate,
     ) -> impl Future<
         Output = Result<
             (
@@ -241,6 +242,7 @@ macro_rules! settlement_sql {
                 &self,
                 cursor: &$crate::domain::settlement::VerifyCursor,
                 limits: $crate::domain::settlement::VerifyLimits,
+                today: chrono::NaiveDate,
             ) -> Result<
                 (
                     $crate::domain::settlement::LedgerFacts,
@@ -266,6 +268,7 @@ macro_rules! settlement_sql {
 
                 // Accounts: each balance against the sum of its entries, a page of accounts.
                 let (mut balances_off, mut negative_balances) = (Vec::new(), Vec::new());
+                let mut statements_off = Vec::new();
                 let mut accounts_next = Sweep::Done;
                 if !cursor.accounts.is_done() {
                     let rows: Vec<(i64, String, i64, i64, i64, i64)> = sqlx::query_as(&format!(
@@ -286,6 +289,36 @@ macro_rules! settlement_sql {
                             }
                             if (*cached < 0 || *summed < 0) && negative_balances.len() < MAX_REPORTED {
                                 negative_balances.push(format!("{} {bucket}", mask(holder)));
+                            }
+                        }
+                    }
+                    // Each account's statement of this year, to its last entry, against its
+                    // balances: the same sums GetAccountStatement reads.
+                    if let Some(last) = rows.last() {
+                        let year_start = chrono::NaiveDate::from_ymd_opt(chrono::Datelike::year(&today), 1, 1)
+                            .ok_or_else(|| $crate::store::StoreError::Corrupt("year out of range".into()))?;
+                        let sums: Vec<$crate::store::statement::StatementSqlRow> = sqlx::query_as(
+                            &$crate::store::statement::statement_sql(&format!("a.{no} > $3 AND a.{no} <= $4", no = $account_no)),
+                        )
+                        .bind(year_start)
+                        .bind($crate::store::statement::LAST_DAY)
+                        .bind(cursor.accounts.after_or(0))
+                        .bind(last.0)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        let mut by_holder: std::collections::HashMap<String, Vec<$crate::domain::statement::StatementRow>> =
+                            std::collections::HashMap::new();
+                        for sum in sums {
+                            let holder = sum.holder_sealed.clone();
+                            by_holder.entry(holder).or_default().push(sum.open(&self.vault)?);
+                        }
+                        for (_, holder, current, prior, _, _) in &rows {
+                            let statement = $crate::domain::statement::Statement::of(
+                                by_holder.get(holder).map_or(&[][..], Vec::as_slice),
+                            );
+                            let balances = $crate::domain::statement::Balances { current_fen: *current, prior_fen: *prior };
+                            if !statement.reconciles(Some(balances)) && statements_off.len() < MAX_REPORTED {
+                                statements_off.push(mask(holder));
                             }
                         }
                     }
@@ -411,6 +444,7 @@ macro_rules! settlement_sql {
                     unsettled_refunds_fen,
                     duplicate_premiums,
                     digests_off: Vec::new(),
+                    statements_off,
                 };
                 let next = $crate::domain::settlement::VerifyCursor {
                     accounts: accounts_next,

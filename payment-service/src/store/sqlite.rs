@@ -68,6 +68,7 @@ premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(SqliteStore);
 usage_sql!(SqliteStore, sqlx::Sqlite);
 feed_sql!(SqliteStore, sqlx::Sqlite, SEQUENCER_LOCK);
+statement_sql!(SqliteStore);
 settlement_sql!(
     SqliteStore,
     sqlx::Sqlite,

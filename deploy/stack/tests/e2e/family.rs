@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use gongji_proto::payment::v1::{
-    AccountEntry, AccountEvent, Bucket, CloseYearRequest, CreditAccountRequest, EntryKind,
-    FamilyUseKind, ListAccountEntriesRequest, ListFamilyUsageRequest, ListFamilyUsageResponse,
-    PremiumPayment, RefundPremiumPaymentRequest, UsagePurpose, WatchAccountEventsRequest,
+    AccountEntry, AccountEvent, AccountStatement, Bucket, CloseYearRequest, CreditAccountRequest,
+    EntryKind, FamilyUseKind, GetAccountRequest, GetAccountStatementRequest,
+    ListAccountEntriesRequest, ListFamilyUsageRequest, ListFamilyUsageResponse, PremiumPayment,
+    RefundPremiumPaymentRequest, UsagePurpose, WatchAccountEventsRequest,
     WatchAccountEventsResponse,
 };
 use gongji_shared::{Clock, rpc::peer::PeerInterceptor};
@@ -25,7 +26,8 @@ both_backends!(
     account_entries_say_whom_a_family_debit_was_for,
     family_usage_lists_each_side_with_every_filter,
     family_usage_refuses_what_it_cannot_list,
-    account_events_stream_in_commit_order_and_resume_across_a_restart
+    account_events_stream_in_commit_order_and_resume_across_a_restart,
+    a_statement_reconciles_after_every_kind_of_movement
 );
 
 /// The employee pays the child's 2025 premium from her account.
@@ -705,5 +707,194 @@ async fn account_events_stream_in_commit_order_and_resume_across_a_restart(backe
         "INVALID_CURSOR",
         P,
     );
+    env.finish().await;
+}
+
+async fn statement(
+    c: &mut Clients,
+    holder: &str,
+    year: i32,
+) -> Result<AccountStatement, tonic::Status> {
+    c.accounts
+        .get_account_statement(GetAccountStatementRequest {
+            holder_id_number: holder.into(),
+            year,
+        })
+        .await
+        .map(|r| r.into_inner().statement.expect("statement"))
+}
+
+/// (current-year, prior-years) of a statement's balances.
+fn pair(b: Option<&gongji_proto::payment::v1::BucketBalances>) -> (String, String) {
+    let b = b.expect("balances");
+    (b.current_year.clone(), b.prior_years.clone())
+}
+
+/// 2024: her account is credited 1,000.00 (prior years) and 200.00 (current year); she pays
+/// the child's premium, has it refunded and pays again; 70.00 of the spouse's expense and
+/// 20.00 of her own come from it. 2025: the year 2024 closes (180.00 moves), 300.00 comes in,
+/// and 50.00 more goes to the spouse. Each year's statement shows every figure, reconciles,
+/// and the current one closes at her balances; VerifyLedger finds every statement sound.
+async fn a_statement_reconciles_after_every_kind_of_movement(backend: Backend) {
+    let Some(mut env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::family(&mut c, "1000.00").await;
+    credit(&mut c, "c-2024", EMPLOYEE, "200.00").await;
+    let first = pay_for_child(&mut c, "p1").await;
+    refund(&mut c, "r1", first.payment_id, "paid twice by mistake").await;
+    pay_for_child(&mut c, "p2").await;
+    let (spouse, _) = fixtures::spouse(&mut c).await;
+    fixtures::fund(&mut c, &spouse, "30.00").await;
+    c.medical
+        .pay_medical_expense(medical("m1", &spouse, EMPLOYEE, "100.00"))
+        .await
+        .expect("medical");
+    c.medical
+        .pay_medical_expense(medical("own", EMPLOYEE, "", "20.00"))
+        .await
+        .expect("her own");
+
+    let year_2024 = statement(&mut c, EMPLOYEE, 2024).await.expect("2024");
+    let premium = UsagePurpose::Premium as i32;
+    let med = UsagePurpose::MedicalExpense as i32;
+    let line = |who: &str, purpose, debited: &str, refunded: &str| {
+        (
+            who.to_owned(),
+            purpose,
+            debited.to_owned(),
+            refunded.to_owned(),
+        )
+    };
+    let lines = |s: &AccountStatement| -> Vec<(String, i32, String, String)> {
+        let mut l: Vec<_> = s
+            .family_usage
+            .iter()
+            .map(|f| {
+                (
+                    f.beneficiary_id_number.clone(),
+                    f.purpose,
+                    f.debited_amount.clone(),
+                    f.refunded_amount.clone(),
+                )
+            })
+            .collect();
+        l.sort();
+        l
+    };
+    let mut expected = vec![
+        line(CHILD, premium, "800.00", "400.00"),
+        line(&spouse, med, "70.00", "0.00"),
+    ];
+    expected.sort();
+    assert!(!year_2024.complete, "2024 is still running");
+    assert_eq!(
+        pair(year_2024.opening.as_ref()),
+        ("0.00".into(), "0.00".into())
+    );
+    assert_eq!(
+        (
+            year_2024.credits.as_str(),
+            year_2024.own_spending.as_str(),
+            year_2024.family_debited.as_str(),
+            year_2024.refunds.as_str()
+        ),
+        ("1200.00", "20.00", "870.00", "400.00")
+    );
+    assert_eq!(lines(&year_2024), expected);
+    assert!(year_2024.year_closings.is_empty());
+    assert_eq!(
+        pair(year_2024.closing.as_ref()),
+        ("180.00".into(), "530.00".into())
+    );
+    // Checked against her entries: the year's entries sum to closing minus opening.
+    let net: i64 = entries(&mut c, EMPLOYEE)
+        .await
+        .iter()
+        .map(|e| fen(&e.amount))
+        .sum();
+    assert_eq!(net, fen("710.00"));
+
+    env.stack
+        .restart_with_clock(Clock::parse("2025-01-10T10:00:00+08:00").expect("clock"))
+        .await
+        .expect("a new year");
+    c.accounts
+        .close_year(CloseYearRequest {
+            request_id: "close-2024".into(),
+            holder_id_number: EMPLOYEE.into(),
+            year: 2024,
+        })
+        .await
+        .expect("close 2024");
+    credit(&mut c, "c-2025", EMPLOYEE, "300.00").await;
+    c.medical
+        .pay_medical_expense(medical("m2", &spouse, EMPLOYEE, "50.00"))
+        .await
+        .expect("medical 2025");
+
+    let again = statement(&mut c, EMPLOYEE, 2024).await.expect("2024 again");
+    assert!(again.complete, "2024 has ended");
+    assert_eq!(
+        pair(again.closing.as_ref()),
+        ("180.00".into(), "530.00".into()),
+        "a year's figures stay as they were"
+    );
+    let year_2025 = statement(&mut c, EMPLOYEE, 2025).await.expect("2025");
+    assert_eq!(
+        pair(year_2025.opening.as_ref()),
+        pair(again.closing.as_ref()),
+        "a year opens where the last one closed"
+    );
+    assert_eq!(
+        (
+            year_2025.credits.as_str(),
+            year_2025.own_spending.as_str(),
+            year_2025.family_debited.as_str(),
+            year_2025.refunds.as_str()
+        ),
+        ("300.00", "0.00", "50.00", "0.00")
+    );
+    assert_eq!(lines(&year_2025), vec![line(&spouse, med, "50.00", "0.00")]);
+    assert_eq!(
+        year_2025
+            .year_closings
+            .iter()
+            .map(|y| (y.closed_year, y.moved_amount.clone()))
+            .collect::<Vec<_>>(),
+        [(2024, "180.00".to_owned())]
+    );
+    let account = c
+        .accounts
+        .get_account(GetAccountRequest {
+            holder_id_number: EMPLOYEE.into(),
+        })
+        .await
+        .expect("account")
+        .into_inner()
+        .account
+        .expect("account");
+    assert_eq!(
+        pair(year_2025.closing.as_ref()),
+        (account.current_year_balance, account.prior_years_balance),
+        "this year's statement closes at her balances"
+    );
+    assert_eq!(
+        pair(year_2025.closing.as_ref()),
+        ("300.00".into(), "660.00".into())
+    );
+    crate::payment::verify_clean(&mut c).await;
+
+    let precondition = Code::FailedPrecondition;
+    for (holder, year, code, reason) in [
+        (EMPLOYEE, 2026, precondition, "YEAR_NOT_STARTED"),
+        (EMPLOYEE, 2023, precondition, "YEAR_BEFORE_ACCOUNT"),
+        (EMPLOYEE, 1999, Code::InvalidArgument, "INVALID_YEAR"),
+        ("123", 2025, Code::InvalidArgument, "INVALID_ID_NUMBER"),
+        (CHILD, 2025, Code::NotFound, "ACCOUNT_NOT_FOUND"),
+    ] {
+        assert_error(statement(&mut c, holder, year).await, code, reason, P);
+    }
     env.finish().await;
 }

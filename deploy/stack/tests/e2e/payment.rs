@@ -94,7 +94,7 @@ pub async fn verify_clean(c: &mut Clients) {
         .await
         .expect("verify")
         .into_inner();
-    assert_eq!(report.checks.len(), 6, "{report:?}");
+    assert_eq!(report.checks.len(), 7, "{report:?}");
     assert!(report.violations.is_empty(), "{:?}", report.violations);
 }
 

@@ -72,6 +72,7 @@ rpcs = [
   "gongji.payment.v1.AccountService/CreditAccount",
   "gongji.payment.v1.AccountService/ListAccountEntries",
   "gongji.payment.v1.AccountService/ListFamilyUsage",
+  "gongji.payment.v1.AccountService/GetAccountStatement",
   "gongji.payment.v1.AccountService/WatchAccountEvents",
   "gongji.payment.v1.AccountService/CloseYear",
   "gongji.payment.v1.PremiumService/QuotePremium",
