@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::{
-    app::{PeerError, Registry, UseRequest},
+    app::{BoundBeneficiary, MAX_BOUND_BENEFICIARIES, PeerError, Registry, UseRequest},
     domain::{
         authorization::{Authorization, Denial, Enrollment, InsuredPerson},
         fence::RecordedUse,
@@ -14,7 +14,7 @@ use crate::{
 };
 use gongji_proto::binding::v1::{
     self as pb, AuthorizeUseRequest, CheckAuthorizationRequest, CheckAuthorizationResponse,
-    EnrollmentStatus, GetInsuredPersonRequest, ListBindingUsesRequest,
+    EnrollmentStatus, GetInsuredPersonRequest, ListBindingUsesRequest, ListBindingsRequest,
     binding_service_client::BindingServiceClient, registry_service_client::RegistryServiceClient,
 };
 use gongji_shared::{
@@ -185,6 +185,51 @@ impl Registry for BindingPeer {
             .map(recorded_use)
             .collect::<Result<_, _>>()?;
         Ok(Some((uses, page.next_page_token)))
+    }
+
+    async fn bound_beneficiaries(
+        &self,
+        authorizer: &IdNumber,
+    ) -> Result<Vec<BoundBeneficiary>, PeerError> {
+        let mut bound = Vec::new();
+        let mut page_token = String::new();
+        // Pages of 100: the limit is reached within two.
+        for _ in 0..=MAX_BOUND_BENEFICIARIES / 100 {
+            let request = ListBindingsRequest {
+                authorizer_id_number: authorizer.as_str().to_owned(),
+                beneficiary_id_number: String::new(),
+                states: vec![pb::BindingState::Active as i32],
+                page_size: 100,
+                page_token,
+            };
+            let page = self
+                .client
+                .clone()
+                .list_bindings(request)
+                .await
+                .map_err(unavailable)?
+                .into_inner();
+            for b in page
+                .bindings
+                .iter()
+                .filter(|b| b.kind == pb::BindingKind::FundsSharing as i32)
+            {
+                bound.push(BoundBeneficiary {
+                    binding_id: b.binding_id.clone(),
+                    beneficiary: IdNumber::parse(&b.beneficiary_id_number).map_err(|_| {
+                        PeerError::Malformed("a binding without a valid beneficiary".to_owned())
+                    })?,
+                    // For display only: a masked name is no name.
+                    name: gongji_shared::PersonName::parse(&b.beneficiary_name).ok(),
+                });
+            }
+            page_token = page.next_page_token;
+            if page_token.is_empty() || bound.len() >= MAX_BOUND_BENEFICIARIES {
+                break;
+            }
+        }
+        bound.truncate(MAX_BOUND_BENEFICIARIES);
+        Ok(bound)
     }
 
     async fn person(&self, id: &IdNumber) -> Result<Option<InsuredPerson>, PeerError> {

@@ -41,7 +41,12 @@ impl<S: Database<Conflict = Conflict>, R: Sync> CommandHost for App<S, R> {
 
 /// The status of a use case's failure.
 pub(super) fn app_status(error: AppError) -> Status {
-    status(match error {
+    status(app_error(error))
+}
+
+/// The wire error of a use case's failure.
+pub(super) fn app_error(error: AppError) -> ApiError {
+    match error {
         AppError::HolderNotInRegistry { holder } => {
             ApiError::failed_precondition("PERSON_NOT_FOUND", "the holder is not in the registry")
                 .with_metadata("holder_id_number", holder.masked())
@@ -239,7 +244,7 @@ pub(super) fn app_status(error: AppError) -> Status {
             tracing::error!(%error, "store failure");
             ApiError::internal()
         }
-    })
+    }
 }
 
 fn premium_refusal(refusal: PremiumRefusal) -> ApiError {

@@ -3,8 +3,9 @@
 use chrono::NaiveDate;
 use gongji_proto::payment::v1::{
     self as pb, GetPremiumPaymentRequest, GetPremiumPaymentResponse, ListPremiumPaymentsRequest,
-    ListPremiumPaymentsResponse, PayPremiumRequest, PayPremiumResponse, QuotePremiumRequest,
-    QuotePremiumResponse, RefundPremiumPaymentRequest, RefundPremiumPaymentResponse,
+    ListPremiumPaymentsResponse, ListUnpaidPremiumsRequest, ListUnpaidPremiumsResponse,
+    PayPremiumRequest, PayPremiumResponse, QuotePremiumRequest, QuotePremiumResponse,
+    RefundPremiumPaymentRequest, RefundPremiumPaymentResponse,
     premium_service_server::PremiumService,
 };
 use gongji_shared::rpc::auth::Caller;
@@ -14,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::{convert, failure, page_token, status};
 use crate::{
-    app::{App, PaymentOrder, PremiumOrder, Registry},
+    app::{App, PaymentOrder, PremiumOrder, Quote, Registry},
     domain::payment::{OtherMeans, PremiumPayment},
     store::Store,
 };
@@ -23,6 +24,18 @@ use crate::{
 const MAX_REFERENCE_LEN: usize = 64;
 /// Longest payment ID accepted (ours are UUIDs).
 const MAX_PAYMENT_ID_LEN: usize = 64;
+
+/// A quote on the wire.
+fn quote_to_pb(quote: &Quote) -> pb::PremiumQuote {
+    convert::quote_to_pb(&convert::QuoteView {
+        year: quote.year.get(),
+        region: quote.region.as_str(),
+        terms: &quote.terms,
+        split: &quote.split,
+        payment_date: quote.payment_date,
+        back_payment: quote.back_payment,
+    })
+}
 
 /// The premium API.
 pub struct PremiumApi<S, R> {
@@ -92,6 +105,48 @@ fn payment(p: &PremiumPayment) -> Option<pb::PremiumPayment> {
 
 #[tonic::async_trait]
 impl<S: Store, R: Registry> PremiumService for PremiumApi<S, R> {
+    async fn list_unpaid_premiums(
+        &self,
+        request: Request<ListUnpaidPremiumsRequest>,
+    ) -> Result<Response<ListUnpaidPremiumsResponse>, Status> {
+        let caller = Caller::of(&request);
+        let r = request.get_ref();
+        let authorizer = validate::id_number(
+            &r.authorizer_id_number,
+            "authorizer_id_number",
+            self.app.today(),
+        )
+        .map_err(status)?;
+        caller.require_party(&[&authorizer]).map_err(status)?;
+        let year = validate::coverage_year(r.coverage_year, "coverage_year").map_err(status)?;
+        let reminders = self
+            .app
+            .unpaid_premiums(&authorizer, year)
+            .await
+            .map_err(failure)?;
+        let unpaid = reminders
+            .into_iter()
+            .map(|reminder| {
+                let b = &reminder.bound;
+                let mut item = pb::UnpaidPremium {
+                    beneficiary_id_number: b.beneficiary.as_str().to_owned(),
+                    beneficiary_name: b.name.as_ref().map(|n| caller.name(n)).unwrap_or_default(),
+                    binding_id: b.binding_id.clone(),
+                    ..Default::default()
+                };
+                if let Some(quote) = &reminder.quote {
+                    item.window_end_date = quote.terms.window.end.to_string();
+                    item.quote = Some(quote_to_pb(quote));
+                }
+                if let Some(refusal) = reminder.refusal {
+                    item.refusal_reason = super::error::app_error(refusal).reason().to_owned();
+                }
+                item
+            })
+            .collect();
+        Ok(Response::new(ListUnpaidPremiumsResponse { unpaid }))
+    }
+
     async fn quote_premium(
         &self,
         request: Request<QuotePremiumRequest>,
@@ -110,14 +165,7 @@ impl<S: Store, R: Registry> PremiumService for PremiumApi<S, R> {
             .map_err(status)?;
         let quote = self.app.quote_premium(&order).await.map_err(failure)?;
         Ok(Response::new(QuotePremiumResponse {
-            quote: Some(convert::quote_to_pb(&convert::QuoteView {
-                year: quote.year.get(),
-                region: quote.region.as_str(),
-                terms: &quote.terms,
-                split: &quote.split,
-                payment_date: quote.payment_date,
-                back_payment: quote.back_payment,
-            })),
+            quote: Some(quote_to_pb(&quote)),
         }))
     }
 

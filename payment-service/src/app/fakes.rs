@@ -53,6 +53,8 @@ pub struct RegistryState {
     pub on_use: Option<UseHook>,
     /// Every use recorded, in order.
     pub uses: Vec<RecordedUse>,
+    /// The authorizer's ACTIVE funds-sharing bindings.
+    pub bound: Vec<super::BoundBeneficiary>,
 }
 
 /// binding-service, in memory.
@@ -129,6 +131,17 @@ impl Registry for FakeRegistry {
             .cloned()
             .collect();
         Ok(known.then(|| (uses, String::new())))
+    }
+
+    async fn bound_beneficiaries(
+        &self,
+        _authorizer: &IdNumber,
+    ) -> Result<Vec<super::BoundBeneficiary>, PeerError> {
+        let state = self.state();
+        if state.unreachable {
+            return Err(PeerError::Unavailable("fake: unreachable".to_owned()));
+        }
+        Ok(state.bound.clone())
     }
 
     async fn person(&self, id: &IdNumber) -> Result<Option<InsuredPerson>, PeerError> {

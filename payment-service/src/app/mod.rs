@@ -15,6 +15,7 @@ mod feed;
 mod fence;
 mod medical;
 mod premiums;
+mod reminders;
 mod settlement;
 mod statement;
 mod usage;
@@ -38,6 +39,7 @@ pub use feed::SEQUENCE_INTERVAL_MS;
 pub use fence::{DEFAULT_HOLD_TIMEOUT_MS, MAX_RECONCILED_USES};
 pub use medical::MedicalOrder;
 pub use premiums::{PaymentOrder, PremiumOrder, Quote};
+pub use reminders::Reminder;
 pub use settlement::LedgerReport;
 pub use statement::YearStatement;
 pub use usage::FamilyUsage;
@@ -68,11 +70,30 @@ pub trait Registry: Clone + Send + Sync + 'static {
         page_token: &str,
     ) -> impl Future<Output = Result<Option<(Vec<RecordedUse>, String)>, PeerError>> + Send;
 
+    /// The beneficiaries of `authorizer`'s ACTIVE funds-sharing bindings, oldest binding first,
+    /// at most [`MAX_BOUND_BENEFICIARIES`].
+    fn bound_beneficiaries(
+        &self,
+        authorizer: &IdNumber,
+    ) -> impl Future<Output = Result<Vec<BoundBeneficiary>, PeerError>> + Send;
+
     /// The person's registry record; `None` when the registry does not know them.
     fn person(
         &self,
         id: &IdNumber,
     ) -> impl Future<Output = Result<Option<InsuredPerson>, PeerError>> + Send;
+}
+
+/// Most bound beneficiaries one authorizer's reminders cover: a family, with room to spare.
+pub const MAX_BOUND_BENEFICIARIES: usize = 100;
+
+/// A family member an authorizer's account is bound to pay for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundBeneficiary {
+    pub binding_id: String,
+    pub beneficiary: IdNumber,
+    /// As the binding records it; `None` when binding-service gave none this service can show.
+    pub name: Option<gongji_shared::PersonName>,
 }
 
 /// One family debit to authorize: binding-service records it under `movement_id`.

@@ -58,16 +58,26 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
     /// What paying the premium now would cost and buy; binding-service is asked, but a
     /// denial does not stop a quote.
     pub async fn quote_premium(&self, order: &PremiumOrder) -> Result<Quote, AppError> {
+        Ok(self.authorized_quote(order).await?.0)
+    }
+
+    /// The quote, and whether binding-service authorizes the payer's account to pay it now.
+    pub(super) async fn authorized_quote(
+        &self,
+        order: &PremiumOrder,
+    ) -> Result<(Quote, bool), AppError> {
         let (_, today) = self.now();
         let prepared = self.prepare(order, false, today).await?;
-        Ok(Quote {
+        let authorized = prepared.authorization.is_authorized();
+        let quote = Quote {
             year: order.year,
             region: prepared.region,
             terms: prepared.terms,
             split: prepared.split,
             payment_date: today,
             back_payment: order.back_payment,
-        })
+        };
+        Ok((quote, authorized))
     }
 
     /// Pays the premium from the payer's account (and other means for the rest), with

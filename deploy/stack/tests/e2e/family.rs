@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
+use gongji_proto::binding::v1::EnrollmentStatus;
 use gongji_proto::payment::v1::{
     AccountEntry, AccountEvent, AccountStatement, Bucket, CloseYearRequest, CreditAccountRequest,
     EntryKind, FamilyUseKind, GetAccountRequest, GetAccountStatementRequest,
-    ListAccountEntriesRequest, ListFamilyUsageRequest, ListFamilyUsageResponse, PremiumPayment,
-    RefundPremiumPaymentRequest, UsagePurpose, WatchAccountEventsRequest,
-    WatchAccountEventsResponse,
+    ListAccountEntriesRequest, ListFamilyUsageRequest, ListFamilyUsageResponse,
+    ListUnpaidPremiumsRequest, PremiumPayment, RefundPremiumPaymentRequest, UnpaidPremium,
+    UsagePurpose, WatchAccountEventsRequest, WatchAccountEventsResponse,
 };
 use gongji_shared::{Clock, rpc::peer::PeerInterceptor};
 use tokio_stream::StreamExt;
@@ -27,7 +28,8 @@ both_backends!(
     family_usage_lists_each_side_with_every_filter,
     family_usage_refuses_what_it_cannot_list,
     account_events_stream_in_commit_order_and_resume_across_a_restart,
-    a_statement_reconciles_after_every_kind_of_movement
+    a_statement_reconciles_after_every_kind_of_movement,
+    reminders_list_unpaid_family_premiums_until_paid_here_or_elsewhere
 );
 
 /// The employee pays the child's 2025 premium from her account.
@@ -895,6 +897,162 @@ async fn a_statement_reconciles_after_every_kind_of_movement(backend: Backend) {
         (CHILD, 2025, Code::NotFound, "ACCOUNT_NOT_FOUND"),
     ] {
         assert_error(statement(&mut c, holder, year).await, code, reason, P);
+    }
+    env.finish().await;
+}
+
+async fn unpaid(
+    c: &mut Clients,
+    authorizer: &str,
+    year: i32,
+) -> Result<Vec<UnpaidPremium>, tonic::Status> {
+    c.premiums
+        .list_unpaid_premiums(ListUnpaidPremiumsRequest {
+            authorizer_id_number: authorizer.into(),
+            coverage_year: year,
+        })
+        .await
+        .map(|r| r.into_inner().unpaid)
+}
+
+/// She is bound to pay for two children and her husband. The children's 2025 premiums are
+/// unpaid (each with the quote and the window's end), his is not due (he is employee-insured).
+/// Once she pays the first child's and the tax bureau's payment of the second's reaches the
+/// registry, nothing is left.
+async fn reminders_list_unpaid_family_premiums_until_paid_here_or_elsewhere(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    let first_binding = fixtures::family(&mut c, "1000.00").await;
+    let second = fixtures::id_number("20200202", 4);
+    let second_name = "李子涵";
+    fixtures::register(
+        &mut c,
+        fixtures::person(&second, second_name, None, Some("340500")),
+    )
+    .await;
+    let second_binding = c
+        .bindings
+        .create_binding(fixtures::bind_child("bind-second", &second, second_name))
+        .await
+        .expect("bind the second child")
+        .into_inner()
+        .binding
+        .expect("binding");
+    fixtures::spouse(&mut c).await;
+
+    let quoted = crate::payment::quote(&mut c, CHILD, 2025, false)
+        .await
+        .expect("quote");
+    let both = unpaid(&mut c, EMPLOYEE, 2025).await.expect("reminders");
+    let summary: Vec<(String, String, String, String, String)> = both
+        .iter()
+        .map(|u| {
+            (
+                u.beneficiary_id_number.clone(),
+                u.beneficiary_name.clone(),
+                u.binding_id.clone(),
+                u.window_end_date.clone(),
+                u.refusal_reason.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                CHILD.to_owned(),
+                CHILD_NAME.to_owned(),
+                first_binding.binding_id.clone(),
+                quoted.window_end_date.clone(),
+                String::new()
+            ),
+            (
+                second.clone(),
+                second_name.to_owned(),
+                second_binding.binding_id.clone(),
+                quoted.window_end_date.clone(),
+                String::new()
+            ),
+        ],
+        "the children, not the employee-insured husband"
+    );
+    assert_eq!(both[0].quote.as_ref(), Some(&quoted));
+
+    // While her employee enrollment is suspended her account pays for nobody: still unpaid,
+    // with the quote (other means can pay) and the reason her account cannot.
+    fixtures::register(&mut c, fixtures::employee_with(EnrollmentStatus::Suspended)).await;
+    let refused = unpaid(&mut c, EMPLOYEE, 2025).await.expect("reminders");
+    assert_eq!(
+        refused
+            .iter()
+            .map(|u| (u.refusal_reason.as_str(), u.window_end_date.as_str()))
+            .collect::<Vec<_>>(),
+        [("NOT_AUTHORIZED", quoted.window_end_date.as_str()); 2]
+    );
+    fixtures::register(&mut c, fixtures::employee_with(EnrollmentStatus::Normal)).await;
+
+    // Paid here.
+    c.premiums
+        .pay_premium(pay("p", EMPLOYEE, CHILD, 2025))
+        .await
+        .expect("pay");
+    let left: Vec<String> = unpaid(&mut c, EMPLOYEE, 2025)
+        .await
+        .expect("reminders")
+        .into_iter()
+        .map(|u| u.beneficiary_id_number)
+        .collect();
+    assert_eq!(left, std::slice::from_ref(&second));
+    // Paid elsewhere: the core system syncs the year the tax bureau collected.
+    let mut synced = fixtures::person(&second, second_name, None, Some("340500"));
+    synced.resident_paid_years = vec![2025];
+    fixtures::register(&mut c, synced).await;
+    assert!(
+        unpaid(&mut c, EMPLOYEE, 2025)
+            .await
+            .expect("reminders")
+            .is_empty()
+    );
+
+    // Her channel asks for her reminders only.
+    let token = env.identity.caller_token("gov-app", 600);
+    let mut channel = clients_with(&env.stack, PeerInterceptor::with_token(&token), None).await;
+    let request = || ListUnpaidPremiumsRequest {
+        authorizer_id_number: EMPLOYEE.into(),
+        coverage_year: 2025,
+    };
+    channel
+        .premiums
+        .list_unpaid_premiums(acting_for(EMPLOYEE, request()))
+        .await
+        .expect("hers");
+    assert_error(
+        channel
+            .premiums
+            .list_unpaid_premiums(acting_for(CHILD, request()))
+            .await,
+        Code::PermissionDenied,
+        "ACTING_PERSON_NOT_PARTY",
+        P,
+    );
+    for (authorizer, year, code, reason) in [
+        ("123", 2025, Code::InvalidArgument, "INVALID_ID_NUMBER"),
+        (
+            EMPLOYEE,
+            1999,
+            Code::InvalidArgument,
+            "INVALID_COVERAGE_YEAR",
+        ),
+        (
+            EMPLOYEE,
+            2030,
+            Code::FailedPrecondition,
+            "COVERAGE_YEAR_NOT_OPEN",
+        ),
+    ] {
+        assert_error(unpaid(&mut c, authorizer, year).await, code, reason, P);
     }
     env.finish().await;
 }

@@ -79,6 +79,7 @@ rpcs = [
   "gongji.payment.v1.PremiumService/PayPremium",
   "gongji.payment.v1.PremiumService/GetPremiumPayment",
   "gongji.payment.v1.PremiumService/ListPremiumPayments",
+  "gongji.payment.v1.PremiumService/ListUnpaidPremiums",
   "gongji.payment.v1.PremiumService/RefundPremiumPayment",
   "gongji.payment.v1.MedicalExpenseService/PayMedicalExpense",
   "gongji.payment.v1.MedicalExpenseService/GetMedicalExpensePayment",
