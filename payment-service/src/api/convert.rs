@@ -13,7 +13,7 @@ use crate::domain::{
     Account, AccountEntry, AccountEvent, MovementKind, SettlementPurpose,
     medical::{InstitutionKind, MedicalPayment},
     payment::{Channel, OtherMeans, PaymentState, PremiumPayment},
-    premium::PremiumTerms,
+    premium::{Continuity, PremiumTerms},
     settlement::Settlement,
     split::{Draw, Split},
     statement::Balances,
@@ -105,10 +105,25 @@ pub struct QuoteView<'a> {
     pub split: &'a Split,
     pub payment_date: chrono::NaiveDate,
     pub back_payment: bool,
+    /// QuotePremium's only: a payment's record has none.
+    pub continuity: Option<&'a Continuity>,
 }
 
 pub fn quote_to_pb(q: &QuoteView<'_>) -> pb::PremiumQuote {
+    let years = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
     pb::PremiumQuote {
+        consecutive_paid_years: q.continuity.map_or(0, |c| years(c.consecutive_years)),
+        gap_years: q.continuity.map_or(0, |c| years(c.gap_years)),
+        waiting_months_in_window: q
+            .continuity
+            .map_or(0, |c| years(c.waiting_months_in_window)),
+        continuity_incentive: q.continuity.and_then(|c| c.incentive.as_ref()).map(|i| {
+            pb::ContinuityIncentive {
+                raise_kept: i.raise_kept.to_string(),
+                source: i.source.clone(),
+                unconfirmed: i.unconfirmed,
+            }
+        }),
         coverage_year: q.year,
         beneficiary_region_code: q.region.to_owned(),
         premium: q.terms.premium.to_string(),
@@ -167,6 +182,7 @@ pub fn payment_to_pb(p: &PremiumPayment) -> pb::PremiumPayment {
             split: &p.split,
             payment_date: p.payment_date,
             back_payment: p.back_payment,
+            continuity: None,
         })),
         other_means: p.other_means.as_ref().map(other_means_to_pb),
         state: match p.state {

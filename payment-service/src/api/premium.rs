@@ -34,6 +34,7 @@ fn quote_to_pb(quote: &Quote) -> pb::PremiumQuote {
         split: &quote.split,
         payment_date: quote.payment_date,
         back_payment: quote.back_payment,
+        continuity: Some(&quote.continuity),
     })
 }
 

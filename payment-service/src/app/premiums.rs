@@ -11,7 +11,7 @@ use crate::{
         authorization::Authorization,
         fence::Hold,
         payment::{self, OtherMeans, OtherMeansProblem, PaymentState, PremiumPayment},
-        premium::{self, PaidYear, PremiumTerms, TermsInput},
+        premium::{self, Continuity, PaidYear, PremiumTerms, TermsInput},
         split::{self, Split},
     },
     store::{Accounts, Conflict, Holds, Premiums, StoreError},
@@ -43,6 +43,8 @@ pub struct Quote {
     pub split: Split,
     pub payment_date: NaiveDate,
     pub back_payment: bool,
+    /// The beneficiary's continuity, and what a gap would cost.
+    pub continuity: Continuity,
 }
 
 /// Everything a quote and a payment compute, from the same code.
@@ -52,6 +54,7 @@ struct Prepared {
     region: RegionCode,
     terms: PremiumTerms,
     split: Split,
+    continuity: Continuity,
 }
 
 impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
@@ -76,6 +79,7 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
             split: prepared.split,
             payment_date: today,
             back_payment: order.back_payment,
+            continuity: prepared.continuity,
         };
         Ok((quote, authorized))
     }
@@ -258,7 +262,7 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
                 });
             }
         }
-        let terms = premium::terms(&TermsInput {
+        let input = TermsInput {
             policy: &self.policy,
             year: *year,
             region: &region,
@@ -266,11 +270,12 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
             birth_date: beneficiary.birth_date(),
             back_payment: *back_payment,
             history: &history,
-        })
-        .map_err(|refusal| AppError::PremiumRefused {
+        };
+        let terms = premium::terms(&input).map_err(|refusal| AppError::PremiumRefused {
             refusal,
             year: *year,
         })?;
+        let continuity = premium::continuity(&input, &terms);
         let split = split::split(terms.premium, Some(&account), &self.usable_buckets(today));
         Ok(Prepared {
             authorization,
@@ -278,6 +283,7 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
             region,
             terms,
             split,
+            continuity,
         })
     }
 

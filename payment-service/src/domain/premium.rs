@@ -147,6 +147,17 @@ fn back_payment_terms(input: &TermsInput<'_>) -> Result<PremiumTerms, PremiumRef
 /// nothing is known of gaps, and only the fixed period applies.
 fn waiting_months(input: &TermsInput<'_>) -> u32 {
     let w = input.policy.waiting_period();
+    let (counted, back_paid) = gap_years(input);
+    let variable = (counted * w.variable_months_per_gap_year)
+        .saturating_sub(back_paid * w.months_removed_per_back_paid_year);
+    w.fixed_months + variable
+}
+
+/// The years without cover since the last regular payment that the waiting period counts
+/// (the policy says whether the first one does), and the back-paid years among them; none
+/// without an earlier regular payment, as nothing is known of gaps then.
+fn gap_years(input: &TermsInput<'_>) -> (u32, u32) {
+    let w = input.policy.waiting_period();
     let year = input.year.get();
     let last_regular = input
         .history
@@ -155,7 +166,7 @@ fn waiting_months(input: &TermsInput<'_>) -> u32 {
         .map(|p| p.year.get())
         .max();
     let Some(last_regular) = last_regular else {
-        return w.fixed_months;
+        return (0, 0);
     };
     let gap_years = u32::try_from(year - last_regular - 1).unwrap_or(0);
     let back_paid = u32::try_from(
@@ -171,9 +182,66 @@ fn waiting_months(input: &TermsInput<'_>) -> u32 {
     } else {
         gap_years.saturating_sub(1)
     };
-    let variable = (counted * w.variable_months_per_gap_year)
-        .saturating_sub(back_paid * w.months_removed_per_back_paid_year);
-    w.fixed_months + variable
+    (counted, back_paid)
+}
+
+/// What a quote says of the beneficiary's continuity (P7, U3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Continuity {
+    /// Years paid (here or anywhere the registry knows of) in a row, up to the year before
+    /// the coverage year.
+    pub consecutive_years: u32,
+    /// The years without cover the waiting period counts.
+    pub gap_years: u32,
+    /// The waiting months of paying inside the collection window instead.
+    pub waiting_months_in_window: u32,
+    /// When the continuity incentive is at stake: what a gap this year would cost.
+    pub incentive: Option<IncentiveAtStake>,
+}
+
+/// What a gap would cost under the continuity incentive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncentiveAtStake {
+    /// The raise of next year's critical-illness cap that paying this year keeps, and a
+    /// year without cover loses.
+    pub raise_kept: Money,
+    pub source: String,
+    pub unconfirmed: bool,
+}
+
+/// The continuity of paying for `input.year` now (not for a back-payment, which buys no
+/// cover and keeps no continuity going).
+pub fn continuity(input: &TermsInput<'_>, terms: &PremiumTerms) -> Continuity {
+    let year = input.year.get();
+    let consecutive_years = (1..=year)
+        .take_while(|back| input.history.iter().any(|p| p.year.get() == year - back))
+        .count();
+    let consecutive_years = u32::try_from(consecutive_years).unwrap_or(u32::MAX);
+    // The same rules, on a day inside the window.
+    let in_window = TermsInput {
+        today: terms.window.end.max(terms.window.start),
+        ..*input
+    };
+    let waiting_months_in_window = match self::terms(&in_window) {
+        Ok(t) => t.waiting_months,
+        Err(_) => 0,
+    };
+    let incentive = input.policy.continuity_incentive().and_then(|i| {
+        let years = (consecutive_years + 1).saturating_sub(i.qualifying_years);
+        let raise_fen = i.raise_per_year.fen().checked_mul(i64::from(years))?;
+        let raise_kept = Money::from_fen(raise_fen).ok()?;
+        (years > 0 && !input.back_payment).then(|| IncentiveAtStake {
+            raise_kept,
+            source: i.source.clone(),
+            unconfirmed: i.unconfirmed,
+        })
+    });
+    Continuity {
+        consecutive_years,
+        gap_years: gap_years(input).0,
+        waiting_months_in_window,
+        incentive,
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +261,58 @@ mod tests {
             year: year(y),
             back_payment,
         }
+    }
+
+    /// The continuity of paying for 2025 on `today` after `history`.
+    fn continuity_of(today: &str, history: &[PaidYear]) -> Continuity {
+        let policy = Policy::anhui_default().unwrap();
+        let region = RegionCode::parse("340500").unwrap();
+        let input = TermsInput {
+            policy: &policy,
+            year: year(2025),
+            region: &region,
+            today: date(today),
+            birth_date: date("2010-01-01"),
+            back_payment: false,
+            history,
+        };
+        continuity(&input, &terms(&input).unwrap())
+    }
+
+    #[test]
+    fn four_years_in_a_row_put_the_incentive_at_stake() {
+        let history: Vec<PaidYear> = (2021..=2024).map(|y| paid(y, false)).collect();
+        let c = continuity_of("2024-11-15", &history);
+        assert_eq!((c.consecutive_years, c.gap_years), (4, 0));
+        let incentive = c.incentive.expect("at stake");
+        assert_eq!(incentive.raise_kept.to_string(), "1000.00");
+        assert!(incentive.unconfirmed && !incentive.source.is_empty());
+        // Three in a row: nothing accumulated yet.
+        assert!(
+            continuity_of("2024-11-15", &history[1..])
+                .incentive
+                .is_none()
+        );
+        // Back-paid years count as paid.
+        let mut mixed = history.clone();
+        mixed[1] = paid(2022, true);
+        assert_eq!(continuity_of("2024-11-15", &mixed).consecutive_years, 4);
+    }
+
+    #[test]
+    fn a_gap_breaks_the_run_and_late_payment_waits_where_the_window_would_not() {
+        let history = [paid(2020, false), paid(2021, false), paid(2022, false)];
+        let c = continuity_of("2025-03-10", &history);
+        assert_eq!(c.consecutive_years, 0, "2024 was not paid");
+        assert!(c.incentive.is_none());
+        // 2023 and 2024 without cover; the first gap year adds no month by this policy.
+        assert_eq!(c.gap_years, 1);
+        assert_eq!(c.waiting_months_in_window, 0);
+        let late = run("2025-03-10", "2010-01-01", &history).unwrap();
+        assert_eq!(
+            late.waiting_months, 4,
+            "3 fixed and 1 for the counted gap year"
+        );
     }
 
     fn run(today: &str, birth: &str, history: &[PaidYear]) -> Result<PremiumTerms, PremiumRefusal> {

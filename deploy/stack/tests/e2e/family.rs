@@ -29,7 +29,8 @@ both_backends!(
     family_usage_refuses_what_it_cannot_list,
     account_events_stream_in_commit_order_and_resume_across_a_restart,
     a_statement_reconciles_after_every_kind_of_movement,
-    reminders_list_unpaid_family_premiums_until_paid_here_or_elsewhere
+    reminders_list_unpaid_family_premiums_until_paid_here_or_elsewhere,
+    a_quote_shows_continuity_and_what_a_gap_would_cost
 );
 
 /// The employee pays the child's 2025 premium from her account.
@@ -1054,5 +1055,54 @@ async fn reminders_list_unpaid_family_premiums_until_paid_here_or_elsewhere(back
     ] {
         assert_error(unpaid(&mut c, authorizer, year).await, code, reason, P);
     }
+    env.finish().await;
+}
+
+/// The child's 2021 to 2024 premiums were paid through other channels: a quote of 2025 counts
+/// four years in a row, no gap, no waiting inside the window, and puts 1,000.00 of the
+/// continuity incentive at stake (policy data, marked unconfirmed, with its source). A gap in
+/// 2024 breaks the run; a payment's record carries none of this.
+async fn a_quote_shows_continuity_and_what_a_gap_would_cost(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::family(&mut c, "1000.00").await;
+    let mut child = fixtures::person(CHILD, CHILD_NAME, None, Some("340500"));
+    child.resident_paid_years = vec![2021, 2022, 2023, 2024];
+    fixtures::register(&mut c, child.clone()).await;
+    let quote = crate::payment::quote(&mut c, CHILD, 2025, false)
+        .await
+        .expect("quote");
+    assert_eq!(
+        (
+            quote.consecutive_paid_years,
+            quote.gap_years,
+            quote.waiting_months_in_window
+        ),
+        (4, 0, 0)
+    );
+    let incentive = quote.continuity_incentive.clone().expect("at stake");
+    assert_eq!(incentive.raise_kept, "1000.00");
+    assert!(incentive.unconfirmed && !incentive.source.is_empty());
+
+    child.resident_paid_years = vec![2021, 2022, 2023];
+    fixtures::register(&mut c, child).await;
+    let broken = crate::payment::quote(&mut c, CHILD, 2025, false)
+        .await
+        .expect("quote");
+    assert_eq!(broken.consecutive_paid_years, 0);
+    assert!(broken.continuity_incentive.is_none());
+
+    let paid = pay_for_child(&mut c, "p").await;
+    let recorded = paid.quote.expect("quote");
+    assert_eq!(
+        (
+            recorded.consecutive_paid_years,
+            recorded.continuity_incentive
+        ),
+        (0, None),
+        "a payment's record keeps what was paid, not the advice"
+    );
     env.finish().await;
 }

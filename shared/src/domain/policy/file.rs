@@ -11,8 +11,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    BindingRules, Bucket, DateWindow, Policy, Pooling, PremiumRate, PremiumYear, Purpose,
-    ReviewMode, WaitingPeriod,
+    BindingRules, Bucket, ContinuityIncentive, DateWindow, Policy, Pooling, PremiumRate,
+    PremiumYear, Purpose, ReviewMode, WaitingPeriod,
 };
 use crate::domain::{CoverageYear, Money, RegionCode, Relationship};
 
@@ -22,6 +22,8 @@ const MAX_BENEFICIARIES_LIMIT: u32 = 50;
 const MAX_WAITING_MONTHS: u32 = 12;
 /// A bound on how far back a policy may let back-payments reach.
 const MAX_BACK_PAYMENT_YEARS: u32 = 30;
+/// Most continuous years an incentive may ask for before it starts.
+const MAX_QUALIFYING_YEARS: u32 = 50;
 
 /// A policy that cannot be used, with the place that says why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,6 +65,17 @@ struct RawPolicy {
     premiums: Vec<Spanned<RawPremium>>,
     waiting_period: Spanned<RawWaiting>,
     pooling: Spanned<RawPooling>,
+    #[serde(default)]
+    continuity_incentive: Option<Spanned<RawIncentive>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIncentive {
+    qualifying_years: Spanned<u32>,
+    raise_per_year: Spanned<String>,
+    source: Spanned<String>,
+    unconfirmed: bool,
 }
 
 #[derive(Deserialize)]
@@ -255,12 +268,36 @@ pub(super) fn parse(source: &str, origin: &str) -> Result<Policy, PolicyError> {
         )?,
     };
 
+    let continuity_incentive = match &raw.continuity_incentive {
+        None => None,
+        Some(spanned) => {
+            let i = spanned.get_ref();
+            let source = i.source.get_ref().trim();
+            if source.is_empty() {
+                return Err(
+                    check.error(i.source.span(), "source names where the figures come from")
+                );
+            }
+            Some(ContinuityIncentive {
+                qualifying_years: check.bounded(
+                    &i.qualifying_years,
+                    "qualifying_years",
+                    0..MAX_QUALIFYING_YEARS + 1,
+                )?,
+                raise_per_year: check.money(&i.raise_per_year)?,
+                source: source.to_owned(),
+                unconfirmed: i.unconfirmed,
+            })
+        }
+    };
+
     Ok(Policy {
         province_code: province.clone(),
         rules,
         premiums,
         waiting_period,
         pooling,
+        continuity_incentive,
     })
 }
 

@@ -26,6 +26,19 @@ pub struct Policy {
     premiums: BTreeMap<CoverageYear, PremiumYear>,
     waiting_period: WaitingPeriod,
     pooling: Pooling,
+    continuity_incentive: Option<ContinuityIncentive>,
+}
+
+/// The continuity incentive (连续参保激励, U3): after `qualifying_years` continuous years of
+/// resident insurance, each further continuous year raises the critical-illness cap by
+/// `raise_per_year`; a year without cover loses what was accumulated. Figures with their
+/// source; `unconfirmed` when no official source confirms them yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContinuityIncentive {
+    pub qualifying_years: u32,
+    pub raise_per_year: Money,
+    pub source: String,
+    pub unconfirmed: bool,
 }
 
 /// How region codes map to pooling regions (统筹区, P2): the city (its first four digits
@@ -185,6 +198,11 @@ impl Policy {
     /// Waiting-period parameters.
     pub fn waiting_period(&self) -> WaitingPeriod {
         self.waiting_period
+    }
+
+    /// The continuity incentive, when the policy states one.
+    pub fn continuity_incentive(&self) -> Option<&ContinuityIncentive> {
+        self.continuity_incentive.as_ref()
     }
 }
 
