@@ -306,6 +306,8 @@ fn authorization(answer: CheckAuthorizationResponse) -> Result<Authorization, Pe
             .as_ref()
             .map(insured_person)
             .transpose()?,
+        limits: gongji_shared::rpc::limits::limits_from_pb(&answer.limits)
+            .map_err(|e| PeerError::Malformed(format!("limits: {e}")))?,
     })
 }
 

@@ -7,7 +7,8 @@ use gongji_proto::binding::v1::{
     CreateBindingRequest, CreateBindingResponse, GetBindingRequest, GetBindingResponse,
     ListBindingUsesRequest, ListBindingUsesResponse, ListBindingsRequest, ListBindingsResponse,
     RejectBindingRequest, RejectBindingResponse, RevokeBindingRequest, RevokeBindingResponse,
-    WatchBindingEventsRequest, WatchBindingEventsResponse, binding_service_server::BindingService,
+    SetBindingLimitsRequest, SetBindingLimitsResponse, WatchBindingEventsRequest,
+    WatchBindingEventsResponse, binding_service_server::BindingService,
 };
 use gongji_shared::rpc::watch::{WatchStream, Watchers};
 use gongji_shared::rpc::{ApiError, auth::Caller, validate};
@@ -112,6 +113,7 @@ fn authorization_to_pb(a: &AuthorizationAnswer) -> CheckAuthorizationResponse {
             .map(|b| b.binding_id.clone())
             .unwrap_or_default(),
         binding_version: a.binding.as_ref().map_or(0, |b| b.version),
+        limits: gongji_shared::rpc::limits::limits_to_pb(&a.limits),
         authorizer_region_code: a
             .authorizer_region
             .as_ref()
@@ -243,6 +245,41 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
             &request,
             to_wire,
             |c| async move { self.app.revoke_binding(&id, &requester, &reason, c).await },
+        )
+        .await
+    }
+
+    async fn set_binding_limits(
+        &self,
+        request: Request<SetBindingLimitsRequest>,
+    ) -> Result<Response<SetBindingLimitsResponse>, Status> {
+        // Who sets them is the person the caller acts for: the authorizer, as the rule checks.
+        let caller = Caller::of(&request);
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id).map_err(status)?;
+        let id = binding_id(&request.binding_id)?;
+        let requester = caller.acting_person().map_err(status)?.clone();
+        let limits = gongji_shared::rpc::limits::limits_from_pb(&request.limits).map_err(|e| {
+            status(ApiError::invalid_argument(
+                "INVALID_LIMIT",
+                "limits",
+                format!("limits are refused: {e}"),
+            ))
+        })?;
+        let to_wire = |b: &Binding| SetBindingLimitsResponse {
+            binding: binding(b),
+        };
+        command(
+            &self.app,
+            &request_id,
+            "SetBindingLimits",
+            &request,
+            to_wire,
+            |c| async move {
+                self.app
+                    .set_binding_limits(&id, &requester, limits, c)
+                    .await
+            },
         )
         .await
     }

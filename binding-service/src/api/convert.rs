@@ -187,6 +187,7 @@ pub fn binding_to_pb(b: &Binding, history: &[BindingEvent]) -> pb::Binding {
         update_time: Some(timestamp(b.update_time)),
         state_reason: b.state_reason.clone(),
         history: history.iter().map(event_to_pb).collect(),
+        limits: gongji_shared::rpc::limits::limits_to_pb(&b.limits),
     }
 }
 

@@ -67,6 +67,22 @@ pub(super) fn app_status(error: AppError) -> Status {
                     "BINDING_NOT_PENDING",
                     "only a PENDING_REVIEW binding can be reviewed",
                 ),
+                ChangeRefusal::NotTheAuthorizer => ApiError::permission_denied(
+                    "ACTING_PERSON_NOT_PARTY",
+                    "only the binding's authorizer sets its limits",
+                ),
+                ChangeRefusal::NotFundsSharing => ApiError::failed_precondition(
+                    "BINDING_NOT_FUNDS_SHARING",
+                    "limits are set on a funds-sharing binding",
+                ),
+                ChangeRefusal::AbovePolicyMaximum { period, maximum } => {
+                    ApiError::failed_precondition(
+                        "LIMIT_ABOVE_POLICY_MAXIMUM",
+                        "a limit is above the largest the policy allows for its period",
+                    )
+                    .with_metadata("period", period.as_str())
+                    .with_metadata("maximum", maximum)
+                }
             };
             error
                 .with_metadata("binding_id", binding_id)

@@ -40,6 +40,9 @@ pub struct AuthorizationAnswer {
     pub authorizer_region: Option<RegionCode>,
     /// Where the beneficiary is insured (B3): their premium and institutions are paid there.
     pub beneficiary_region: Option<RegionCode>,
+    /// The caps payment-service enforces on the debit: the binding's own, else the policy's
+    /// defaults.
+    pub limits: gongji_shared::domain::limits::FamilyLimits,
 }
 
 /// What became of an application (B5).
@@ -283,6 +286,7 @@ fn new_binding(
         create_time: now,
         update_time: now,
         state_reason: String::new(),
+        limits: gongji_shared::domain::limits::FamilyLimits::none(),
     };
     let event = BindingEvent {
         sequence: 0,
@@ -332,6 +336,22 @@ impl<S: Persons + Bindings, P> App<S, P> {
     ) -> Result<Binding, AppError> {
         self.change(binding_id, &command, |b| {
             lifecycle::revoke(b, requester, reason)
+        })
+        .await
+    }
+
+    /// Sets the limits of an ACTIVE funds-sharing binding, at the request of its authorizer
+    /// (the person the caller acts for): an audited event, and a new version.
+    pub async fn set_binding_limits(
+        &self,
+        binding_id: &str,
+        requester: &IdNumber,
+        limits: gongji_shared::domain::limits::FamilyLimits,
+        command: Command<Binding>,
+    ) -> Result<Binding, AppError> {
+        let policy = self.policy.family_limits().clone();
+        self.change(binding_id, &command, |b| {
+            lifecycle::set_limits(b, requester, limits, &policy)
         })
         .await
     }
@@ -391,9 +411,14 @@ impl<S: Persons + Bindings, P> App<S, P> {
             beneficiary: beneficiary.as_ref(),
             binding: binding.as_ref(),
         });
+        let limits = match &binding {
+            Some(b) if !b.limits.is_empty() => b.limits.clone(),
+            _ => self.policy.family_limits().defaults.clone(),
+        };
         AuthorizationAnswer {
             failures,
             binding,
+            limits,
             authorizer_region: authorizer
                 .as_ref()
                 .and_then(|p| p.employee.as_ref())
@@ -627,6 +652,7 @@ mod tests {
             create_time: now,
             update_time: now,
             state_reason: String::new(),
+            limits: gongji_shared::domain::limits::FamilyLimits::none(),
         }
     }
 

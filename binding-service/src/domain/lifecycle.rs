@@ -2,7 +2,7 @@
 //! ending that follows a registry change. Each change is a new version with an audit event.
 
 use chrono::{DateTime, Utc};
-use gongji_shared::{IdNumber, policy::BindingRules};
+use gongji_shared::{IdNumber, domain::limits::FamilyLimits, policy::BindingRules};
 
 use super::{Binding, BindingEvent, BindingKind, BindingState, EnrollmentStatus, Person};
 
@@ -15,6 +15,15 @@ pub enum ChangeRefusal {
     NotActive,
     /// Review applies only to PENDING_REVIEW bindings.
     NotPending,
+    /// Only the authorizer sets limits on their account's use.
+    NotTheAuthorizer,
+    /// Limits are set on an ACTIVE funds-sharing binding only.
+    NotFundsSharing,
+    /// A limit is above what the policy allows for its period.
+    AbovePolicyMaximum {
+        period: gongji_shared::domain::limits::LimitPeriod,
+        maximum: gongji_shared::Money,
+    },
 }
 
 /// A change to apply.
@@ -23,6 +32,8 @@ pub struct Change {
     pub to: BindingState,
     pub actor: String,
     pub reason: String,
+    /// New limits, when the change sets them.
+    pub limits: Option<FamilyLimits>,
 }
 
 /// B7: either side may end a live binding; nobody else may.
@@ -45,6 +56,42 @@ pub fn revoke(
         to: BindingState::Revoked,
         actor: actor.to_owned(),
         reason: reason.to_owned(),
+        limits: None,
+    })
+}
+
+/// The authorizer sets the limits of an ACTIVE funds-sharing binding, within the policy's
+/// maxima: the binding stays ACTIVE, and the change is an audited event like any other.
+pub fn set_limits(
+    binding: &Binding,
+    requester: &IdNumber,
+    limits: FamilyLimits,
+    policy: &gongji_shared::policy::FamilyLimitPolicy,
+) -> Result<Change, ChangeRefusal> {
+    if requester != &binding.authorizer {
+        return Err(ChangeRefusal::NotTheAuthorizer);
+    }
+    if binding.kind != BindingKind::FundsSharing {
+        return Err(ChangeRefusal::NotFundsSharing);
+    }
+    if binding.state != BindingState::Active {
+        return Err(ChangeRefusal::NotActive);
+    }
+    for limit in limits.iter() {
+        if let Some(maximum) = policy.maximum(limit.period)
+            && limit.amount > maximum
+        {
+            return Err(ChangeRefusal::AbovePolicyMaximum {
+                period: limit.period,
+                maximum,
+            });
+        }
+    }
+    Ok(Change {
+        to: BindingState::Active,
+        actor: "authorizer".to_owned(),
+        reason: format!("limits set: {limits}"),
+        limits: Some(limits),
     })
 }
 
@@ -66,6 +113,7 @@ pub fn review(
         },
         actor: format!("reviewer:{reviewer}"),
         reason: reason.to_owned(),
+        limits: None,
     })
 }
 
@@ -81,7 +129,15 @@ pub fn apply(
         state: change.to,
         version,
         update_time: at,
-        state_reason: change.reason.clone(),
+        // A limit change leaves the state, and why it is in it, as they were.
+        state_reason: match change.limits {
+            Some(_) => binding.state_reason.clone(),
+            None => change.reason.clone(),
+        },
+        limits: change
+            .limits
+            .clone()
+            .unwrap_or_else(|| binding.limits.clone()),
         ..binding.clone()
     };
     let event = BindingEvent {
@@ -147,6 +203,7 @@ pub fn endings(
                         to: BindingState::Ended,
                         actor: "system".to_owned(),
                         reason: reason.to_owned(),
+                        limits: None,
                     },
                 )
             })
@@ -182,6 +239,7 @@ mod tests {
             create_time: Utc::now(),
             update_time: Utc::now(),
             state_reason: String::new(),
+            limits: gongji_shared::domain::limits::FamilyLimits::none(),
         }
     }
 
@@ -202,6 +260,64 @@ mod tests {
             resident_paid_years: Vec::new(),
             update_time: Utc::now(),
         }
+    }
+
+    #[test]
+    fn only_the_authorizer_limits_an_active_funds_sharing_binding_within_the_policy() {
+        use gongji_shared::{
+            Money,
+            domain::limits::{FamilyLimit, LimitPeriod},
+            policy::FamilyLimitPolicy,
+        };
+        let monthly = |amount: &str| {
+            FamilyLimits::parse(vec![FamilyLimit {
+                purpose: None,
+                period: LimitPeriod::Month,
+                amount: Money::parse(amount).unwrap(),
+            }])
+            .unwrap()
+        };
+        let policy = FamilyLimitPolicy {
+            max_monthly: Some(Money::parse("1000.00").unwrap()),
+            ..FamilyLimitPolicy::default()
+        };
+        let active = binding(BindingKind::FundsSharing, BindingState::Active);
+        let change = set_limits(&active, &id(A), monthly("500.00"), &policy).unwrap();
+        let (next, event) = apply(&active, &change, "r", Utc::now());
+        assert_eq!(next.limits, monthly("500.00"));
+        assert_eq!((next.state, next.version), (BindingState::Active, 2));
+        assert_eq!(
+            next.state_reason, active.state_reason,
+            "the state's reason stays"
+        );
+        assert_eq!(event.actor, "authorizer");
+        assert_eq!(
+            set_limits(&active, &id(B), monthly("500.00"), &policy),
+            Err(ChangeRefusal::NotTheAuthorizer)
+        );
+        assert!(matches!(
+            set_limits(&active, &id(A), monthly("1000.01"), &policy),
+            Err(ChangeRefusal::AbovePolicyMaximum {
+                period: LimitPeriod::Month,
+                ..
+            })
+        ));
+        let proxy = binding(BindingKind::Proxy, BindingState::Active);
+        assert_eq!(
+            set_limits(&proxy, &id(A), monthly("1.00"), &policy),
+            Err(ChangeRefusal::NotFundsSharing)
+        );
+        let ended = binding(BindingKind::FundsSharing, BindingState::Revoked);
+        assert_eq!(
+            set_limits(&ended, &id(A), monthly("1.00"), &policy),
+            Err(ChangeRefusal::NotActive)
+        );
+        // Any other change keeps the limits.
+        let revoked = revoke(&next, &id(A), "done").unwrap();
+        assert_eq!(
+            apply(&next, &revoked, "r2", Utc::now()).0.limits,
+            next.limits
+        );
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub struct Binding {
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
     pub state_reason: String,
+    /// The authorizer's caps on what the binding may take (funds sharing only).
+    pub limits: gongji_shared::domain::limits::FamilyLimits,
 }
 
 /// A family debit a binding authorized (P1), recorded with the check.

@@ -85,15 +85,15 @@ pub struct ListFilter {
 
 /// The columns a binding is read from: the parties sealed (`authorizer` and `beneficiary`
 /// hold their keyed indexes, which lookups compare), the name sealed.
-pub(super) const BINDING_COLUMNS: &str = "binding_id, authorizer_sealed, beneficiary_sealed, beneficiary_name, relationship, kind, state, version, create_time, update_time, state_reason";
+pub(super) const BINDING_COLUMNS: &str = "binding_id, authorizer_sealed, beneficiary_sealed, beneficiary_name, relationship, kind, state, version, create_time, update_time, state_reason, limits";
 /// The columns a new binding is written to: [`BINDING_COLUMNS`] and the two indexes.
-const INSERT_COLUMNS: &str = "binding_id, authorizer_sealed, beneficiary_sealed, beneficiary_name, relationship, kind, state, version, create_time, update_time, state_reason, authorizer, beneficiary";
+const INSERT_COLUMNS: &str = "binding_id, authorizer_sealed, beneficiary_sealed, beneficiary_name, relationship, kind, state, version, create_time, update_time, state_reason, limits, authorizer, beneficiary";
 
 /// The insert of a new binding, with its position.
 pub(super) fn insert_binding_sql() -> &'static str {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
-            "INSERT INTO bindings ({INSERT_COLUMNS}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+            "INSERT INTO bindings ({INSERT_COLUMNS}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
              (SELECT COALESCE(MAX(seq), 0) + 1 FROM bindings))"
         )
     });
@@ -113,6 +113,7 @@ pub(super) struct BindingRow {
     create_time: DateTime<Utc>,
     update_time: DateTime<Utc>,
     state_reason: String,
+    limits: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -141,6 +142,8 @@ impl BindingRow {
             create_time: r.create_time,
             update_time: r.update_time,
             state_reason: r.state_reason,
+            limits: gongji_shared::domain::limits::FamilyLimits::decode(&r.limits)
+                .ok_or_else(|| corrupt("bindings.limits"))?,
         })
     }
 }
@@ -168,6 +171,7 @@ pub(super) struct FactsRow {
     create_time: Option<DateTime<Utc>>,
     update_time: Option<DateTime<Utc>>,
     state_reason: Option<String>,
+    limits: Option<String>,
 }
 
 /// Both parties' records ($1, $2) and the pair's binding of kind $3, in one statement: one row
@@ -218,6 +222,7 @@ pub(super) fn facts_of(
                 Some(create_time),
                 Some(update_time),
                 Some(state_reason),
+                Some(limits),
             ) = (
                 r.binding_id,
                 r.authorizer_sealed,
@@ -230,6 +235,7 @@ pub(super) fn facts_of(
                 r.create_time,
                 r.update_time,
                 r.state_reason,
+                r.limits,
             )
         {
             binding = Some(
@@ -245,6 +251,7 @@ pub(super) fn facts_of(
                     create_time,
                     update_time,
                     state_reason,
+                    limits,
                 }
                 .open(vault)?,
             );
@@ -381,6 +388,7 @@ macro_rules! bindings_sql {
                 .bind(binding.create_time)
                 .bind(binding.update_time)
                 .bind(&binding.state_reason)
+                .bind(binding.limits.encode())
                 .bind(self.vault.index(&binding.authorizer))
                 .bind(self.vault.index(&binding.beneficiary))
                 .execute(&mut *tx)
@@ -462,7 +470,7 @@ macro_rules! bindings_sql {
             by: &gongji_shared::command::Idempotency,
         ) -> Result<(), $crate::store::StoreError> {
             let updated = sqlx::query(
-                "UPDATE bindings SET state = $1, version = $2, update_time = $3, state_reason = $4 \
+                "UPDATE bindings SET state = $1, version = $2, update_time = $3, state_reason = $4, limits = $7 \
                  WHERE binding_id = $5 AND version = $6",
             )
             .bind(next.state.as_str())
@@ -471,6 +479,7 @@ macro_rules! bindings_sql {
             .bind(&next.state_reason)
             .bind(&next.binding_id)
             .bind(expected_version)
+            .bind(next.limits.encode())
             .execute(&mut **tx)
             .await?;
             if updated.rows_affected() != 1 {

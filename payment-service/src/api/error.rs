@@ -169,13 +169,26 @@ pub(super) fn app_error(error: AppError) -> ApiError {
             "other_means.amount must equal the premium less the account part",
         )
         .with_metadata("expected_other_means_amount", expected),
+        AppError::FamilyLimitReached {
+            remaining,
+            shortfall,
+        } => ApiError::failed_precondition(
+            "FAMILY_LIMIT_REACHED",
+            "the authorizer's limit on this binding leaves less than the account part; pay the rest by other means",
+        )
+        .with_metadata("remaining", remaining)
+        .with_metadata("shortfall", shortfall),
+        AppError::FamilyLimitRaced => ApiError::aborted(
+            "CONCURRENT_UPDATE",
+            "another payment used the authorizer's limit meanwhile; retry with the same request_id",
+        ),
         AppError::BalanceChanged => ApiError::aborted(
             "CONCURRENT_UPDATE",
             "a balance changed while paying; quote again and retry",
         ),
         AppError::AuthorizationChanged => ApiError::aborted(
             "CONCURRENT_UPDATE",
-            "the beneficiary's registry record changed while paying; quote again and retry",
+            "the beneficiary's registry record, or the binding's limits, changed while paying; quote again and retry",
         ),
         AppError::AuthorizationExpired => ApiError::aborted(
             "AUTHORIZATION_EXPIRED",

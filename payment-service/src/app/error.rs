@@ -91,6 +91,14 @@ pub enum AppError {
     /// computed with (the beneficiary's region changed meanwhile).
     #[error("the authorization changed while paying")]
     AuthorizationChanged,
+    /// The authorizer's limits leave less than the account part of a premium, and other means
+    /// do not cover the rest.
+    #[error("the authorizer's limit is reached")]
+    FamilyLimitReached { remaining: Money, shortfall: Money },
+    /// A concurrent debit of the same binding used what the limits left between the read and
+    /// the hold: read again.
+    #[error("a concurrent debit used the authorizer's limit")]
+    FamilyLimitRaced,
     /// The hold expired (or was voided) before the debit could be written: nothing moved.
     #[error("the authorization expired before the debit")]
     AuthorizationExpired,

@@ -605,6 +605,16 @@ impl MedicalPayments for FakeStore {
 }
 
 impl Holds for FakeStore {
+    /// The fake keeps no family uses: it takes no limits (the stores' own tests do).
+    async fn limit_remaining(
+        &self,
+        _cap: &crate::domain::fence::LimitCap,
+        _purpose: Purpose,
+        _at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<gongji_shared::Money>, StoreError> {
+        Ok(None)
+    }
+
     async fn place_hold(&self, hold: &Hold) -> Result<(), StoreError> {
         self.write(|s| {
             let account = s
@@ -720,6 +730,7 @@ pub fn ma_anshan() -> gongji_shared::RegionCode {
 
 pub fn authorized() -> Authorization {
     Authorization {
+        limits: gongji_shared::domain::limits::FamilyLimits::none(),
         denials: Vec::new(),
         binding_id: "binding-1".to_owned(),
         binding_version: 1,

@@ -9,7 +9,9 @@ use super::{App, AppError, Registry, UseRequest};
 use crate::{
     domain::{
         authorization::Authorization,
-        fence::{self, FamilyDebit, Hold, HoldState, Posting, Reconciliation, RecordedUse},
+        fence::{
+            self, FamilyDebit, Hold, HoldState, LimitCap, Posting, Reconciliation, RecordedUse,
+        },
     },
     store::{Conflict, Holds, StoreError},
 };
@@ -20,6 +22,15 @@ use crate::{
 pub const DEFAULT_HOLD_TIMEOUT_MS: u64 = 30_000;
 /// Most uses, and most family debits, one reconciliation compares: its work is bounded.
 pub const MAX_RECONCILED_USES: usize = 10_000;
+
+/// The limits of an answer as a cap counted from `today`; `None` when none apply.
+pub(super) fn cap_of(authorization: &Authorization, today: chrono::NaiveDate) -> Option<LimitCap> {
+    (!authorization.limits.is_empty() && !authorization.binding_id.is_empty()).then(|| LimitCap {
+        binding_id: authorization.binding_id.clone(),
+        limits: authorization.limits.clone(),
+        today,
+    })
+}
 
 impl<S: Holds, R: Registry> App<S, R> {
     /// Reserves the hold, then has binding-service authorize the debit and record its use.
@@ -32,6 +43,7 @@ impl<S: Holds, R: Registry> App<S, R> {
     ) -> Result<Authorization, AppError> {
         self.store.place_hold(hold).await.map_err(|e| match e {
             StoreError::Conflict(Conflict::InsufficientBalance) => AppError::BalanceChanged,
+            StoreError::Conflict(Conflict::FamilyLimit) => AppError::FamilyLimitRaced,
             e => e.into(),
         })?;
         let request = UseRequest {
@@ -60,7 +72,36 @@ impl<S: Holds, R: Registry> App<S, R> {
                 denials: authorization.denials,
             });
         }
+        // The hold was checked against the limits binding-service gave before it; if they
+        // changed since (the authorizer set new ones), the debit would keep within old ones.
+        let checked = hold.cap.as_ref().map(|c| (&c.binding_id, &c.limits));
+        let now_in_force = (!authorization.limits.is_empty())
+            .then_some((&authorization.binding_id, &authorization.limits));
+        if checked != now_in_force {
+            self.release(&hold.movement_id).await;
+            tracing::info!(
+                holder = %hold.holder,
+                movement_id = %hold.movement_id,
+                "family debit refused: the binding's limits changed meanwhile"
+            );
+            return Err(AppError::AuthorizationChanged);
+        }
         Ok(authorization)
+    }
+
+    /// The limits binding-service says a family debit of `holder`'s account for `beneficiary`
+    /// keeps within, counted from today; `None` when none apply.
+    pub(super) async fn limit_cap(
+        &self,
+        holder: &IdNumber,
+        beneficiary: &IdNumber,
+        purpose: gongji_shared::policy::Purpose,
+    ) -> Result<Option<LimitCap>, AppError> {
+        let authorization = self
+            .registry
+            .authorize(holder, beneficiary, purpose)
+            .await?;
+        Ok(cap_of(&authorization, self.clock.today()))
     }
 
     /// The posting of a held debit that binding-service authorized under `binding_id`,

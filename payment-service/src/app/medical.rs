@@ -6,11 +6,15 @@ use gongji_shared::{IdNumber, Money, command::Command, policy::Purpose};
 use super::{AccountRole, App, AppError, PaymentKind, Registry, new_id};
 use crate::{
     domain::{
-        fence::Hold,
+        fence::{Hold, LimitCap},
         medical::{self, InstitutionKind, MedicalPayment},
     },
     store::{Accounts, Conflict, Holds, MedicalPayments, StoreError},
 };
+
+/// How many times a medical payment reads the limits again after a concurrent debit of the
+/// same binding used up what they left.
+const MAX_LIMIT_ATTEMPTS: u32 = 5;
 
 /// A cost to pay at a designated institution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,40 +41,76 @@ impl<S: Accounts + Holds + MedicalPayments, R: Registry> App<S, R> {
             institution_kind,
             amount,
         } = order;
-        let own = self.store.account(&beneficiary).await?;
-        let family = match &family_holder {
-            Some(holder) => Some(self.existing(holder, AccountRole::FamilyAccount).await?),
-            None => None,
-        };
-        // One instant decides the usable buckets and the payment's time and day.
-        let (now, today) = self.now();
-        let usable = self.usable_buckets(today);
-        let plan = medical::plan(amount, own.as_ref(), family.as_ref(), &usable);
-
-        // Money of someone else moves only on binding-service's yes for this very debit,
-        // recorded as a use before the debit is written (P1's fence; fail closed).
+        // The authorizer's limits, if any: binding-service says which apply (asked only when
+        // the family account is to pay), and they cap what it pays (the rest goes to other
+        // means).
+        let mut cap: Option<Option<LimitCap>> = None;
         let movement_id = new_id();
-        let (mut binding_id, mut binding_version, mut destination) =
-            (String::new(), 0, own.as_ref().map(|a| a.region.clone()));
-        let family_part = match &family_holder {
-            Some(holder) if !plan.family.account_part.is_zero() => Some(holder.clone()),
-            _ => None,
+        let (mut binding_id, mut binding_version) = (String::new(), 0);
+        // A concurrent debit of the same binding may use up what a limit left between the read
+        // and the hold: read again, a bounded number of times.
+        let mut attempts = 0;
+        let (own, family, now, today, plan, family_part, destination) = loop {
+            attempts += 1;
+            let own = self.store.account(&beneficiary).await?;
+            let family = match &family_holder {
+                Some(holder) => Some(self.existing(holder, AccountRole::FamilyAccount).await?),
+                None => None,
+            };
+            // One instant decides the usable buckets and the payment's time and day.
+            let (now, today) = self.now();
+            let usable = self.usable_buckets(today);
+            let mut plan = medical::plan(amount, own.as_ref(), family.as_ref(), &usable, None);
+            if let Some(holder) = family_holder
+                .as_ref()
+                .filter(|_| !plan.family.account_part.is_zero())
+            {
+                if cap.is_none() {
+                    let found = self
+                        .limit_cap(holder, &beneficiary, Purpose::MedicalExpense)
+                        .await?;
+                    cap = Some(found);
+                }
+                if let Some(Some(cap)) = &cap {
+                    let left = self
+                        .store
+                        .limit_remaining(cap, Purpose::MedicalExpense, now)
+                        .await?;
+                    plan = medical::plan(amount, own.as_ref(), family.as_ref(), &usable, left);
+                }
+            }
+
+            // Money of someone else moves only on binding-service's yes for this very debit,
+            // recorded as a use before the debit is written (P1's fence; fail closed).
+            let mut destination = own.as_ref().map(|a| a.region.clone());
+            let family_part = match &family_holder {
+                Some(holder) if !plan.family.account_part.is_zero() => Some(holder.clone()),
+                _ => None,
+            };
+            if let Some(holder) = &family_part {
+                let hold = Hold::new(
+                    &movement_id,
+                    holder,
+                    &plan.family.draws,
+                    Purpose::MedicalExpense,
+                    command.request_id(),
+                    now,
+                    self.hold_timeout_ms,
+                )
+                .within(cap.clone().flatten());
+                match self.hold_and_authorize(&hold, &beneficiary).await {
+                    Ok(authorization) => {
+                        binding_id = authorization.binding_id;
+                        binding_version = authorization.binding_version;
+                        destination = authorization.beneficiary_region.or(destination);
+                    }
+                    Err(AppError::FamilyLimitRaced) if attempts < MAX_LIMIT_ATTEMPTS => continue,
+                    Err(AppError::FamilyLimitRaced) => return Err(AppError::BalanceChanged),
+                    Err(e) => return Err(e),
+                }
+            }
+            break (own, family, now, today, plan, family_part, destination);
         };
-        if let Some(holder) = &family_part {
-            let hold = Hold::new(
-                &movement_id,
-                holder,
-                &plan.family.draws,
-                Purpose::MedicalExpense,
-                command.request_id(),
-                now,
-                self.hold_timeout_ms,
-            );
-            let authorization = self.hold_and_authorize(&hold, &beneficiary).await?;
-            binding_id = authorization.binding_id;
-            binding_version = authorization.binding_version;
-            destination = authorization.beneficiary_region.or(destination);
-        }
 
         let paid_by_accounts =
             !plan.own.account_part.is_zero() || !plan.family.account_part.is_zero();

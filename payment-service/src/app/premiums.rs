@@ -9,7 +9,7 @@ use crate::{
     domain::{
         Account,
         authorization::Authorization,
-        fence::Hold,
+        fence::{Hold, LimitCap},
         payment::{self, OtherMeans, OtherMeansProblem, PaymentState, PremiumPayment},
         premium::{self, Continuity, PaidYear, PremiumTerms, TermsInput},
         split::{self, Split},
@@ -55,6 +55,10 @@ struct Prepared {
     terms: PremiumTerms,
     split: Split,
     continuity: Continuity,
+    /// The limits the debit keeps within, if any apply.
+    cap: Option<LimitCap>,
+    /// What the limits leave, when that is less than the account could pay.
+    capped_by_limit: Option<Money>,
 }
 
 impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
@@ -107,10 +111,16 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
         }
         payment::check_other_means(&p.split, other_means.as_ref()).map_err(
             |problem| match problem {
-                OtherMeansProblem::Shortfall(shortfall) => AppError::InsufficientBalance {
-                    shortfall,
-                    usable: p.split.account_part,
-                    premium: p.terms.premium,
+                OtherMeansProblem::Shortfall(shortfall) => match p.capped_by_limit {
+                    Some(remaining) => AppError::FamilyLimitReached {
+                        remaining,
+                        shortfall,
+                    },
+                    None => AppError::InsufficientBalance {
+                        shortfall,
+                        usable: p.split.account_part,
+                        premium: p.terms.premium,
+                    },
                 },
                 OtherMeansProblem::NotNeeded => AppError::OtherMeansNotNeeded,
                 OtherMeansProblem::WrongAmount { expected } => {
@@ -131,7 +141,8 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
                 command.request_id(),
                 now,
                 self.hold_timeout_ms,
-            );
+            )
+            .within(p.cap.clone());
             let authorization = self.hold_and_authorize(&hold, &order.beneficiary).await?;
             if authorization.beneficiary_region.as_ref() != Some(&p.region) {
                 self.release(&movement_id).await;
@@ -276,8 +287,22 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
             year: *year,
         })?;
         let continuity = premium::continuity(&input, &terms);
-        let split = split::split(terms.premium, Some(&account), &self.usable_buckets(today));
+        // The authorizer's limits, if any apply, cap the account part (the rest by other means).
+        let cap = super::fence::cap_of(&authorization, today);
+        let left = match &cap {
+            Some(cap) => {
+                self.store
+                    .limit_remaining(cap, Purpose::Premium, self.clock.now())
+                    .await?
+            }
+            None => None,
+        };
+        let uncapped = split::split(terms.premium, Some(&account), &self.usable_buckets(today));
+        let capped_by_limit = left.filter(|l| *l < uncapped.account_part);
+        let split = split::capped(uncapped, left);
         Ok(Prepared {
+            cap,
+            capped_by_limit,
             authorization,
             account,
             region,

@@ -58,6 +58,8 @@ pub struct Authorization {
     pub beneficiary_region: Option<RegionCode>,
     /// The beneficiary's registry record, if the registry knows them.
     pub beneficiary: Option<InsuredPerson>,
+    /// The caps the debit must keep within (the binding's, or the policy's defaults).
+    pub limits: gongji_shared::domain::limits::FamilyLimits,
 }
 
 impl Authorization {

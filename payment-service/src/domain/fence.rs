@@ -27,6 +27,17 @@ pub struct Hold {
     pub create_time: DateTime<Utc>,
     /// After this the hold reserves nothing and can no longer be posted.
     pub expire_time: DateTime<Utc>,
+    /// The authorizer's limits the hold must keep within, if any apply.
+    pub cap: Option<LimitCap>,
+}
+
+/// The limits a family debit keeps within: of one binding, counted over the periods holding
+/// `today` (Asia/Shanghai).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitCap {
+    pub binding_id: String,
+    pub limits: gongji_shared::domain::limits::FamilyLimits,
+    pub today: chrono::NaiveDate,
 }
 
 impl Hold {
@@ -49,7 +60,13 @@ impl Hold {
             request_id: request_id.to_owned(),
             create_time: at,
             expire_time: at.checked_add_signed(timeout).unwrap_or(at),
+            cap: None,
         }
+    }
+
+    /// The hold, kept within `cap`.
+    pub fn within(self, cap: Option<LimitCap>) -> Self {
+        Self { cap, ..self }
     }
 
     /// The whole amount held.

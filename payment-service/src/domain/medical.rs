@@ -55,9 +55,11 @@ pub fn plan(
     own: Option<&Account>,
     family: Option<&Account>,
     family_buckets: &[Bucket],
+    family_cap: Option<Money>,
 ) -> MedicalPlan {
     let own = split(amount, own, &OWN_ACCOUNT_ORDER);
-    let family = split(own.other_part, family, family_buckets);
+    // What the authorizer's limits leave: the family account pays that much at most.
+    let family = super::split::capped(split(own.other_part, family, family_buckets), family_cap);
     let other_part = family.other_part;
     MedicalPlan {
         own,
@@ -157,7 +159,13 @@ mod tests {
     fn own_account_first_then_family_then_other_means() {
         let own = account("11010519491231002X", "20", "10");
         let family = account("34052419800101001X", "999", "50");
-        let p = plan(m("100"), Some(&own), Some(&family), &[Bucket::PriorYears]);
+        let p = plan(
+            m("100"),
+            Some(&own),
+            Some(&family),
+            &[Bucket::PriorYears],
+            None,
+        );
         assert_eq!(p.own.account_part, m("30"));
         assert_eq!(
             p.own.draws.iter().map(|d| d.bucket).collect::<Vec<_>>(),
@@ -175,7 +183,13 @@ mod tests {
     fn an_own_account_that_covers_all_leaves_the_family_account_alone() {
         let own = account("11010519491231002X", "500", "0");
         let family = account("34052419800101001X", "0", "500");
-        let p = plan(m("100"), Some(&own), Some(&family), &[Bucket::PriorYears]);
+        let p = plan(
+            m("100"),
+            Some(&own),
+            Some(&family),
+            &[Bucket::PriorYears],
+            None,
+        );
         assert!(p.family.draws.is_empty());
         assert_eq!(p.other_part, Money::ZERO);
     }

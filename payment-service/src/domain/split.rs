@@ -45,6 +45,35 @@ pub fn split(amount: Money, account: Option<&Account>, buckets: &[Bucket]) -> Sp
     }
 }
 
+/// `split` with the account part kept within `cap` (an authorizer's limit): the draws in
+/// order up to the cap, the rest to other means.
+pub fn capped(split: Split, cap: Option<Money>) -> Split {
+    let Some(cap) = cap.filter(|c| *c < split.account_part) else {
+        return split;
+    };
+    let amount = split
+        .account_part
+        .checked_add(split.other_part)
+        .unwrap_or(split.account_part);
+    let mut left = cap;
+    let mut draws = Vec::new();
+    for draw in split.draws {
+        let take = draw.amount.min(left);
+        if !take.is_zero() {
+            draws.push(Draw {
+                bucket: draw.bucket,
+                amount: take,
+            });
+            left = left.checked_sub(take).unwrap_or(Money::ZERO);
+        }
+    }
+    Split {
+        draws,
+        account_part: cap,
+        other_part: amount.checked_sub(cap).unwrap_or(Money::ZERO),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
@@ -117,5 +146,34 @@ mod tests {
         let s = split(m("12.34"), None, &[Bucket::PriorYears]);
         assert!(s.draws.is_empty());
         assert_eq!(s.other_part, m("12.34"));
+    }
+
+    #[test]
+    fn a_cap_takes_the_draws_in_order_and_leaves_the_rest_to_other_means() {
+        let m = |s: &str| Money::parse(s).unwrap();
+        let split = Split {
+            draws: vec![
+                Draw {
+                    bucket: Bucket::CurrentYear,
+                    amount: m("30.00"),
+                },
+                Draw {
+                    bucket: Bucket::PriorYears,
+                    amount: m("70.00"),
+                },
+            ],
+            account_part: m("100.00"),
+            other_part: m("20.00"),
+        };
+        let c = capped(split.clone(), Some(m("50.00")));
+        assert_eq!(
+            c.draws.iter().map(|d| d.amount).collect::<Vec<_>>(),
+            [m("30.00"), m("20.00")]
+        );
+        assert_eq!((c.account_part, c.other_part), (m("50.00"), m("70.00")));
+        assert_eq!(capped(split.clone(), Some(m("100.00"))), split);
+        assert_eq!(capped(split.clone(), None), split);
+        let none = capped(split, Some(Money::ZERO));
+        assert!(none.draws.is_empty() && none.account_part.is_zero());
     }
 }

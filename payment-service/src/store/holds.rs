@@ -8,14 +8,33 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use super::{Database, StoreError};
-use crate::domain::fence::{FamilyDebit, Hold, HoldState};
+use crate::domain::fence::{FamilyDebit, Hold, HoldState, LimitCap};
+
+/// What one limit has counted: the binding's ($1) family debits less their refunds on the
+/// business days $2 to $3, and its live holds as of $4 (ms), of purpose $5 (NULL: both).
+pub(super) const LIMIT_USED_SQL: &str = "SELECT CAST(COALESCE((SELECT SUM(CASE WHEN kind = 'DEBIT' THEN amount_fen ELSE -amount_fen END) \
+     FROM family_uses WHERE binding_id = $1 AND business_date >= $2 AND business_date <= $3 \
+     AND (CAST($5 AS TEXT) IS NULL OR purpose = $5)), 0) \
+     + COALESCE((SELECT SUM(current_fen + prior_fen) FROM holds WHERE binding_id = $1 AND state = 'HELD' \
+     AND expire_ms > $4 AND (CAST($5 AS TEXT) IS NULL OR purpose = $5)), 0) AS BIGINT)";
 
 /// Holds, and the family debits reconciliation compares with binding-service's uses.
 pub trait Holds: Database<Conflict = super::Conflict> {
     /// Reserves the hold's draws on its holder's account: `Conflict::InsufficientBalance`
-    /// when a bucket less its live holds falls short. Voids the account's expired holds on
-    /// the way.
+    /// when a bucket less its live holds falls short, `Conflict::FamilyLimit` when its cap's
+    /// limits have less left than it takes (both checked under the account's lock, which every
+    /// family debit from it takes). Voids the account's expired holds on the way.
     fn place_hold(&self, hold: &Hold) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// What a family debit for `purpose` may still take under `cap` as of `at`: each
+    /// applicable limit less the binding's debits (net of refunds) in its period and its live
+    /// holds; `None` when no limit applies.
+    fn limit_remaining(
+        &self,
+        cap: &LimitCap,
+        purpose: gongji_shared::policy::Purpose,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<gongji_shared::Money>, StoreError>> + Send;
 
     /// Voids a hold not yet posted; `false` when it was posted or voided before.
     fn void_hold(
@@ -104,9 +123,19 @@ macro_rules! holds_sql {
                         $crate::store::Conflict::InsufficientBalance,
                     ));
                 }
+                // Behind the account's lock every other debit of the binding waits: what the
+                // limits have counted cannot change until this commits.
+                if let Some(cap) = &hold.cap {
+                    let remaining = limit_remaining_in(&mut tx, cap, hold.purpose, at_ms).await?;
+                    if remaining.is_some_and(|left| left < hold.amount()) {
+                        return Err($crate::store::StoreError::Conflict(
+                            $crate::store::Conflict::FamilyLimit,
+                        ));
+                    }
+                }
                 sqlx::query(
-                    "INSERT INTO holds (movement_id, holder, current_fen, prior_fen, purpose, request_id, state, create_ms, expire_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'HELD', $7, $8)",
+                    "INSERT INTO holds (movement_id, holder, current_fen, prior_fen, purpose, request_id, state, create_ms, expire_ms, binding_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'HELD', $7, $8, $9)",
                 )
                 .bind(&hold.movement_id)
                 .bind(&holder)
@@ -116,10 +145,21 @@ macro_rules! holds_sql {
                 .bind(&hold.request_id)
                 .bind(at_ms)
                 .bind(hold.expire_time.timestamp_millis())
+                .bind(hold.cap.as_ref().map(|c| c.binding_id.as_str()))
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn limit_remaining(
+                &self,
+                cap: &$crate::domain::fence::LimitCap,
+                purpose: gongji_shared::policy::Purpose,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Option<gongji_shared::Money>, $crate::store::StoreError> {
+                let mut connection = self.reads.acquire().await?;
+                limit_remaining_in(&mut connection, cap, purpose, at.timestamp_millis()).await
             }
 
             async fn void_hold(
@@ -217,6 +257,32 @@ macro_rules! holds_sql {
                 return Err($crate::store::StoreError::Conflict($crate::store::Conflict::HoldGone));
             }
             Ok(())
+        }
+
+        /// What a debit for `purpose` may still take under `cap` as of `at_ms`, read on
+        /// `connection` (inside a transaction, after the account's lock, when it must hold).
+        async fn limit_remaining_in(
+            connection: &mut <$db as sqlx::Database>::Connection,
+            cap: &$crate::domain::fence::LimitCap,
+            purpose: gongji_shared::policy::Purpose,
+            at_ms: i64,
+        ) -> Result<Option<gongji_shared::Money>, $crate::store::StoreError> {
+            let mut used = std::collections::HashMap::new();
+            for limit in cap.limits.iter().filter(|l| l.applies_to(purpose)) {
+                let (first, last) = limit.period.bounds(cap.today);
+                let (fen,): (i64,) = sqlx::query_as($crate::store::holds::LIMIT_USED_SQL)
+                    .bind(&cap.binding_id)
+                    .bind(first)
+                    .bind(last)
+                    .bind(at_ms)
+                    .bind(limit.purpose.map(|p| p.as_str()))
+                    .fetch_one(&mut *connection)
+                    .await?;
+                used.insert((limit.purpose, limit.period), fen);
+            }
+            Ok(cap
+                .limits
+                .remaining(purpose, |l| used.get(&(l.purpose, l.period)).copied().unwrap_or(0)))
         }
     };
 }

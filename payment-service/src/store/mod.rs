@@ -152,6 +152,9 @@ pub enum Conflict {
     AlreadyRefunded,
     #[error("the year is already closed for this account")]
     YearClosed,
+    /// A family debit would take more than the authorizer's limits leave.
+    #[error("the authorizer's limit would be passed")]
+    FamilyLimit,
     /// The hold to post expired or was voided: nothing may be debited on it.
     #[error("the hold is no longer live")]
     HoldGone,

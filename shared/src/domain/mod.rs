@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod coverage_year;
 pub mod id_number;
+pub mod limits;
 pub mod money;
 pub mod person_name;
 pub mod policy;

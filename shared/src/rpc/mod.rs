@@ -5,6 +5,7 @@ pub mod auth;
 pub mod command;
 pub mod connection;
 pub mod error;
+pub mod limits;
 pub mod peer;
 pub mod server;
 pub mod telemetry;

@@ -16,7 +16,7 @@ use tonic::Code;
 
 use crate::{
     both_backends,
-    fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE, EMPLOYEE_NAME, SPOUSE_NAME},
+    fixtures::{self, CHILD, CHILD_NAME, EMPLOYEE, EMPLOYEE_NAME, SPOUSE_NAME, fen},
     payment::{medical, pay},
     support::{Backend, Clients, IN_WINDOW, TestEnv, acting_for, assert_error, clients_with},
 };
@@ -196,14 +196,6 @@ fn totals(r: &ListFamilyUsageResponse) -> Vec<(String, i32, String, String, Stri
         .collect();
     t.sort();
     t
-}
-
-/// Fen of a signed amount string.
-fn fen(amount: &str) -> i64 {
-    let (yuan, cents) = amount.split_once('.').expect("two places");
-    let sign = if yuan.starts_with('-') { -1 } else { 1 };
-    sign * (yuan.trim_start_matches('-').parse::<i64>().expect("yuan") * 100
-        + cents.parse::<i64>().expect("fen"))
 }
 
 /// On 2024-11-15 the employee pays the child's 2025 premium, it is refunded, and she pays it

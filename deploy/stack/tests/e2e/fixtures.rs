@@ -164,3 +164,11 @@ pub async fn spouse(c: &mut Clients) -> (String, Binding) {
 
 /// The spouse's name.
 pub const SPOUSE_NAME: &str = "赵刚";
+
+/// Fen of a signed amount string.
+pub fn fen(amount: &str) -> i64 {
+    let (yuan, cents) = amount.split_once('.').expect("two places");
+    let sign = if yuan.starts_with('-') { -1 } else { 1 };
+    sign * (yuan.trim_start_matches('-').parse::<i64>().expect("yuan") * 100
+        + cents.parse::<i64>().expect("fen"))
+}

@@ -9,6 +9,7 @@ mod concurrency;
 mod contract;
 mod edges;
 mod family;
+mod limits;
 mod payment;
 mod personal_data;
 mod premium;

@@ -61,6 +61,7 @@ rpcs = [
   "gongji.binding.v1.BindingService/GetBinding",
   "gongji.binding.v1.BindingService/ListBindings",
   "gongji.binding.v1.BindingService/RevokeBinding",
+  "gongji.binding.v1.BindingService/SetBindingLimits",
   "gongji.binding.v1.BindingService/ApproveBinding",
   "gongji.binding.v1.BindingService/RejectBinding",
   "gongji.binding.v1.BindingService/CheckAuthorization",

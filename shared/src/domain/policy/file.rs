@@ -11,10 +11,13 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    BindingRules, Bucket, ContinuityIncentive, DateWindow, Policy, Pooling, PremiumRate,
-    PremiumYear, Purpose, ReviewMode, WaitingPeriod,
+    BindingRules, Bucket, ContinuityIncentive, DateWindow, FamilyLimitPolicy, Policy, Pooling,
+    PremiumRate, PremiumYear, Purpose, ReviewMode, WaitingPeriod,
 };
-use crate::domain::{CoverageYear, Money, RegionCode, Relationship};
+use crate::domain::{
+    CoverageYear, Money, RegionCode, Relationship,
+    limits::{FamilyLimit, FamilyLimits, LimitPeriod},
+};
 
 /// Most beneficiaries one authorizer may ever have, whatever a policy says.
 const MAX_BENEFICIARIES_LIMIT: u32 = 50;
@@ -67,6 +70,17 @@ struct RawPolicy {
     pooling: Spanned<RawPooling>,
     #[serde(default)]
     continuity_incentive: Option<Spanned<RawIncentive>>,
+    #[serde(default)]
+    family_limits: Option<Spanned<RawFamilyLimits>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFamilyLimits {
+    max_monthly: Option<Spanned<String>>,
+    max_yearly: Option<Spanned<String>>,
+    default_monthly: Option<Spanned<String>>,
+    default_yearly: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -291,6 +305,41 @@ pub(super) fn parse(source: &str, origin: &str) -> Result<Policy, PolicyError> {
         }
     };
 
+    let family_limits = match &raw.family_limits {
+        None => FamilyLimitPolicy::default(),
+        Some(spanned) => {
+            let f = spanned.get_ref();
+            let money =
+                |raw: &Option<Spanned<String>>| raw.as_ref().map(|m| check.money(m)).transpose();
+            let (max_monthly, max_yearly) = (money(&f.max_monthly)?, money(&f.max_yearly)?);
+            let defaults = [
+                (LimitPeriod::Month, money(&f.default_monthly)?, max_monthly),
+                (LimitPeriod::Year, money(&f.default_yearly)?, max_yearly),
+            ];
+            let mut limits = Vec::new();
+            for (period, amount, max) in defaults {
+                let Some(amount) = amount else { continue };
+                if amount.is_zero() || max.is_some_and(|m| amount > m) {
+                    return Err(check.error(
+                        spanned.span(),
+                        "a default limit is positive and at most its maximum",
+                    ));
+                }
+                limits.push(FamilyLimit {
+                    purpose: None,
+                    period,
+                    amount,
+                });
+            }
+            FamilyLimitPolicy {
+                max_monthly,
+                max_yearly,
+                defaults: FamilyLimits::parse(limits)
+                    .map_err(|e| check.error(spanned.span(), e.to_string()))?,
+            }
+        }
+    };
+
     Ok(Policy {
         province_code: province.clone(),
         rules,
@@ -298,6 +347,7 @@ pub(super) fn parse(source: &str, origin: &str) -> Result<Policy, PolicyError> {
         waiting_period,
         pooling,
         continuity_incentive,
+        family_limits,
     })
 }
 
@@ -505,6 +555,34 @@ mod tests {
 
     fn error_of(source: &str) -> PolicyError {
         parse(source, "test.toml").expect_err("the policy should be refused")
+    }
+
+    #[test]
+    fn family_limits_are_optional_with_defaults_within_maxima() {
+        let base = super::super::ANHUI_DEFAULT_TOML;
+        let none = parse(base, "test.toml").unwrap();
+        assert!(none.family_limits().defaults.is_empty());
+        assert_eq!(none.family_limits().max_monthly, None);
+        let with = base.replace(
+            "[family_limits]",
+            "[family_limits]\nmax_monthly = \"2000.00\"\ndefault_monthly = \"500.00\"",
+        );
+        let policy = parse(&with, "test.toml").unwrap();
+        assert_eq!(
+            policy.family_limits().defaults.to_string(),
+            "ALL MONTH 500.00"
+        );
+        assert_eq!(
+            policy
+                .family_limits()
+                .maximum(crate::domain::limits::LimitPeriod::Month),
+            Some(Money::parse("2000.00").unwrap())
+        );
+        let above = base.replace(
+            "[family_limits]",
+            "[family_limits]\nmax_monthly = \"100.00\"\ndefault_monthly = \"500.00\"",
+        );
+        assert!(error_of(&above).to_string().contains("at most its maximum"));
     }
 
     fn line_of(source: &str, needle: &str) -> usize {

@@ -27,6 +27,26 @@ pub struct Policy {
     waiting_period: WaitingPeriod,
     pooling: Pooling,
     continuity_incentive: Option<ContinuityIncentive>,
+    family_limits: FamilyLimitPolicy,
+}
+
+/// What the policy says of authorizer limits: the largest monthly and yearly cap an
+/// authorizer may set, and the overall caps of a binding whose authorizer set none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FamilyLimitPolicy {
+    pub max_monthly: Option<Money>,
+    pub max_yearly: Option<Money>,
+    pub defaults: crate::domain::limits::FamilyLimits,
+}
+
+impl FamilyLimitPolicy {
+    /// The largest cap the policy allows over `period`, if it sets one.
+    pub fn maximum(&self, period: crate::domain::limits::LimitPeriod) -> Option<Money> {
+        match period {
+            crate::domain::limits::LimitPeriod::Month => self.max_monthly,
+            crate::domain::limits::LimitPeriod::Year => self.max_yearly,
+        }
+    }
 }
 
 /// The continuity incentive (连续参保激励, U3): after `qualifying_years` continuous years of
@@ -198,6 +218,11 @@ impl Policy {
     /// Waiting-period parameters.
     pub fn waiting_period(&self) -> WaitingPeriod {
         self.waiting_period
+    }
+
+    /// Authorizer limits: maxima and defaults.
+    pub fn family_limits(&self) -> &FamilyLimitPolicy {
+        &self.family_limits
     }
 
     /// The continuity incentive, when the policy states one.
