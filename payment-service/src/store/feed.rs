@@ -116,9 +116,10 @@ pub(super) fn events_of(
 }
 
 /// Implements `AccountFeed` for `$store` over `$db`; `$lock` takes the sequencer's lock for
-/// the transaction, answering whether it got it.
+/// the transaction, answering whether it got it; `$written_order` orders movements as they
+/// were written.
 macro_rules! feed_sql {
-    ($store:ident, $db:ty, $lock:expr) => {
+    ($store:ident, $db:ty, $lock:expr, $written_order:expr) => {
         impl $crate::store::AccountFeed for $store {
             async fn sequence(&self) -> Result<u32, $crate::store::StoreError> {
                 let mut tx = self.pool.begin().await?;
@@ -126,11 +127,11 @@ macro_rules! feed_sql {
                 if !locked {
                     return Ok(0);
                 }
-                // In the order they were written: a movement's first entry ID is its place.
-                let unsequenced: Vec<(String,)> = sqlx::query_as(
-                    "SELECT m.movement_id FROM movements m WHERE m.feed_position IS NULL \
-                     ORDER BY (SELECT MIN(e.entry_id) FROM entries e WHERE e.movement_id = m.movement_id), m.movement_id LIMIT $1",
-                )
+                // In the order they were written.
+                let unsequenced: Vec<(String,)> = sqlx::query_as(&format!(
+                    "SELECT movement_id FROM movements WHERE feed_position IS NULL ORDER BY {} LIMIT $1",
+                    $written_order
+                ))
                 .bind(i64::from($crate::store::feed::SEQUENCE_BATCH))
                 .fetch_all(&mut *tx)
                 .await?;

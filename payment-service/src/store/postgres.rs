@@ -19,6 +19,8 @@ const DAY_LOCK_SHARED: &str = "SELECT pg_advisory_xact_lock_shared(7402032, $1)"
 /// The account feed's sequencer runs on one instance at a time; another finds the lock
 /// taken and leaves the numbering to it.
 const SEQUENCER_LOCK: &str = "SELECT pg_try_advisory_xact_lock(7402033)";
+/// The order movements were written in (the feed's sequencer numbers them so).
+const WRITTEN_ORDER: &str = "written_no";
 const DAY_LOCK: &str = "SELECT pg_advisory_xact_lock(7402032, $1)";
 /// VerifyLedger's one snapshot: every statement of its transaction sees the same moment.
 const VERIFY_SNAPSHOT: &str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
@@ -72,7 +74,7 @@ holds_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, HOLD_BEGIN);
 premiums_sql!(PgStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(PgStore);
 usage_sql!(PgStore, sqlx::Postgres);
-feed_sql!(PgStore, sqlx::Postgres, SEQUENCER_LOCK);
+feed_sql!(PgStore, sqlx::Postgres, SEQUENCER_LOCK, WRITTEN_ORDER);
 statement_sql!(PgStore);
 settlement_sql!(
     PgStore,
