@@ -17,10 +17,12 @@ use gongji_shared::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{convert, failure, page_token, status, watch::AccountEventFeed};
+use super::{
+    convert, date_range, failure, optional_id, page_token, status, watch::AccountEventFeed,
+};
 use crate::{
     app::{AccountView, App, Credited, Registry, YearClosed},
-    domain::usage::{DateRange, RangeError, UseFilter, UseParties},
+    domain::usage::{UseFilter, UseParties},
     store::Store,
 };
 
@@ -73,30 +75,6 @@ fn year(year: i32) -> Result<i32, Status> {
     Ok(year)
 }
 
-/// An optional ID number field: empty is none.
-fn optional_id(
-    value: &str,
-    field: &str,
-    today: chrono::NaiveDate,
-) -> Result<Option<gongji_shared::IdNumber>, Status> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    validate::id_number(value, field, today)
-        .map(Some)
-        .map_err(status)
-}
-
-/// An optional date field: empty is none.
-fn optional_date(value: &str, field: &str) -> Result<Option<chrono::NaiveDate>, Status> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    validate::date(value, field, "INVALID_DATE")
-        .map(Some)
-        .map_err(status)
-}
-
 /// What a family usage listing asks for.
 fn usage_filter(r: &ListFamilyUsageRequest, today: chrono::NaiveDate) -> Result<UseFilter, Status> {
     let authorizer = optional_id(&r.authorizer_id_number, "authorizer_id_number", today)?;
@@ -108,22 +86,7 @@ fn usage_filter(r: &ListFamilyUsageRequest, today: chrono::NaiveDate) -> Result<
             "name the authorizer, the beneficiary, or both",
         ))
     })?;
-    let start = optional_date(&r.start_date, "start_date")?;
-    let end = optional_date(&r.end_date, "end_date")?;
-    let range = DateRange::parse(start, end, today).map_err(|e| {
-        let message = match e {
-            RangeError::Reversed => "end_date must not be before start_date".to_owned(),
-            RangeError::TooLong => format!(
-                "the range covers at most {} days",
-                crate::domain::usage::MAX_RANGE_DAYS
-            ),
-        };
-        status(
-            ApiError::invalid_argument("INVALID_DATE_RANGE", "start_date", message)
-                .with_metadata("start_date", &r.start_date)
-                .with_metadata("end_date", &r.end_date),
-        )
-    })?;
+    let range = date_range(&r.start_date, &r.end_date, today)?;
     let purpose = convert::usage_purpose_from_pb(r.purpose).map_err(status)?;
     Ok(UseFilter {
         parties,

@@ -2,18 +2,20 @@
 
 use chrono::NaiveDate;
 use gongji_proto::payment::v1::{
-    GetMedicalExpensePaymentRequest, GetMedicalExpensePaymentResponse, PayMedicalExpenseRequest,
-    PayMedicalExpenseResponse, medical_expense_service_server::MedicalExpenseService,
+    GetMedicalExpensePaymentRequest, GetMedicalExpensePaymentResponse,
+    ListMedicalExpensePaymentsRequest, ListMedicalExpensePaymentsResponse,
+    PayMedicalExpenseRequest, PayMedicalExpenseResponse,
+    medical_expense_service_server::MedicalExpenseService,
 };
 use gongji_shared::rpc::auth::Caller;
 use gongji_shared::rpc::command;
 use gongji_shared::rpc::{ApiError, validate};
 use tonic::{Request, Response, Status};
 
-use super::{convert, failure, premium::payment_id, status};
+use super::{convert, date_range, failure, optional_id, page_token, premium::payment_id, status};
 use crate::{
     app::{App, MedicalOrder, Registry},
-    domain::medical::MedicalPayment,
+    domain::medical::{MedicalFilter, MedicalPayment},
     store::Store,
 };
 
@@ -108,6 +110,70 @@ impl<S: Store, R: Registry> MedicalExpenseService for MedicalExpenseApi<S, R> {
             |c| self.app.pay_medical_expense(order, c),
         )
         .await
+    }
+
+    async fn list_medical_expense_payments(
+        &self,
+        request: Request<ListMedicalExpensePaymentsRequest>,
+    ) -> Result<Response<ListMedicalExpensePaymentsResponse>, Status> {
+        let today = self.app.today();
+        let caller = Caller::of(&request);
+        let r = request.get_ref();
+        let beneficiary = optional_id(&r.beneficiary_id_number, "beneficiary_id_number", today)?;
+        let family_holder = optional_id(
+            &r.family_account_holder_id_number,
+            "family_account_holder_id_number",
+            today,
+        )?;
+        let institution_code = match r.institution_code.as_str() {
+            "" => None,
+            code => Some(institution_code(code)?),
+        };
+        if beneficiary.is_none() && family_holder.is_none() && institution_code.is_none() {
+            return Err(status(ApiError::invalid_argument(
+                "FILTER_REQUIRED",
+                "beneficiary_id_number",
+                "name a beneficiary, a family account holder or an institution",
+            )));
+        }
+        let range = date_range(&r.start_date, &r.end_date, today)?;
+        // A person sees their own payments; a hospital or pharmacy those at its institutions.
+        let persons: Vec<_> = beneficiary.iter().chain(&family_holder).collect();
+        caller.require_party(&persons).map_err(status)?;
+        match &institution_code {
+            Some(code) => caller.require_institution(code).map_err(status)?,
+            None if !caller.institutions.is_empty() => {
+                return Err(status(
+                    ApiError::permission_denied(
+                        "INSTITUTION_NOT_CALLERS",
+                        "a hospital or pharmacy caller lists the payments at its own institutions",
+                    )
+                    .with_metadata("caller", &caller.identity),
+                ));
+            }
+            None => {}
+        }
+        let page_size = validate::page_size(r.page_size).map_err(status)?;
+        let before = page_token(&r.page_token)?;
+        let filter = MedicalFilter {
+            beneficiary,
+            family_holder,
+            institution_code,
+            range,
+        };
+        let rows = self
+            .app
+            .medical_payments(&filter, before, page_size + 1)
+            .await
+            .map_err(failure)?;
+        let (rows, next_page_token) = validate::page(rows, page_size, |(position, _)| *position);
+        Ok(Response::new(ListMedicalExpensePaymentsResponse {
+            payments: rows
+                .iter()
+                .map(|(_, p)| convert::medical_to_pb(p))
+                .collect(),
+            next_page_token,
+        }))
     }
 
     async fn get_medical_expense_payment(

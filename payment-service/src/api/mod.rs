@@ -11,7 +11,7 @@ mod premium;
 mod settlement;
 mod watch;
 
-use gongji_shared::rpc::ApiError;
+use gongji_shared::rpc::{ApiError, validate};
 use tonic::Status;
 
 use crate::{ERROR_DOMAIN, app::AppError};
@@ -48,4 +48,53 @@ fn page_token(token: &str) -> Result<Option<i64>, Status> {
                 "page_token must come from a previous response",
             ))
         })
+}
+
+/// An optional ID number field: empty is none.
+pub(super) fn optional_id(
+    value: &str,
+    field: &str,
+    today: chrono::NaiveDate,
+) -> Result<Option<gongji_shared::IdNumber>, Status> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    validate::id_number(value, field, today)
+        .map(Some)
+        .map_err(status)
+}
+
+/// An optional date field: empty is none.
+fn optional_date(value: &str, field: &str) -> Result<Option<chrono::NaiveDate>, Status> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    validate::date(value, field, "INVALID_DATE")
+        .map(Some)
+        .map_err(status)
+}
+
+/// A listing's range of business days from its `start_date` and `end_date` fields (either
+/// may be empty).
+pub(super) fn date_range(
+    start: &str,
+    end: &str,
+    today: chrono::NaiveDate,
+) -> Result<crate::domain::usage::DateRange, Status> {
+    use crate::domain::usage::{DateRange, MAX_RANGE_DAYS, RangeError};
+    let (from, to) = (
+        optional_date(start, "start_date")?,
+        optional_date(end, "end_date")?,
+    );
+    DateRange::parse(from, to, today).map_err(|e| {
+        let message = match e {
+            RangeError::Reversed => "end_date must not be before start_date".to_owned(),
+            RangeError::TooLong => format!("the range covers at most {MAX_RANGE_DAYS} days"),
+        };
+        status(
+            ApiError::invalid_argument("INVALID_DATE_RANGE", "start_date", message)
+                .with_metadata("start_date", start)
+                .with_metadata("end_date", end),
+        )
+    })
 }

@@ -574,6 +574,41 @@ impl Premiums for FakeStore {
 }
 
 impl MedicalPayments for FakeStore {
+    async fn medical_payments(
+        &self,
+        filter: &crate::domain::medical::MedicalFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, MedicalPayment)>, StoreError> {
+        let state = self.state();
+        let mut found: Vec<(i64, MedicalPayment)> = state
+            .medical
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i64::try_from(i).unwrap_or(i64::MAX) + 1, p.clone()))
+            .filter(|(n, p)| {
+                before.is_none_or(|b| *n < b)
+                    && filter
+                        .beneficiary
+                        .as_ref()
+                        .is_none_or(|b| &p.beneficiary == b)
+                    && filter
+                        .family_holder
+                        .as_ref()
+                        .is_none_or(|h| p.family_holder.as_ref() == Some(h))
+                    && filter
+                        .institution_code
+                        .as_ref()
+                        .is_none_or(|c| &p.institution_code == c)
+                    && p.business_date >= filter.range.start()
+                    && p.business_date <= filter.range.end()
+            })
+            .collect();
+        found.reverse();
+        found.truncate(limit as usize);
+        Ok(found)
+    }
+
     async fn insert_medical(
         &self,
         payment: &MedicalPayment,

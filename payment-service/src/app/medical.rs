@@ -168,6 +168,17 @@ impl<S: Accounts + Holds + MedicalPayments, R: Registry> App<S, R> {
         Ok(payment)
     }
 
+    /// Up to `limit` medical-expense payments matching `filter`, newest first, below position
+    /// `before`; each with its position.
+    pub async fn medical_payments(
+        &self,
+        filter: &medical::MedicalFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, MedicalPayment)>, AppError> {
+        Ok(self.store.medical_payments(filter, before, limit).await?)
+    }
+
     /// One medical-expense payment.
     pub async fn medical_payment(&self, payment_id: &str) -> Result<MedicalPayment, AppError> {
         self.store

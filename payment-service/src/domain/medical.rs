@@ -68,6 +68,16 @@ pub fn plan(
     }
 }
 
+/// Which medical-expense payments a listing asks for: of a beneficiary, of a family account,
+/// at an institution (any together, at least one), paid on the days of `range`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MedicalFilter {
+    pub beneficiary: Option<IdNumber>,
+    pub family_holder: Option<IdNumber>,
+    pub institution_code: Option<String>,
+    pub range: super::usage::DateRange,
+}
+
 /// A medical-expense payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MedicalPayment {

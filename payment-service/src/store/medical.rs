@@ -11,7 +11,7 @@ use super::{Database, StoreError};
 use crate::domain::{
     Movement,
     fence::Posting,
-    medical::{InstitutionKind, MedicalPayment},
+    medical::{InstitutionKind, MedicalFilter, MedicalPayment},
     payment::decode_draws,
 };
 
@@ -35,6 +35,49 @@ pub trait MedicalPayments: Database<Conflict = super::Conflict> {
         &self,
         payment_id: &str,
     ) -> impl Future<Output = Result<Option<MedicalPayment>, StoreError>> + Send;
+
+    /// Up to `limit` payments matching `filter`, newest first, below position `before` if
+    /// given; each with its position.
+    fn medical_payments(
+        &self,
+        filter: &MedicalFilter,
+        before: Option<i64>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(i64, MedicalPayment)>, StoreError>> + Send;
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PositionedMedicalRow {
+    pub(super) position: i64,
+    #[sqlx(flatten)]
+    pub(super) payment: MedicalRow,
+}
+
+/// The conditions of `filter` over `medical_payments`, numbering parameters from `$1`, and
+/// their values in order.
+pub(super) fn medical_filter(
+    vault: &gongji_shared::vault::Vault,
+    filter: &MedicalFilter,
+) -> (String, Vec<super::usage::Bind>) {
+    use super::usage::Bind;
+    let mut conditions = Vec::new();
+    let mut binds = Vec::new();
+    let mut push = |column: &str, bind: Bind| {
+        binds.push(bind);
+        conditions.push(format!("{column} ${}", binds.len()));
+    };
+    if let Some(b) = &filter.beneficiary {
+        push("beneficiary =", Bind::Text(vault.index(b)));
+    }
+    if let Some(h) = &filter.family_holder {
+        push("family_holder =", Bind::Text(vault.index(h)));
+    }
+    if let Some(code) = &filter.institution_code {
+        push("institution_code =", Bind::Text(code.clone()));
+    }
+    push("business_date >=", Bind::Date(filter.range.start()));
+    push("business_date <=", Bind::Date(filter.range.end()));
+    (conditions.join(" AND "), binds)
 }
 
 pub(super) const MEDICAL_COLUMNS: &str = "payment_id, request_id, movement_id, beneficiary, family_holder, \
@@ -135,7 +178,7 @@ pub(super) fn medical_use(
 /// Implements `MedicalPayments` for `$store`. Uses `save_response` and `write_movement`
 /// of the other aggregates.
 macro_rules! medical_sql {
-    ($store:ident) => {
+    ($store:ident, $written_order:expr) => {
         impl $crate::store::MedicalPayments for $store {
             async fn insert_medical(
                 &self,
@@ -192,6 +235,38 @@ macro_rules! medical_sql {
                 }
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn medical_payments(
+                &self,
+                filter: &$crate::domain::medical::MedicalFilter,
+                before: Option<i64>,
+                limit: u32,
+            ) -> Result<Vec<(i64, $crate::domain::medical::MedicalPayment)>, $crate::store::StoreError> {
+                let (conditions, binds) = $crate::store::medical::medical_filter(&self.vault, filter);
+                let sql = format!(
+                    "SELECT {order} AS position, {} FROM medical_payments WHERE {conditions} AND {order} < ${} \
+                     ORDER BY {order} DESC LIMIT ${}",
+                    $crate::store::medical::MEDICAL_SELECT,
+                    binds.len() + 1,
+                    binds.len() + 2,
+                    order = $written_order,
+                );
+                let mut query = sqlx::query_as::<_, $crate::store::medical::PositionedMedicalRow>(&sql);
+                for bind in binds {
+                    query = match bind {
+                        $crate::store::usage::Bind::Text(t) => query.bind(t),
+                        $crate::store::usage::Bind::Date(d) => query.bind(d),
+                    };
+                }
+                let rows = query
+                    .bind(before.unwrap_or(i64::MAX))
+                    .bind(i64::from(limit).min($crate::store::MAX_ROWS))
+                    .fetch_all(&self.reads)
+                    .await?;
+                rows.into_iter()
+                    .map(|r| Ok((r.position, r.payment.open(&self.vault)?)))
+                    .collect()
             }
 
             async fn medical_payment(

@@ -19,7 +19,8 @@ const DAY_LOCK_SHARED: &str = "SELECT pg_advisory_xact_lock_shared(7402032, $1)"
 /// The account feed's sequencer runs on one instance at a time; another finds the lock
 /// taken and leaves the numbering to it.
 const SEQUENCER_LOCK: &str = "SELECT pg_try_advisory_xact_lock(7402033)";
-/// The order movements were written in (the feed's sequencer numbers them so).
+/// The order rows were written in: movements (the feed's sequencer numbers them so) and
+/// medical payments (listed newest first by it).
 const WRITTEN_ORDER: &str = "written_no";
 const DAY_LOCK: &str = "SELECT pg_advisory_xact_lock(7402032, $1)";
 /// VerifyLedger's one snapshot: every statement of its transaction sees the same moment.
@@ -72,7 +73,7 @@ gongji_shared::database_sql!(
 accounts_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, DAY_LOCK_SHARED);
 holds_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, HOLD_BEGIN);
 premiums_sql!(PgStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
-medical_sql!(PgStore);
+medical_sql!(PgStore, WRITTEN_ORDER);
 usage_sql!(PgStore, sqlx::Postgres);
 feed_sql!(PgStore, sqlx::Postgres, SEQUENCER_LOCK, WRITTEN_ORDER);
 statement_sql!(PgStore);

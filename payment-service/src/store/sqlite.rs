@@ -28,7 +28,8 @@ const ACCOUNT_NO: &str = "rowid";
 const HOLD_BEGIN: Option<&str> = None;
 /// The account feed's sequencer runs alone: the single writer serializes it already.
 const SEQUENCER_LOCK: &str = "SELECT 1 = 1";
-/// The order movements were written in (the feed's sequencer numbers them so).
+/// The order rows were written in: movements (the feed's sequencer numbers them so) and
+/// medical payments (listed newest first by it).
 const WRITTEN_ORDER: &str = "rowid";
 /// The position of a new premium payment.
 const NEXT_PREMIUM_SEQ: &str = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM premium_payments)";
@@ -67,7 +68,7 @@ gongji_shared::database_sql!(
 accounts_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, DAY_LOCK_SHARED);
 holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, HOLD_BEGIN);
 premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
-medical_sql!(SqliteStore);
+medical_sql!(SqliteStore, WRITTEN_ORDER);
 usage_sql!(SqliteStore, sqlx::Sqlite);
 feed_sql!(SqliteStore, sqlx::Sqlite, SEQUENCER_LOCK, WRITTEN_ORDER);
 statement_sql!(SqliteStore);

@@ -7,6 +7,7 @@ mod support;
 mod binding;
 mod concurrency;
 mod contract;
+mod corrections;
 mod edges;
 mod family;
 mod limits;
