@@ -252,13 +252,7 @@ macro_rules! medical_sql {
                     binds.len() + 2,
                     order = $written_order,
                 );
-                let mut query = sqlx::query_as::<_, $crate::store::medical::PositionedMedicalRow>(&sql);
-                for bind in binds {
-                    query = match bind {
-                        $crate::store::usage::Bind::Text(t) => query.bind(t),
-                        $crate::store::usage::Bind::Date(d) => query.bind(d),
-                    };
-                }
+                let query = bind_filter!(sqlx::query_as::<_, $crate::store::medical::PositionedMedicalRow>(&sql), binds);
                 let rows = query
                     .bind(before.unwrap_or(i64::MAX))
                     .bind(i64::from(limit).min($crate::store::MAX_ROWS))

@@ -66,6 +66,20 @@ pub(super) enum Bind {
     Date(NaiveDate),
 }
 
+/// `$query` with each of `$binds` (filter values, in order) bound.
+macro_rules! bind_filter {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for bind in $binds {
+            query = match bind {
+                $crate::store::usage::Bind::Text(t) => query.bind(t),
+                $crate::store::usage::Bind::Date(d) => query.bind(d),
+            };
+        }
+        query
+    }};
+}
+
 /// The values of [`filter_sql`]'s parameters, in order.
 pub(super) fn filter_binds(vault: &Vault, filter: &UseFilter) -> Vec<Bind> {
     let mut binds = Vec::new();
@@ -172,13 +186,7 @@ macro_rules! usage_sql {
                     n + 1,
                     n + 2
                 );
-                let mut query = sqlx::query_as::<_, $crate::store::usage::UseRow>(&sql);
-                for bind in $crate::store::usage::filter_binds(&self.vault, filter) {
-                    query = match bind {
-                        $crate::store::usage::Bind::Text(t) => query.bind(t),
-                        $crate::store::usage::Bind::Date(d) => query.bind(d),
-                    };
-                }
+                let query = bind_filter!(sqlx::query_as::<_, $crate::store::usage::UseRow>(&sql), $crate::store::usage::filter_binds(&self.vault, filter));
                 let rows = query
                     .bind(before.unwrap_or(i64::MAX))
                     .bind(i64::from(limit).min($crate::store::MAX_ROWS))
@@ -201,13 +209,7 @@ macro_rules! usage_sql {
                     $crate::store::usage::USE_JOINS,
                     n + 1
                 );
-                let mut query = sqlx::query_as::<_, $crate::store::usage::TotalRow>(&sql);
-                for bind in $crate::store::usage::filter_binds(&self.vault, filter) {
-                    query = match bind {
-                        $crate::store::usage::Bind::Text(t) => query.bind(t),
-                        $crate::store::usage::Bind::Date(d) => query.bind(d),
-                    };
-                }
+                let query = bind_filter!(sqlx::query_as::<_, $crate::store::usage::TotalRow>(&sql), $crate::store::usage::filter_binds(&self.vault, filter));
                 let rows = query
                     .bind($crate::store::MAX_ROWS)
                     .fetch_all(&self.reads)
