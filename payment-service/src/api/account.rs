@@ -204,12 +204,13 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
         let page_size = validate::page_size(r.page_size).map_err(status)?;
         let before = page_token(&r.page_token)?;
         // One more than a page tells whether another page follows.
-        let usage = self
+        let mut usage = self
             .app
             .family_usage(&filter, before, page_size + 1)
             .await
             .map_err(failure)?;
-        let (uses, next_page_token) = validate::page(usage.uses.clone(), page_size, |u| u.use_id);
+        let (uses, next_page_token) =
+            validate::page(std::mem::take(&mut usage.uses), page_size, |u| u.use_id);
         Ok(Response::new(ListFamilyUsageResponse {
             uses: uses
                 .iter()

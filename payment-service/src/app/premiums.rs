@@ -54,7 +54,8 @@ struct Prepared {
     region: RegionCode,
     terms: PremiumTerms,
     split: Split,
-    continuity: Continuity,
+    /// The beneficiary's paid years, here and anywhere the registry knows of.
+    history: Vec<PaidYear>,
     /// The limits the debit keeps within, if any apply.
     cap: Option<LimitCap>,
     /// What the limits leave, when that is less than the account could pay.
@@ -76,6 +77,19 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
         let (_, today) = self.now();
         let prepared = self.prepare(order, false, today).await?;
         let authorized = prepared.authorization.is_authorized();
+        // A quote's advice, of the same inputs as its terms; a payment computes none.
+        let continuity = premium::continuity(
+            &TermsInput {
+                policy: &self.policy,
+                year: order.year,
+                region: &prepared.region,
+                today,
+                birth_date: order.beneficiary.birth_date(),
+                back_payment: order.back_payment,
+                history: &prepared.history,
+            },
+            &prepared.terms,
+        );
         let quote = Quote {
             year: order.year,
             region: prepared.region,
@@ -83,7 +97,7 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
             split: prepared.split,
             payment_date: today,
             back_payment: order.back_payment,
-            continuity: prepared.continuity,
+            continuity,
         };
         Ok((quote, authorized))
     }
@@ -286,7 +300,6 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
             refusal,
             year: *year,
         })?;
-        let continuity = premium::continuity(&input, &terms);
         // The authorizer's limits, if any apply, cap the account part (the rest by other means).
         let cap = super::fence::cap_of(&authorization, today);
         let left = match &cap {
@@ -308,7 +321,7 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
             region,
             terms,
             split,
-            continuity,
+            history,
         })
     }
 
