@@ -12,6 +12,7 @@ use crate::app::{FamilyUsage, YearStatement};
 use crate::domain::{
     Account, AccountEntry, AccountEvent, MovementKind, SettlementPurpose,
     medical::{InstitutionKind, MedicalPayment},
+    medical_refund::MedicalRefund,
     payment::{Channel, OtherMeans, PaymentState, PremiumPayment},
     premium::{Continuity, PremiumTerms},
     settlement::Settlement,
@@ -239,6 +240,24 @@ pub fn medical_to_pb(p: &MedicalPayment) -> pb::MedicalExpensePayment {
         binding_version: p.binding_version,
         pay_time: Some(timestamp(p.pay_time)),
         movement_id: p.movement_id.clone().unwrap_or_default(),
+        refunded_amount: p.refunded.to_string(),
+    }
+}
+
+pub fn medical_refund_to_pb(r: &MedicalRefund) -> pb::MedicalExpenseRefund {
+    pb::MedicalExpenseRefund {
+        refund_id: r.refund_id.clone(),
+        payment_id: r.payment_id.clone(),
+        request_id: r.request_id.clone(),
+        amount: r.amount.to_string(),
+        own_account_parts: r.parts.own.iter().map(draw_to_pb).collect(),
+        family_account_parts: r.parts.family.iter().map(draw_to_pb).collect(),
+        other_means_owed_back: r.parts.other_means.to_string(),
+        refunded_total: r.refunded_total.to_string(),
+        reason: r.reason.clone(),
+        refund_time: Some(timestamp(r.refund_time)),
+        business_date: r.business_date.to_string(),
+        movement_id: r.movement_id.clone().unwrap_or_default(),
     }
 }
 

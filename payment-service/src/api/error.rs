@@ -225,6 +225,17 @@ pub(super) fn app_error(error: AppError) -> ApiError {
             ApiError::failed_precondition("ALREADY_REFUNDED", "this payment was refunded before")
                 .with_metadata("payment_id", payment_id)
         }
+        AppError::RefundExceedsPayment {
+            payment_id,
+            requested,
+            refundable,
+        } => ApiError::failed_precondition(
+            "REFUND_EXCEEDS_PAYMENT",
+            "the payment's refunds together never return more than it paid",
+        )
+        .with_metadata("payment_id", payment_id)
+        .with_metadata("requested", requested)
+        .with_metadata("refundable", refundable),
         AppError::BusinessDayNotClosed { date, today } => ApiError::failed_precondition(
             "BUSINESS_DAY_NOT_CLOSED",
             "a business day is settled after it ends (Asia/Shanghai midnight)",

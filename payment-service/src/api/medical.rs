@@ -4,8 +4,8 @@ use chrono::NaiveDate;
 use gongji_proto::payment::v1::{
     GetMedicalExpensePaymentRequest, GetMedicalExpensePaymentResponse,
     ListMedicalExpensePaymentsRequest, ListMedicalExpensePaymentsResponse,
-    PayMedicalExpenseRequest, PayMedicalExpenseResponse,
-    medical_expense_service_server::MedicalExpenseService,
+    PayMedicalExpenseRequest, PayMedicalExpenseResponse, RefundMedicalExpensePaymentRequest,
+    RefundMedicalExpensePaymentResponse, medical_expense_service_server::MedicalExpenseService,
 };
 use gongji_shared::rpc::auth::Caller;
 use gongji_shared::rpc::command;
@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 
 use super::{convert, date_range, failure, optional_id, page_token, premium::payment_id, status};
 use crate::{
-    app::{App, MedicalOrder, Registry},
+    app::{App, MedicalOrder, RefundOrder, RefundOutcome, Registry},
     domain::medical::{MedicalFilter, MedicalPayment},
     store::Store,
 };
@@ -174,6 +174,47 @@ impl<S: Store, R: Registry> MedicalExpenseService for MedicalExpenseApi<S, R> {
                 .collect(),
             next_page_token,
         }))
+    }
+
+    async fn refund_medical_expense_payment(
+        &self,
+        request: Request<RefundMedicalExpensePaymentRequest>,
+    ) -> Result<Response<RefundMedicalExpensePaymentResponse>, Status> {
+        let caller = Caller::of(&request);
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id).map_err(status)?;
+        let id = payment_id(&request.payment_id)?;
+        let amount = match request.amount.as_str() {
+            "" => None,
+            amount => Some(validate::positive_money(amount, "amount").map_err(status)?),
+        };
+        let reason = validate::reason(&request.reason, "reason").map_err(status)?;
+        // A hospital or pharmacy reverses its own charges; a person only their own.
+        let paid = self.app.medical_payment(&id).await.map_err(failure)?;
+        caller
+            .require_institution(&paid.institution_code)
+            .map_err(status)?;
+        let mut parties = vec![&paid.beneficiary];
+        parties.extend(paid.family_holder.as_ref());
+        caller.require_party(&parties).map_err(status)?;
+        let order = RefundOrder {
+            payment_id: id,
+            amount,
+            reason,
+        };
+        let to_wire = |o: &RefundOutcome| RefundMedicalExpensePaymentResponse {
+            refund: Some(convert::medical_refund_to_pb(&o.refund)),
+            payment: Some(convert::medical_to_pb(&o.payment)),
+        };
+        command(
+            &self.app,
+            &request_id,
+            "RefundMedicalExpensePayment",
+            &request,
+            to_wire,
+            |c| self.app.refund_medical_expense(order, c),
+        )
+        .await
     }
 
     async fn get_medical_expense_payment(

@@ -112,6 +112,13 @@ pub enum AppError {
     },
     #[error("the payment was refunded before")]
     AlreadyRefunded { payment_id: String },
+    /// A refund asks more than the payment's earlier refunds left.
+    #[error("the refund is more than is left to refund")]
+    RefundExceedsPayment {
+        payment_id: String,
+        requested: Money,
+        refundable: Money,
+    },
 
     // Settlement.
     #[error("the business day has not ended")]

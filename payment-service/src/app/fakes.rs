@@ -25,10 +25,14 @@ use crate::{
         authorization::{Authorization, Enrollment, InsuredPerson},
         fence::{FamilyDebit, Hold, HoldState, Posting, RecordedUse},
         medical::MedicalPayment,
+        medical_refund::{MedicalRefund, RefundRefusal},
         payment::{OtherMeans, PaymentState, PremiumPayment},
         premium::PaidYear,
     },
-    store::{Accounts, Conflict, Holds, MedicalPayments, Premiums, StoreError},
+    store::{
+        Accounts, Conflict, Holds, MedicalPayments, PlannedRefund, Premiums, RefundFacts,
+        StoreError,
+    },
 };
 
 /// A hook a test runs inside a fake, at a chosen moment.
@@ -623,6 +627,49 @@ impl MedicalPayments for FakeStore {
             s.commit(idempotency, response, movement);
             s.medical.push(payment.clone());
             Ok(())
+        })
+    }
+
+    async fn refund_medical<P>(
+        &self,
+        payment: &MedicalPayment,
+        at: chrono::DateTime<chrono::Utc>,
+        plan: P,
+        idempotency: &Idempotency,
+    ) -> Result<Result<MedicalRefund, RefundRefusal>, StoreError>
+    where
+        P: FnOnce(RefundFacts) -> Result<PlannedRefund, RefundRefusal> + Send,
+    {
+        self.write(|s| {
+            let index = s
+                .medical
+                .iter()
+                .position(|m| m.payment_id == payment.payment_id)
+                .ok_or_else(|| StoreError::Corrupt("no such medical payment".into()))?;
+            let year = chrono::Datelike::year(&payment.business_date);
+            let drawn = |holder: &IdNumber, draws: &[crate::domain::split::Draw]| {
+                s.accounts
+                    .get(holder)
+                    .filter(|_| !draws.is_empty())
+                    .map(|a| (a.clone(), s.closed_years.contains(&(holder.clone(), year))))
+            };
+            let facts = RefundFacts {
+                refunded: s.medical[index].refunded,
+                own: drawn(&payment.beneficiary, &payment.own_draws),
+                family: payment
+                    .family_holder
+                    .as_ref()
+                    .and_then(|h| drawn(h, &payment.family_draws)),
+                business_date: gongji_shared::domain::clock::shanghai_date(at),
+            };
+            let planned = match plan(facts) {
+                Ok(planned) => planned,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            s.check(idempotency, planned.movement.as_ref())?;
+            s.commit(idempotency, &planned.response, planned.movement.as_ref());
+            s.medical[index].refunded = planned.refund.refunded_total;
+            Ok(Ok(planned.refund))
         })
     }
 

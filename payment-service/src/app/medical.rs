@@ -126,6 +126,7 @@ impl<S: Accounts + Holds + MedicalPayments, R: Registry> App<S, R> {
             own_draws: plan.own.draws.clone(),
             family_draws: plan.family.draws.clone(),
             other_part: plan.other_part,
+            refunded: Money::ZERO,
             binding_id,
             binding_version,
             destination,

@@ -93,6 +93,8 @@ pub struct MedicalPayment {
     pub own_draws: Vec<Draw>,
     pub family_draws: Vec<Draw>,
     pub other_part: Money,
+    /// What refunds have returned of it so far.
+    pub refunded: Money,
     /// The binding the family part relied on (empty without a family part).
     pub binding_id: String,
     pub binding_version: i64,
@@ -119,32 +121,35 @@ pub fn medical_movement(
             });
         }
     }
-    let total: i64 = postings.iter().map(|p| -p.amount_fen).sum();
-    let (Some(movement_id), Some(destination)) = (&payment.movement_id, &payment.destination)
-    else {
-        return None;
-    };
-    if total == 0 {
-        return None;
-    }
-    postings.push(Posting {
-        book: Book::Fund {
-            fund: INSTITUTIONS,
-            region: destination.clone(),
-        },
-        amount_fen: total,
-    });
-    Some(Movement {
-        movement_id: movement_id.clone(),
+    institutions_movement(Movement {
+        movement_id: payment.movement_id.clone()?,
         kind: MovementKind::MedicalExpense,
         request_id: payment.request_id.clone(),
         create_time: payment.pay_time,
         business_date: payment.business_date,
         purpose: Some(SettlementPurpose::MedicalExpense),
-        destination: Some(destination.clone()),
+        destination: payment.destination.clone(),
         memo: String::new(),
         postings,
     })
+}
+
+/// `movement` (of accounts' postings only) with the institutions of its destination taking
+/// the other side. `None` without a destination, or when the accounts' postings sum to zero.
+pub(super) fn institutions_movement(mut movement: Movement) -> Option<Movement> {
+    let destination = movement.destination.clone()?;
+    let accounts_fen: i64 = movement.postings.iter().map(|p| p.amount_fen).sum();
+    if accounts_fen == 0 {
+        return None;
+    }
+    movement.postings.push(Posting {
+        book: Book::Fund {
+            fund: INSTITUTIONS,
+            region: destination,
+        },
+        amount_fen: -accounts_fen,
+    });
+    Some(movement)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod authorization;
 pub mod fence;
 pub mod ledger;
 pub mod medical;
+pub mod medical_refund;
 pub mod payment;
 pub mod premium;
 pub mod settlement;

@@ -149,17 +149,38 @@ pub(super) struct EntryRow {
     institution_code: Option<String>,
 }
 
+/// For an entry `e` of a movement `m`: whom the family debit from its account (or the refund of
+/// one) was for, the binding, and a medical expense's institution, from the payment it belongs
+/// to (a premium, a premium's refund, a medical expense, a medical expense's refund). Joined to
+/// the family account's entries only.
+macro_rules! entry_family_columns {
+    () => {
+        "COALESCE(p.beneficiary_sealed, r.beneficiary_sealed, d.beneficiary_sealed, dr.beneficiary_sealed) AS beneficiary_sealed, \
+         COALESCE(p.binding_id, r.binding_id, d.binding_id, dr.binding_id) AS binding_id, \
+         COALESCE(d.institution_code, dr.institution_code) AS institution_code"
+    };
+}
+/// The joins [`entry_family_columns`] reads.
+macro_rules! entry_family_joins {
+    () => {
+        "LEFT JOIN premium_payments p ON p.movement_id = e.movement_id AND p.payer = e.holder \
+         LEFT JOIN premium_payments r ON r.refund_movement_id = e.movement_id AND r.payer = e.holder \
+         LEFT JOIN medical_payments d ON d.movement_id = e.movement_id AND d.family_holder = e.holder \
+         LEFT JOIN medical_refunds q ON q.movement_id = e.movement_id \
+         LEFT JOIN medical_payments dr ON dr.payment_id = q.payment_id AND dr.family_holder = e.holder"
+    };
+}
+
 /// The holder's entries ($1) before $2, newest first, at most $3; each with whom a family
-/// debit from the account (or its refund) was for, joined from the payment it belongs to.
-pub(super) const ENTRIES_SQL: &str = "SELECT e.entry_id, e.movement_id, m.kind, e.bucket, e.amount_fen, m.request_id, \
-     m.create_time, m.business_date, m.memo, m.caller, \
-     COALESCE(p.beneficiary_sealed, r.beneficiary_sealed, d.beneficiary_sealed) AS beneficiary_sealed, \
-     COALESCE(p.binding_id, r.binding_id, d.binding_id) AS binding_id, d.institution_code \
-     FROM entries e JOIN movements m ON m.movement_id = e.movement_id \
-     LEFT JOIN premium_payments p ON p.movement_id = e.movement_id AND p.payer = e.holder \
-     LEFT JOIN premium_payments r ON r.refund_movement_id = e.movement_id AND r.payer = e.holder \
-     LEFT JOIN medical_payments d ON d.movement_id = e.movement_id AND d.family_holder = e.holder \
-     WHERE e.holder = $1 AND e.entry_id < $2 ORDER BY e.entry_id DESC LIMIT $3";
+/// debit from the account (or its refund) was for.
+pub(super) const ENTRIES_SQL: &str = concat!(
+    "SELECT e.entry_id, e.movement_id, m.kind, e.bucket, e.amount_fen, m.request_id, \
+     m.create_time, m.business_date, m.memo, m.caller, ",
+    entry_family_columns!(),
+    " FROM entries e JOIN movements m ON m.movement_id = e.movement_id ",
+    entry_family_joins!(),
+    " WHERE e.holder = $1 AND e.entry_id < $2 ORDER BY e.entry_id DESC LIMIT $3"
+);
 
 impl EntryRow {
     /// The entry, whom a family debit was for opened.

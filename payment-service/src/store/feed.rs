@@ -49,15 +49,13 @@ pub(super) fn feed_sql(holder_condition: &str) -> String {
         "SELECT m.feed_position, m.purpose, a.holder_sealed, \
          e.entry_id, e.movement_id, m.kind, e.bucket, e.amount_fen, m.request_id, \
          m.create_time, m.business_date, m.memo, m.caller, \
-         COALESCE(p.beneficiary_sealed, r.beneficiary_sealed, d.beneficiary_sealed) AS beneficiary_sealed, \
-         COALESCE(p.binding_id, r.binding_id, d.binding_id) AS binding_id, d.institution_code \
+         {} \
          FROM movements m JOIN entries e ON e.movement_id = m.movement_id \
-         JOIN accounts a ON a.holder = e.holder \
-         LEFT JOIN premium_payments p ON p.movement_id = e.movement_id AND p.payer = e.holder \
-         LEFT JOIN premium_payments r ON r.refund_movement_id = e.movement_id AND r.payer = e.holder \
-         LEFT JOIN medical_payments d ON d.movement_id = e.movement_id AND d.family_holder = e.holder \
+         JOIN accounts a ON a.holder = e.holder {} \
          WHERE m.feed_position > $1 AND m.feed_position <= $2 {holder_condition} \
-         ORDER BY m.feed_position, e.holder, e.entry_id"
+         ORDER BY m.feed_position, e.holder, e.entry_id",
+        entry_family_columns!(),
+        entry_family_joins!()
     )
 }
 

@@ -9,11 +9,34 @@ use gongji_shared::db::decode::{self, corrupt};
 
 use super::{Database, StoreError};
 use crate::domain::{
-    Movement,
+    Account, Movement,
     fence::Posting,
     medical::{InstitutionKind, MedicalFilter, MedicalPayment},
+    medical_refund::{MedicalRefund, RefundRefusal},
     payment::decode_draws,
 };
+
+/// What a refund is decided on, read under the locks of its transaction.
+#[derive(Debug, Clone)]
+pub struct RefundFacts {
+    /// What the payment's refunds returned before.
+    pub refunded: gongji_shared::Money,
+    /// The accounts the payment drew on, each with whether its holder's year of the payment
+    /// has been closed since.
+    pub own: Option<(Account, bool)>,
+    pub family: Option<(Account, bool)>,
+    /// The business day the refund's movement belongs to (the first one not settled).
+    pub business_date: NaiveDate,
+}
+
+/// A refund decided: the refund, its movement if any account gets money back, and the answer
+/// kept for retries.
+#[derive(Debug, Clone)]
+pub struct PlannedRefund {
+    pub refund: MedicalRefund,
+    pub movement: Option<Movement>,
+    pub response: Vec<u8>,
+}
 
 /// Medical-expense payments.
 pub trait MedicalPayments: Database<Conflict = super::Conflict> {
@@ -29,6 +52,21 @@ pub trait MedicalPayments: Database<Conflict = super::Conflict> {
         idempotency: &Idempotency,
         response: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Refunds a medical-expense payment, whole or in part, in one transaction: the payment
+    /// and the accounts it drew on are locked (the accounts in the order every writer locks
+    /// them), then `plan` decides the refund on what it is given; a refusal changes nothing.
+    /// Writes the refund, its movement, the family use of what came back to the family
+    /// account and the payment's refunded total.
+    fn refund_medical<P>(
+        &self,
+        payment: &MedicalPayment,
+        at: DateTime<Utc>,
+        plan: P,
+        idempotency: &Idempotency,
+    ) -> impl Future<Output = Result<Result<MedicalRefund, RefundRefusal>, StoreError>> + Send
+    where
+        P: FnOnce(RefundFacts) -> Result<PlannedRefund, RefundRefusal> + Send;
 
     /// One medical-expense payment.
     fn medical_payment(
@@ -86,8 +124,8 @@ pub(super) const MEDICAL_COLUMNS: &str = "payment_id, request_id, movement_id, b
 /// The columns a payment is read from: [`MEDICAL_COLUMNS`] with the parties sealed
 /// (`beneficiary` and `family_holder` hold their keyed indexes).
 pub(super) const MEDICAL_SELECT: &str = "payment_id, request_id, movement_id, beneficiary_sealed, family_holder_sealed, \
-    institution_code, institution_kind, amount_fen, own_draws, family_draws, other_fen, binding_id, binding_version, \
-    destination, pay_time, business_date";
+    institution_code, institution_kind, amount_fen, own_draws, family_draws, other_fen, refunded_fen, binding_id, \
+    binding_version, destination, pay_time, business_date";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct MedicalRow {
@@ -102,6 +140,7 @@ pub(super) struct MedicalRow {
     own_draws: String,
     family_draws: String,
     other_fen: i64,
+    refunded_fen: i64,
     binding_id: String,
     binding_version: i64,
     destination: Option<String>,
@@ -139,6 +178,7 @@ impl MedicalRow {
             family_draws: decode_draws(&r.family_draws)
                 .ok_or_else(|| corrupt("medical_payments.family_draws"))?,
             other_part: decode::money(r.other_fen, "medical_payments.other_fen")?,
+            refunded: decode::money(r.refunded_fen, "medical_payments.refunded_fen")?,
             binding_id: r.binding_id,
             binding_version: r.binding_version,
             destination: r
@@ -175,10 +215,33 @@ pub(super) fn medical_use(
     })
 }
 
+/// The family use of a refund: what came back to the family account, if anything.
+pub(super) fn medical_refund_use(
+    p: &MedicalPayment,
+    movement: &Movement,
+    business_date: NaiveDate,
+) -> Option<crate::domain::usage::NewUse> {
+    let holder = p.family_holder.as_ref()?;
+    let back_fen = movement.credited_to(holder);
+    (back_fen > 0).then(|| crate::domain::usage::NewUse {
+        movement_id: movement.movement_id.clone(),
+        kind: crate::domain::usage::UseKind::Refund,
+        payment_id: p.payment_id.clone(),
+        purpose: gongji_shared::policy::Purpose::MedicalExpense,
+        authorizer: holder.clone(),
+        beneficiary: p.beneficiary.clone(),
+        binding_id: p.binding_id.clone(),
+        amount_fen: back_fen,
+        institution_code: Some(p.institution_code.clone()),
+        business_date,
+        create_time: movement.create_time,
+    })
+}
+
 /// Implements `MedicalPayments` for `$store`. Uses `save_response` and `write_movement`
 /// of the other aggregates.
 macro_rules! medical_sql {
-    ($store:ident, $written_order:expr) => {
+    ($store:ident, $written_order:expr, $for_update:expr) => {
         impl $crate::store::MedicalPayments for $store {
             async fn insert_medical(
                 &self,
@@ -235,6 +298,98 @@ macro_rules! medical_sql {
                 }
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn refund_medical<P>(
+                &self,
+                p: &$crate::domain::medical::MedicalPayment,
+                at: chrono::DateTime<chrono::Utc>,
+                plan: P,
+                idempotency: &gongji_shared::command::Idempotency,
+            ) -> Result<Result<$crate::domain::medical_refund::MedicalRefund, $crate::domain::medical_refund::RefundRefusal>, $crate::store::StoreError>
+            where
+                P: FnOnce($crate::store::medical::RefundFacts) -> Result<$crate::store::medical::PlannedRefund, $crate::domain::medical_refund::RefundRefusal> + Send,
+            {
+                let mut tx = self.pool.begin().await?;
+                // The day's lock first, then the payment's row, then the accounts', in the order
+                // every writer takes them.
+                let business_date = open_day(&mut tx, gongji_shared::domain::clock::shanghai_date(at)).await?;
+                let (refunded_fen,): (i64,) = sqlx::query_as(&format!(
+                    "SELECT refunded_fen FROM medical_payments WHERE payment_id = $1{}",
+                    $for_update
+                ))
+                .bind(&p.payment_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let mut drawn: Vec<(String, &gongji_shared::IdNumber, bool)> = Vec::new();
+                if !p.own_draws.is_empty() {
+                    drawn.push((self.vault.index(&p.beneficiary), &p.beneficiary, false));
+                }
+                if let Some(holder) = p.family_holder.as_ref().filter(|_| !p.family_draws.is_empty()) {
+                    drawn.push((self.vault.index(holder), holder, true));
+                }
+                drawn.sort_by(|a, b| a.0.cmp(&b.0));
+                let (mut own, mut family) = (None, None);
+                for (index, holder, is_family) in drawn {
+                    let account = read_account(&mut tx, &self.vault, holder, $for_update).await?;
+                    let closed: Option<(i32,)> =
+                        sqlx::query_as("SELECT year FROM year_closings WHERE holder = $1 AND year = $2")
+                            .bind(&index)
+                            .bind(chrono::Datelike::year(&p.business_date))
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    let slot = if is_family { &mut family } else { &mut own };
+                    *slot = Some((account, closed.is_some()));
+                }
+                let facts = $crate::store::medical::RefundFacts {
+                    refunded: gongji_shared::db::decode::money(refunded_fen, "medical_payments.refunded_fen")?,
+                    own,
+                    family,
+                    business_date,
+                };
+                let planned = match plan(facts) {
+                    Ok(planned) => planned,
+                    Err(refusal) => return Ok(Err(refusal)),
+                };
+                let r = &planned.refund;
+                save_response(&mut tx, &self.vault, idempotency, &planned.response, at).await?;
+                if let Some(movement) = &planned.movement {
+                    let (_, day) = record_movement(&mut tx, &self.vault, movement, idempotency).await?;
+                    if let Some(back) = $crate::store::medical::medical_refund_use(p, movement, day) {
+                        record_use(&mut tx, &self.vault, &back).await?;
+                    }
+                }
+                sqlx::query(
+                    "INSERT INTO medical_refunds (refund_id, payment_id, request_id, movement_id, amount_fen, own_draws, \
+                     family_draws, other_fen, refunded_total_fen, reason, refund_time, business_date, caller, acting_person) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                )
+                .bind(&r.refund_id)
+                .bind(&r.payment_id)
+                .bind(&r.request_id)
+                .bind(planned.movement.as_ref().map(|m| m.movement_id.as_str()))
+                .bind(r.amount.fen())
+                .bind($crate::domain::payment::encode_draws(&r.parts.own))
+                .bind($crate::domain::payment::encode_draws(&r.parts.family))
+                .bind(r.parts.other_means.fen())
+                .bind(r.refunded_total.fen())
+                .bind(&r.reason)
+                .bind(r.refund_time)
+                .bind(r.business_date)
+                .bind(&idempotency.scope)
+                .bind(idempotency.acting_person.as_deref().map(|a| self.vault.seal(a)))
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE medical_payments SET refunded_fen = $1 WHERE payment_id = $2")
+                    .bind(r.refunded_total.fen())
+                    .bind(&p.payment_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(movement) = &planned.movement {
+                    apply_movement(&mut tx, &self.vault, movement).await?;
+                }
+                tx.commit().await?;
+                Ok(Ok(planned.refund))
             }
 
             async fn medical_payments(

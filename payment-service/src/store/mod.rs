@@ -2,7 +2,7 @@
 //! embedded default) and PostgreSQL.
 //!
 //! Each aggregate has its own file holding its trait, the rows it reads and its SQL:
-//! `accounts` (accounts and the ledger), `holds` (the authorization fence), `premiums`, `medical`, `settlement` (settlement and
+//! `accounts` (accounts and the ledger), `holds` (the authorization fence), `premiums`, `medical` (payments and refunds), `settlement` (settlement and
 //! verification), `usage` (family mutual aid's usage record), `feed` (the account event feed), `statement` (yearly statements) and, shared with binding-service through `gongji_shared::db`, the
 //! `Database` trait and its idempotency table (migrations, liveness and first answers).
 //!
@@ -38,7 +38,7 @@ mod sqlite;
 pub use accounts::Accounts;
 pub use feed::{AccountFeed, SEQUENCE_BATCH};
 pub use holds::Holds;
-pub use medical::MedicalPayments;
+pub use medical::{MedicalPayments, PlannedRefund, RefundFacts};
 pub use postgres::PgStore;
 pub use premiums::Premiums;
 pub use settlement::Settlements;
@@ -76,6 +76,7 @@ const SEALED: &[gongji_shared::db::reseal::SealedTable] = &[
             "acting_person",
         ],
     ),
+    sealed("medical_refunds", &["acting_person"]),
     gongji_shared::db::reseal::SealedTable {
         table: "idempotency",
         text: &["fingerprint", "acting_person"],

@@ -68,7 +68,7 @@ gongji_shared::database_sql!(
 accounts_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, DAY_LOCK_SHARED);
 holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, HOLD_BEGIN);
 premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
-medical_sql!(SqliteStore, WRITTEN_ORDER);
+medical_sql!(SqliteStore, WRITTEN_ORDER, FOR_UPDATE);
 usage_sql!(SqliteStore, sqlx::Sqlite);
 feed_sql!(SqliteStore, sqlx::Sqlite, SEQUENCER_LOCK, WRITTEN_ORDER);
 statement_sql!(SqliteStore);

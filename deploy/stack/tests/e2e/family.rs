@@ -142,7 +142,12 @@ async fn account_entries_say_whom_a_family_debit_was_for(backend: Backend) {
 }
 
 /// A usage listing of the authorizer (and optionally one beneficiary) over a range.
-fn usage(authorizer: &str, beneficiary: &str, start: &str, end: &str) -> ListFamilyUsageRequest {
+pub fn usage(
+    authorizer: &str,
+    beneficiary: &str,
+    start: &str,
+    end: &str,
+) -> ListFamilyUsageRequest {
     ListFamilyUsageRequest {
         authorizer_id_number: authorizer.into(),
         beneficiary_id_number: beneficiary.into(),
@@ -154,7 +159,7 @@ fn usage(authorizer: &str, beneficiary: &str, start: &str, end: &str) -> ListFam
     }
 }
 
-async fn list(c: &mut Clients, request: ListFamilyUsageRequest) -> ListFamilyUsageResponse {
+pub async fn list(c: &mut Clients, request: ListFamilyUsageRequest) -> ListFamilyUsageResponse {
     c.accounts
         .list_family_usage(request)
         .await
@@ -179,7 +184,7 @@ fn rows(r: &ListFamilyUsageResponse) -> Vec<(i32, i32, String, String, String)> 
 }
 
 /// (beneficiary, purpose, debited, refunded, net, count) of each total.
-fn totals(r: &ListFamilyUsageResponse) -> Vec<(String, i32, String, String, String, i64)> {
+pub fn totals(r: &ListFamilyUsageResponse) -> Vec<(String, i32, String, String, String, i64)> {
     let mut t: Vec<_> = r
         .totals
         .iter()

@@ -28,7 +28,7 @@ both_backends!(
     a_limit_change_racing_payments_keeps_each_within_the_limits_it_was_checked_against
 );
 
-fn limit(purpose: b::Purpose, period: LimitPeriod, amount: &str) -> BindingLimit {
+pub fn limit(purpose: b::Purpose, period: LimitPeriod, amount: &str) -> BindingLimit {
     BindingLimit {
         purpose: purpose as i32,
         period: period as i32,
@@ -45,7 +45,7 @@ fn set(request_id: &str, binding_id: &str, limits: Vec<BindingLimit>) -> SetBind
 }
 
 /// The authorizer sets limits through her channel.
-async fn set_limits(
+pub async fn set_limits(
     c: &mut Clients,
     request_id: &str,
     binding_id: &str,
@@ -57,11 +57,11 @@ async fn set_limits(
         .expect("set limits");
 }
 
-fn family_fen(p: &MedicalExpensePayment) -> i64 {
+pub fn family_fen(p: &MedicalExpensePayment) -> i64 {
     p.family_account_draws.iter().map(|d| fen(&d.amount)).sum()
 }
 
-fn own_fen(p: &MedicalExpensePayment) -> i64 {
+pub fn own_fen(p: &MedicalExpensePayment) -> i64 {
     p.own_account_draws.iter().map(|d| fen(&d.amount)).sum()
 }
 

@@ -85,6 +85,7 @@ rpcs = [
   "gongji.payment.v1.MedicalExpenseService/PayMedicalExpense",
   "gongji.payment.v1.MedicalExpenseService/GetMedicalExpensePayment",
   "gongji.payment.v1.MedicalExpenseService/ListMedicalExpensePayments",
+  "gongji.payment.v1.MedicalExpenseService/RefundMedicalExpensePayment",
   "gongji.payment.v1.SettlementService/SettleBusinessDay",
   "gongji.payment.v1.SettlementService/GetSettlement",
   "gongji.payment.v1.SettlementService/VerifyLedger",
