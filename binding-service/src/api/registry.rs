@@ -59,11 +59,12 @@ fn batch(
     request: &BatchUpsertInsuredPersonsRequest,
     today: NaiveDate,
 ) -> Result<RegistryBatch, ApiError> {
-    let len = request.persons.len();
-    if len == 0 || len > MAX_BATCH_RECORDS {
-        // Before any record is read: the work per call stays bounded.
-        return Err(size_error(len));
-    }
+    validate::batch_size(
+        request.persons.len(),
+        MAX_BATCH_RECORDS,
+        "persons",
+        "records",
+    )?;
     let records = request
         .persons
         .iter()
@@ -74,7 +75,9 @@ fn batch(
         })
         .collect::<Result<Vec<_>, _>>()?;
     RegistryBatch::parse(records).map_err(|e| match e {
-        BatchError::Size { len } => size_error(len),
+        BatchError::Size { len } => {
+            validate::batch_size_error(len, MAX_BATCH_RECORDS, "persons", "records")
+        }
         BatchError::Duplicate { first, second } => ApiError::invalid_argument(
             "DUPLICATE_PERSON",
             &format!("persons[{second}].id_number"),
@@ -83,16 +86,6 @@ fn batch(
         .with_metadata("index", second)
         .with_metadata("first_index", first),
     })
-}
-
-fn size_error(len: usize) -> ApiError {
-    ApiError::invalid_argument(
-        "INVALID_BATCH_SIZE",
-        "persons",
-        format!("a batch holds 1 to {MAX_BATCH_RECORDS} records"),
-    )
-    .with_metadata("size", len)
-    .with_metadata("limit", MAX_BATCH_RECORDS)
 }
 
 /// The wire answer for one stored record.

@@ -54,6 +54,7 @@ rpcs = [
   "gongji.payment.v1.AccountService/GetAccount",
   "gongji.payment.v1.PremiumService/PayPremium",
   "gongji.payment.v1.MedicalExpenseService/PayMedicalExpense",
+  "gongji.payment.v1.MedicalExpenseService/BatchUpsertDesignatedInstitutions",
 ]
 [[callers]]
 identity = "bench"
@@ -676,6 +677,11 @@ fn child(i: usize) -> String {
 
 /// Registers, funds and binds `n` families, 16 at a time.
 async fn load_families(c: &Clients, n: usize) -> anyhow::Result<()> {
+    // The hospital the medical expenses are paid at is designated (M1).
+    c.clone()
+        .medical
+        .batch_upsert_designated_institutions(gongji_stack::demo::designated_institutions())
+        .await?;
     let next = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..16)
         .map(|_| {

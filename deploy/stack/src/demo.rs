@@ -1,4 +1,4 @@
-//! Demo data: one Ma'anshan family, loaded through the public API with fixed request IDs,
+//! Demo data: one Ma'anshan family and two designated institutions, loaded through the public API with fixed request IDs,
 //! so loading it again on every start changes nothing.
 
 use gongji_proto::{
@@ -8,8 +8,10 @@ use gongji_proto::{
         registry_service_client::RegistryServiceClient,
     },
     payment::v1::{
-        Bucket, CreditAccountRequest, OpenAccountRequest,
+        BatchUpsertDesignatedInstitutionsRequest, Bucket, CreditAccountRequest,
+        DesignatedInstitution, InstitutionKind, OpenAccountRequest,
         account_service_client::AccountServiceClient,
+        medical_expense_service_client::MedicalExpenseServiceClient,
     },
 };
 use gongji_shared::rpc::{auth::ACTING_PERSON_HEADER, peer::PeerInterceptor};
@@ -35,8 +37,33 @@ fn person(id: &str, name: &str, employee: Option<&str>, resident: Option<&str>) 
     }
 }
 
-/// Loads the demo family into a running stack: the registry and the account as the core
-/// system (`core`), the binding as a citizen channel acting for the employee (`citizen`).
+/// The designated institutions the core system syncs in the demo (and the tests): a hospital
+/// and a pharmacy of Ma'anshan, designated since 2000.
+pub fn designated_institutions() -> BatchUpsertDesignatedInstitutionsRequest {
+    let institution = |code: &str, kind: InstitutionKind, name: &str| DesignatedInstitution {
+        institution_code: code.to_owned(),
+        institution_kind: kind as i32,
+        region_code: "340500".to_owned(),
+        name: name.to_owned(),
+        designated_from: "2000-01-01".to_owned(),
+        designated_until: String::new(),
+    };
+    BatchUpsertDesignatedInstitutionsRequest {
+        request_id: "demo-institutions".to_owned(),
+        institutions: vec![
+            institution("H340500001", InstitutionKind::Hospital, "马鞍山市人民医院"),
+            institution(
+                "P340500009",
+                InstitutionKind::Pharmacy,
+                "马鞍山市民生大药房",
+            ),
+        ],
+    }
+}
+
+/// Loads the demo family into a running stack: the registry, the account and the designated
+/// institutions as the core system (`core`), the binding as a citizen channel acting for the
+/// employee (`citizen`).
 pub async fn load(
     binding_url: &str,
     payment_url: &str,
@@ -47,7 +74,13 @@ pub async fn load(
     let (binding, payment) = (connect(binding_url)?, connect(payment_url)?);
     let mut registry = RegistryServiceClient::with_interceptor(binding.clone(), core.clone());
     let mut bindings = BindingServiceClient::with_interceptor(binding, citizen);
-    let mut accounts = AccountServiceClient::with_interceptor(payment, core);
+    let mut accounts = AccountServiceClient::with_interceptor(payment.clone(), core.clone());
+    let mut medical = MedicalExpenseServiceClient::with_interceptor(payment, core);
+    done(
+        medical
+            .batch_upsert_designated_institutions(designated_institutions())
+            .await,
+    )?;
 
     for (request_id, p) in [
         (

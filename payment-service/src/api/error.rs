@@ -11,7 +11,7 @@ use tonic::Status;
 
 use super::status;
 use crate::app::{AccountRole, App, AppError, Infra, PaymentKind, PeerError};
-use crate::domain::premium::PremiumRefusal;
+use crate::domain::{institution::NotDesignated, premium::PremiumRefusal};
 use crate::store::{Conflict, Database};
 
 /// The use cases as the idempotent-command runner's host.
@@ -224,6 +224,36 @@ pub(super) fn app_error(error: AppError) -> ApiError {
         AppError::AlreadyRefunded { payment_id } => {
             ApiError::failed_precondition("ALREADY_REFUNDED", "this payment was refunded before")
                 .with_metadata("payment_id", payment_id)
+        }
+        AppError::InstitutionNotDesignated {
+            code,
+            why,
+            business_date,
+        } => {
+            let (detail, cause) = match why {
+                NotDesignated::Unknown => (
+                    "the institution is not in the registry of designated institutions",
+                    "UNKNOWN",
+                ),
+                NotDesignated::OtherKind { .. } => (
+                    "the institution is designated as the other kind",
+                    "OTHER_KIND",
+                ),
+                NotDesignated::NotOnDay => (
+                    "the institution is not designated on this day",
+                    "NOT_ON_DAY",
+                ),
+            };
+            let error = ApiError::failed_precondition("INSTITUTION_NOT_DESIGNATED", detail)
+                .with_metadata("institution_code", code)
+                .with_metadata("cause", cause)
+                .with_metadata("business_date", business_date);
+            match why {
+                NotDesignated::OtherKind { designated } => {
+                    error.with_metadata("designated_kind", designated.as_str())
+                }
+                _ => error,
+            }
         }
         AppError::RefundExceedsPayment {
             payment_id,

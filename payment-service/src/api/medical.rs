@@ -2,10 +2,12 @@
 
 use chrono::NaiveDate;
 use gongji_proto::payment::v1::{
-    GetMedicalExpensePaymentRequest, GetMedicalExpensePaymentResponse,
-    ListMedicalExpensePaymentsRequest, ListMedicalExpensePaymentsResponse,
-    PayMedicalExpenseRequest, PayMedicalExpenseResponse, RefundMedicalExpensePaymentRequest,
-    RefundMedicalExpensePaymentResponse, medical_expense_service_server::MedicalExpenseService,
+    self as pb, BatchUpsertDesignatedInstitutionsRequest,
+    BatchUpsertDesignatedInstitutionsResponse, GetMedicalExpensePaymentRequest,
+    GetMedicalExpensePaymentResponse, ListMedicalExpensePaymentsRequest,
+    ListMedicalExpensePaymentsResponse, PayMedicalExpenseRequest, PayMedicalExpenseResponse,
+    RefundMedicalExpensePaymentRequest, RefundMedicalExpensePaymentResponse,
+    medical_expense_service_server::MedicalExpenseService,
 };
 use gongji_shared::rpc::auth::Caller;
 use gongji_shared::rpc::command;
@@ -15,12 +17,15 @@ use tonic::{Request, Response, Status};
 use super::{convert, date_range, failure, optional_id, page_token, premium::payment_id, status};
 use crate::{
     app::{App, MedicalOrder, RefundOrder, RefundOutcome, Registry},
-    domain::medical::{MedicalFilter, MedicalPayment},
+    domain::{
+        institution::{
+            BatchError, DesignatedInstitution, InstitutionBatch, MAX_BATCH_INSTITUTIONS,
+            MAX_CODE_LEN, MAX_NAME_CHARS,
+        },
+        medical::{MedicalFilter, MedicalPayment},
+    },
     store::Store,
 };
-
-/// Longest institution code accepted.
-const MAX_INSTITUTION_CODE_LEN: usize = 32;
 
 /// The medical-expense API.
 pub struct MedicalExpenseApi<S, R> {
@@ -34,17 +39,91 @@ impl<S, R> MedicalExpenseApi<S, R> {
 }
 
 fn institution_code(code: &str) -> Result<String, Status> {
+    code_at(code, "institution_code").map_err(status)
+}
+
+/// An institution code in `field`.
+fn code_at(code: &str, field: &str) -> Result<String, ApiError> {
     if code.is_empty()
-        || code.len() > MAX_INSTITUTION_CODE_LEN
+        || code.len() > MAX_CODE_LEN
         || !code.bytes().all(|b| b.is_ascii_alphanumeric())
     {
-        return Err(status(ApiError::invalid_argument(
+        return Err(ApiError::invalid_argument(
             "INVALID_INSTITUTION",
-            "institution_code",
-            format!("institution_code has 1 to {MAX_INSTITUTION_CODE_LEN} letters and digits"),
-        )));
+            field,
+            format!("{field} has 1 to {MAX_CODE_LEN} letters and digits"),
+        ));
     }
     Ok(code.to_owned())
+}
+
+/// One institution of a sync, its fields named under `at` (e.g. `institutions[3]`).
+fn designated(i: &pb::DesignatedInstitution, at: &str) -> Result<DesignatedInstitution, ApiError> {
+    let field = |name: &str| format!("{at}.{name}");
+    let name = i.name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::invalid_argument(
+            "INVALID_NAME",
+            &field("name"),
+            format!("a name has 1 to {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    let until = match i.designated_until.as_str() {
+        "" => None,
+        day => Some(validate::date(
+            day,
+            &field("designated_until"),
+            "INVALID_DATE",
+        )?),
+    };
+    Ok(DesignatedInstitution {
+        code: code_at(&i.institution_code, &field("institution_code"))?,
+        kind: convert::institution_kind_from_pb(i.institution_kind)?,
+        region: validate::region_code(&i.region_code, &field("region_code"))?,
+        name: name.to_owned(),
+        designated_from: validate::date(
+            &i.designated_from,
+            &field("designated_from"),
+            "INVALID_DATE",
+        )?,
+        designated_until: until,
+    })
+}
+
+/// The batch of a BatchUpsertDesignatedInstitutions request; a bad institution's error names
+/// its position.
+fn institution_batch(
+    request: &BatchUpsertDesignatedInstitutionsRequest,
+) -> Result<InstitutionBatch, ApiError> {
+    let (limit, field, items) = (MAX_BATCH_INSTITUTIONS, "institutions", "institutions");
+    validate::batch_size(request.institutions.len(), limit, field, items)?;
+    let institutions = request
+        .institutions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            designated(r, &format!("institutions[{i}]")).map_err(|e| e.with_metadata("index", i))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    InstitutionBatch::parse(institutions).map_err(|e| match e {
+        BatchError::Size { len } => validate::batch_size_error(len, limit, field, items),
+        BatchError::Duplicate { first, second } => ApiError::invalid_argument(
+            "DUPLICATE_INSTITUTION",
+            &format!("institutions[{second}].institution_code"),
+            format!("institutions {first} and {second} have the same code"),
+        )
+        .with_metadata("index", second)
+        .with_metadata("first_index", first),
+        BatchError::Range { index } => ApiError::invalid_argument(
+            "INVALID_DATE_RANGE",
+            &format!("institutions[{index}].designated_until"),
+            "a designation's last day is on or after its first",
+        )
+        .with_metadata("index", index),
+    })
 }
 
 /// The order of a PayMedicalExpense request.
@@ -213,6 +292,27 @@ impl<S: Store, R: Registry> MedicalExpenseService for MedicalExpenseApi<S, R> {
             &request,
             to_wire,
             |c| self.app.refund_medical_expense(order, c),
+        )
+        .await
+    }
+
+    async fn batch_upsert_designated_institutions(
+        &self,
+        request: Request<BatchUpsertDesignatedInstitutionsRequest>,
+    ) -> Result<Response<BatchUpsertDesignatedInstitutionsResponse>, Status> {
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id).map_err(status)?;
+        let batch = institution_batch(&request).map_err(status)?;
+        let to_wire = |count: &usize| BatchUpsertDesignatedInstitutionsResponse {
+            upserted_count: i32::try_from(*count).unwrap_or(i32::MAX),
+        };
+        command(
+            &self.app,
+            &request_id,
+            "BatchUpsertDesignatedInstitutions",
+            &request,
+            to_wire,
+            |c| self.app.upsert_institutions(batch, c),
         )
         .await
     }

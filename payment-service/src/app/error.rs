@@ -9,7 +9,7 @@ use gongji_shared::{CoverageYear, IdNumber, Money, RegionCode};
 
 use super::PeerError;
 use crate::{
-    domain::{authorization::Denial, premium::PremiumRefusal},
+    domain::{authorization::Denial, institution::NotDesignated, premium::PremiumRefusal},
     store::{Conflict, StoreError},
 };
 
@@ -58,6 +58,13 @@ pub enum AppError {
     YearBeforeAccount { year: i32, opened: i32 },
 
     // Premiums and medical expenses.
+    /// M1: the institution is not designated, as that kind, on the day.
+    #[error("the institution is not designated")]
+    InstitutionNotDesignated {
+        code: String,
+        why: NotDesignated,
+        business_date: NaiveDate,
+    },
     #[error("the beneficiary is not in the registry")]
     BeneficiaryNotFound { beneficiary: IdNumber },
     #[error("the beneficiary has employee insurance")]

@@ -24,14 +24,15 @@ use crate::{
         Account, AccountEntry, Book, CurrentYearHistory, Movement,
         authorization::{Authorization, Enrollment, InsuredPerson},
         fence::{FamilyDebit, Hold, HoldState, Posting, RecordedUse},
+        institution::{DesignatedInstitution, InstitutionBatch},
         medical::MedicalPayment,
         medical_refund::{MedicalRefund, RefundRefusal},
         payment::{OtherMeans, PaymentState, PremiumPayment},
         premium::PaidYear,
     },
     store::{
-        Accounts, Conflict, Holds, MedicalPayments, PlannedRefund, Premiums, RefundFacts,
-        StoreError,
+        Accounts, Conflict, Holds, Institutions, MedicalPayments, PlannedRefund, Premiums,
+        RefundFacts, StoreError,
     },
 };
 
@@ -166,6 +167,8 @@ pub struct StoreState {
     pub medical: Vec<MedicalPayment>,
     pub movements: Vec<Movement>,
     pub closed_years: Vec<(IdNumber, i32)>,
+    /// Designated institutions by code.
+    pub institutions: BTreeMap<String, DesignatedInstitution>,
     /// Holds by movement ID, with their state (`HELD`, `POSTED` or `VOIDED`).
     pub holds: BTreeMap<String, (Hold, &'static str)>,
     /// Runs at the start of every write, before its checks: what a concurrent caller could
@@ -577,6 +580,29 @@ impl Premiums for FakeStore {
     }
 }
 
+impl Institutions for FakeStore {
+    async fn upsert_institutions(
+        &self,
+        batch: &InstitutionBatch,
+        _at: chrono::DateTime<chrono::Utc>,
+        idempotency: &Idempotency,
+        response: &[u8],
+    ) -> Result<(), StoreError> {
+        self.write(|s| {
+            s.check(idempotency, None)?;
+            s.commit(idempotency, response, None);
+            for i in batch.institutions() {
+                s.institutions.insert(i.code.clone(), i.clone());
+            }
+            Ok(())
+        })
+    }
+
+    async fn institution(&self, code: &str) -> Result<Option<DesignatedInstitution>, StoreError> {
+        Ok(self.state().institutions.get(code).cloned())
+    }
+}
+
 impl MedicalPayments for FakeStore {
     async fn medical_payments(
         &self,
@@ -843,6 +869,20 @@ pub fn account(holder: &str, prior_years: &str) -> Account {
 
 /// The use cases over fresh fakes, on 2024-11-15 (inside Ma'anshan's 2025 collection
 /// window), with the payer's account.
+/// The designated hospital the fakes know.
+pub const HOSPITAL: &str = "H340500001";
+
+pub fn hospital() -> DesignatedInstitution {
+    DesignatedInstitution {
+        code: HOSPITAL.to_owned(),
+        kind: crate::domain::medical::InstitutionKind::Hospital,
+        region: gongji_shared::RegionCode::parse("340500").unwrap(),
+        name: "马鞍山市人民医院".to_owned(),
+        designated_from: chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(),
+        designated_until: None,
+    }
+}
+
 pub fn app() -> (super::App<FakeStore, FakeRegistry>, FakeStore, FakeRegistry) {
     app_on(gongji_shared::Clock::parse("2024-11-15T10:00:00+08:00").unwrap())
 }
@@ -857,6 +897,10 @@ pub fn app_on(
         .state()
         .accounts
         .insert(id(PAYER), account(PAYER, "1200.00"));
+    store
+        .state()
+        .institutions
+        .insert(HOSPITAL.to_owned(), hospital());
     registry.state().authorization = Some(authorized());
     let policy = Arc::new(gongji_shared::Policy::load_or_default(None).unwrap());
     let app = super::App::new(store.clone(), registry.clone(), policy, clock);

@@ -257,6 +257,18 @@ mod tests {
             .post(&id(PAYER), &movement, &command, |_, _, _| ())
             .await
             .unwrap();
+        // The hospital the tests pay at is designated (M1).
+        let hospital = crate::app::fakes::hospital();
+        let batch = crate::domain::institution::InstitutionBatch::parse(vec![hospital]).unwrap();
+        store
+            .upsert_institutions(
+                &batch,
+                clock(T0).now(),
+                &Idempotency::new("designate", "BatchUpsertDesignatedInstitutions", b"d"),
+                b"",
+            )
+            .await
+            .unwrap();
     }
 
     fn app_at<S: Store>(store: &S, registry: &FakeRegistry, at: &str) -> App<S, FakeRegistry> {

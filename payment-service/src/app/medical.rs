@@ -9,7 +9,7 @@ use crate::{
         fence::{Hold, LimitCap},
         medical::{self, InstitutionKind, MedicalPayment},
     },
-    store::{Accounts, Conflict, Holds, MedicalPayments, StoreError},
+    store::{Accounts, Conflict, Holds, Institutions, MedicalPayments, StoreError},
 };
 
 /// How many times a medical payment reads the limits again after a concurrent debit of the
@@ -27,7 +27,7 @@ pub struct MedicalOrder {
     pub amount: Money,
 }
 
-impl<S: Accounts + Holds + MedicalPayments, R: Registry> App<S, R> {
+impl<S: Accounts + Holds + MedicalPayments + Institutions, R: Registry> App<S, R> {
     /// Pays a medical expense.
     pub async fn pay_medical_expense(
         &self,
@@ -41,6 +41,9 @@ impl<S: Accounts + Holds + MedicalPayments, R: Registry> App<S, R> {
             institution_kind,
             amount,
         } = order;
+        // M1: only at a designated institution, as the kind it is designated.
+        self.require_designated(&institution_code, institution_kind)
+            .await?;
         // The authorizer's limits, if any: binding-service says which apply (asked only when
         // the family account is to pay), and they cap what it pays (the rest goes to other
         // means).
@@ -254,6 +257,25 @@ mod tests {
             state.accounts[&id(PAYER)].prior_years.to_string(),
             "1200.00"
         );
+    }
+
+    #[tokio::test]
+    async fn an_institution_not_designated_is_refused_before_anything_moves() {
+        let (app, store, registry) = app();
+        let mut unknown = order(true, "200.00");
+        unknown.institution_code = "H340599999".to_owned();
+        let mut as_pharmacy = order(true, "200.00");
+        as_pharmacy.institution_kind = InstitutionKind::Pharmacy;
+        for order in [unknown, as_pharmacy] {
+            let error = app.pay_medical_expense(order, command()).await.unwrap_err();
+            assert!(
+                matches!(error, AppError::InstitutionNotDesignated { .. }),
+                "{error:?}"
+            );
+        }
+        assert!(registry.state().asked.is_empty());
+        let state = store.state();
+        assert!(state.medical.is_empty() && state.holds.is_empty() && state.responses.is_empty());
     }
 
     #[tokio::test]

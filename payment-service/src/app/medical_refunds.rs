@@ -8,7 +8,7 @@ use crate::{
         medical::MedicalPayment,
         medical_refund::{self, MedicalRefund, RefundRefusal},
     },
-    store::{Accounts, Holds, MedicalPayments, PlannedRefund},
+    store::{Accounts, Holds, Institutions, MedicalPayments, PlannedRefund},
 };
 
 /// A refund to make.
@@ -27,7 +27,7 @@ pub struct RefundOutcome {
     pub payment: MedicalPayment,
 }
 
-impl<S: Accounts + Holds + MedicalPayments, R: Registry> App<S, R> {
+impl<S: Accounts + Holds + MedicalPayments + Institutions, R: Registry> App<S, R> {
     /// Refunds a medical-expense payment: the account parts back to their buckets (reverse
     /// order of drawing) as a new movement, the other-means part recorded as owed back.
     pub async fn refund_medical_expense(

@@ -13,6 +13,7 @@ mod error;
 mod fakes;
 mod feed;
 mod fence;
+mod institutions;
 mod medical;
 mod medical_refunds;
 mod premiums;

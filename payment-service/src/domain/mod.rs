@@ -3,6 +3,7 @@
 
 pub mod authorization;
 pub mod fence;
+pub mod institution;
 pub mod ledger;
 pub mod medical;
 pub mod medical_refund;

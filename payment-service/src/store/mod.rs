@@ -2,7 +2,7 @@
 //! embedded default) and PostgreSQL.
 //!
 //! Each aggregate has its own file holding its trait, the rows it reads and its SQL:
-//! `accounts` (accounts and the ledger), `holds` (the authorization fence), `premiums`, `medical` (payments and refunds), `settlement` (settlement and
+//! `accounts` (accounts and the ledger), `holds` (the authorization fence), `premiums`, `medical` (payments and refunds), `institutions` (the designated ones), `settlement` (settlement and
 //! verification), `usage` (family mutual aid's usage record), `feed` (the account event feed), `statement` (yearly statements) and, shared with binding-service through `gongji_shared::db`, the
 //! `Database` trait and its idempotency table (migrations, liveness and first answers).
 //!
@@ -23,6 +23,8 @@ mod premiums;
 #[macro_use]
 mod medical;
 #[macro_use]
+mod institutions;
+#[macro_use]
 mod settlement;
 #[macro_use]
 mod usage;
@@ -38,6 +40,7 @@ mod sqlite;
 pub use accounts::Accounts;
 pub use feed::{AccountFeed, SEQUENCE_BATCH};
 pub use holds::Holds;
+pub use institutions::Institutions;
 pub use medical::{MedicalPayments, PlannedRefund, RefundFacts};
 pub use postgres::PgStore;
 pub use premiums::Premiums;
@@ -108,6 +111,7 @@ pub trait Store:
     + Holds
     + Premiums
     + MedicalPayments
+    + Institutions
     + Settlements
     + FamilyUses
     + AccountFeed
@@ -122,6 +126,7 @@ impl<
         + Holds
         + Premiums
         + MedicalPayments
+        + Institutions
         + Settlements
         + FamilyUses
         + AccountFeed

@@ -74,6 +74,7 @@ accounts_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, DAY_LOCK_SHARED);
 holds_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, HOLD_BEGIN);
 premiums_sql!(PgStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(PgStore, WRITTEN_ORDER, FOR_UPDATE);
+institutions_sql!(PgStore);
 usage_sql!(PgStore, sqlx::Postgres);
 feed_sql!(PgStore, sqlx::Postgres, SEQUENCER_LOCK, WRITTEN_ORDER);
 statement_sql!(PgStore);

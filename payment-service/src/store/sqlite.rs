@@ -69,6 +69,7 @@ accounts_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, DAY_LOCK_SHARED);
 holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, HOLD_BEGIN);
 premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(SqliteStore, WRITTEN_ORDER, FOR_UPDATE);
+institutions_sql!(SqliteStore);
 usage_sql!(SqliteStore, sqlx::Sqlite);
 feed_sql!(SqliteStore, sqlx::Sqlite, SEQUENCER_LOCK, WRITTEN_ORDER);
 statement_sql!(SqliteStore);

@@ -38,6 +38,26 @@ pub fn region_code(value: &str, field: &str) -> Result<RegionCode, ApiError> {
     })
 }
 
+/// A batch of `len` items in `field`: 1 to `limit` of them (`items` names them, e.g.
+/// "records"). Checked before any item is read, so the work per call stays bounded.
+pub fn batch_size(len: usize, limit: usize, field: &str, items: &str) -> Result<(), ApiError> {
+    if (1..=limit).contains(&len) {
+        return Ok(());
+    }
+    Err(batch_size_error(len, limit, field, items))
+}
+
+/// The error of a batch of `len` items that is empty or over `limit`.
+pub fn batch_size_error(len: usize, limit: usize, field: &str, items: &str) -> ApiError {
+    ApiError::invalid_argument(
+        "INVALID_BATCH_SIZE",
+        field,
+        format!("a batch holds 1 to {limit} {items}"),
+    )
+    .with_metadata("size", len)
+    .with_metadata("limit", limit)
+}
+
 /// A money field that must be above zero.
 pub fn positive_money(value: &str, field: &str) -> Result<Money, ApiError> {
     let money = money(value, field)?;

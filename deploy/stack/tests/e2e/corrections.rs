@@ -3,11 +3,12 @@
 use gongji_proto::{
     binding::v1::{LimitPeriod, Purpose as LimitPurpose},
     payment::v1::{
-        Bucket, BucketDraw, CloseYearRequest, CreditAccountRequest, InstitutionKind,
-        ListAccountEntriesRequest, ListMedicalExpensePaymentsRequest,
-        ListMedicalExpensePaymentsResponse, MedicalExpensePayment, PayMedicalExpenseRequest,
-        RefundMedicalExpensePaymentRequest, RefundMedicalExpensePaymentResponse,
-        SettleBusinessDayRequest, SettlementPurpose, UsagePurpose,
+        BatchUpsertDesignatedInstitutionsRequest, Bucket, BucketDraw, CloseYearRequest,
+        CreditAccountRequest, DesignatedInstitution, InstitutionKind, ListAccountEntriesRequest,
+        ListMedicalExpensePaymentsRequest, ListMedicalExpensePaymentsResponse,
+        MedicalExpensePayment, PayMedicalExpenseRequest, RefundMedicalExpensePaymentRequest,
+        RefundMedicalExpensePaymentResponse, SettleBusinessDayRequest, SettlementPurpose,
+        UsagePurpose,
     },
 };
 use gongji_shared::{Clock, rpc::peer::PeerInterceptor};
@@ -30,7 +31,8 @@ both_backends!(
     medical_payments_are_listed_by_beneficiary_family_account_and_institution,
     medical_refunds_go_back_in_reverse_order_and_restore_limits_and_usage,
     a_refund_after_the_year_closed_goes_to_prior_years_and_is_settled,
-    concurrent_partial_refunds_never_return_more_than_was_paid
+    concurrent_partial_refunds_never_return_more_than_was_paid,
+    medical_expenses_are_paid_at_designated_institutions_only
 );
 
 fn by(beneficiary: &str, family: &str, institution: &str) -> ListMedicalExpensePaymentsRequest {
@@ -559,6 +561,188 @@ async fn concurrent_partial_refunds_never_return_more_than_was_paid(backend: Bac
     }
     assert_eq!(made, 6);
     assert_eq!(balances(&mut c, EMPLOYEE).await.1, "980.00");
+    verify_clean(&mut c).await;
+    env.finish().await;
+}
+
+fn designated(code: &str, kind: InstitutionKind, from: &str, until: &str) -> DesignatedInstitution {
+    DesignatedInstitution {
+        institution_code: code.into(),
+        institution_kind: kind as i32,
+        region_code: "340500".into(),
+        name: "马鞍山市中心医院".into(),
+        designated_from: from.into(),
+        designated_until: until.into(),
+    }
+}
+
+fn sync(
+    request_id: &str,
+    institutions: Vec<DesignatedInstitution>,
+) -> BatchUpsertDesignatedInstitutionsRequest {
+    BatchUpsertDesignatedInstitutionsRequest {
+        request_id: request_id.into(),
+        institutions,
+    }
+}
+
+/// M1: a charge is paid only at an institution the core system designated, as that kind, on
+/// the day. Unknown codes, the other kind, a designation not begun or ended are refused with
+/// nothing moved; a sync is all or none, and a retry answers the same.
+async fn medical_expenses_are_paid_at_designated_institutions_only(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::employee(&mut c).await;
+    fixtures::fund(&mut c, EMPLOYEE, "500.00").await;
+    let at = |request_id: &str, code: &str, kind: InstitutionKind| {
+        let mut r = medical(request_id, EMPLOYEE, "", "10.00");
+        r.institution_code = code.into();
+        r.institution_kind = kind as i32;
+        r
+    };
+    let refused = |status: Status, cause: &str| {
+        assert_eq!(metadata(&status, "cause"), cause, "{status:?}");
+        status
+    };
+    let not_designated = Code::FailedPrecondition;
+    let hospital = InstitutionKind::Hospital;
+    let status = assert_error(
+        c.medical
+            .pay_medical_expense(at("u1", "H340599999", hospital))
+            .await,
+        not_designated,
+        "INSTITUTION_NOT_DESIGNATED",
+        P,
+    );
+    assert_eq!(
+        metadata(&refused(status, "UNKNOWN"), "institution_code"),
+        "H340599999"
+    );
+    let status = assert_error(
+        c.medical
+            .pay_medical_expense(at("u2", PHARMACY, hospital))
+            .await,
+        not_designated,
+        "INSTITUTION_NOT_DESIGNATED",
+        P,
+    );
+    assert_eq!(
+        metadata(&refused(status, "OTHER_KIND"), "designated_kind"),
+        "PHARMACY"
+    );
+
+    // A new hospital designated from next month; the demo hospital's designation ended
+    // yesterday.
+    let first = vec![
+        designated("H340500002", hospital, "2024-12-01", ""),
+        designated(HOSPITAL, hospital, "2000-01-01", "2024-11-14"),
+    ];
+    let synced = c
+        .medical
+        .batch_upsert_designated_institutions(sync("s1", first.clone()))
+        .await
+        .expect("sync")
+        .into_inner();
+    assert_eq!(synced.upserted_count, 2);
+    assert_eq!(
+        c.medical
+            .batch_upsert_designated_institutions(sync("s1", first))
+            .await
+            .expect("retry")
+            .into_inner(),
+        synced
+    );
+    for (request_id, code) in [("u3", "H340500002"), ("u4", HOSPITAL)] {
+        let status = assert_error(
+            c.medical
+                .pay_medical_expense(at(request_id, code, hospital))
+                .await,
+            not_designated,
+            "INSTITUTION_NOT_DESIGNATED",
+            P,
+        );
+        assert_eq!(
+            metadata(&refused(status, "NOT_ON_DAY"), "business_date"),
+            "2024-11-15"
+        );
+    }
+    assert_eq!(
+        balances(&mut c, EMPLOYEE).await.1,
+        "500.00",
+        "nothing moved"
+    );
+    // Designated again, open-ended: paid.
+    c.medical
+        .batch_upsert_designated_institutions(sync(
+            "s2",
+            vec![designated(HOSPITAL, hospital, "2000-01-01", "")],
+        ))
+        .await
+        .expect("sync again");
+    let m = paid(&mut c, at("u5", HOSPITAL, hospital)).await;
+    assert_eq!(own_fen(&m), 1_000);
+
+    // A bad sync stores nothing, not even its good institutions.
+    let good = designated("H340500003", hospital, "2024-01-01", "");
+    let bad = |f: fn(&mut DesignatedInstitution)| {
+        let mut d = designated("H340500004", hospital, "2024-01-01", "");
+        f(&mut d);
+        vec![good.clone(), d]
+    };
+    for (i, (institutions, reason)) in [
+        (Vec::new(), "INVALID_BATCH_SIZE"),
+        (vec![good.clone(); 501], "INVALID_BATCH_SIZE"),
+        (vec![good.clone(), good.clone()], "DUPLICATE_INSTITUTION"),
+        (
+            bad(|d| d.designated_until = "2023-12-31".into()),
+            "INVALID_DATE_RANGE",
+        ),
+        (
+            bad(|d| d.designated_from = "2024-13-01".into()),
+            "INVALID_DATE",
+        ),
+        (
+            bad(|d| d.institution_code = "H-1".into()),
+            "INVALID_INSTITUTION",
+        ),
+        (bad(|d| d.institution_kind = 0), "INVALID_INSTITUTION"),
+        (bad(|d| d.region_code = "34".into()), "INVALID_REGION_CODE"),
+        (bad(|d| d.name = " ".into()), "INVALID_NAME"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let status = assert_error(
+            c.medical
+                .batch_upsert_designated_institutions(sync(&format!("bad{i}"), institutions))
+                .await,
+            Code::InvalidArgument,
+            reason,
+            P,
+        );
+        if !["INVALID_BATCH_SIZE", "DUPLICATE_INSTITUTION"].contains(&reason) {
+            assert_eq!(metadata(&status, "index"), "1", "{reason}");
+        }
+    }
+    assert_error(
+        c.medical
+            .batch_upsert_designated_institutions(sync("s2", vec![good.clone()]))
+            .await,
+        Code::InvalidArgument,
+        "REQUEST_ID_REUSED",
+        P,
+    );
+    let status = assert_error(
+        c.medical
+            .pay_medical_expense(at("u6", "H340500003", hospital))
+            .await,
+        not_designated,
+        "INSTITUTION_NOT_DESIGNATED",
+        P,
+    );
+    refused(status, "UNKNOWN");
     verify_clean(&mut c).await;
     env.finish().await;
 }

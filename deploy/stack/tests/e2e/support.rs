@@ -86,6 +86,7 @@ rpcs = [
   "gongji.payment.v1.MedicalExpenseService/GetMedicalExpensePayment",
   "gongji.payment.v1.MedicalExpenseService/ListMedicalExpensePayments",
   "gongji.payment.v1.MedicalExpenseService/RefundMedicalExpensePayment",
+  "gongji.payment.v1.MedicalExpenseService/BatchUpsertDesignatedInstitutions",
   "gongji.payment.v1.SettlementService/SettleBusinessDay",
   "gongji.payment.v1.SettlementService/GetSettlement",
   "gongji.payment.v1.SettlementService/VerifyLedger",
@@ -246,12 +247,18 @@ impl TestEnv {
             .await
             .expect("both services SERVING");
         let token = identity.caller_token(CONTRACT_TESTS, 3_600);
-        let clients = clients_with(
+        let mut clients = clients_with(
             &stack,
             PeerInterceptor::with_token(&token),
             pki.map(|p| p.client_tls(None)),
         )
         .await;
+        // The hospital and the pharmacy the tests pay at are designated (M1).
+        clients
+            .medical
+            .batch_upsert_designated_institutions(gongji_stack::demo::designated_institutions())
+            .await
+            .expect("designated institutions");
         Some(Self {
             stack,
             clients,

@@ -252,10 +252,11 @@ requests_per_second = 5
     /// The 25 RPCs of the trust issue's count, the fence's AuthorizeUse, ListBindingUses
     /// and ReconcileBindingUses, CloseYear, and the family features (ListFamilyUsage,
     /// WatchAccountEvents, GetAccountStatement, ListUnpaidPremiums, SetBindingLimits), and
-    /// the corrections' ListMedicalExpensePayments and RefundMedicalExpensePayment.
+    /// the corrections' ListMedicalExpensePayments, RefundMedicalExpensePayment and
+    /// BatchUpsertDesignatedInstitutions.
     #[test]
     fn the_contract_counts_every_rpc() {
-        assert_eq!(contract_rpcs().len(), 36, "{:?}", contract_rpcs());
+        assert_eq!(contract_rpcs().len(), 37, "{:?}", contract_rpcs());
     }
 
     #[test]
