@@ -26,6 +26,9 @@ use crate::{
 
 /// Most event streams open at once.
 const MAX_WATCHERS: usize = 256;
+/// How often requests for consent past their time are looked for (they expire by the day: a
+/// few minutes late is on time).
+const CONSENT_EXPIRY_INTERVAL_MS: u64 = 5 * 60 * 1_000;
 
 /// The services this server reports health for.
 pub const SERVICES: [&str; 2] = [
@@ -111,7 +114,7 @@ async fn run_with<S: Store>(
             .max_encoding_message_size(limits.max_message_bytes),
     )
     .add_service(
-        BindingServiceServer::new(BindingApi::new(ctx, watchers))
+        BindingServiceServer::new(BindingApi::new(ctx.clone(), watchers))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes),
     );
@@ -132,10 +135,29 @@ async fn run_with<S: Store>(
             }
         }
     });
+    // Requests for consent past their time expire now, then every few minutes (B5).
+    let (consent_ready_tx, consent_ready_rx) = tokio::sync::oneshot::channel::<()>();
+    let consents = tokio::spawn({
+        let ctx = ctx.clone();
+        async move {
+            if consent_ready_rx.await.is_err() {
+                return;
+            }
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(CONSENT_EXPIRY_INTERVAL_MS))
+                    .await;
+                if let Err(error) = ctx.expire_consents().await {
+                    tracing::warn!(%error, "requests for consent not expired; trying again later");
+                }
+            }
+        }
+    });
     let ready = async move {
         store.migrate().await?;
         gongji_shared::db::expire_answers(&store, clock.now(), retention_days).await?;
+        ctx.expire_consents().await?;
         let _ = ready_tx.send(());
+        let _ = consent_ready_tx.send(());
         Ok(())
     };
     let result = server::serve_when_ready(
@@ -143,6 +165,7 @@ async fn run_with<S: Store>(
     )
     .await;
     expiry.abort();
+    consents.abort();
     result.map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!("binding-service stopped");
     Ok(())

@@ -2,13 +2,14 @@
 
 use chrono::NaiveDate;
 use gongji_proto::binding::v1::{
-    self as pb, ApproveBindingRequest, ApproveBindingResponse, AuthorizeUseRequest,
-    AuthorizeUseResponse, CheckAuthorizationRequest, CheckAuthorizationResponse,
-    CreateBindingRequest, CreateBindingResponse, GetBindingRequest, GetBindingResponse,
-    ListBindingUsesRequest, ListBindingUsesResponse, ListBindingsRequest, ListBindingsResponse,
-    RejectBindingRequest, RejectBindingResponse, RevokeBindingRequest, RevokeBindingResponse,
-    SetBindingLimitsRequest, SetBindingLimitsResponse, WatchBindingEventsRequest,
-    WatchBindingEventsResponse, binding_service_server::BindingService,
+    self as pb, AcceptBindingRequest, AcceptBindingResponse, ApproveBindingRequest,
+    ApproveBindingResponse, AuthorizeUseRequest, AuthorizeUseResponse, CheckAuthorizationRequest,
+    CheckAuthorizationResponse, CreateBindingRequest, CreateBindingResponse, DeclineBindingRequest,
+    DeclineBindingResponse, GetBindingRequest, GetBindingResponse, ListBindingUsesRequest,
+    ListBindingUsesResponse, ListBindingsRequest, ListBindingsResponse, RejectBindingRequest,
+    RejectBindingResponse, RevokeBindingRequest, RevokeBindingResponse, SetBindingLimitsRequest,
+    SetBindingLimitsResponse, WatchBindingEventsRequest, WatchBindingEventsResponse,
+    binding_service_server::BindingService,
 };
 use gongji_shared::rpc::watch::{WatchStream, Watchers};
 use gongji_shared::rpc::{ApiError, auth::Caller, validate};
@@ -93,7 +94,21 @@ fn application(r: &CreateBindingRequest, today: NaiveDate) -> Result<Application
             .map_err(status)?,
         relationship: convert::relationship_from_pb(r.relationship).map_err(status)?,
         kind: convert::kind_from_pb(r.kind).map_err(status)?,
+        verification: convert::verification_from_pb(r.verification_method).map_err(status)?,
     })
+}
+
+/// The verification method an answer to a request for consent must report.
+fn required_verification(raw: i32) -> Result<crate::domain::VerificationMethod, Status> {
+    convert::verification_from_pb(raw)
+        .map_err(status)?
+        .ok_or_else(|| {
+            status(ApiError::invalid_argument(
+                "INVALID_VERIFICATION_METHOD",
+                "verification_method",
+                "report how the channel verified the beneficiary",
+            ))
+        })
 }
 
 fn authorization_to_pb(a: &AuthorizationAnswer) -> CheckAuthorizationResponse {
@@ -245,6 +260,64 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
             &request,
             to_wire,
             |c| async move { self.app.revoke_binding(&id, &requester, &reason, c).await },
+        )
+        .await
+    }
+
+    async fn accept_binding(
+        &self,
+        request: Request<AcceptBindingRequest>,
+    ) -> Result<Response<AcceptBindingResponse>, Status> {
+        // Who accepts is the person the caller acts for: the beneficiary, as the rule checks.
+        let caller = Caller::of(&request);
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id).map_err(status)?;
+        let id = binding_id(&request.binding_id)?;
+        let verification = required_verification(request.verification_method)?;
+        let requester = caller.acting_person().map_err(status)?.clone();
+        let to_wire = |b: &Binding| AcceptBindingResponse {
+            binding: binding(b),
+        };
+        command(
+            &self.app,
+            &request_id,
+            "AcceptBinding",
+            &request,
+            to_wire,
+            |c| async move {
+                self.app
+                    .accept_binding(&id, &requester, verification, c)
+                    .await
+            },
+        )
+        .await
+    }
+
+    async fn decline_binding(
+        &self,
+        request: Request<DeclineBindingRequest>,
+    ) -> Result<Response<DeclineBindingResponse>, Status> {
+        let caller = Caller::of(&request);
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id).map_err(status)?;
+        let id = binding_id(&request.binding_id)?;
+        let verification = required_verification(request.verification_method)?;
+        let reason = validate::reason(&request.reason, "reason").map_err(status)?;
+        let requester = caller.acting_person().map_err(status)?.clone();
+        let to_wire = |b: &Binding| DeclineBindingResponse {
+            binding: binding(b),
+        };
+        command(
+            &self.app,
+            &request_id,
+            "DeclineBinding",
+            &request,
+            to_wire,
+            |c| async move {
+                self.app
+                    .decline_binding(&id, &requester, &reason, verification, c)
+                    .await
+            },
         )
         .await
     }

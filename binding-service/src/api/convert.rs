@@ -9,7 +9,7 @@ use gongji_shared::{
 
 use crate::domain::{
     Binding, BindingEvent, BindingKind, BindingState, BindingUse, Enrollment, EnrollmentStatus,
-    Person,
+    Person, VerificationMethod,
 };
 
 /// A registry record as `caller` may see it: the name whole only for roles that need it.
@@ -151,10 +151,13 @@ pub fn purpose_to_pb(p: Purpose) -> pb::Purpose {
 pub fn state_from_pb(raw: i32) -> Result<BindingState, ApiError> {
     let parsed = match pb::BindingState::try_from(raw) {
         Ok(pb::BindingState::PendingReview) => Some(BindingState::PendingReview),
+        Ok(pb::BindingState::PendingConsent) => Some(BindingState::PendingConsent),
         Ok(pb::BindingState::Active) => Some(BindingState::Active),
         Ok(pb::BindingState::Rejected) => Some(BindingState::Rejected),
         Ok(pb::BindingState::Revoked) => Some(BindingState::Revoked),
         Ok(pb::BindingState::Ended) => Some(BindingState::Ended),
+        Ok(pb::BindingState::Declined) => Some(BindingState::Declined),
+        Ok(pb::BindingState::Expired) => Some(BindingState::Expired),
         _ => None,
     };
     validate::known_enum(parsed, raw, "INVALID_FILTER", "states")
@@ -163,10 +166,44 @@ pub fn state_from_pb(raw: i32) -> Result<BindingState, ApiError> {
 fn state_to_pb(s: BindingState) -> pb::BindingState {
     match s {
         BindingState::PendingReview => pb::BindingState::PendingReview,
+        BindingState::PendingConsent => pb::BindingState::PendingConsent,
         BindingState::Active => pb::BindingState::Active,
         BindingState::Rejected => pb::BindingState::Rejected,
         BindingState::Revoked => pb::BindingState::Revoked,
         BindingState::Ended => pb::BindingState::Ended,
+        BindingState::Declined => pb::BindingState::Declined,
+        BindingState::Expired => pb::BindingState::Expired,
+    }
+}
+
+/// A verification method the channel reports; `None` when it reports none.
+pub fn verification_from_pb(raw: i32) -> Result<Option<VerificationMethod>, ApiError> {
+    let parsed = match pb::VerificationMethod::try_from(raw) {
+        Ok(pb::VerificationMethod::Unspecified) => return Ok(None),
+        Ok(pb::VerificationMethod::FaceRecognition) => Some(VerificationMethod::FaceRecognition),
+        Ok(pb::VerificationMethod::SmsCode) => Some(VerificationMethod::SmsCode),
+        Ok(pb::VerificationMethod::Password) => Some(VerificationMethod::Password),
+        Ok(pb::VerificationMethod::BirthCertificate) => Some(VerificationMethod::BirthCertificate),
+        Ok(pb::VerificationMethod::InPerson) => Some(VerificationMethod::InPerson),
+        Err(_) => None,
+    };
+    validate::known_enum(
+        parsed,
+        raw,
+        "INVALID_VERIFICATION_METHOD",
+        "verification_method",
+    )
+    .map(Some)
+}
+
+fn verification_to_pb(v: Option<VerificationMethod>) -> pb::VerificationMethod {
+    match v {
+        None => pb::VerificationMethod::Unspecified,
+        Some(VerificationMethod::FaceRecognition) => pb::VerificationMethod::FaceRecognition,
+        Some(VerificationMethod::SmsCode) => pb::VerificationMethod::SmsCode,
+        Some(VerificationMethod::Password) => pb::VerificationMethod::Password,
+        Some(VerificationMethod::BirthCertificate) => pb::VerificationMethod::BirthCertificate,
+        Some(VerificationMethod::InPerson) => pb::VerificationMethod::InPerson,
     }
 }
 
@@ -188,6 +225,7 @@ pub fn binding_to_pb(b: &Binding, history: &[BindingEvent]) -> pb::Binding {
         state_reason: b.state_reason.clone(),
         history: history.iter().map(event_to_pb).collect(),
         limits: gongji_shared::rpc::limits::limits_to_pb(&b.limits),
+        consent_expire_time: b.consent_expire_time.map(timestamp),
     }
 }
 
@@ -211,5 +249,6 @@ pub fn event_to_pb(e: &BindingEvent) -> pb::BindingEvent {
             .and_then(|p| IdNumber::parse(p).ok())
             .map(|p| p.masked())
             .unwrap_or_default(),
+        verification_method: verification_to_pb(e.verification) as i32,
     }
 }

@@ -83,6 +83,19 @@ pub(super) fn app_status(error: AppError) -> Status {
                     .with_metadata("period", period.as_str())
                     .with_metadata("maximum", maximum)
                 }
+                ChangeRefusal::NotTheBeneficiary => ApiError::permission_denied(
+                    "NOT_THE_BENEFICIARY",
+                    "only the beneficiary accepts or declines a binding request",
+                ),
+                ChangeRefusal::NotPendingConsent => ApiError::failed_precondition(
+                    "BINDING_NOT_PENDING_CONSENT",
+                    "only a binding waiting for the beneficiary's consent can be accepted or declined",
+                ),
+                ChangeRefusal::ConsentExpired { expire_time } => ApiError::failed_precondition(
+                    "CONSENT_EXPIRED",
+                    "the request waited past its time; ask the authorizer to apply again",
+                )
+                .with_metadata("consent_expire_time", expire_time.to_rfc3339()),
             };
             error
                 .with_metadata("binding_id", binding_id)

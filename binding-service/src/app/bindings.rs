@@ -10,7 +10,7 @@ use gongji_shared::{
 use super::{App, AppError, Balances};
 use crate::{
     domain::{
-        Binding, BindingEvent, BindingKind, BindingState, BindingUse, Person,
+        Binding, BindingEvent, BindingKind, BindingState, BindingUse, Person, VerificationMethod,
         lifecycle::{self, Change, ChangeRefusal},
         rules::{self, AuthorizationFacts, CreateFacts, Failure},
     },
@@ -25,7 +25,14 @@ pub struct Application {
     pub beneficiary_name: PersonName,
     pub relationship: Relationship,
     pub kind: BindingKind,
+    /// How the channel verified the authorizer, as it reports.
+    pub verification: Option<VerificationMethod>,
 }
+
+/// Most requests for consent one expiry batch ends, and batches per pass: the work of a pass
+/// is bounded; what is left waits for the next pass.
+pub const CONSENT_EXPIRY_BATCH: u32 = 100;
+pub const CONSENT_EXPIRY_BATCHES_PER_PASS: usize = 10;
 
 /// The answer to "may the authorizer's account pay for the beneficiary": every rule that
 /// fails (none: authorized), with the facts it was decided on.
@@ -85,17 +92,26 @@ impl<S: Persons + Bindings, P: Balances> App<S, P> {
                 return self.reject(application, failures, &command).await;
             }
         };
-        let state = match rules.review_mode {
-            ReviewMode::Automatic => BindingState::Active,
-            ReviewMode::Manual => BindingState::PendingReview,
+        // B5: an adult beneficiary accepts first, when the policy asks for consent.
+        let consent_expire_time = lifecycle::consent_deadline(
+            rules.consent.as_ref(),
+            &application.beneficiary,
+            self.clock.today(),
+            now,
+        );
+        let state = match (consent_expire_time, rules.review_mode) {
+            (Some(_), _) => BindingState::PendingConsent,
+            (None, ReviewMode::Automatic) => BindingState::Active,
+            (None, ReviewMode::Manual) => BindingState::PendingReview,
         };
-        let (binding, event) = new_binding(
+        let (mut binding, event) = new_binding(
             &application,
             state,
             "application",
             command.request_id(),
             now,
         );
+        binding.consent_expire_time = consent_expire_time;
         let cap =
             (application.kind == BindingKind::FundsSharing).then_some(rules.max_beneficiaries);
         let created = Applied::Created(binding.clone());
@@ -169,6 +185,97 @@ impl<S: Persons + Bindings, P: Balances> App<S, P> {
         .await
     }
 
+    /// The beneficiary accepts a binding waiting for consent (B5), after every rule is checked
+    /// again as of now: ACTIVE, or PENDING_REVIEW under manual review.
+    pub async fn accept_binding(
+        &self,
+        binding_id: &str,
+        requester: &IdNumber,
+        verification: VerificationMethod,
+        command: Command<Binding>,
+    ) -> Result<Binding, AppError> {
+        let (current, _) = self.binding(binding_id).await?;
+        let now = self.clock.now();
+        let review_mode = self
+            .policy
+            .rules_on(self.clock.today())
+            .map_or(ReviewMode::Automatic, |r| r.review_mode);
+        // Who may answer, and whether in time, before the rules: a stranger learns nothing.
+        let refused = |refusal| AppError::ChangeRefused {
+            refusal,
+            binding_id: binding_id.to_owned(),
+            state: current.state,
+        };
+        lifecycle::accept(&current, requester, review_mode, verification, now).map_err(refused)?;
+        let failures = self.recheck(&current).await?;
+        if !failures.is_empty() {
+            tracing::info!(
+                binding_id,
+                ?failures,
+                "acceptance refused: the rules fail now"
+            );
+            return Err(AppError::BindingRefused { failures });
+        }
+        self.change(binding_id, &command, |b| {
+            lifecycle::accept(b, requester, review_mode, verification, now)
+        })
+        .await
+    }
+
+    /// The beneficiary declines a binding waiting for consent (B5).
+    pub async fn decline_binding(
+        &self,
+        binding_id: &str,
+        requester: &IdNumber,
+        reason: &str,
+        verification: VerificationMethod,
+        command: Command<Binding>,
+    ) -> Result<Binding, AppError> {
+        let now = self.clock.now();
+        self.change(binding_id, &command, |b| {
+            lifecycle::decline(b, requester, reason, verification, now)
+        })
+        .await
+    }
+
+    /// Ends the requests for consent whose time ran out (B5): EXPIRED, by the system, in
+    /// bounded batches. Answers how many.
+    pub async fn expire_consents(&self) -> Result<usize, AppError> {
+        let now = self.clock.now();
+        let mut expired = 0;
+        for _ in 0..CONSENT_EXPIRY_BATCHES_PER_PASS {
+            let due = self
+                .store
+                .consents_expired(now, CONSENT_EXPIRY_BATCH)
+                .await?;
+            for binding in &due {
+                let Ok(change) = lifecycle::expire(binding, now) else {
+                    continue;
+                };
+                let request_id = format!("expire-consent:{}", binding.binding_id);
+                let (next, event) = lifecycle::apply(binding, &change, &request_id, now);
+                match self
+                    .store
+                    .system_transition(&next, binding.version, &event)
+                    .await
+                {
+                    Ok(()) => expired += 1,
+                    // Answered meanwhile: the answer stands.
+                    Err(StoreError::Conflict(Conflict::VersionChanged)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if due.len() < CONSENT_EXPIRY_BATCH as usize {
+                break;
+            }
+        }
+        if expired > 0 {
+            self.events.notify_waiters();
+            tracing::info!(expired, "requests for consent expired");
+        }
+        Ok(expired)
+    }
+
     /// The rules a pending binding fails today, itself left out of the authorizer's live
     /// bindings.
     async fn recheck(&self, pending: &Binding) -> Result<Vec<Failure>, AppError> {
@@ -178,6 +285,7 @@ impl<S: Persons + Bindings, P: Balances> App<S, P> {
             beneficiary_name: pending.beneficiary_name.clone(),
             relationship: pending.relationship,
             kind: pending.kind,
+            verification: None,
         };
         let (failures, _, _) = self
             .check_rules(&application, Some(&pending.binding_id))
@@ -287,6 +395,7 @@ fn new_binding(
         update_time: now,
         state_reason: String::new(),
         limits: gongji_shared::domain::limits::FamilyLimits::none(),
+        consent_expire_time: None,
     };
     let event = BindingEvent {
         sequence: 0,
@@ -300,6 +409,7 @@ fn new_binding(
         binding_version: 1,
         caller: String::new(),
         acting_person: None,
+        verification: application.verification,
     };
     (binding, event)
 }
@@ -599,6 +709,7 @@ mod tests {
             beneficiary_name: PersonName::parse(name).unwrap(),
             relationship: Relationship::Child,
             kind: BindingKind::FundsSharing,
+            verification: None,
         }
     }
 
@@ -653,6 +764,7 @@ mod tests {
             update_time: now,
             state_reason: String::new(),
             limits: gongji_shared::domain::limits::FamilyLimits::none(),
+            consent_expire_time: None,
         }
     }
 

@@ -289,6 +289,36 @@ impl Bindings for FakeStore {
         })
     }
 
+    async fn system_transition(
+        &self,
+        next: &Binding,
+        expected_version: i64,
+        event: &BindingEvent,
+    ) -> Result<(), StoreError> {
+        let mut s = self.state();
+        s.replace(next, expected_version)?;
+        s.append(event);
+        Ok(())
+    }
+
+    async fn consents_expired(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<Binding>, StoreError> {
+        Ok(self
+            .state()
+            .bindings
+            .iter()
+            .filter(|b| {
+                b.state == crate::domain::BindingState::PendingConsent
+                    && b.consent_expire_time.is_some_and(|t| t < now)
+            })
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
     async fn list_bindings(&self, filter: &ListFilter) -> Result<Vec<(i64, Binding)>, StoreError> {
         Ok((1..)
             .zip(self.state().bindings.iter().cloned())

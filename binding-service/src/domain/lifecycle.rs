@@ -1,10 +1,17 @@
-//! How a binding changes state after its application (B5, B7): review, revocation, and the
-//! ending that follows a registry change. Each change is a new version with an audit event.
+//! How a binding changes state after its application (B5, B7): the beneficiary's consent,
+//! review, revocation, and the ending that follows a registry change. Each change is a new
+//! version with an audit event.
 
-use chrono::{DateTime, Utc};
-use gongji_shared::{IdNumber, domain::limits::FamilyLimits, policy::BindingRules};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use gongji_shared::{
+    IdNumber,
+    domain::limits::FamilyLimits,
+    policy::{BindingRules, ConsentRule, ReviewMode},
+};
 
-use super::{Binding, BindingEvent, BindingKind, BindingState, EnrollmentStatus, Person};
+use super::{
+    Binding, BindingEvent, BindingKind, BindingState, EnrollmentStatus, Person, VerificationMethod,
+};
 
 /// Why a change is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +31,12 @@ pub enum ChangeRefusal {
         period: gongji_shared::domain::limits::LimitPeriod,
         maximum: gongji_shared::Money,
     },
+    /// Only the beneficiary accepts or declines a binding request.
+    NotTheBeneficiary,
+    /// Accepting and declining apply to a binding waiting for consent only.
+    NotPendingConsent,
+    /// The request waited past its time; it expires.
+    ConsentExpired { expire_time: DateTime<Utc> },
 }
 
 /// A change to apply.
@@ -34,6 +47,112 @@ pub struct Change {
     pub reason: String,
     /// New limits, when the change sets them.
     pub limits: Option<FamilyLimits>,
+    /// How the channel verified the person acting, as it reported (a consent's evidence).
+    pub verification: Option<VerificationMethod>,
+}
+
+impl Change {
+    /// A change to `to` by `actor`, for `reason`, nothing else.
+    pub fn to(to: BindingState, actor: &str, reason: &str) -> Self {
+        Self {
+            to,
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
+            limits: None,
+            verification: None,
+        }
+    }
+}
+
+/// B5 (two-party consent): until when a binding to `beneficiary`, applied for at `now`, waits
+/// for the beneficiary's acceptance under `rule`; `None` when it needs none (no rule, or a
+/// minor bound by the parent as guardian).
+pub fn consent_deadline(
+    rule: Option<&ConsentRule>,
+    beneficiary: &IdNumber,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let rule = rule?;
+    let adult = age_on(beneficiary.birth_date(), today) >= rule.from_age;
+    adult.then(|| now + chrono::Duration::days(i64::from(rule.expiry_days)))
+}
+
+/// Whole years from `birth` to `day`.
+fn age_on(birth: NaiveDate, day: NaiveDate) -> u32 {
+    let years = day.year() - birth.year();
+    let before_birthday = (day.month(), day.day()) < (birth.month(), birth.day());
+    u32::try_from(years - i32::from(before_birthday)).unwrap_or(0)
+}
+
+/// B5: the beneficiary accepts a binding waiting for consent, in time: it is ACTIVE, or waits
+/// for review under manual review.
+pub fn accept(
+    binding: &Binding,
+    requester: &IdNumber,
+    review_mode: ReviewMode,
+    verification: VerificationMethod,
+    now: DateTime<Utc>,
+) -> Result<Change, ChangeRefusal> {
+    answerable(binding, requester, now)?;
+    let to = match review_mode {
+        ReviewMode::Automatic => BindingState::Active,
+        ReviewMode::Manual => BindingState::PendingReview,
+    };
+    Ok(Change {
+        verification: Some(verification),
+        ..Change::to(to, "beneficiary", "accepted by the beneficiary")
+    })
+}
+
+/// B5: the beneficiary declines a binding waiting for consent.
+pub fn decline(
+    binding: &Binding,
+    requester: &IdNumber,
+    reason: &str,
+    verification: VerificationMethod,
+    now: DateTime<Utc>,
+) -> Result<Change, ChangeRefusal> {
+    answerable(binding, requester, now)?;
+    Ok(Change {
+        verification: Some(verification),
+        ..Change::to(BindingState::Declined, "beneficiary", reason)
+    })
+}
+
+/// Whether `requester` may answer `binding`'s request for consent at `now`.
+fn answerable(
+    binding: &Binding,
+    requester: &IdNumber,
+    now: DateTime<Utc>,
+) -> Result<(), ChangeRefusal> {
+    if requester != &binding.beneficiary {
+        return Err(ChangeRefusal::NotTheBeneficiary);
+    }
+    if binding.state != BindingState::PendingConsent {
+        return Err(ChangeRefusal::NotPendingConsent);
+    }
+    match binding.consent_expire_time {
+        Some(expire_time) if now > expire_time => {
+            Err(ChangeRefusal::ConsentExpired { expire_time })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// B5: a request for consent unanswered past its time expires (the system's change).
+pub fn expire(binding: &Binding, now: DateTime<Utc>) -> Result<Change, ChangeRefusal> {
+    if binding.state != BindingState::PendingConsent {
+        return Err(ChangeRefusal::NotPendingConsent);
+    }
+    match binding.consent_expire_time {
+        Some(expire_time) if now > expire_time => Ok(Change::to(
+            BindingState::Expired,
+            "system",
+            "the beneficiary did not answer in time",
+        )),
+        _ => Err(ChangeRefusal::NotPendingConsent),
+    }
 }
 
 /// B7: either side may end a live binding; nobody else may.
@@ -52,12 +171,7 @@ pub fn revoke(
     if !binding.state.is_live() {
         return Err(ChangeRefusal::NotActive);
     }
-    Ok(Change {
-        to: BindingState::Revoked,
-        actor: actor.to_owned(),
-        reason: reason.to_owned(),
-        limits: None,
-    })
+    Ok(Change::to(BindingState::Revoked, actor, reason))
 }
 
 /// The authorizer sets the limits of an ACTIVE funds-sharing binding, within the policy's
@@ -88,10 +202,12 @@ pub fn set_limits(
         }
     }
     Ok(Change {
-        to: BindingState::Active,
-        actor: "authorizer".to_owned(),
-        reason: format!("limits set: {limits}"),
-        limits: Some(limits),
+        limits: Some(limits.clone()),
+        ..Change::to(
+            BindingState::Active,
+            "authorizer",
+            &format!("limits set: {limits}"),
+        )
     })
 }
 
@@ -105,16 +221,12 @@ pub fn review(
     if binding.state != BindingState::PendingReview {
         return Err(ChangeRefusal::NotPending);
     }
-    Ok(Change {
-        to: if approve {
-            BindingState::Active
-        } else {
-            BindingState::Rejected
-        },
-        actor: format!("reviewer:{reviewer}"),
-        reason: reason.to_owned(),
-        limits: None,
-    })
+    let to = if approve {
+        BindingState::Active
+    } else {
+        BindingState::Rejected
+    };
+    Ok(Change::to(to, &format!("reviewer:{reviewer}"), reason))
 }
 
 /// The binding and its audit event after `change`.
@@ -152,6 +264,7 @@ pub fn apply(
         binding_version: version,
         caller: String::new(),
         acting_person: None,
+        verification: change.verification,
     };
     (next, event)
 }
@@ -196,17 +309,7 @@ pub fn endings(
             } else {
                 None
             };
-            reason.map(|reason| {
-                (
-                    b.clone(),
-                    Change {
-                        to: BindingState::Ended,
-                        actor: "system".to_owned(),
-                        reason: reason.to_owned(),
-                        limits: None,
-                    },
-                )
-            })
+            reason.map(|reason| (b.clone(), Change::to(BindingState::Ended, "system", reason)))
         })
         .collect()
 }
@@ -240,6 +343,7 @@ mod tests {
             update_time: Utc::now(),
             state_reason: String::new(),
             limits: gongji_shared::domain::limits::FamilyLimits::none(),
+            consent_expire_time: None,
         }
     }
 
@@ -384,5 +488,72 @@ mod tests {
         let proxy = [binding(BindingKind::Proxy, BindingState::Active)];
         assert_eq!(endings(&moved, &funds, None, "34").len(), 1);
         assert!(endings(&moved, &proxy, None, "34").is_empty());
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_adult_accepts_and_a_minor_is_bound_by_the_guardian() {
+        let rule = ConsentRule {
+            from_age: 16,
+            expiry_days: 7,
+        };
+        let now = Utc::now();
+        // B (11010519491231002X) was born 1949-12-31.
+        let expires = consent_deadline(Some(&rule), &id(B), day("2026-08-01"), now);
+        assert_eq!(expires, Some(now + chrono::Duration::days(7)));
+        // Whole years: 16 on the birthday, 15 the day before.
+        let born = |s: &str| {
+            let body = format!("340504{s}001");
+            IdNumber::parse(&format!(
+                "{body}{}",
+                IdNumber::check_char_of(&body).unwrap()
+            ))
+            .unwrap()
+        };
+        let sixteen = born("20100801");
+        assert!(consent_deadline(Some(&rule), &sixteen, day("2026-08-01"), now).is_some());
+        assert_eq!(
+            consent_deadline(Some(&rule), &sixteen, day("2026-07-31"), now),
+            None
+        );
+        assert_eq!(consent_deadline(None, &id(B), day("2026-08-01"), now), None);
+    }
+
+    #[test]
+    fn only_the_beneficiary_answers_in_time_a_binding_waiting_for_consent() {
+        let now = Utc::now();
+        let mut pending = binding(BindingKind::FundsSharing, BindingState::PendingConsent);
+        pending.consent_expire_time = Some(now + chrono::Duration::days(7));
+        let face = VerificationMethod::FaceRecognition;
+        let accepted = accept(&pending, &id(B), ReviewMode::Automatic, face, now).unwrap();
+        assert_eq!(
+            (accepted.to, accepted.actor.as_str(), accepted.verification),
+            (BindingState::Active, "beneficiary", Some(face))
+        );
+        let reviewed = accept(&pending, &id(B), ReviewMode::Manual, face, now).unwrap();
+        assert_eq!(reviewed.to, BindingState::PendingReview);
+        assert_eq!(
+            accept(&pending, &id(A), ReviewMode::Automatic, face, now),
+            Err(ChangeRefusal::NotTheBeneficiary)
+        );
+        let declined = decline(&pending, &id(B), "no", face, now).unwrap();
+        assert_eq!(declined.to, BindingState::Declined);
+        let late = now + chrono::Duration::days(8);
+        assert_eq!(
+            accept(&pending, &id(B), ReviewMode::Automatic, face, late),
+            Err(ChangeRefusal::ConsentExpired {
+                expire_time: now + chrono::Duration::days(7)
+            })
+        );
+        assert_eq!(expire(&pending, late).unwrap().to, BindingState::Expired);
+        assert_eq!(expire(&pending, now), Err(ChangeRefusal::NotPendingConsent));
+        let active = binding(BindingKind::FundsSharing, BindingState::Active);
+        assert_eq!(
+            accept(&active, &id(B), ReviewMode::Automatic, face, now),
+            Err(ChangeRefusal::NotPendingConsent)
+        );
     }
 }

@@ -44,10 +44,29 @@ pub enum BindingKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BindingState {
     PendingReview,
+    /// Waiting for the beneficiary to accept (B5, two-party consent).
+    PendingConsent,
     Active,
     Rejected,
     Revoked,
     Ended,
+    /// The beneficiary declined it.
+    Declined,
+    /// The beneficiary did not answer in time.
+    Expired,
+}
+
+/// How a channel verified the person who consented (the channel verifies; this system keeps
+/// what it reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerificationMethod {
+    FaceRecognition,
+    SmsCode,
+    Password,
+    /// A guardian's proof of a child's birth.
+    BirthCertificate,
+    /// At a counter, with the identity card.
+    InPerson,
 }
 
 /// A binding between an authorizer and a beneficiary.
@@ -66,6 +85,8 @@ pub struct Binding {
     pub state_reason: String,
     /// The authorizer's caps on what the binding may take (funds sharing only).
     pub limits: gongji_shared::domain::limits::FamilyLimits,
+    /// Until when a binding waiting for the beneficiary's consent may be accepted.
+    pub consent_expire_time: Option<DateTime<Utc>>,
 }
 
 /// A family debit a binding authorized (P1), recorded with the check.
@@ -98,6 +119,8 @@ pub struct BindingEvent {
     /// is written) and the person it acted for.
     pub caller: String,
     pub acting_person: Option<String>,
+    /// How the channel verified the person acting, as it reported (a consent's evidence).
+    pub verification: Option<VerificationMethod>,
 }
 
 impl Person {
@@ -164,10 +187,13 @@ impl BindingState {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PendingReview => "PENDING_REVIEW",
+            Self::PendingConsent => "PENDING_CONSENT",
             Self::Active => "ACTIVE",
             Self::Rejected => "REJECTED",
             Self::Revoked => "REVOKED",
             Self::Ended => "ENDED",
+            Self::Declined => "DECLINED",
+            Self::Expired => "EXPIRED",
         }
     }
 
@@ -175,17 +201,48 @@ impl BindingState {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "PENDING_REVIEW" => Some(Self::PendingReview),
+            "PENDING_CONSENT" => Some(Self::PendingConsent),
             "ACTIVE" => Some(Self::Active),
             "REJECTED" => Some(Self::Rejected),
             "REVOKED" => Some(Self::Revoked),
             "ENDED" => Some(Self::Ended),
+            "DECLINED" => Some(Self::Declined),
+            "EXPIRED" => Some(Self::Expired),
             _ => None,
         }
     }
 
     /// Live bindings count against duplicates and the cap.
     pub fn is_live(self) -> bool {
-        matches!(self, Self::PendingReview | Self::Active)
+        matches!(
+            self,
+            Self::PendingReview | Self::PendingConsent | Self::Active
+        )
+    }
+}
+
+impl VerificationMethod {
+    /// Storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FaceRecognition => "FACE_RECOGNITION",
+            Self::SmsCode => "SMS_CODE",
+            Self::Password => "PASSWORD",
+            Self::BirthCertificate => "BIRTH_CERTIFICATE",
+            Self::InPerson => "IN_PERSON",
+        }
+    }
+
+    /// From the storage name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "FACE_RECOGNITION" => Some(Self::FaceRecognition),
+            "SMS_CODE" => Some(Self::SmsCode),
+            "PASSWORD" => Some(Self::Password),
+            "BIRTH_CERTIFICATE" => Some(Self::BirthCertificate),
+            "IN_PERSON" => Some(Self::InPerson),
+            _ => None,
+        }
     }
 }
 

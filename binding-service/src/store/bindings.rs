@@ -57,6 +57,22 @@ pub trait Bindings: Database<Conflict = super::Conflict> {
         response: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Replaces a binding by its next version as the system's own change (no request, no
+    /// answer kept), if it is still at `expected_version` (`Conflict::VersionChanged`
+    /// otherwise), with its audit event, atomically.
+    fn system_transition(
+        &self,
+        next: &Binding,
+        expected_version: i64,
+        event: &BindingEvent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Up to `limit` bindings waiting for consent whose time ran out before `now`, oldest
+    /// deadline first.
+    fn consents_expired(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Binding>, StoreError>> + Send;
     /// One page of a person's bindings, oldest first, after position `after`; each with its
     /// position, the page token of the next page.
     fn list_bindings(
@@ -85,15 +101,15 @@ pub struct ListFilter {
 
 /// The columns a binding is read from: the parties sealed (`authorizer` and `beneficiary`
 /// hold their keyed indexes, which lookups compare), the name sealed.
-pub(super) const BINDING_COLUMNS: &str = "binding_id, authorizer_sealed, beneficiary_sealed, beneficiary_name, relationship, kind, state, version, create_time, update_time, state_reason, limits";
+pub(super) const BINDING_COLUMNS: &str = "binding_id, authorizer_sealed, beneficiary_sealed, beneficiary_name, relationship, kind, state, version, create_time, update_time, state_reason, limits, consent_expire_time";
 /// The columns a new binding is written to: [`BINDING_COLUMNS`] and the two indexes.
-const INSERT_COLUMNS: &str = "binding_id, authorizer_sealed, beneficiary_sealed, beneficiary_name, relationship, kind, state, version, create_time, update_time, state_reason, limits, authorizer, beneficiary";
+const INSERT_COLUMNS: &str = "binding_id, authorizer_sealed, beneficiary_sealed, beneficiary_name, relationship, kind, state, version, create_time, update_time, state_reason, limits, consent_expire_time, authorizer, beneficiary";
 
 /// The insert of a new binding, with its position.
 pub(super) fn insert_binding_sql() -> &'static str {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
-            "INSERT INTO bindings ({INSERT_COLUMNS}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+            "INSERT INTO bindings ({INSERT_COLUMNS}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
              (SELECT COALESCE(MAX(seq), 0) + 1 FROM bindings))"
         )
     });
@@ -114,6 +130,7 @@ pub(super) struct BindingRow {
     update_time: DateTime<Utc>,
     state_reason: String,
     limits: String,
+    consent_expire_time: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -144,6 +161,7 @@ impl BindingRow {
             state_reason: r.state_reason,
             limits: gongji_shared::domain::limits::FamilyLimits::decode(&r.limits)
                 .ok_or_else(|| corrupt("bindings.limits"))?,
+            consent_expire_time: r.consent_expire_time,
         })
     }
 }
@@ -172,6 +190,7 @@ pub(super) struct FactsRow {
     update_time: Option<DateTime<Utc>>,
     state_reason: Option<String>,
     limits: Option<String>,
+    consent_expire_time: Option<DateTime<Utc>>,
 }
 
 /// Both parties' records ($1, $2) and the pair's binding of kind $3, in one statement: one row
@@ -252,6 +271,7 @@ pub(super) fn facts_of(
                     update_time,
                     state_reason,
                     limits,
+                    consent_expire_time: r.consent_expire_time,
                 }
                 .open(vault)?,
             );
@@ -278,8 +298,11 @@ pub(super) fn facts_of(
     Ok((first, second, binding))
 }
 
+/// Who the system's own changes (expiring a request for consent) are recorded as made by.
+pub(super) const SYSTEM: &str = "system";
+
 /// The live-state filter of every query that looks for live bindings.
-pub(super) const LIVE: &str = "state IN ('PENDING_REVIEW', 'ACTIVE')";
+pub(super) const LIVE: &str = "state IN ('PENDING_REVIEW', 'PENDING_CONSENT', 'ACTIVE')";
 
 /// `state IN (...)` for a filter; the names are fixed strings, never input.
 pub(super) fn states_clause(states: &[BindingState]) -> String {
@@ -389,6 +412,7 @@ macro_rules! bindings_sql {
                 .bind(binding.update_time)
                 .bind(&binding.state_reason)
                 .bind(binding.limits.encode())
+                .bind(binding.consent_expire_time)
                 .bind(self.vault.index(&binding.authorizer))
                 .bind(self.vault.index(&binding.beneficiary))
                 .execute(&mut *tx)
@@ -413,6 +437,43 @@ macro_rules! bindings_sql {
                 write_transition(&mut tx, &self.vault, next, expected_version, event, idempotency).await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn system_transition(
+                &self,
+                next: &$crate::domain::Binding,
+                expected_version: i64,
+                event: &$crate::domain::BindingEvent,
+            ) -> Result<(), $crate::store::StoreError> {
+                let by = gongji_shared::command::Idempotency {
+                    scope: $crate::store::bindings::SYSTEM.to_owned(),
+                    acting_person: None,
+                    request_id: event.request_id.clone(),
+                    operation: "system",
+                    fingerprint: String::new(),
+                };
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($event_lock).execute(&mut *tx).await?;
+                write_transition(&mut tx, &self.vault, next, expected_version, event, &by).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn consents_expired(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> Result<Vec<$crate::domain::Binding>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::bindings::BindingRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM bindings WHERE state = 'PENDING_CONSENT' AND consent_expire_time < $1 \
+                     ORDER BY consent_expire_time LIMIT $2",
+                    $crate::store::bindings::BINDING_COLUMNS
+                ))
+                .bind(now)
+                .bind(i64::from(limit).min($crate::store::MAX_ROWS))
+                .fetch_all(&self.reads)
+                .await?;
+                rows.into_iter().map(|r| r.open(&self.vault)).collect()
             }
 
             async fn list_bindings(
@@ -448,7 +509,7 @@ macro_rules! bindings_sql {
                 .await?;
                 let Some(row) = row else { return Ok(None) };
                 let events: Vec<$crate::store::events::EventRow> = sqlx::query_as(
-                    "SELECT sequence, binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version, caller, acting_person \
+                    "SELECT sequence, binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version, caller, acting_person, verification \
                      FROM binding_events WHERE binding_id = $1 ORDER BY sequence LIMIT $2",
                 )
                 .bind(binding_id)

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use gongji_shared::db::decode::corrupt;
 
 use super::{Database, StoreError};
-use crate::domain::{BindingEvent, BindingState};
+use crate::domain::{BindingEvent, BindingState, VerificationMethod};
 
 /// Binding events.
 pub trait Events: Database<Conflict = super::Conflict> {
@@ -32,6 +32,7 @@ pub(super) struct EventRow {
     binding_version: i64,
     caller: String,
     acting_person: Option<String>,
+    verification: Option<String>,
 }
 
 impl EventRow {
@@ -59,6 +60,14 @@ impl EventRow {
                     gongji_shared::db::decode::opened(vault, &p, "binding_events.acting_person")
                 })
                 .transpose()?,
+            verification: r
+                .verification
+                .as_deref()
+                .map(|v| {
+                    VerificationMethod::parse(v)
+                        .ok_or_else(|| corrupt("binding_events.verification"))
+                })
+                .transpose()?,
         })
     }
 }
@@ -73,7 +82,7 @@ macro_rules! events_sql {
                 limit: u32,
             ) -> Result<Vec<$crate::domain::BindingEvent>, $crate::store::StoreError> {
                 let rows: Vec<$crate::store::events::EventRow> = sqlx::query_as(
-                    "SELECT sequence, binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version, caller, acting_person \
+                    "SELECT sequence, binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version, caller, acting_person, verification \
                      FROM binding_events WHERE sequence > $1 ORDER BY sequence LIMIT $2",
                 )
                 .bind(sequence)
@@ -92,8 +101,8 @@ macro_rules! events_sql {
             by: &gongji_shared::command::Idempotency,
         ) -> Result<(), $crate::store::StoreError> {
             sqlx::query(
-                "INSERT INTO binding_events (binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version, caller, acting_person) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                "INSERT INTO binding_events (binding_id, from_state, to_state, actor, reason, request_id, event_time, binding_version, caller, acting_person, verification) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&event.binding_id)
             .bind(event.from_state.map(|s| s.as_str()))
@@ -105,6 +114,7 @@ macro_rules! events_sql {
             .bind(event.binding_version)
             .bind(&by.scope)
             .bind(by.acting_person.as_deref().map(|p| vault.seal(p)))
+            .bind(event.verification.map(|v| v.as_str()))
             .execute(&mut **tx)
             .await?;
             Ok(())

@@ -749,6 +749,7 @@ async fn load_family(c: &mut Clients, i: usize) -> anyhow::Result<()> {
         beneficiary_name: "测试".to_owned(),
         relationship: Relationship::Child as i32,
         kind: BindingKind::FundsSharing as i32,
+        verification_method: 0,
     });
     acting(&mut bind, &employee(i));
     c.bindings.create_binding(bind).await?;

@@ -4,7 +4,8 @@
 use gongji_proto::{
     binding::v1::{
         BindingKind, CreateBindingRequest, Enrollment, EnrollmentStatus, InsuredPerson,
-        Relationship, UpsertInsuredPersonRequest, binding_service_client::BindingServiceClient,
+        Relationship, UpsertInsuredPersonRequest, VerificationMethod,
+        binding_service_client::BindingServiceClient,
         registry_service_client::RegistryServiceClient,
     },
     payment::v1::{
@@ -128,6 +129,7 @@ pub async fn load(
         beneficiary_name: "张小雨".to_owned(),
         relationship: Relationship::Child as i32,
         kind: BindingKind::FundsSharing as i32,
+        verification_method: VerificationMethod::FaceRecognition as i32,
     });
     create
         .metadata_mut()

@@ -132,6 +132,7 @@ async fn b3_employee_insurance_in_anhui_makes_a_beneficiary_insured_in_anhui(bac
             beneficiary_name: "王芳".into(),
             relationship: Relationship::Spouse as i32,
             kind: BindingKind::FundsSharing as i32,
+            verification_method: 0,
         })
         .await
         .expect("insured in Anhui: allowed")
@@ -937,6 +938,7 @@ async fn b5_a_refused_application_is_kept_with_every_reason_and_replayed(backend
         beneficiary_name: "李强".into(),
         relationship: Relationship::Sibling as i32,
         kind: BindingKind::FundsSharing as i32,
+        verification_method: 0,
     };
     let first = assert_error(
         c.bindings.create_binding(apply.clone()).await,

@@ -105,6 +105,7 @@ pub fn bind_request(request_id: &str) -> CreateBindingRequest {
         beneficiary_name: CHILD_NAME.to_owned(),
         relationship: Relationship::Child as i32,
         kind: BindingKind::FundsSharing as i32,
+        verification_method: 0,
     }
 }
 

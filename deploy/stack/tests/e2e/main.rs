@@ -6,6 +6,7 @@ mod support;
 
 mod binding;
 mod concurrency;
+mod consent;
 mod contract;
 mod corrections;
 mod edges;

@@ -62,6 +62,8 @@ rpcs = [
   "gongji.binding.v1.BindingService/ListBindings",
   "gongji.binding.v1.BindingService/RevokeBinding",
   "gongji.binding.v1.BindingService/SetBindingLimits",
+  "gongji.binding.v1.BindingService/AcceptBinding",
+  "gongji.binding.v1.BindingService/DeclineBinding",
   "gongji.binding.v1.BindingService/ApproveBinding",
   "gongji.binding.v1.BindingService/RejectBinding",
   "gongji.binding.v1.BindingService/CheckAuthorization",

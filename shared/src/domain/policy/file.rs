@@ -11,8 +11,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    BindingRules, Bucket, ContinuityIncentive, DateWindow, FamilyLimitPolicy, Policy, Pooling,
-    PremiumRate, PremiumYear, Purpose, ReviewMode, WaitingPeriod,
+    BindingRules, Bucket, ConsentRule, ContinuityIncentive, DateWindow, FamilyLimitPolicy, Policy,
+    Pooling, PremiumRate, PremiumYear, Purpose, ReviewMode, WaitingPeriod,
 };
 use crate::domain::{
     CoverageYear, Money, RegionCode, Relationship,
@@ -21,6 +21,10 @@ use crate::domain::{
 
 /// Most beneficiaries one authorizer may ever have, whatever a policy says.
 const MAX_BENEFICIARIES_LIMIT: u32 = 50;
+/// Oldest age a consent rule may start at.
+const MAX_AGE: u32 = 30;
+/// Longest a binding request may wait for the beneficiary's answer.
+const MAX_CONSENT_EXPIRY_DAYS: u32 = 90;
 /// Most months any waiting-period parameter may hold.
 const MAX_WAITING_MONTHS: u32 = 12;
 /// A bound on how far back a policy may let back-payments reach.
@@ -102,6 +106,15 @@ struct RawRules {
     max_beneficiaries: Spanned<u32>,
     review_mode: Spanned<String>,
     purposes: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    consent: Option<RawConsent>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsent {
+    from_age: Spanned<u32>,
+    expiry_days: Spanned<u32>,
 }
 
 #[derive(Deserialize)]
@@ -395,6 +408,17 @@ fn rules(check: &Checker<'_>, raw: &[Spanned<RawRules>]) -> Result<Vec<BindingRu
                 "MEDICAL_EXPENSE" => Some(Purpose::MedicalExpense),
                 _ => None,
             })?,
+            consent: match &r.consent {
+                Some(c) => Some(ConsentRule {
+                    from_age: check.bounded(&c.from_age, "consent.from_age", 1..MAX_AGE + 1)?,
+                    expiry_days: check.bounded(
+                        &c.expiry_days,
+                        "consent.expiry_days",
+                        1..MAX_CONSENT_EXPIRY_DAYS + 1,
+                    )?,
+                }),
+                None => None,
+            },
         });
     }
     Ok(out)

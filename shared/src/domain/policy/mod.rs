@@ -93,6 +93,19 @@ pub struct BindingRules {
     pub max_beneficiaries: u32,
     pub review_mode: ReviewMode,
     pub purposes: Vec<Purpose>,
+    /// Two-party consent (B5, national notice of 2026): when set, a binding to a beneficiary of
+    /// this age or older waits for the beneficiary to accept it.
+    pub consent: Option<ConsentRule>,
+}
+
+/// When a beneficiary must accept a binding, and how long the request waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsentRule {
+    /// Beneficiaries of this age (whole years) or older accept; younger ones are bound by
+    /// their parent as guardian.
+    pub from_age: u32,
+    /// A request not answered within this many days expires.
+    pub expiry_days: u32,
 }
 
 /// A part of a personal account.

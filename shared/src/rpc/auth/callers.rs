@@ -253,10 +253,11 @@ requests_per_second = 5
     /// and ReconcileBindingUses, CloseYear, and the family features (ListFamilyUsage,
     /// WatchAccountEvents, GetAccountStatement, ListUnpaidPremiums, SetBindingLimits), and
     /// the corrections' ListMedicalExpensePayments, RefundMedicalExpensePayment and
-    /// BatchUpsertDesignatedInstitutions.
+    /// BatchUpsertDesignatedInstitutions, and two-party consent's AcceptBinding and
+    /// DeclineBinding.
     #[test]
     fn the_contract_counts_every_rpc() {
-        assert_eq!(contract_rpcs().len(), 37, "{:?}", contract_rpcs());
+        assert_eq!(contract_rpcs().len(), 39, "{:?}", contract_rpcs());
     }
 
     #[test]
