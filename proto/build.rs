@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "gongji/payment/v1/account.proto",
     "gongji/payment/v1/premium.proto",
     "gongji/payment/v1/medical.proto",
+    "gongji/payment/v1/wallet.proto",
     "gongji/payment/v1/settlement.proto",
     "google/rpc/error_details.proto",
 ];

@@ -31,9 +31,10 @@ use tonic_health::{
 };
 
 /// The services that move money for someone else and so depend on binding-service.
-pub const DEPENDENT_SERVICES: [&str; 2] = [
+pub const DEPENDENT_SERVICES: [&str; 3] = [
     "gongji.payment.v1.PremiumService",
     "gongji.payment.v1.MedicalExpenseService",
+    "gongji.payment.v1.WalletService",
 ];
 const BINDING_SERVICE: &str = "gongji.binding.v1.BindingService";
 
@@ -255,6 +256,7 @@ fn purpose_to_pb(purpose: Purpose) -> pb::Purpose {
     match purpose {
         Purpose::Premium => pb::Purpose::Premium,
         Purpose::MedicalExpense => pb::Purpose::MedicalExpense,
+        Purpose::FamilyWallet => pb::Purpose::FamilyWallet,
     }
 }
 

@@ -7,7 +7,7 @@ use gongji_proto::payment::v1::{
     account_service_server::AccountServiceServer,
     medical_expense_service_server::MedicalExpenseServiceServer,
     premium_service_server::PremiumServiceServer,
-    settlement_service_server::SettlementServiceServer,
+    settlement_service_server::SettlementServiceServer, wallet_service_server::WalletServiceServer,
 };
 use gongji_shared::{
     Policy,
@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tonic_health::ServingStatus;
 
 use crate::{
-    api::{AccountApi, MedicalExpenseApi, PremiumApi, SettlementApi},
+    api::{AccountApi, MedicalExpenseApi, PremiumApi, SettlementApi, WalletApi},
     app::App,
     config::{Config, HOLD_TIMEOUT_MS, PEER_PROBE_INTERVAL_MS},
     peer::{BindingPeer, DEPENDENT_SERVICES},
@@ -36,6 +36,8 @@ pub const INDEPENDENT_SERVICES: [&str; 2] = [
 
 /// Account event streams open at once.
 const MAX_WATCHERS: usize = 256;
+/// How often family wallet transfers past their confirmation time are looked for.
+const WALLET_RETURN_INTERVAL_MS: u64 = 5 * 60 * 1_000;
 
 /// Serves on `listener` until `shutdown` resolves, then drains and returns.
 pub async fn run(
@@ -138,6 +140,11 @@ async fn run_with<S: Store>(
             .max_encoding_message_size(max),
     )
     .add_service(
+        WalletServiceServer::new(WalletApi::new(ctx.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+    )
+    .add_service(
         SettlementServiceServer::new(SettlementApi::new(ctx.clone()))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
@@ -173,14 +180,37 @@ async fn run_with<S: Store>(
     });
     // The account event feed's movements are numbered once migrated, then continually.
     let (sequencer_tx, sequencer_rx) = tokio::sync::oneshot::channel::<()>();
-    let sequencer = tokio::spawn(async move {
-        if sequencer_rx.await.is_ok() {
-            ctx.sequence_feed_forever().await;
+    let sequencer = tokio::spawn({
+        let ctx = ctx.clone();
+        async move {
+            if sequencer_rx.await.is_ok() {
+                ctx.sequence_feed_forever().await;
+            }
+        }
+    });
+    // Family wallet transfers not confirmed in time go back once migrated, then every few
+    // minutes (U4).
+    let (returns_tx, returns_rx) = tokio::sync::oneshot::channel::<()>();
+    let returns = tokio::spawn({
+        let ctx = ctx.clone();
+        async move {
+            if returns_rx.await.is_err() {
+                return;
+            }
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(WALLET_RETURN_INTERVAL_MS))
+                    .await;
+                if let Err(error) = ctx.return_overdue_transfers().await {
+                    tracing::warn!(%error, "overdue wallet transfers not returned; trying again later");
+                }
+            }
         }
     });
     let ready = async move {
         store.migrate().await?;
         gongji_shared::db::expire_answers(&store, clock.now(), retention_days).await?;
+        ctx.return_overdue_transfers().await?;
+        let _ = returns_tx.send(());
         let _ = mirror_tx.send(());
         let _ = expiry_tx.send(());
         let _ = sequencer_tx.send(());
@@ -214,6 +244,7 @@ async fn run_with<S: Store>(
     mirror.abort();
     expiry.abort();
     sequencer.abort();
+    returns.abort();
     result.map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!("payment-service stopped");
     Ok(())

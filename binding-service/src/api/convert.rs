@@ -136,6 +136,7 @@ pub fn purpose_from_pb(raw: i32) -> Result<Purpose, ApiError> {
     let parsed = match pb::Purpose::try_from(raw) {
         Ok(pb::Purpose::Premium) => Some(Purpose::Premium),
         Ok(pb::Purpose::MedicalExpense) => Some(Purpose::MedicalExpense),
+        Ok(pb::Purpose::FamilyWallet) => Some(Purpose::FamilyWallet),
         _ => None,
     };
     validate::known_enum(parsed, raw, "INVALID_PURPOSE", "purpose")
@@ -145,6 +146,7 @@ pub fn purpose_to_pb(p: Purpose) -> pb::Purpose {
     match p {
         Purpose::Premium => pb::Purpose::Premium,
         Purpose::MedicalExpense => pb::Purpose::MedicalExpense,
+        Purpose::FamilyWallet => pb::Purpose::FamilyWallet,
     }
 }
 

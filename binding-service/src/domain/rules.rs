@@ -212,7 +212,16 @@ pub fn check_authorization(f: &AuthorizationFacts<'_>) -> Vec<Failure> {
             BindingKind::FundsSharing,
         )),
     }
-    if !rules.purposes.contains(&f.purpose) {
+    // U4: a beneficiary insured in another province is served by the family wallet only, and
+    // the wallet serves only such a beneficiary.
+    let elsewhere = f
+        .beneficiary
+        .and_then(|b| b.insured_region(f.province))
+        .is_some_and(|r| r.province() != f.province);
+    let wallet = f.purpose == Purpose::FamilyWallet;
+    if !rules.purposes.contains(&f.purpose)
+        || (elsewhere != wallet && !failures.contains(&Failure::RegionNotAllowed))
+    {
         failures.push(Failure::PurposeNotAllowed);
     }
     failures

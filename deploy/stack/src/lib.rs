@@ -156,6 +156,7 @@ impl Stack {
             "gongji.payment.v1.SettlementService",
             "gongji.payment.v1.PremiumService",
             "gongji.payment.v1.MedicalExpenseService",
+            "gongji.payment.v1.WalletService",
         ];
         let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
         for (url, services) in [

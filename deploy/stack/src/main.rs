@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
         stack.config.binding_addr
     );
     println!(
-        "  payment-service  {}   (AccountService, PremiumService, MedicalExpenseService, SettlementService)",
+        "  payment-service  {}   (AccountService, PremiumService, MedicalExpenseService, WalletService, SettlementService)",
         stack.config.payment_addr
     );
     if !args.no_demo {

@@ -59,6 +59,7 @@ fn kind_to_pb(k: MovementKind) -> pb::EntryKind {
         MovementKind::MedicalExpense => pb::EntryKind::MedicalExpense,
         MovementKind::Refund => pb::EntryKind::Refund,
         MovementKind::CloseYear => pb::EntryKind::CloseYear,
+        MovementKind::WalletTransfer => pb::EntryKind::WalletTransfer,
     }
 }
 
@@ -276,6 +277,7 @@ pub fn settlement_to_pb(
                 purpose: match l.purpose {
                     SettlementPurpose::Premium => pb::SettlementPurpose::Premium,
                     SettlementPurpose::MedicalExpense => pb::SettlementPurpose::MedicalExpense,
+                    SettlementPurpose::FamilyWallet => pb::SettlementPurpose::FamilyWallet,
                 } as i32,
                 gross_amount: format_signed_fen(l.gross_fen),
                 refunded_amount: format_signed_fen(l.refunded_fen),
@@ -296,10 +298,11 @@ pub fn usage_purpose_from_pb(raw: i32) -> Result<Option<Purpose>, ApiError> {
         Ok(pb::UsagePurpose::Unspecified) => Ok(None),
         Ok(pb::UsagePurpose::Premium) => Ok(Some(Purpose::Premium)),
         Ok(pb::UsagePurpose::MedicalExpense) => Ok(Some(Purpose::MedicalExpense)),
+        Ok(pb::UsagePurpose::FamilyWallet) => Ok(Some(Purpose::FamilyWallet)),
         Err(_) => Err(ApiError::invalid_argument(
             "INVALID_PURPOSE",
             "purpose",
-            "purpose must be UNSPECIFIED, PREMIUM or MEDICAL_EXPENSE",
+            "purpose must be UNSPECIFIED, PREMIUM, MEDICAL_EXPENSE or FAMILY_WALLET",
         )
         .with_metadata("purpose", raw)),
     }
@@ -309,6 +312,7 @@ fn usage_purpose_to_pb(p: Purpose) -> pb::UsagePurpose {
     match p {
         Purpose::Premium => pb::UsagePurpose::Premium,
         Purpose::MedicalExpense => pb::UsagePurpose::MedicalExpense,
+        Purpose::FamilyWallet => pb::UsagePurpose::FamilyWallet,
     }
 }
 
@@ -368,6 +372,7 @@ pub fn account_event_to_pb(e: &AccountEvent) -> pb::AccountEvent {
             None => pb::UsagePurpose::Unspecified,
             Some(SettlementPurpose::Premium) => pb::UsagePurpose::Premium,
             Some(SettlementPurpose::MedicalExpense) => pb::UsagePurpose::MedicalExpense,
+            Some(SettlementPurpose::FamilyWallet) => pb::UsagePurpose::FamilyWallet,
         } as i32,
         entries: e.entries.iter().map(entry_to_pb).collect(),
     }

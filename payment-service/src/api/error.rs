@@ -11,7 +11,7 @@ use tonic::Status;
 
 use super::status;
 use crate::app::{AccountRole, App, AppError, Infra, PaymentKind, PeerError};
-use crate::domain::{institution::NotDesignated, premium::PremiumRefusal};
+use crate::domain::{institution::NotDesignated, premium::PremiumRefusal, wallet::WalletRefusal};
 use crate::store::{Conflict, Database};
 
 /// The use cases as the idempotent-command runner's host.
@@ -254,6 +254,48 @@ pub(super) fn app_error(error: AppError) -> ApiError {
                 }
                 _ => error,
             }
+        }
+        AppError::WalletNotAvailable => ApiError::failed_precondition(
+            "WALLET_NOT_AVAILABLE",
+            "the policy in force has no cross-province family wallet",
+        ),
+        AppError::WalletRefused { refusal, rule } => match refusal {
+            WalletRefusal::Closed => ApiError::failed_precondition(
+                "WALLET_CLOSED",
+                "family wallet transfers are taken only within the allowed hours (Asia/Shanghai)",
+            )
+            .with_metadata("open_from", rule.open_from.format("%H:%M"))
+            .with_metadata("open_until", rule.open_until.format("%H:%M")),
+            WalletRefusal::OverPerTransfer => ApiError::failed_precondition(
+                "WALLET_TRANSFER_LIMIT_EXCEEDED",
+                "one transfer moves at most the policy's amount",
+            )
+            .with_metadata("max_per_transfer", rule.max_per_transfer),
+            WalletRefusal::DailyCountReached => ApiError::failed_precondition(
+                "WALLET_DAILY_LIMIT_REACHED",
+                "the day's family wallet transfers are used up; try again tomorrow",
+            )
+            .with_metadata("max_transfers_per_day", rule.max_transfers_per_day),
+        },
+        AppError::MonthNotSettled { month, day } => ApiError::failed_precondition(
+            "MONTH_NOT_SETTLED",
+            "a month is stated once every day of it is settled (SettleBusinessDay)",
+        )
+        .with_metadata("month", month.format("%Y-%m"))
+        .with_metadata("first_unsettled_date", day),
+        AppError::StatementNotFound { month } => {
+            ApiError::not_found("STATEMENT_NOT_FOUND", "the month has no statement yet")
+                .with_metadata("month", month.format("%Y-%m"))
+        }
+        AppError::TransferNotPending { transfer_id, state } => ApiError::failed_precondition(
+            "TRANSFER_NOT_PENDING",
+            "only a transfer waiting for confirmation is confirmed or returned",
+        )
+        .with_metadata("transfer_id", transfer_id)
+        .with_metadata("state", state.as_str()),
+        AppError::TransferNotFound { transfer_id } => {
+            ApiError::not_found("TRANSFER_NOT_FOUND", "no wallet transfer with this ID")
+                .with_metadata("transfer_id", transfer_id)
         }
         AppError::RefundExceedsPayment {
             payment_id,

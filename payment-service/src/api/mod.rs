@@ -9,6 +9,7 @@ mod error;
 mod medical;
 mod premium;
 mod settlement;
+mod wallet;
 mod watch;
 
 use gongji_shared::rpc::{ApiError, validate};
@@ -20,6 +21,7 @@ pub use account::AccountApi;
 pub use medical::MedicalExpenseApi;
 pub use premium::PremiumApi;
 pub use settlement::SettlementApi;
+pub use wallet::WalletApi;
 
 /// A wire error under this service's domain.
 fn status(error: ApiError) -> Status {

@@ -9,7 +9,10 @@ use gongji_shared::{CoverageYear, IdNumber, Money, RegionCode};
 
 use super::PeerError;
 use crate::{
-    domain::{authorization::Denial, institution::NotDesignated, premium::PremiumRefusal},
+    domain::{
+        authorization::Denial, institution::NotDesignated, premium::PremiumRefusal,
+        wallet::WalletRefusal,
+    },
     store::{Conflict, StoreError},
 };
 
@@ -126,6 +129,31 @@ pub enum AppError {
         requested: Money,
         refundable: Money,
     },
+
+    // The family wallet.
+    /// The policy in force has no family wallet.
+    #[error("the family wallet is not available")]
+    WalletNotAvailable,
+    /// A transfer outside the wallet's hours or figures.
+    #[error("the wallet refuses the transfer: {refusal:?}")]
+    WalletRefused {
+        refusal: WalletRefusal,
+        rule: gongji_shared::policy::WalletRule,
+    },
+    #[error("no such wallet transfer")]
+    TransferNotFound { transfer_id: String },
+    /// Only a pending transfer is confirmed or returned.
+    #[error("the wallet transfer is settled already")]
+    TransferNotPending {
+        transfer_id: String,
+        state: crate::domain::wallet::TransferState,
+    },
+
+    /// A day of the month is not settled: the month's statement waits.
+    #[error("the month is not settled")]
+    MonthNotSettled { month: NaiveDate, day: NaiveDate },
+    #[error("no statement of the month")]
+    StatementNotFound { month: NaiveDate },
 
     // Settlement.
     #[error("the business day has not ended")]

@@ -21,6 +21,8 @@ mod reminders;
 mod settlement;
 mod statement;
 mod usage;
+mod wallet;
+mod wallet_statement;
 
 use std::{future::Future, sync::Arc};
 
@@ -46,6 +48,8 @@ pub use reminders::Reminder;
 pub use settlement::LedgerReport;
 pub use statement::YearStatement;
 pub use usage::FamilyUsage;
+pub use wallet::TransferOrder;
+pub use wallet_statement::StatedMonth;
 
 /// The registry and authority of bindings (binding-service), as the use cases need it.
 /// Every answer is fresh: money of someone else moves only on a yes given for this call.

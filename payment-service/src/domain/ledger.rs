@@ -54,6 +54,8 @@ pub enum MovementKind {
     MedicalExpense,
     Refund,
     CloseYear,
+    /// Into a relative's family wallet in another province (U4).
+    WalletTransfer,
 }
 
 impl MovementKind {
@@ -65,6 +67,7 @@ impl MovementKind {
             Self::MedicalExpense => "MEDICAL_EXPENSE",
             Self::Refund => "REFUND",
             Self::CloseYear => "CLOSE_YEAR",
+            Self::WalletTransfer => "WALLET_TRANSFER",
         }
     }
 
@@ -76,6 +79,7 @@ impl MovementKind {
             Self::MedicalExpense,
             Self::Refund,
             Self::CloseYear,
+            Self::WalletTransfer,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -89,6 +93,8 @@ pub enum SettlementPurpose {
     Premium,
     /// To institutions in the beneficiary's region.
     MedicalExpense,
+    /// To the outbound inter-province fund of the beneficiary's province (U4).
+    FamilyWallet,
 }
 
 impl SettlementPurpose {
@@ -97,6 +103,7 @@ impl SettlementPurpose {
         match self {
             Self::Premium => "PREMIUM",
             Self::MedicalExpense => "MEDICAL_EXPENSE",
+            Self::FamilyWallet => "FAMILY_WALLET",
         }
     }
 
@@ -105,6 +112,7 @@ impl SettlementPurpose {
         match s {
             "PREMIUM" => Some(Self::Premium),
             "MEDICAL_EXPENSE" => Some(Self::MedicalExpense),
+            "FAMILY_WALLET" => Some(Self::FamilyWallet),
             _ => None,
         }
     }
@@ -132,6 +140,9 @@ pub const EMPLOYEE_CONTRIBUTIONS: &str = "EMPLOYEE_CONTRIBUTIONS";
 pub const RESIDENT_PREMIUMS: &str = "RESIDENT_PREMIUMS";
 /// Where medical expenses go (designated institutions of the beneficiary's region).
 pub const INSTITUTIONS: &str = "INSTITUTIONS";
+/// Where family wallet transfers go until the provinces settle: the outbound inter-province
+/// fund of the beneficiary's province (its region is the province's, e.g. 320000).
+pub const OUTBOUND_WALLETS: &str = "OUTBOUND_WALLETS";
 
 /// A ledger entry about to be written: signed fen (positive in, negative out).
 #[derive(Debug, Clone, PartialEq, Eq)]

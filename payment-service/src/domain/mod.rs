@@ -13,5 +13,7 @@ pub mod settlement;
 pub mod split;
 pub mod statement;
 pub mod usage;
+pub mod wallet;
+pub mod wallet_statement;
 
 pub use ledger::*;

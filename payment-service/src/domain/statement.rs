@@ -83,13 +83,23 @@ impl Statement {
             }
             match (row.kind, &row.family) {
                 (MovementKind::Credit, _) => s.credits_fen += row.amount_fen,
-                (MovementKind::Premium | MovementKind::MedicalExpense, Some((_, purpose, who))) => {
+                (
+                    MovementKind::Premium
+                    | MovementKind::MedicalExpense
+                    | MovementKind::WalletTransfer,
+                    Some((_, purpose, who)),
+                ) => {
                     s.family
                         .entry((who.clone(), *purpose))
                         .or_default()
                         .debited_fen -= row.amount_fen;
                 }
-                (MovementKind::Premium | MovementKind::MedicalExpense, None) => {
+                (
+                    MovementKind::Premium
+                    | MovementKind::MedicalExpense
+                    | MovementKind::WalletTransfer,
+                    None,
+                ) => {
                     s.own_spending_fen -= row.amount_fen;
                 }
                 (MovementKind::Refund, family) => {

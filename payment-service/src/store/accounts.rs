@@ -151,12 +151,13 @@ pub(super) struct EntryRow {
 
 /// For an entry `e` of a movement `m`: whom the family debit from its account (or the refund of
 /// one) was for, the binding, and a medical expense's institution, from the payment it belongs
-/// to (a premium, a premium's refund, a medical expense, a medical expense's refund). Joined to
-/// the family account's entries only.
+/// to (a premium, a premium's refund, a medical expense, a medical expense's refund, a family
+/// wallet transfer). Joined to the family account's entries only.
 macro_rules! entry_family_columns {
     () => {
-        "COALESCE(p.beneficiary_sealed, r.beneficiary_sealed, d.beneficiary_sealed, dr.beneficiary_sealed) AS beneficiary_sealed, \
-         COALESCE(p.binding_id, r.binding_id, d.binding_id, dr.binding_id) AS binding_id, \
+        "COALESCE(p.beneficiary_sealed, r.beneficiary_sealed, d.beneficiary_sealed, dr.beneficiary_sealed, \
+         wt.beneficiary_sealed) AS beneficiary_sealed, \
+         COALESCE(p.binding_id, r.binding_id, d.binding_id, dr.binding_id, wt.binding_id) AS binding_id, \
          COALESCE(d.institution_code, dr.institution_code) AS institution_code"
     };
 }
@@ -167,7 +168,8 @@ macro_rules! entry_family_joins {
          LEFT JOIN premium_payments r ON r.refund_movement_id = e.movement_id AND r.payer = e.holder \
          LEFT JOIN medical_payments d ON d.movement_id = e.movement_id AND d.family_holder = e.holder \
          LEFT JOIN medical_refunds q ON q.movement_id = e.movement_id \
-         LEFT JOIN medical_payments dr ON dr.payment_id = q.payment_id AND dr.family_holder = e.holder"
+         LEFT JOIN medical_payments dr ON dr.payment_id = q.payment_id AND dr.family_holder = e.holder \
+         LEFT JOIN wallet_transfers wt ON wt.movement_id = e.movement_id AND wt.authorizer = e.holder"
     };
 }
 

@@ -2,7 +2,7 @@
 //! embedded default) and PostgreSQL.
 //!
 //! Each aggregate has its own file holding its trait, the rows it reads and its SQL:
-//! `accounts` (accounts and the ledger), `holds` (the authorization fence), `premiums`, `medical` (payments and refunds), `institutions` (the designated ones), `settlement` (settlement and
+//! `accounts` (accounts and the ledger), `holds` (the authorization fence), `premiums`, `medical` (payments and refunds), `institutions` (the designated ones), `wallet` (family wallet transfers), `wallet_statement` (their monthly statements), `settlement` (settlement and
 //! verification), `usage` (family mutual aid's usage record), `feed` (the account event feed), `statement` (yearly statements) and, shared with binding-service through `gongji_shared::db`, the
 //! `Database` trait and its idempotency table (migrations, liveness and first answers).
 //!
@@ -24,6 +24,10 @@ mod premiums;
 mod medical;
 #[macro_use]
 mod institutions;
+#[macro_use]
+mod wallet;
+#[macro_use]
+mod wallet_statement;
 #[macro_use]
 mod settlement;
 #[macro_use]
@@ -48,6 +52,8 @@ pub use settlement::Settlements;
 pub use sqlite::SqliteStore;
 pub use statement::Statements;
 pub use usage::FamilyUses;
+pub use wallet::Wallets;
+pub use wallet_statement::{MonthRefusal, WalletStatements};
 
 /// A row an earlier version wrote with personal data in plain text, if any: an ID number
 /// where its keyed index belongs has no sealed twin, and an old first answer's fingerprint
@@ -80,6 +86,10 @@ const SEALED: &[gongji_shared::db::reseal::SealedTable] = &[
         ],
     ),
     sealed("medical_refunds", &["acting_person"]),
+    sealed(
+        "wallet_transfers",
+        &["authorizer_sealed", "beneficiary_sealed", "acting_person"],
+    ),
     gongji_shared::db::reseal::SealedTable {
         table: "idempotency",
         text: &["fingerprint", "acting_person"],
@@ -112,6 +122,8 @@ pub trait Store:
     + Premiums
     + MedicalPayments
     + Institutions
+    + Wallets
+    + WalletStatements
     + Settlements
     + FamilyUses
     + AccountFeed
@@ -127,6 +139,8 @@ impl<
         + Premiums
         + MedicalPayments
         + Institutions
+        + Wallets
+        + WalletStatements
         + Settlements
         + FamilyUses
         + AccountFeed
@@ -164,6 +178,9 @@ pub enum Conflict {
     /// The hold to post expired or was voided: nothing may be debited on it.
     #[error("the hold is no longer live")]
     HoldGone,
+    /// The authorizer's family wallet transfers of the day are used up.
+    #[error("the day's wallet transfers are used up")]
+    WalletDailyCount,
 }
 
 /// The store named by a database URL.

@@ -75,6 +75,8 @@ holds_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, HOLD_BEGIN);
 premiums_sql!(PgStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(PgStore, WRITTEN_ORDER, FOR_UPDATE);
 institutions_sql!(PgStore);
+wallet_sql!(PgStore, FOR_UPDATE);
+wallet_statement_sql!(PgStore, sqlx::Postgres);
 usage_sql!(PgStore, sqlx::Postgres);
 feed_sql!(PgStore, sqlx::Postgres, SEQUENCER_LOCK, WRITTEN_ORDER);
 statement_sql!(PgStore);

@@ -70,6 +70,8 @@ holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, HOLD_BEGIN);
 premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(SqliteStore, WRITTEN_ORDER, FOR_UPDATE);
 institutions_sql!(SqliteStore);
+wallet_sql!(SqliteStore, FOR_UPDATE);
+wallet_statement_sql!(SqliteStore, sqlx::Sqlite);
 usage_sql!(SqliteStore, sqlx::Sqlite);
 feed_sql!(SqliteStore, sqlx::Sqlite, SEQUENCER_LOCK, WRITTEN_ORDER);
 statement_sql!(SqliteStore);

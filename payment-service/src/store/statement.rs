@@ -35,13 +35,14 @@ pub(super) fn statement_sql(condition: &str) -> String {
     format!(
         "SELECT MAX(a.holder_sealed) AS holder_sealed, e.bucket, m.kind, {in_year} AS in_year, \
          u.kind AS use_kind, u.purpose AS use_purpose, \
-         MAX(COALESCE(p.beneficiary_sealed, d.beneficiary_sealed)) AS beneficiary_sealed, \
+         MAX(COALESCE(p.beneficiary_sealed, d.beneficiary_sealed, w.beneficiary_sealed)) AS beneficiary_sealed, \
          y.year AS closed_year, CAST(SUM(e.amount_fen) AS BIGINT) AS amount_fen \
          FROM entries e JOIN movements m ON m.movement_id = e.movement_id \
          JOIN accounts a ON a.holder = e.holder \
          LEFT JOIN family_uses u ON u.movement_id = e.movement_id AND u.authorizer = e.holder \
          LEFT JOIN premium_payments p ON u.purpose = 'PREMIUM' AND p.payment_id = u.payment_id \
          LEFT JOIN medical_payments d ON u.purpose = 'MEDICAL_EXPENSE' AND d.payment_id = u.payment_id \
+         LEFT JOIN wallet_transfers w ON u.purpose = 'FAMILY_WALLET' AND w.transfer_id = u.payment_id \
          LEFT JOIN year_closings y ON y.movement_id = e.movement_id \
          WHERE m.business_date <= $2 AND {condition} \
          GROUP BY e.holder, e.bucket, m.kind, {in_year}, u.kind, u.purpose, u.beneficiary, y.year \

@@ -28,14 +28,15 @@ pub trait FamilyUses: super::Database<Conflict = super::Conflict> {
 
 /// The columns of a use, with both parties' sealed numbers from the payment it names.
 pub(super) const USE_SELECT: &str = "u.use_id, u.movement_id, u.kind, u.payment_id, u.purpose, \
-     COALESCE(p.payer_sealed, d.family_holder_sealed) AS authorizer_sealed, \
-     COALESCE(p.beneficiary_sealed, d.beneficiary_sealed) AS beneficiary_sealed, \
+     COALESCE(p.payer_sealed, d.family_holder_sealed, w.authorizer_sealed) AS authorizer_sealed, \
+     COALESCE(p.beneficiary_sealed, d.beneficiary_sealed, w.beneficiary_sealed) AS beneficiary_sealed, \
      u.binding_id, u.amount_fen, u.institution_code, u.business_date, u.create_time";
 
 /// The joins `USE_SELECT` reads the sealed parties through.
 pub(super) const USE_JOINS: &str = "FROM family_uses u \
      LEFT JOIN premium_payments p ON u.purpose = 'PREMIUM' AND p.payment_id = u.payment_id \
-     LEFT JOIN medical_payments d ON u.purpose = 'MEDICAL_EXPENSE' AND d.payment_id = u.payment_id";
+     LEFT JOIN medical_payments d ON u.purpose = 'MEDICAL_EXPENSE' AND d.payment_id = u.payment_id \
+     LEFT JOIN wallet_transfers w ON u.purpose = 'FAMILY_WALLET' AND w.transfer_id = u.payment_id";
 
 /// The conditions of `filter`, numbering its parameters from `$1`, in the order
 /// [`filter_binds`] gives them.
@@ -201,7 +202,7 @@ macro_rules! usage_sql {
             ) -> Result<Vec<$crate::domain::usage::UseTotal>, $crate::store::StoreError> {
                 let (conditions, n) = $crate::store::usage::filter_sql(filter);
                 let sql = format!(
-                    "SELECT MAX(COALESCE(p.beneficiary_sealed, d.beneficiary_sealed)) AS beneficiary_sealed, u.purpose, \
+                    "SELECT MAX(COALESCE(p.beneficiary_sealed, d.beneficiary_sealed, w.beneficiary_sealed)) AS beneficiary_sealed, u.purpose, \
                      CAST(COALESCE(SUM(CASE WHEN u.kind = 'DEBIT' THEN u.amount_fen ELSE 0 END), 0) AS BIGINT) AS debited_fen, \
                      CAST(COALESCE(SUM(CASE WHEN u.kind = 'REFUND' THEN u.amount_fen ELSE 0 END), 0) AS BIGINT) AS refunded_fen, \
                      CAST(COALESCE(SUM(CASE WHEN u.kind = 'DEBIT' THEN 1 ELSE 0 END), 0) AS BIGINT) AS debit_count \

@@ -87,6 +87,11 @@ pub fn shanghai_date(at: DateTime<Utc>) -> NaiveDate {
     at.with_timezone(&Shanghai).date_naive()
 }
 
+/// The Asia/Shanghai time of day of an instant.
+pub fn shanghai_time(at: DateTime<Utc>) -> chrono::NaiveTime {
+    at.with_timezone(&Shanghai).time()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

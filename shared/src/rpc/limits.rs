@@ -18,6 +18,7 @@ pub fn limits_to_pb(limits: &FamilyLimits) -> Vec<pb::BindingLimit> {
                 None => pb::Purpose::Unspecified,
                 Some(Purpose::Premium) => pb::Purpose::Premium,
                 Some(Purpose::MedicalExpense) => pb::Purpose::MedicalExpense,
+                Some(Purpose::FamilyWallet) => pb::Purpose::FamilyWallet,
             } as i32,
             period: match l.period {
                 LimitPeriod::Month => pb::LimitPeriod::Month,
@@ -49,6 +50,7 @@ pub fn limits_from_pb(raw: &[pb::BindingLimit]) -> Result<FamilyLimits, WireLimi
                 Ok(pb::Purpose::Unspecified) => None,
                 Ok(pb::Purpose::Premium) => Some(Purpose::Premium),
                 Ok(pb::Purpose::MedicalExpense) => Some(Purpose::MedicalExpense),
+                Ok(pb::Purpose::FamilyWallet) => Some(Purpose::FamilyWallet),
                 Err(_) => return Err(WireLimitsError::UnknownEnum { index }),
             };
             let period = match pb::LimitPeriod::try_from(l.period) {

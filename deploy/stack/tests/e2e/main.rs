@@ -19,3 +19,4 @@ mod registry;
 mod serving;
 mod tracing;
 mod trust;
+mod wallet;

@@ -44,6 +44,7 @@ async fn every_service_is_serving(backend: Backend) {
             env.stack.payment_url(),
             "gongji.payment.v1.SettlementService",
         ),
+        (env.stack.payment_url(), "gongji.payment.v1.WalletService"),
     ] {
         assert_eq!(
             health(&url, service).await,
@@ -135,6 +136,7 @@ async fn reflection_lists_each_servers_services(backend: Backend) {
         "gongji.payment.v1.MedicalExpenseService",
         "gongji.payment.v1.PremiumService",
         "gongji.payment.v1.SettlementService",
+        "gongji.payment.v1.WalletService",
     ]
     .iter()
     .chain(&common)
@@ -181,6 +183,12 @@ async fn binding_outage_fails_closed(backend: Backend) {
     wait_for(
         &payment,
         "gongji.payment.v1.MedicalExpenseService",
+        ServingStatus::NotServing,
+    )
+    .await;
+    wait_for(
+        &payment,
+        "gongji.payment.v1.WalletService",
         ServingStatus::NotServing,
     )
     .await;

@@ -17,6 +17,7 @@ use gongji_proto::{
         medical_expense_service_client::MedicalExpenseServiceClient,
         premium_service_client::PremiumServiceClient,
         settlement_service_client::SettlementServiceClient,
+        wallet_service_client::WalletServiceClient,
     },
 };
 use gongji_shared::{
@@ -89,6 +90,12 @@ rpcs = [
   "gongji.payment.v1.MedicalExpenseService/ListMedicalExpensePayments",
   "gongji.payment.v1.MedicalExpenseService/RefundMedicalExpensePayment",
   "gongji.payment.v1.MedicalExpenseService/BatchUpsertDesignatedInstitutions",
+  "gongji.payment.v1.WalletService/TransferToFamilyWallet",
+  "gongji.payment.v1.WalletService/GetWalletTransfer",
+  "gongji.payment.v1.WalletService/ConfirmWalletTransfer",
+  "gongji.payment.v1.WalletService/ReturnWalletTransfer",
+  "gongji.payment.v1.WalletService/SettleWalletMonth",
+  "gongji.payment.v1.WalletService/GetWalletStatement",
   "gongji.payment.v1.SettlementService/SettleBusinessDay",
   "gongji.payment.v1.SettlementService/GetSettlement",
   "gongji.payment.v1.SettlementService/VerifyLedger",
@@ -132,6 +139,7 @@ pub struct Clients {
     pub accounts: AccountServiceClient<Authed>,
     pub premiums: PremiumServiceClient<Authed>,
     pub medical: MedicalExpenseServiceClient<Authed>,
+    pub wallet: WalletServiceClient<Authed>,
     pub settlement: SettlementServiceClient<Authed>,
 }
 
@@ -352,6 +360,7 @@ pub async fn clients_with(
         accounts: AccountServiceClient::with_interceptor(payment.clone(), c.clone()),
         premiums: PremiumServiceClient::with_interceptor(payment.clone(), c.clone()),
         medical: MedicalExpenseServiceClient::with_interceptor(payment.clone(), c.clone()),
+        wallet: WalletServiceClient::with_interceptor(payment.clone(), c.clone()),
         settlement: SettlementServiceClient::with_interceptor(payment, c),
     }
 }

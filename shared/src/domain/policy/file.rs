@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use super::{
     BindingRules, Bucket, ConsentRule, ContinuityIncentive, DateWindow, FamilyLimitPolicy, Policy,
-    Pooling, PremiumRate, PremiumYear, Purpose, ReviewMode, WaitingPeriod,
+    Pooling, PremiumRate, PremiumYear, Purpose, ReviewMode, WaitingPeriod, WalletRule,
 };
 use crate::domain::{
     CoverageYear, Money, RegionCode, Relationship,
@@ -25,6 +25,10 @@ const MAX_BENEFICIARIES_LIMIT: u32 = 50;
 const MAX_AGE: u32 = 30;
 /// Longest a binding request may wait for the beneficiary's answer.
 const MAX_CONSENT_EXPIRY_DAYS: u32 = 90;
+/// Most wallet transfers a day a policy may allow.
+const MAX_WALLET_TRANSFERS_PER_DAY: u32 = 100;
+/// Longest a wallet transfer may wait for confirmation: 30 days.
+const MAX_WALLET_CONFIRM_HOURS: u32 = 720;
 /// Most months any waiting-period parameter may hold.
 const MAX_WAITING_MONTHS: u32 = 12;
 /// A bound on how far back a policy may let back-payments reach.
@@ -108,6 +112,18 @@ struct RawRules {
     purposes: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     consent: Option<RawConsent>,
+    #[serde(default)]
+    wallet: Option<RawWallet>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWallet {
+    max_per_transfer: Spanned<String>,
+    max_transfers_per_day: Spanned<u32>,
+    open_from: Spanned<String>,
+    open_until: Spanned<String>,
+    confirm_within_hours: Spanned<u32>,
 }
 
 #[derive(Deserialize)]
@@ -406,6 +422,7 @@ fn rules(check: &Checker<'_>, raw: &[Spanned<RawRules>]) -> Result<Vec<BindingRu
             purposes: check.list(&r.purposes, "purpose", |s| match s {
                 "PREMIUM" => Some(Purpose::Premium),
                 "MEDICAL_EXPENSE" => Some(Purpose::MedicalExpense),
+                "FAMILY_WALLET" => Some(Purpose::FamilyWallet),
                 _ => None,
             })?,
             consent: match &r.consent {
@@ -419,9 +436,53 @@ fn rules(check: &Checker<'_>, raw: &[Spanned<RawRules>]) -> Result<Vec<BindingRu
                 }),
                 None => None,
             },
+            wallet: match &r.wallet {
+                Some(w) => Some(wallet(check, w)?),
+                None => None,
+            },
         });
     }
     Ok(out)
+}
+
+/// The wallet's figures: a positive amount per transfer, a count per day, a time window that
+/// opens before it closes, a confirmation time.
+fn wallet(check: &Checker<'_>, w: &RawWallet) -> Result<WalletRule, PolicyError> {
+    let time = |s: &Spanned<String>, field: &str| {
+        chrono::NaiveTime::parse_from_str(s.get_ref(), "%H:%M")
+            .map_err(|_| check.error(s.span(), format!("wallet.{field} is a time written HH:MM")))
+    };
+    let max_per_transfer = Money::parse(w.max_per_transfer.get_ref())
+        .ok()
+        .filter(|m| !m.is_zero())
+        .ok_or_else(|| {
+            check.error(
+                w.max_per_transfer.span(),
+                "wallet.max_per_transfer is an amount above zero, e.g. \"2000.00\"",
+            )
+        })?;
+    let (open_from, open_until) = (
+        time(&w.open_from, "open_from")?,
+        time(&w.open_until, "open_until")?,
+    );
+    if open_from >= open_until {
+        return Err(check.error(w.open_until.span(), "wallet.open_until is after open_from"));
+    }
+    Ok(WalletRule {
+        max_per_transfer,
+        max_transfers_per_day: check.bounded(
+            &w.max_transfers_per_day,
+            "wallet.max_transfers_per_day",
+            1..MAX_WALLET_TRANSFERS_PER_DAY + 1,
+        )?,
+        open_from,
+        open_until,
+        confirm_within_hours: check.bounded(
+            &w.confirm_within_hours,
+            "wallet.confirm_within_hours",
+            1..MAX_WALLET_CONFIRM_HOURS + 1,
+        )?,
+    })
 }
 
 /// The pooling exceptions: each inside the province, each region listed once.

@@ -96,6 +96,31 @@ pub struct BindingRules {
     /// Two-party consent (B5, national notice of 2026): when set, a binding to a beneficiary of
     /// this age or older waits for the beneficiary to accept it.
     pub consent: Option<ConsentRule>,
+    /// The cross-province family wallet (U4): when set, an authorizer may transfer money into
+    /// the wallet of a relative insured in another province, within these figures.
+    pub wallet: Option<WalletRule>,
+}
+
+/// The figures of the cross-province family wallet (U2, U4); every one UNCONFIRMED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalletRule {
+    /// Most one transfer moves.
+    pub max_per_transfer: Money,
+    /// Most transfers an authorizer makes in one day (Asia/Shanghai).
+    pub max_transfers_per_day: u32,
+    /// Transfers are taken from this time of day (Asia/Shanghai), inclusive...
+    pub open_from: chrono::NaiveTime,
+    /// ...until this one, exclusive.
+    pub open_until: chrono::NaiveTime,
+    /// A transfer the receiving province has not confirmed within this many hours goes back.
+    pub confirm_within_hours: u32,
+}
+
+impl WalletRule {
+    /// Whether transfers are taken at `time` of day.
+    pub fn is_open(&self, time: chrono::NaiveTime) -> bool {
+        self.open_from <= time && time < self.open_until
+    }
 }
 
 /// When a beneficiary must accept a binding, and how long the request waits.
@@ -131,6 +156,8 @@ pub enum ReviewMode {
 pub enum Purpose {
     Premium,
     MedicalExpense,
+    /// A transfer into a relative's family mutual-aid wallet in another province (U4).
+    FamilyWallet,
 }
 
 /// Inclusive range of Asia/Shanghai dates.
@@ -286,12 +313,13 @@ impl Purpose {
         match self {
             Self::Premium => "PREMIUM",
             Self::MedicalExpense => "MEDICAL_EXPENSE",
+            Self::FamilyWallet => "FAMILY_WALLET",
         }
     }
 
     /// The purpose of an UPPER_SNAKE name, as stored.
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Premium, Self::MedicalExpense]
+        [Self::Premium, Self::MedicalExpense, Self::FamilyWallet]
             .into_iter()
             .find(|p| p.as_str() == name)
     }

@@ -254,10 +254,11 @@ requests_per_second = 5
     /// WatchAccountEvents, GetAccountStatement, ListUnpaidPremiums, SetBindingLimits), and
     /// the corrections' ListMedicalExpensePayments, RefundMedicalExpensePayment and
     /// BatchUpsertDesignatedInstitutions, and two-party consent's AcceptBinding and
-    /// DeclineBinding.
+    /// DeclineBinding, and the family wallet's TransferToFamilyWallet, GetWalletTransfer,
+    /// ConfirmWalletTransfer, ReturnWalletTransfer, SettleWalletMonth and GetWalletStatement.
     #[test]
     fn the_contract_counts_every_rpc() {
-        assert_eq!(contract_rpcs().len(), 39, "{:?}", contract_rpcs());
+        assert_eq!(contract_rpcs().len(), 45, "{:?}", contract_rpcs());
     }
 
     #[test]
