@@ -99,6 +99,15 @@ async fn consent_an_adult_accepts_with_the_evidence_kept(backend: Backend) {
     };
     let mut c = env.clients_owned();
     let spouse = employee_and_spouse(&mut c).await;
+    let mut unknown = fixtures::bind_child("bind-0", &spouse, fixtures::SPOUSE_NAME);
+    unknown.relationship = Relationship::Spouse as i32;
+    unknown.verification_method = 99;
+    assert_error(
+        c.bindings.create_binding(unknown).await,
+        Code::InvalidArgument,
+        "INVALID_VERIFICATION_METHOD",
+        B,
+    );
     let pending = apply(&mut c, "bind", &spouse).await;
     assert_eq!(pending.state, BindingState::PendingConsent as i32);
     let expires = pending.consent_expire_time.expect("a deadline");
