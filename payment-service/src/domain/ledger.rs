@@ -134,6 +134,16 @@ pub enum Book {
     },
 }
 
+/// The bucket money drawn from `drawn` goes back to: the same one, except that current-year
+/// money goes to prior years once the holder's year it was drawn in has been closed (its
+/// current-year money was moved there, P3).
+pub fn bucket_back(drawn: Bucket, year_closed: bool) -> Bucket {
+    match drawn {
+        Bucket::CurrentYear if year_closed => Bucket::PriorYears,
+        bucket => bucket,
+    }
+}
+
 /// Where contributions come from (the employee fund of the holder's region).
 pub const EMPLOYEE_CONTRIBUTIONS: &str = "EMPLOYEE_CONTRIBUTIONS";
 /// Where resident premiums go (the beneficiary's region).

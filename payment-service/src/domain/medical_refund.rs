@@ -152,12 +152,8 @@ pub fn refund_movement(
             continue;
         };
         for d in draws {
-            let bucket = match d.bucket {
-                Bucket::CurrentYear if year_closed => Bucket::PriorYears,
-                bucket => bucket,
-            };
             postings.push(Posting {
-                book: account.book(bucket),
+                book: account.book(super::bucket_back(d.bucket, year_closed)),
                 amount_fen: d.amount.fen(),
             });
         }

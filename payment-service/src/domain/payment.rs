@@ -144,13 +144,9 @@ pub fn refund_movement(
 ) -> Movement {
     let mut movement = premium_postings(payment, MovementKind::Refund, movement_id, request_id, -1)
         .with_time(at, business_date);
-    if paid_year_closed {
-        for posting in &mut movement.postings {
-            if let Book::Personal { bucket, .. } = &mut posting.book
-                && *bucket == Bucket::CurrentYear
-            {
-                *bucket = Bucket::PriorYears;
-            }
+    for posting in &mut movement.postings {
+        if let Book::Personal { bucket, .. } = &mut posting.book {
+            *bucket = super::bucket_back(*bucket, paid_year_closed);
         }
     }
     movement

@@ -153,12 +153,7 @@ pub fn return_movement(
         .draws
         .iter()
         .map(|d| Posting {
-            book: authorizer.book(match d.bucket {
-                gongji_shared::policy::Bucket::CurrentYear if year_closed => {
-                    gongji_shared::policy::Bucket::PriorYears
-                }
-                bucket => bucket,
-            }),
+            book: authorizer.book(super::bucket_back(d.bucket, year_closed)),
             amount_fen: d.amount.fen(),
         })
         .collect();

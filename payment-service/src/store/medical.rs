@@ -221,20 +221,12 @@ pub(super) fn medical_refund_use(
     movement: &Movement,
     business_date: NaiveDate,
 ) -> Option<crate::domain::usage::NewUse> {
-    let holder = p.family_holder.as_ref()?;
-    let back_fen = movement.credited_to(holder);
-    (back_fen > 0).then(|| crate::domain::usage::NewUse {
-        movement_id: movement.movement_id.clone(),
+    let back_fen = movement.credited_to(p.family_holder.as_ref()?);
+    let debit = medical_use(p, movement, business_date)?;
+    (back_fen > 0).then_some(crate::domain::usage::NewUse {
         kind: crate::domain::usage::UseKind::Refund,
-        payment_id: p.payment_id.clone(),
-        purpose: gongji_shared::policy::Purpose::MedicalExpense,
-        authorizer: holder.clone(),
-        beneficiary: p.beneficiary.clone(),
-        binding_id: p.binding_id.clone(),
         amount_fen: back_fen,
-        institution_code: Some(p.institution_code.clone()),
-        business_date,
-        create_time: movement.create_time,
+        ..debit
     })
 }
 
