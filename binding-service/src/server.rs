@@ -46,10 +46,13 @@ pub async fn run(
     let auth = config.common.auth.load()?;
     let limits = Limits {
         first_call_timeout_ms: config.common.first_call_timeout_ms,
+        shutdown_delay_ms: config.common.shutdown_delay_ms,
         ..Limits::default()
     };
     let vault = config.common.keys.load()?;
-    match AnyStore::connect(&config.database_url, config.db_max_connections, vault)
+    let database_url =
+        gongji_shared::db::database_url(&config.database_url, config.database_url_file.as_deref())?;
+    match AnyStore::connect(&database_url, config.db_max_connections, vault)
         .await
         .context("cannot open the database")?
     {

@@ -29,6 +29,10 @@ pub struct Config {
         default_value = "sqlite://data/payment.db"
     )]
     pub database_url: String,
+    /// A file holding the database URL instead (a mounted secret: the password then never
+    /// sits in the environment). Takes the place of `--database-url`.
+    #[arg(long, env = "PAYMENT_DATABASE_URL_FILE")]
+    pub database_url_file: Option<std::path::PathBuf>,
     /// Most PostgreSQL connections (1 to 200).
     #[arg(
         long,

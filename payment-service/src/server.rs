@@ -62,7 +62,9 @@ pub async fn run(
     let policy = Policy::load_or_default(config.common.policy.as_deref())?;
     let auth = config.common.auth.load()?;
     let vault = config.common.keys.load()?;
-    match AnyStore::connect(&config.database_url, config.db_max_connections, vault)
+    let database_url =
+        gongji_shared::db::database_url(&config.database_url, config.database_url_file.as_deref())?;
+    match AnyStore::connect(&database_url, config.db_max_connections, vault)
         .await
         .context("cannot open the database")?
     {
@@ -89,6 +91,7 @@ async fn run_with<S: Store>(
     }
     let limits = Limits {
         first_call_timeout_ms: config.common.first_call_timeout_ms,
+        shutdown_delay_ms: config.common.shutdown_delay_ms,
         ..Limits::default()
     };
     let binding = BindingPeer::new(

@@ -13,6 +13,7 @@ fn start(args: &[&str]) -> Output {
         .env("GONGJI_TEST_KEYS", KeyMaterial::generate().to_toml())
         .env("RUST_BACKTRACE", "0")
         .env("RUST_LIB_BACKTRACE", "0")
+        .env_remove("NO_COLOR")
         .output()
         .expect("run the binary")
 }
@@ -102,6 +103,44 @@ fn insecure_no_auth_is_said_out_loud_at_start() {
         stdout.contains("--insecure-no-auth") || stderr.contains("--insecure-no-auth"),
         "the warning: {stdout} {stderr}"
     );
+}
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    // NO_COLOR is unset: only the pipe tells the service not to colour.
+    let output = start(&[
+        "--insecure-no-auth",
+        "--database-url",
+        "sqlite:///proc/nope/payment.db",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("--insecure-no-auth"),
+        "a warning was logged: {stdout}"
+    );
+    assert!(!stdout.contains('\u{1b}'), "no ANSI escape: {stdout:?}");
+}
+
+#[test]
+fn a_database_url_file_is_read_in_place_of_the_url_and_never_echoed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("url");
+    std::fs::write(&file, "mysql://user:s3cret@db/x\n").expect("write");
+    let output = start(&[
+        "--insecure-no-auth",
+        "--database-url-file",
+        file.to_str().expect("utf-8 path"),
+    ]);
+    let stderr = refused(&output, "must start with sqlite:// or postgres://");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "").expect("write");
+    let output = start(&[
+        "--insecure-no-auth",
+        "--database-url-file",
+        empty.to_str().expect("utf-8 path"),
+    ]);
+    refused(&output, "is empty");
 }
 
 #[test]

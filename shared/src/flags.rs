@@ -35,6 +35,16 @@ pub struct CommonFlags {
         value_parser = clap::value_parser!(u64).range(100..=600_000)
     )]
     pub first_call_timeout_ms: u64,
+    /// After SIGTERM, health says NOT_SERVING this long while calls are still taken, so that
+    /// readiness probes and load balancers see it before the listener closes (0 to 60000 ms;
+    /// set it above the readiness probe's period).
+    #[arg(
+        long,
+        env = "GONGJI_SHUTDOWN_DELAY_MS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=60_000)
+    )]
+    pub shutdown_delay_ms: u64,
     /// Who may call and what: the caller file (TOML: roles and callers).
     #[command(flatten)]
     pub auth: AuthFlags,

@@ -276,11 +276,11 @@ mod tests {
     /// far more than a lookup, never analyzed (as on a host with autovacuum off).
     const ROWS: i64 = 200_000;
 
-    #[tokio::test]
-    async fn a_persons_live_bindings_are_found_through_indexes_that_lead_with_them() {
-        let Some(names) = gongji_shared::testing::create_databases(&["plan"]).await else {
-            return;
-        };
+    /// A fresh database holding [`ROWS`] bindings, `A<i>` to `B<i>`, never analyzed.
+    async fn never_analyzed_bindings(
+        name: &str,
+    ) -> Option<(Vec<String>, PgStore, sqlx::PgConnection)> {
+        let names = gongji_shared::testing::create_databases(&[name]).await?;
         let admin = gongji_shared::testing::admin_url();
         let url = gongji_shared::testing::database_url(&admin, &names[0]);
         let store = PgStore::connect(&url, 2, gongji_shared::vault::Vault::generate())
@@ -298,16 +298,29 @@ mod tests {
         .execute(&mut conn)
         .await
         .unwrap();
-        let plan: Vec<(String,)> = sqlx::query_as(&format!(
-            "EXPLAIN {}",
-            live_bindings_of_person_sql()
+        Some((names, store, conn))
+    }
+
+    async fn plan_of(conn: &mut sqlx::PgConnection, sql: &str) -> Vec<String> {
+        let plan: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN {sql}"))
+            .fetch_all(conn)
+            .await
+            .unwrap();
+        plan.into_iter().map(|(line,)| line).collect()
+    }
+
+    #[tokio::test]
+    async fn a_persons_live_bindings_are_found_through_indexes_that_lead_with_them() {
+        let Some((names, store, mut conn)) = never_analyzed_bindings("plan").await else {
+            return;
+        };
+        let plan = plan_of(
+            &mut conn,
+            &live_bindings_of_person_sql()
                 .replace("$1", "'B77'")
-                .replace("$2", "1000")
-        ))
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        let plan: Vec<String> = plan.into_iter().map(|(line,)| line).collect();
+                .replace("$2", "1000"),
+        )
+        .await;
         let text = plan.join("\n");
         // Every index condition of the plan names the index's first column: no index is
         // scanned whole for a later one.
@@ -320,6 +333,30 @@ mod tests {
             }
         }
         assert!(text.contains("bindings_live_by_beneficiary"), "{text}");
+        assert!(!text.contains("Seq Scan"), "{text}");
+        drop(conn);
+        drop(store);
+        gongji_shared::testing::drop_databases(&names).await;
+    }
+
+    #[tokio::test]
+    async fn a_pairs_binding_is_read_through_the_pair_index_not_an_intersection() {
+        let Some((names, store, mut conn)) = never_analyzed_bindings("pairplan").await else {
+            return;
+        };
+        let plan = plan_of(
+            &mut conn,
+            &crate::store::bindings::authorization_facts_sql()
+                .replace("$1", "'A77'")
+                .replace("$2", "'B77'")
+                .replace("$3", "'FUNDS_SHARING'"),
+        )
+        .await;
+        let text = plan.join("\n");
+        // One range of the pair's own index: no intersection of the two parties' indexes,
+        // no scan.
+        assert!(text.contains("bindings_by_pair"), "{text}");
+        assert!(!text.contains("BitmapAnd"), "{text}");
         assert!(!text.contains("Seq Scan"), "{text}");
         drop(conn);
         drop(store);

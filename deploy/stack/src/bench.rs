@@ -40,6 +40,10 @@ use gongji_shared::{
 use gongji_stack::{READY_TIMEOUT_MS, Stack, StackConfig, identity::LocalIdentity};
 use tonic::{codegen::InterceptedService, transport::Channel};
 
+// The allocator the services' binaries use, so that the figures are theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The caller the benchmark calls as: every RPC, no rate limit to speak of.
 const BENCH_CALLER: &str = r#"
 [roles.bench]
@@ -102,6 +106,17 @@ struct Args {
     /// not among them). Counting costs time: compare throughput only between runs without it.
     #[arg(long)]
     count_sql: bool,
+    /// Only the workloads whose names start with one of these (e.g. `CheckAuthorization`);
+    /// every workload when empty. For profiling one workload at a time.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+impl Args {
+    /// Whether the workload named `workload` is run.
+    fn runs(&self, workload: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| workload.starts_with(o.as_str()))
+    }
 }
 
 /// SQL statements run so far, when `--count-sql` is given.
@@ -310,7 +325,7 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
         }
     };
     let mut peak_per_second: f64 = 0.0;
-    for &n in &args.clients {
+    for &n in args.clients.iter().filter(|_| args.runs("PayPremium")) {
         let figure = closed_loop(
             backend,
             "PayPremium",
@@ -324,23 +339,28 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
         figures.push(figure);
     }
     // The latency target is set at 70% of the peak: paced, not closed-loop.
-    figures.push(
-        paced(
-            backend,
-            "PayPremium at 70% of peak, paced",
-            peak_per_second * PACED_SHARE,
-            args.seconds,
-            &clients,
-            pay_premium(next_family.clone()),
-        )
-        .await,
-    );
+    if peak_per_second > 0.0 {
+        figures.push(
+            paced(
+                backend,
+                "PayPremium at 70% of peak, paced",
+                peak_per_second * PACED_SHARE,
+                args.seconds,
+                &clients,
+                pay_premium(next_family.clone()),
+            )
+            .await,
+        );
+    }
     let seq = Arc::new(AtomicUsize::new(0));
     for &n in &args.clients {
         for (name, hot) in [
             ("PayMedicalExpense, spread", false),
             ("PayMedicalExpense, one hot account", true),
         ] {
+            if !args.runs(name) {
+                continue;
+            }
             let seq = seq.clone();
             let families = args.families;
             figures.push(
@@ -365,6 +385,9 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
                 .await,
             );
         }
+        if !args.runs("CheckAuthorization") {
+            continue;
+        }
         let families = args.families;
         figures.push(
             closed_loop(
@@ -388,7 +411,9 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
             .await,
         );
     }
-    figures.extend(registry_sync(backend, args.sync_seconds, &clients).await);
+    if args.runs("UpsertInsuredPerson") || args.runs("BatchUpsertInsuredPersons") {
+        figures.extend(registry_sync(backend, args.sync_seconds, &clients).await);
+    }
     let peak_mib = peak_rss_mib();
     figures.push(Figure {
         backend: backend.to_owned(),
@@ -957,6 +982,9 @@ fn pgbench(args: &Args) -> anyhow::Result<Vec<Figure>> {
     let mut figures = Vec::new();
     for &n in &args.clients {
         for (workload, select_only) in [("pgbench TPC-B", false), ("pgbench -S", true)] {
+            if !args.runs(workload) {
+                continue;
+            }
             let mut cmd = std::process::Command::new("pgbench");
             cmd.args([
                 "-n",

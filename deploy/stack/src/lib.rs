@@ -45,6 +45,8 @@ pub struct StackConfig {
     pub payment_auth: AuthFlags,
     /// A connection that makes no call this long after it opened is closed.
     pub first_call_timeout_ms: u64,
+    /// After a stop, how long health says NOT_SERVING before the listener closes.
+    pub shutdown_delay_ms: u64,
     /// binding-service's TLS (server certificate, client CA, its calls to the peer).
     pub binding_tls: TlsFlags,
     /// payment-service's.
@@ -80,6 +82,7 @@ impl StackConfig {
             binding_auth: identity.service_auth("binding-service"),
             payment_auth: identity.service_auth("payment-service"),
             first_call_timeout_ms: 10_000,
+            shutdown_delay_ms: 0,
             binding_tls: TlsFlags::default(),
             payment_tls: TlsFlags::default(),
             client_tls_ca: None,
@@ -297,6 +300,7 @@ fn common(config: &StackConfig, auth: &AuthFlags, tls: &TlsFlags, keys: &KeyFlag
         log_format: LogFormat::Text,
         clock: config.clock,
         first_call_timeout_ms: config.first_call_timeout_ms,
+        shutdown_delay_ms: config.shutdown_delay_ms,
         auth: auth.clone(),
         tls: tls.clone(),
     }
@@ -313,6 +317,7 @@ fn binding_config(config: &StackConfig) -> binding_service::config::Config {
     binding_service::config::Config {
         listen_addr: config.binding_addr,
         database_url: config.binding_database_url.clone(),
+        database_url_file: None,
         db_max_connections: 10,
         payment_addr: url(&config.payment_tls, config.payment_addr),
         common: common(
@@ -335,6 +340,7 @@ fn payment_config(config: &StackConfig) -> payment_service::config::Config {
     payment_service::config::Config {
         listen_addr: config.payment_addr,
         database_url: config.payment_database_url.clone(),
+        database_url_file: None,
         db_max_connections: 10,
         binding_addr: url(&config.binding_tls, config.binding_addr),
         peer_probe_interval_ms: config.peer_probe_interval_ms,

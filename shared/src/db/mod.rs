@@ -17,6 +17,45 @@ const ACQUIRE_TIMEOUT_MS: u64 = 5_000;
 /// How long SQLite waits on a lock before failing.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
 
+/// Longest database URL file read: a URL, not a document.
+pub const MAX_DATABASE_URL_FILE_BYTES: u64 = 4 * 1024;
+
+/// Why the database URL file could not be used. Never carries the file's content: it holds
+/// a password.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlFileError {
+    #[error("cannot read the database URL file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the database URL file {path} is empty, longer than {MAX_DATABASE_URL_FILE_BYTES} bytes or not UTF-8"
+    )]
+    Invalid { path: String },
+}
+
+/// The database URL: the content of `file` (trimmed) when one is named, else `url`.
+pub fn database_url(url: &str, file: Option<&std::path::Path>) -> Result<String, UrlFileError> {
+    let Some(file) = file else {
+        return Ok(url.to_owned());
+    };
+    let path = file.display().to_string();
+    let read = |source| UrlFileError::Read {
+        path: path.clone(),
+        source,
+    };
+    let size = std::fs::metadata(file).map_err(read)?.len();
+    if size > MAX_DATABASE_URL_FILE_BYTES {
+        return Err(UrlFileError::Invalid { path });
+    }
+    let bytes = std::fs::read(file).map_err(read)?;
+    match String::from_utf8(bytes) {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
+        _ => Err(UrlFileError::Invalid { path }),
+    }
+}
+
 /// Most connections a PostgreSQL pool may be given.
 pub const MAX_DB_CONNECTIONS: u32 = 200;
 
@@ -575,6 +614,29 @@ macro_rules! database_sql {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_url_file_takes_the_place_of_the_url_and_its_content_is_never_told() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            database_url("sqlite://a.db", None).unwrap(),
+            "sqlite://a.db"
+        );
+        let file = dir.path().join("url");
+        std::fs::write(&file, "postgres://u:secret@db:5432/x\n").unwrap();
+        assert_eq!(
+            database_url("sqlite://a.db", Some(&file)).unwrap(),
+            "postgres://u:secret@db:5432/x"
+        );
+        std::fs::write(&file, "  \n").unwrap();
+        let empty = database_url("sqlite://a.db", Some(&file)).unwrap_err();
+        assert!(matches!(empty, UrlFileError::Invalid { .. }), "{empty}");
+        std::fs::write(&file, "postgres://u:secret@".repeat(400)).unwrap();
+        let long = database_url("sqlite://a.db", Some(&file)).unwrap_err();
+        assert!(!long.to_string().contains("secret"), "{long}");
+        let missing = database_url("sqlite://a.db", Some(&dir.path().join("none"))).unwrap_err();
+        assert!(matches!(missing, UrlFileError::Read { .. }), "{missing}");
+    }
 
     /// A store with `rows` answers past the window, dropped `limit` at a time.
     #[derive(Clone)]

@@ -26,7 +26,10 @@ pub struct Limits {
     pub max_concurrent_streams: u32,
     /// Largest request or response message.
     pub max_message_bytes: usize,
-    /// After SIGTERM, in-flight calls get this long to finish.
+    /// After SIGTERM, health says NOT_SERVING this long before the listener closes; calls are
+    /// still taken meanwhile.
+    pub shutdown_delay_ms: u64,
+    /// Then in-flight calls get this long to finish.
     pub drain_timeout_ms: u64,
     /// Deadline of calls to the peer service.
     pub peer_timeout_ms: u64,
@@ -45,6 +48,7 @@ impl Default for Limits {
             concurrency_per_connection: 64,
             max_concurrent_streams: 128,
             max_message_bytes: 256 * 1024,
+            shutdown_delay_ms: 0,
             drain_timeout_ms: 15_000,
             peer_timeout_ms: 2_000,
             peer_connect_timeout_ms: 1_000,
@@ -123,7 +127,9 @@ pub fn add_reflection(
 }
 
 /// Serves until `shutdown` resolves; then marks every named service and the server
-/// NOT_SERVING, lets in-flight calls finish for at most the drain timeout, and returns.
+/// NOT_SERVING, goes on taking calls for the shutdown delay (so that readiness probes see
+/// NOT_SERVING while the listener is still open), then closes the listener, lets in-flight
+/// calls finish for at most the drain timeout, and returns.
 /// Each accepted connection gets TCP_NODELAY and must make its first call in time.
 pub async fn serve(
     router: Router,
@@ -134,6 +140,7 @@ pub async fn serve(
     limits: &Limits,
 ) -> Result<(), tonic::transport::Error> {
     let drain_timeout_ms = limits.drain_timeout_ms;
+    let shutdown_delay_ms = limits.shutdown_delay_ms;
     let first_call_timeout_ms = limits.first_call_timeout_ms;
     let (drain_tx, drain_rx) = oneshot::channel::<()>();
     let incoming =
@@ -149,8 +156,9 @@ pub async fn serve(
         () = shutdown => {}
     }
     tracing::info!(
+        shutdown_delay_ms,
         drain_timeout_ms,
-        "shutting down: NOT_SERVING, draining in-flight calls"
+        "shutting down: NOT_SERVING, then draining in-flight calls"
     );
     health
         .set_service_status("", ServingStatus::NotServing)
@@ -159,6 +167,14 @@ pub async fn serve(
         health
             .set_service_status(*service, ServingStatus::NotServing)
             .await;
+    }
+    // Still serving, and still accepting: the server future keeps running meanwhile.
+    if shutdown_delay_ms > 0 {
+        let delay = tokio::time::sleep(Duration::from_millis(shutdown_delay_ms));
+        tokio::select! {
+            result = &mut server => return result,
+            () = delay => {}
+        }
     }
     let _ = drain_tx.send(());
     match tokio::time::timeout(Duration::from_millis(drain_timeout_ms), server).await {

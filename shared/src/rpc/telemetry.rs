@@ -83,13 +83,24 @@ pub fn init(
                     .with_current_span(true),
             )
             .try_init(),
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init(),
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_ansi(colours(
+                std::io::IsTerminal::is_terminal(&std::io::stdout()),
+                std::env::var_os("NO_COLOR").as_deref(),
+            )))
+            .try_init(),
     };
     // A second init (tests start several servers in one process) keeps the first subscriber.
     if result.is_err() {
         tracing::debug!("tracing subscriber already installed");
     }
     Ok(TelemetryGuard(provider))
+}
+
+/// Whether text logs are coloured: on a terminal only (a file or pipe gets no ANSI codes),
+/// and never when `NO_COLOR` is set to anything but the empty string (no-color.org).
+fn colours(stdout_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stdout_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// The span of one incoming call, child of the caller's `traceparent` if it sent one.
@@ -209,6 +220,16 @@ impl Injector for MetadataInjector<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn logs_are_coloured_on_a_terminal_only_and_never_under_no_color() {
+        use std::ffi::OsStr;
+        assert!(super::colours(true, None));
+        assert!(super::colours(true, Some(OsStr::new(""))));
+        assert!(!super::colours(true, Some(OsStr::new("1"))));
+        assert!(!super::colours(false, None));
+        assert!(!super::colours(false, Some(OsStr::new("1"))));
+    }
+
     use opentelemetry::trace::TracerProvider as _;
     use tracing_subscriber::layer::SubscriberExt as _;
 

@@ -23,6 +23,7 @@ both_backends!(
     reflection_lists_each_servers_services,
     binding_outage_fails_closed,
     round_trips_are_not_held_back_by_nagle,
+    a_stopping_service_says_not_serving_while_it_still_takes_calls,
 );
 
 async fn every_service_is_serving(backend: Backend) {
@@ -272,6 +273,58 @@ async fn shutdown_ends_event_streams_and_drains_quickly(backend: Backend) {
         None => {}
         Some(Ok(event)) => panic!("no events were written, got {event:?}"),
     }
+    env.finish().await;
+}
+
+/// With a shutdown delay, a stop turns health NOT_SERVING first and closes the listener only
+/// after the delay: a readiness probe (a new connection) sees NOT_SERVING, and calls are
+/// still answered meanwhile. Without it both would happen in the same instant.
+async fn a_stopping_service_says_not_serving_while_it_still_takes_calls(backend: Backend) {
+    const DELAY_MS: u64 = 3_000;
+    let Some(mut env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    fixtures::employee(&mut c).await;
+    env.stack.stop_binding().await.expect("a clean stop");
+    env.stack.config.shutdown_delay_ms = DELAY_MS;
+    env.stack.restart_binding().await.expect("restart");
+    env.stack
+        .wait_serving(gongji_stack::READY_TIMEOUT_MS)
+        .await
+        .expect("serving");
+    let url = env.stack.binding_url();
+    let running = env.stack.binding.take().expect("binding-service runs");
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(running.stop());
+    wait_for(&url, "", ServingStatus::NotServing).await;
+    wait_for(
+        &url,
+        "gongji.binding.v1.RegistryService",
+        ServingStatus::NotServing,
+    )
+    .await;
+    let person = c
+        .registry
+        .get_insured_person(gongji_proto::binding::v1::GetInsuredPersonRequest {
+            id_number: fixtures::EMPLOYEE.to_owned(),
+        })
+        .await
+        .expect("a call is still answered while NOT_SERVING");
+    assert_eq!(
+        person.into_inner().person.map(|p| p.id_number).as_deref(),
+        Some(fixtures::EMPLOYEE)
+    );
+    assert!(
+        !stopping.is_finished() && started.elapsed() < Duration::from_millis(DELAY_MS),
+        "the listener must still be open: the checks above ran inside the delay"
+    );
+    stopping.await.expect("joined").expect("a clean stop");
+    assert!(
+        started.elapsed() >= Duration::from_millis(DELAY_MS),
+        "the stop waits out the delay"
+    );
+    assert_eq!(health(&url, "").await, None, "the listener is closed");
     env.finish().await;
 }
 

@@ -239,6 +239,7 @@ impl TestEnv {
                 None => identity.service_auth("payment-service"),
             },
             first_call_timeout_ms: FIRST_CALL_TIMEOUT_MS,
+            shutdown_delay_ms: 0,
             binding_tls: pki
                 .map(|p| p.service_tls("binding-service"))
                 .unwrap_or_default(),
