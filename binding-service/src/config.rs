@@ -11,6 +11,10 @@ use gongji_shared::flags::CommonFlags;
     about = "gongji binding-service: registry and family bindings"
 )]
 pub struct Config {
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (a port of their own); off when
+    /// unset.
+    #[arg(long, env = "BINDING_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Address to listen on.
     #[arg(long, env = "BINDING_LISTEN_ADDR", default_value = "127.0.0.1:50051")]
     pub listen_addr: SocketAddr,

@@ -5,17 +5,16 @@ use std::time::Duration;
 
 use crate::app::{Balances, PeerError};
 use gongji_proto::payment::v1::{GetAccountRequest, account_service_client::AccountServiceClient};
-use gongji_shared::{IdNumber, Money, rpc::peer::PeerInterceptor};
-use tonic::{
-    Code,
-    codegen::InterceptedService,
-    transport::{Channel, Endpoint},
+use gongji_shared::{
+    IdNumber, Money,
+    rpc::peer::{self, PeerChannel, PeerInterceptor},
 };
+use tonic::{Code, codegen::InterceptedService, transport::Endpoint};
 
 /// A lazily connected client of payment-service's AccountService.
 #[derive(Clone)]
 pub struct PaymentPeer {
-    client: AccountServiceClient<InterceptedService<Channel, PeerInterceptor>>,
+    client: AccountServiceClient<InterceptedService<PeerChannel, PeerInterceptor>>,
 }
 
 impl PaymentPeer {
@@ -26,6 +25,7 @@ impl PaymentPeer {
         connect_timeout_ms: u64,
         credentials: PeerInterceptor,
         tls: Option<tonic::transport::ClientTlsConfig>,
+        metrics: Option<gongji_shared::metrics::Metrics>,
     ) -> Result<Self, tonic::transport::Error> {
         let endpoint = Endpoint::from_shared(addr.to_owned())?
             .timeout(Duration::from_millis(timeout_ms))
@@ -33,7 +33,10 @@ impl PaymentPeer {
             .tcp_nodelay(true);
         let channel = gongji_shared::rpc::tls::with_tls(endpoint, tls)?.connect_lazy();
         Ok(Self {
-            client: AccountServiceClient::with_interceptor(channel, credentials),
+            client: AccountServiceClient::with_interceptor(
+                peer::measured(channel, metrics),
+                credentials,
+            ),
         })
     }
 }

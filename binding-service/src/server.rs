@@ -80,12 +80,17 @@ async fn run_with<S: Store>(
             .context("re-sealing stopped; run again to resume")?;
         return Ok(());
     }
+    let (metrics, _metrics_port) =
+        gongji_shared::metrics::http::start(config.metrics_addr, "binding-service")
+            .await
+            .context("cannot serve metrics")?;
     let payment = PaymentPeer::new(
         &config.payment_addr,
         limits.peer_timeout_ms,
         limits.peer_connect_timeout_ms,
         PeerInterceptor::new(config.common.auth.peer_token_file.clone()),
         config.common.tls.peer()?,
+        metrics.clone(),
     )
     .context("bad payment-service address")?;
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
@@ -97,6 +102,9 @@ async fn run_with<S: Store>(
     );
     let watchers =
         gongji_shared::rpc::watch::Watchers::new(crate::ERROR_DOMAIN, stopping, MAX_WATCHERS);
+    if let Some(metrics) = &metrics {
+        gongji_shared::metrics::probe_service(metrics, store.clone(), watchers.clone());
+    }
     // Event streams never end by themselves: tell them to, or draining would wait for them.
     let shutdown = async move {
         shutdown.await;
@@ -108,6 +116,7 @@ async fn run_with<S: Store>(
         crate::ERROR_DOMAIN,
         auth,
         config.common.tls.server()?,
+        metrics.clone(),
     )
     .context("bad TLS settings")?
     .add_service(health_service)
@@ -117,7 +126,7 @@ async fn run_with<S: Store>(
             .max_encoding_message_size(limits.max_message_bytes),
     )
     .add_service(
-        BindingServiceServer::new(BindingApi::new(ctx.clone(), watchers))
+        BindingServiceServer::new(BindingApi::new(ctx.clone(), watchers, metrics))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes),
     );

@@ -19,6 +19,10 @@ pub const HOLD_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 5_000..=600_000;
     about = "gongji payment-service: accounts, ledger, premiums, settlement"
 )]
 pub struct Config {
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (a port of their own); off when
+    /// unset.
+    #[arg(long, env = "PAYMENT_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Address to listen on.
     #[arg(long, env = "PAYMENT_LISTEN_ADDR", default_value = "127.0.0.1:50052")]
     pub listen_addr: SocketAddr,

@@ -18,7 +18,9 @@ use gongji_proto::binding::v1::{
     binding_service_client::BindingServiceClient, registry_service_client::RegistryServiceClient,
 };
 use gongji_shared::{
-    CoverageYear, IdNumber, Money, RegionCode, policy::Purpose, rpc::peer::PeerInterceptor,
+    CoverageYear, IdNumber, Money, RegionCode,
+    policy::Purpose,
+    rpc::peer::{self, PeerChannel, PeerInterceptor},
 };
 use tonic::{
     codegen::InterceptedService,
@@ -41,8 +43,8 @@ const BINDING_SERVICE: &str = "gongji.binding.v1.BindingService";
 /// A lazily connected client of binding-service.
 #[derive(Clone)]
 pub struct BindingPeer {
-    client: BindingServiceClient<InterceptedService<Channel, PeerInterceptor>>,
-    registry: RegistryServiceClient<InterceptedService<Channel, PeerInterceptor>>,
+    client: BindingServiceClient<InterceptedService<PeerChannel, PeerInterceptor>>,
+    registry: RegistryServiceClient<InterceptedService<PeerChannel, PeerInterceptor>>,
     health: HealthClient<Channel>,
 }
 
@@ -54,15 +56,17 @@ impl BindingPeer {
         connect_timeout_ms: u64,
         credentials: PeerInterceptor,
         tls: Option<tonic::transport::ClientTlsConfig>,
+        metrics: Option<gongji_shared::metrics::Metrics>,
     ) -> Result<Self, tonic::transport::Error> {
         let endpoint = Endpoint::from_shared(addr.to_owned())?
             .timeout(Duration::from_millis(timeout_ms))
             .connect_timeout(Duration::from_millis(connect_timeout_ms))
             .tcp_nodelay(true);
         let channel = gongji_shared::rpc::tls::with_tls(endpoint, tls)?.connect_lazy();
+        let measured = peer::measured(channel.clone(), metrics);
         Ok(Self {
-            client: BindingServiceClient::with_interceptor(channel.clone(), credentials.clone()),
-            registry: RegistryServiceClient::with_interceptor(channel.clone(), credentials),
+            client: BindingServiceClient::with_interceptor(measured.clone(), credentials.clone()),
+            registry: RegistryServiceClient::with_interceptor(measured, credentials),
             health: HealthClient::new(channel),
         })
     }

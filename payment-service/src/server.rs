@@ -94,12 +94,17 @@ async fn run_with<S: Store>(
         shutdown_delay_ms: config.common.shutdown_delay_ms,
         ..Limits::default()
     };
+    let (metrics, _metrics_port) =
+        gongji_shared::metrics::http::start(config.metrics_addr, "payment-service")
+            .await
+            .context("cannot serve metrics")?;
     let binding = BindingPeer::new(
         &config.binding_addr,
         limits.peer_timeout_ms,
         limits.peer_connect_timeout_ms,
         PeerInterceptor::new(config.common.auth.peer_token_file.clone()),
         config.common.tls.peer()?,
+        metrics.clone(),
     )
     .context("bad binding-service address")?;
     let ctx = App::new(
@@ -108,7 +113,8 @@ async fn run_with<S: Store>(
         Arc::new(policy),
         config.common.clock,
     )
-    .with_hold_timeout_ms(config.hold_timeout_ms);
+    .with_hold_timeout_ms(config.hold_timeout_ms)
+    .with_metrics(metrics.clone());
     let all: Vec<&str> = INDEPENDENT_SERVICES
         .iter()
         .chain(&DEPENDENT_SERVICES)
@@ -118,12 +124,16 @@ async fn run_with<S: Store>(
     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     let watchers =
         gongji_shared::rpc::watch::Watchers::new(crate::ERROR_DOMAIN, stopping, MAX_WATCHERS);
+    if let Some(metrics) = &metrics {
+        gongji_shared::metrics::probe_service(metrics, store.clone(), watchers.clone());
+    }
     let max = limits.max_message_bytes;
     let router = server::builder(
         &limits,
         crate::ERROR_DOMAIN,
         auth,
         config.common.tls.server()?,
+        metrics,
     )
     .context("bad TLS settings")?
     .add_service(health_service)

@@ -6,7 +6,8 @@
 //!   around; no tonic, no SQL), [`rpc`] (gRPC: AIP-193 errors, the idempotent-command
 //!   runner, limits, health, reflection, shutdown, telemetry), [`db`] (connections and the
 //!   idempotency SQL), [`vault`] (personal data sealed at rest, and its keys) and [`flags`]
-//!   (the command-line flags both binaries take).
+//!   (the command-line flags both binaries take), and [`metrics`] (each service's Prometheus
+//!   registry and its HTTP port).
 //!
 //! With the `testing` feature, [`testing`] makes fresh PostgreSQL databases for tests.
 //!
@@ -16,6 +17,7 @@ pub mod command;
 pub mod db;
 pub mod domain;
 pub mod flags;
+pub mod metrics;
 pub mod rpc;
 #[cfg(feature = "testing")]
 pub mod testing;

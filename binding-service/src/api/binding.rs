@@ -11,6 +11,7 @@ use gongji_proto::binding::v1::{
     SetBindingLimitsResponse, WatchBindingEventsRequest, WatchBindingEventsResponse,
     binding_service_server::BindingService,
 };
+use gongji_shared::metrics::Metrics;
 use gongji_shared::rpc::watch::{WatchStream, Watchers};
 use gongji_shared::rpc::{ApiError, auth::Caller, validate};
 use gongji_shared::rpc::{Lookup, command, command_or_refusal, execute};
@@ -38,11 +39,42 @@ static NO_NAMES: std::sync::LazyLock<Caller> = std::sync::LazyLock::new(|| Calle
 pub struct BindingApi<S, P> {
     app: App<S, P>,
     watchers: Watchers,
+    metrics: Option<Metrics>,
 }
 
 impl<S, P> BindingApi<S, P> {
-    pub fn new(app: App<S, P>, watchers: Watchers) -> Self {
-        Self { app, watchers }
+    pub fn new(app: App<S, P>, watchers: Watchers, metrics: Option<Metrics>) -> Self {
+        Self {
+            app,
+            watchers,
+            metrics,
+        }
+    }
+
+    /// Counts one authorization decision of `rpc` and each reason it was denied for.
+    fn count_decision(&self, rpc: &str, answer: &AuthorizationAnswer) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        let outcome = if answer.failures.is_empty() {
+            "authorized"
+        } else {
+            "denied"
+        };
+        metrics
+            .counter(
+                "gongji_authorization_checks_total",
+                &[("rpc", rpc), ("outcome", outcome)],
+            )
+            .increment(1);
+        for failure in &answer.failures {
+            metrics
+                .counter(
+                    "gongji_authorization_denials_total",
+                    &[("rpc", rpc), ("reason", failure.reason())],
+                )
+                .increment(1);
+        }
     }
 }
 
@@ -424,6 +456,7 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
             .check_authorization(&authorizer, &beneficiary, purpose)
             .await
             .map_err(failure)?;
+        self.count_decision("CheckAuthorization", &answer);
         Ok(Response::new(authorization_to_pb(&answer)))
     }
 
@@ -472,7 +505,14 @@ impl<S: Store, P: Balances> BindingService for BindingApi<S, P> {
             "AuthorizeUse",
             &request,
             move |a| Ok(to_wire(a)),
-            |c| self.app.authorize_use(order, c),
+            |c| async move {
+                // Counted once: a retry is answered from the first answer, never here.
+                let answer = self.app.authorize_use(order, c).await;
+                if let Ok(a) = &answer {
+                    self.count_decision("AuthorizeUse", &a.answer);
+                }
+                answer
+            },
         )
         .await
         .map(Response::new)

@@ -47,6 +47,8 @@ pub struct StackConfig {
     pub first_call_timeout_ms: u64,
     /// After a stop, how long health says NOT_SERVING before the listener closes.
     pub shutdown_delay_ms: u64,
+    /// Where each service serves its Prometheus metrics, if anywhere.
+    pub metrics_addrs: (Option<SocketAddr>, Option<SocketAddr>),
     /// binding-service's TLS (server certificate, client CA, its calls to the peer).
     pub binding_tls: TlsFlags,
     /// payment-service's.
@@ -83,6 +85,7 @@ impl StackConfig {
             payment_auth: identity.service_auth("payment-service"),
             first_call_timeout_ms: 10_000,
             shutdown_delay_ms: 0,
+            metrics_addrs: (None, None),
             binding_tls: TlsFlags::default(),
             payment_tls: TlsFlags::default(),
             client_tls_ca: None,
@@ -318,6 +321,7 @@ fn binding_config(config: &StackConfig) -> binding_service::config::Config {
         listen_addr: config.binding_addr,
         database_url: config.binding_database_url.clone(),
         database_url_file: None,
+        metrics_addr: config.metrics_addrs.0,
         db_max_connections: 10,
         payment_addr: url(&config.payment_tls, config.payment_addr),
         common: common(
@@ -341,6 +345,7 @@ fn payment_config(config: &StackConfig) -> payment_service::config::Config {
         listen_addr: config.payment_addr,
         database_url: config.payment_database_url.clone(),
         database_url_file: None,
+        metrics_addr: config.metrics_addrs.1,
         db_max_connections: 10,
         binding_addr: url(&config.binding_tls, config.binding_addr),
         peer_probe_interval_ms: config.peer_probe_interval_ms,

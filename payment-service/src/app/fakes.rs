@@ -723,8 +723,9 @@ impl Holds for FakeStore {
         Ok(None)
     }
 
-    async fn place_hold(&self, hold: &Hold) -> Result<(), StoreError> {
+    async fn place_hold(&self, hold: &Hold) -> Result<u64, StoreError> {
         self.write(|s| {
+            let mut expired = 0;
             let account = s
                 .accounts
                 .get(&hold.holder)
@@ -734,6 +735,7 @@ impl Holds for FakeStore {
                 if *state == "HELD" && h.holder == hold.holder && h.expire_time <= hold.create_time
                 {
                     *state = "VOIDED";
+                    expired += 1;
                 }
             }
             for bucket in [Bucket::CurrentYear, Bucket::PriorYears] {
@@ -750,7 +752,7 @@ impl Holds for FakeStore {
             }
             s.holds
                 .insert(hold.movement_id.clone(), (hold.clone(), "HELD"));
-            Ok(())
+            Ok(expired)
         })
     }
 

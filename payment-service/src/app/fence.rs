@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gongji_shared::IdNumber;
+use gongji_shared::{IdNumber, Money};
 
 use super::{App, AppError, Registry, UseRequest};
 use crate::{
@@ -41,11 +41,17 @@ impl<S: Holds, R: Registry> App<S, R> {
         hold: &Hold,
         beneficiary: &IdNumber,
     ) -> Result<Authorization, AppError> {
-        self.store.place_hold(hold).await.map_err(|e| match e {
+        let expired = self.store.place_hold(hold).await.map_err(|e| match e {
             StoreError::Conflict(Conflict::InsufficientBalance) => AppError::BalanceChanged,
             StoreError::Conflict(Conflict::FamilyLimit) => AppError::FamilyLimitRaced,
             e => e.into(),
         })?;
+        if let Some(metrics) = &self.metrics {
+            metrics.gauge("gongji_holds_open", &[]).increment(1.0);
+            metrics
+                .counter("gongji_holds_expired_total", &[])
+                .increment(expired);
+        }
         let request = UseRequest {
             authorizer: hold.holder.clone(),
             beneficiary: beneficiary.clone(),
@@ -123,9 +129,33 @@ impl<S: Holds, R: Registry> App<S, R> {
     /// Voids a hold that will not be posted. A failure here costs nothing but time: the
     /// hold expires on its own.
     pub(super) async fn release(&self, movement_id: &str) {
+        // Placed by this instance, and now closed or left to expire: no longer open here.
+        if let Some(metrics) = &self.metrics {
+            metrics.gauge("gongji_holds_open", &[]).decrement(1.0);
+        }
         if let Err(error) = self.store.void_hold(movement_id, self.clock.now()).await {
             tracing::warn!(%movement_id, %error, "hold not voided; it will expire");
         }
+    }
+
+    /// Counts a family debit whose hold was just posted: `amount` from the authorizer's
+    /// account for `purpose`.
+    pub(super) fn count_family_debit(
+        &self,
+        purpose: gongji_shared::policy::Purpose,
+        amount: Money,
+    ) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        let purpose = [("purpose", purpose.as_str())];
+        metrics.gauge("gongji_holds_open", &[]).decrement(1.0);
+        metrics
+            .counter("gongji_family_debits_total", &purpose)
+            .increment(1);
+        metrics
+            .counter("gongji_family_debit_fen_total", &purpose)
+            .increment(u64::try_from(amount.fen()).unwrap_or(0));
     }
 
     /// Compares the family debits that relied on a binding with the uses binding-service

@@ -160,6 +160,9 @@ impl<S: Accounts + Holds + MedicalPayments + Institutions, R: Registry> App<S, R
                 e => e.into(),
             });
         }
+        if posting.is_some() {
+            self.count_family_debit(Purpose::MedicalExpense, plan.family.account_part);
+        }
         tracing::debug!(
             payment_id = %payment.payment_id,
             beneficiary = %payment.beneficiary,

@@ -135,6 +135,8 @@ pub struct App<S, R> {
     hold_timeout_ms: u64,
     /// Woken after the sequencer numbers movements for the account event feed.
     feed: Arc<tokio::sync::Notify>,
+    /// Where family debits, holds and settlement runs are counted, when metrics are served.
+    metrics: Option<gongji_shared::metrics::Metrics>,
 }
 
 impl<S, R> App<S, R> {
@@ -146,7 +148,13 @@ impl<S, R> App<S, R> {
             clock,
             hold_timeout_ms: fence::DEFAULT_HOLD_TIMEOUT_MS,
             feed: Arc::default(),
+            metrics: None,
         }
+    }
+
+    /// Counts family debits, holds and settlement runs in `metrics`.
+    pub fn with_metrics(self, metrics: Option<gongji_shared::metrics::Metrics>) -> Self {
+        Self { metrics, ..self }
     }
 
     /// How long a family debit's hold lasts unless posted or voided.

@@ -213,6 +213,9 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
                 e => e.into(),
             });
         }
+        if has_account_part {
+            self.count_family_debit(Purpose::Premium, payment.split.account_part);
+        }
         tracing::debug!(
             payment_id = %payment.payment_id,
             payer = %payment.payer,

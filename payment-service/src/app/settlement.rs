@@ -34,10 +34,24 @@ impl<S: Settlements, R> App<S, R> {
             return Err(AppError::BusinessDayNotClosed { date, today });
         }
         let compute = |entries: &[settlement::SettledEntry]| settlement::settle(date, entries);
+        let started = std::time::Instant::now();
         let settled = self
             .store
             .settle(date, self.clock.now(), compute, &command, |s, at| (s, at))
-            .await?;
+            .await;
+        if let Some(metrics) = &self.metrics {
+            let outcome = [(
+                "outcome",
+                if settled.is_ok() { "settled" } else { "failed" },
+            )];
+            metrics
+                .counter("gongji_settlement_runs_total", &outcome)
+                .increment(1);
+            metrics
+                .histogram("gongji_settlement_run_seconds", &outcome)
+                .record(started.elapsed().as_secs_f64());
+        }
+        let settled = settled?;
         tracing::info!(business_date = %date, movements = settled.0.movement_count, digest = %settled.0.digest, "business day settled");
         Ok(settled)
     }

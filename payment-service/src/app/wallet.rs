@@ -138,6 +138,7 @@ impl<S: Accounts + Holds + Wallets, R: Registry> App<S, R> {
                 e => e.into(),
             });
         }
+        self.count_family_debit(Purpose::FamilyWallet, transfer.amount);
         tracing::info!(
             transfer_id = %transfer.transfer_id,
             authorizer = %transfer.authorizer,

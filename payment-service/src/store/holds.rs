@@ -23,8 +23,9 @@ pub trait Holds: Database<Conflict = super::Conflict> {
     /// Reserves the hold's draws on its holder's account: `Conflict::InsufficientBalance`
     /// when a bucket less its live holds falls short, `Conflict::FamilyLimit` when its cap's
     /// limits have less left than it takes (both checked under the account's lock, which every
-    /// family debit from it takes). Voids the account's expired holds on the way.
-    fn place_hold(&self, hold: &Hold) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// family debit from it takes). Voids the account's expired holds on the way, and says
+    /// how many.
+    fn place_hold(&self, hold: &Hold) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// What a family debit for `purpose` may still take under `cap` as of `at`: each
     /// applicable limit less the binding's debits (net of refunds) in its period and its live
@@ -78,7 +79,7 @@ macro_rules! holds_sql {
             async fn place_hold(
                 &self,
                 hold: &$crate::domain::fence::Hold,
-            ) -> Result<(), $crate::store::StoreError> {
+            ) -> Result<u64, $crate::store::StoreError> {
                 let at_ms = hold.create_time.timestamp_millis();
                 let holder = self.vault.index(&hold.holder);
                 let mut tx = match $hold_begin {
@@ -149,7 +150,7 @@ macro_rules! holds_sql {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(u64::try_from(expired).unwrap_or(0))
             }
 
             async fn limit_remaining(

@@ -17,6 +17,13 @@ const ACQUIRE_TIMEOUT_MS: u64 = 5_000;
 /// How long SQLite waits on a lock before failing.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
 
+/// A pool's connections at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolConnections {
+    pub in_use: u32,
+    pub idle: u32,
+}
+
 /// Longest database URL file read: a URL, not a document.
 pub const MAX_DATABASE_URL_FILE_BYTES: u64 = 4 * 1024;
 
@@ -241,6 +248,12 @@ pub trait Database: Clone + Send + Sync + 'static {
 
     /// Whether the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError<Self::Conflict>>> + Send;
+
+    /// The connections of the pool writes and transactions use (PostgreSQL's only pool;
+    /// SQLite's single writer): in use and idle. None for a store without a pool.
+    fn pool_connections(&self) -> PoolConnections {
+        PoolConnections::default()
+    }
 
     /// Drops the answers and fingerprints of up to `limit` records made before `before`:
     /// their request IDs stay taken (a late retry is told so, and runs nothing). Returns how
@@ -514,6 +527,15 @@ macro_rules! database_sql {
     ($store:ident, $db:ty, $migrations:literal, $conflict:ty, $taken:expr, $plaintext:expr) => {
         impl $crate::db::Database for $store {
             type Conflict = $conflict;
+
+            fn pool_connections(&self) -> $crate::db::PoolConnections {
+                let (size, idle) = (self.pool.size(), self.pool.num_idle());
+                let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+                $crate::db::PoolConnections {
+                    in_use: size - idle,
+                    idle,
+                }
+            }
 
             async fn migrate(&self) -> Result<(), $crate::db::StoreError<$conflict>> {
                 sqlx::migrate!($migrations).run(&self.pool).await?;

@@ -1,11 +1,12 @@
 //! gRPC plumbing both servers share: errors, the idempotent-command runner, request
-//! parsing, server limits and lifecycle, telemetry.
+//! parsing, server limits and lifecycle, telemetry, call metrics.
 
 pub mod auth;
 pub mod command;
 pub mod connection;
 pub mod error;
 pub mod limits;
+pub mod metrics;
 pub mod peer;
 pub mod server;
 pub mod telemetry;

@@ -4,7 +4,20 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use super::{auth::tokens::MAX_TOKEN_BYTES, telemetry};
+use super::{
+    auth::tokens::MAX_TOKEN_BYTES,
+    metrics::{GrpcMetrics, GrpcMetricsLayer, Side},
+    telemetry,
+};
+use crate::metrics::Metrics;
+
+/// The channel peer calls go through: measured as `grpc_client_*` when there are metrics.
+pub type PeerChannel = GrpcMetrics<tonic::transport::Channel>;
+
+/// `channel`, its calls measured in `metrics` (when there are any).
+pub fn measured(channel: tonic::transport::Channel, metrics: Option<Metrics>) -> PeerChannel {
+    tower::Layer::layer(&GrpcMetricsLayer::new(metrics, Side::Client), channel)
+}
 
 /// Where the bearer token comes from.
 #[derive(Debug, Clone)]

@@ -11,9 +11,11 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use super::{
     auth::{Auth, AuthLayer},
     connection::FirstCallDeadline,
+    metrics::{GrpcMetricsLayer, Side},
     telemetry,
     transport::TransportErrorsLayer,
 };
+use crate::metrics::Metrics;
 
 /// Every limit the servers run with. Defaults suit a pod with one or two cores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +66,10 @@ pub type Layers = tower::layer::util::Stack<
     telemetry::TraceContextLayer,
     tower::layer::util::Stack<
         AuthLayer,
-        tower::layer::util::Stack<TransportErrorsLayer, tower::layer::util::Identity>,
+        tower::layer::util::Stack<
+            TransportErrorsLayer,
+            tower::layer::util::Stack<GrpcMetricsLayer, tower::layer::util::Identity>,
+        >,
     >,
 >;
 /// A router of a server made by [`builder`].
@@ -72,13 +77,14 @@ pub type Router = TonicRouter<Layers>;
 
 /// A server builder with the limits applied, TLS if configured, transport errors answered
 /// as AIP-193 errors under `domain` (the call time limit included), every call but health
-/// and reflection authenticated by `auth`, and a tracing span per call that continues the
-/// caller's W3C trace.
+/// and reflection authenticated by `auth`, a tracing span per call that continues the
+/// caller's W3C trace, and every call counted in `metrics` when there are any.
 pub fn builder(
     limits: &Limits,
     domain: &'static str,
     auth: Auth,
     tls: Option<tonic::transport::ServerTlsConfig>,
+    metrics: Option<Metrics>,
 ) -> Result<Server<Layers>, tonic::transport::Error> {
     let server = match tls {
         Some(tls) => Server::builder().tls_config(tls)?,
@@ -91,6 +97,8 @@ pub fn builder(
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .max_connection_age(Duration::from_millis(limits.max_connection_age_ms))
         .trace_fn(telemetry::server_span)
+        // Outermost: the refusals of the layers inside are counted too.
+        .layer(GrpcMetricsLayer::new(metrics, Side::Server))
         .layer(TransportErrorsLayer::new(
             domain,
             limits.request_timeout_ms,

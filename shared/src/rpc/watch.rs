@@ -59,6 +59,8 @@ pub struct Watchers {
     permits: Arc<Semaphore>,
     /// Streams open per caller.
     per_caller: Arc<Mutex<HashMap<String, usize>>>,
+    /// The bound of `permits`.
+    max: usize,
 }
 
 /// One caller's slot, given back when its stream ends.
@@ -91,7 +93,13 @@ impl Watchers {
             stopping,
             permits: Arc::new(Semaphore::new(max)),
             per_caller: Arc::default(),
+            max,
         }
+    }
+
+    /// Streams open now.
+    pub fn open(&self) -> usize {
+        self.max.saturating_sub(self.permits.available_permits())
     }
 
     /// A stream of `feed` after `after` (the request's `cursor_field`), then of each new

@@ -4,6 +4,7 @@
 mod fixtures;
 mod support;
 
+mod admin;
 mod binding;
 mod concurrency;
 mod consent;
@@ -12,6 +13,7 @@ mod corrections;
 mod edges;
 mod family;
 mod limits;
+mod metrics;
 mod payment;
 mod personal_data;
 mod premium;

@@ -240,6 +240,7 @@ impl TestEnv {
             },
             first_call_timeout_ms: FIRST_CALL_TIMEOUT_MS,
             shutdown_delay_ms: 0,
+            metrics_addrs: (None, None),
             binding_tls: pki
                 .map(|p| p.service_tls("binding-service"))
                 .unwrap_or_default(),

@@ -1,0 +1,350 @@
+//! `gongji-admin`: the operator's command. It speaks gRPC to the services with the same
+//! credentials as any caller (a bearer token file, TLS if the address is `https://`), so
+//! what it may do is what its caller's roles allow. Human-readable output by default,
+//! `--json` for scripts; ID numbers masked unless `--show-id-numbers`. Exit status: 0 done,
+//! 1 the ledger failed a check, 2 a call failed.
+//!
+//! It runs the scheduled jobs (`deploy/k8s/cronjobs.yaml`): settling yesterday is safe to
+//! run again, since its request ID is the date's and a retry gets the first answer.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use gongji_proto::{
+    binding::v1::{GetBindingRequest, binding_service_client::BindingServiceClient},
+    payment::v1::{
+        GetAccountRequest, GetPremiumPaymentRequest, SettleBusinessDayRequest, VerifyLedgerRequest,
+        account_service_client::AccountServiceClient, premium_service_client::PremiumServiceClient,
+        settlement_service_client::SettlementServiceClient,
+    },
+};
+use gongji_shared::{Clock, IdNumber, rpc::peer::PeerInterceptor};
+use serde_json::{Value, json};
+use tonic::{codegen::InterceptedService, transport::Channel};
+
+/// Pages a ledger verification may take before the command gives up: with the service's own
+/// page bounds, far beyond any ledger, and still a bound.
+const MAX_VERIFY_PAGES: usize = 1_000_000;
+
+/// The operator's command for gongji.
+#[derive(Debug, Parser)]
+#[command(name = "gongji-admin")]
+struct Args {
+    /// payment-service (`http://host:port`, or `https://` for TLS).
+    #[arg(
+        long,
+        env = "GONGJI_ADMIN_PAYMENT_ADDR",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    payment_addr: String,
+    /// binding-service, the same way.
+    #[arg(
+        long,
+        env = "GONGJI_ADMIN_BINDING_ADDR",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    binding_addr: String,
+    /// The caller's bearer token, as a file (a mounted secret).
+    #[arg(long, env = "GONGJI_ADMIN_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// The CA that signed the services' certificates, for `https://` addresses.
+    #[arg(long, env = "GONGJI_ADMIN_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// Deadline of each call (100 to 60000 ms).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    timeout_ms: u64,
+    /// One JSON document on standard output instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Print ID numbers whole (they are masked otherwise).
+    #[arg(long)]
+    show_id_numbers: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Settles a business day; yesterday (Asia/Shanghai) when no date is given. Running it
+    /// again answers the first settlement.
+    SettleDay {
+        /// The business day (YYYY-MM-DD).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
+    /// Verifies the whole ledger, page after page; exit status 1 if any check failed.
+    VerifyLedger {
+        /// Settled days per call (1 to 1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i32).range(1..=1000))]
+        page_size: i32,
+    },
+    /// Shows one record.
+    Show {
+        #[command(subcommand)]
+        what: Show,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Show {
+    /// A personal account, by its holder's ID number.
+    Account { holder_id_number: String },
+    /// A binding, by its ID.
+    Binding { binding_id: String },
+    /// A premium payment, by its ID.
+    Payment { payment_id: String },
+}
+
+type Intercepted = InterceptedService<Channel, PeerInterceptor>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(code) => code,
+        Err(e) => {
+            match e.downcast_ref::<tonic::Status>() {
+                // The service's answer: its code, message and AIP-193 reason.
+                Some(status) => {
+                    let reason = tonic_types::StatusExt::get_details_error_info(status)
+                        .map(|info| info.reason)
+                        .unwrap_or_default();
+                    eprintln!(
+                        "gongji-admin: {:?} {reason}: {}",
+                        status.code(),
+                        status.message()
+                    );
+                }
+                None => eprintln!("gongji-admin: {e:#}"),
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let output = match &args.command {
+        Command::SettleDay { date } => settle_day(args, *date).await?,
+        Command::VerifyLedger { page_size } => return verify_ledger(args, *page_size).await,
+        Command::Show { what } => show(args, what).await?,
+    };
+    print(args, &output);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn channel(args: &Args, addr: &str) -> anyhow::Result<Intercepted> {
+    let mut endpoint = tonic::transport::Endpoint::from_shared(addr.to_owned())?
+        .timeout(Duration::from_millis(args.timeout_ms))
+        .connect_timeout(Duration::from_millis(args.timeout_ms))
+        .tcp_nodelay(true);
+    if let Some(ca) = &args.tls_ca {
+        let pem = std::fs::read(ca)?;
+        endpoint = endpoint.tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+        )?;
+    }
+    let channel = endpoint.connect().await?;
+    Ok(InterceptedService::new(
+        channel,
+        PeerInterceptor::new(args.token_file.clone()),
+    ))
+}
+
+async fn settle_day(args: &Args, date: Option<NaiveDate>) -> anyhow::Result<Value> {
+    let date = match date {
+        Some(date) => date,
+        None => Clock::System
+            .today()
+            .pred_opt()
+            .ok_or_else(|| anyhow::anyhow!("no day before today"))?,
+    };
+    let mut client = SettlementServiceClient::new(channel(args, &args.payment_addr).await?);
+    let settlement = client
+        .settle_business_day(SettleBusinessDayRequest {
+            request_id: format!("gongji-admin-settle-{date}"),
+            business_date: date.to_string(),
+        })
+        .await?
+        .into_inner()
+        .settlement
+        .unwrap_or_default();
+    Ok(json!({
+        "business_date": settlement.business_date,
+        "movement_count": settlement.movement_count,
+        "lines": settlement.lines.len(),
+        "digest": settlement.digest,
+    }))
+}
+
+async fn verify_ledger(args: &Args, page_size: i32) -> anyhow::Result<ExitCode> {
+    let mut client = SettlementServiceClient::new(channel(args, &args.payment_addr).await?);
+    let progress = progress_bar(args);
+    let (mut token, mut pages, mut days) = (String::new(), 0_usize, 0_usize);
+    let mut violations = Vec::new();
+    loop {
+        anyhow::ensure!(
+            pages < MAX_VERIFY_PAGES,
+            "the ledger did not end in {MAX_VERIFY_PAGES} pages"
+        );
+        let page = client
+            .verify_ledger(VerifyLedgerRequest {
+                page_token: token.clone(),
+                page_size,
+            })
+            .await?
+            .into_inner();
+        pages += 1;
+        days += page.verified_business_dates.len();
+        violations.extend(
+            page.violations
+                .into_iter()
+                .map(|v| json!({"check": v.check, "detail": v.detail})),
+        );
+        progress.set_message(format!(
+            "{pages} pages, {days} settled days, {} violations",
+            violations.len()
+        ));
+        progress.tick();
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    progress.finish_and_clear();
+    let clean = violations.is_empty();
+    print(
+        args,
+        &json!({"pages": pages, "verified_business_days": days, "violations": violations, "clean": clean}),
+    );
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn show(args: &Args, what: &Show) -> anyhow::Result<Value> {
+    let id = |raw: &str| masked(raw, args.show_id_numbers);
+    Ok(match what {
+        Show::Account { holder_id_number } => {
+            let mut client = AccountServiceClient::new(channel(args, &args.payment_addr).await?);
+            let a = client
+                .get_account(GetAccountRequest {
+                    holder_id_number: holder_id_number.clone(),
+                })
+                .await?
+                .into_inner()
+                .account
+                .unwrap_or_default();
+            json!({
+                "holder_id_number": id(&a.holder_id_number),
+                "region_code": a.region_code,
+                "current_year_balance": a.current_year_balance,
+                "prior_years_balance": a.prior_years_balance,
+                "usable_for_family_balance": a.usable_for_family_balance,
+            })
+        }
+        Show::Binding { binding_id } => {
+            let mut client = BindingServiceClient::new(channel(args, &args.binding_addr).await?);
+            let b = client
+                .get_binding(GetBindingRequest {
+                    binding_id: binding_id.clone(),
+                })
+                .await?
+                .into_inner()
+                .binding
+                .unwrap_or_default();
+            json!({
+                "binding_id": b.binding_id,
+                "authorizer_id_number": id(&b.authorizer_id_number),
+                "beneficiary_id_number": id(&b.beneficiary_id_number),
+                "state": b.state().as_str_name(),
+                "kind": b.kind().as_str_name(),
+                "version": b.version,
+            })
+        }
+        Show::Payment { payment_id } => {
+            let mut client = PremiumServiceClient::new(channel(args, &args.payment_addr).await?);
+            let p = client
+                .get_premium_payment(GetPremiumPaymentRequest {
+                    payment_id: payment_id.clone(),
+                })
+                .await?
+                .into_inner()
+                .payment
+                .unwrap_or_default();
+            let quote = p.quote.clone().unwrap_or_default();
+            json!({
+                "payment_id": p.payment_id,
+                "payer_id_number": id(&p.payer_id_number),
+                "beneficiary_id_number": id(&p.beneficiary_id_number),
+                "state": p.state().as_str_name(),
+                "coverage_year": quote.coverage_year,
+                "premium": quote.premium,
+                "account_part": quote.account_part,
+                "other_means_part": quote.other_means_part,
+                "binding_id": p.binding_id,
+            })
+        }
+    })
+}
+
+/// An ID number as the operator may see it: masked (3405**********123X) unless asked.
+fn masked(raw: &str, whole: bool) -> String {
+    if whole {
+        return raw.to_owned();
+    }
+    match IdNumber::parse(raw) {
+        Ok(id) => id.masked(),
+        // Not one we can parse: nothing of it but its length.
+        Err(_) => "*".repeat(raw.chars().count()),
+    }
+}
+
+/// A spinner on standard error for long batches; hidden for `--json` or off a terminal.
+fn progress_bar(args: &Args) -> indicatif::ProgressBar {
+    let visible = !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if visible {
+        indicatif::ProgressBar::new_spinner()
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+/// `value` as JSON, or as `key: value` lines.
+fn print(args: &Args, value: &Value) {
+    if args.json {
+        println!("{value}");
+        return;
+    }
+    if let Value::Object(fields) = value {
+        for (key, v) in fields {
+            match v {
+                Value::String(s) => println!("{key}: {s}"),
+                Value::Array(items) if items.is_empty() => println!("{key}: none"),
+                Value::Array(items) => {
+                    println!("{key}:");
+                    for item in items {
+                        println!("  {item}");
+                    }
+                }
+                other => println!("{key}: {other}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_numbers_are_masked_unless_asked() {
+        assert_eq!(masked("34050419870720002X", true), "34050419870720002X");
+        let id = "340504198707200020";
+        assert_eq!(masked(id, false), "3405**********0020");
+        assert_eq!(masked("not-an-id", false), "*********");
+    }
+}
