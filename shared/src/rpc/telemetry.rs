@@ -104,10 +104,20 @@ fn colours(stdout_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool
 }
 
 /// The span of one incoming call, child of the caller's `traceparent` if it sent one.
+/// Named after OpenTelemetry's RPC conventions (`rpc.system`, `rpc.service`, `rpc.method`),
+/// so that a trace shows which service each span ran in.
 pub fn server_span(request: &http::Request<()>) -> tracing::Span {
+    let path = request.uri().path();
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or(("", ""));
     let span = tracing::info_span!(
         "grpc.request",
-        rpc = %request.uri().path(),
+        rpc = %path,
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
         otel.kind = "server",
     );
     let parent =

@@ -14,6 +14,7 @@ mod edges;
 mod family;
 mod limits;
 mod metrics;
+mod otlp;
 mod payment;
 mod personal_data;
 mod premium;
