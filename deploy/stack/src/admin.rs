@@ -5,27 +5,32 @@
 //! 1 the ledger failed a check, 2 a call failed.
 //!
 //! It runs the scheduled jobs (`deploy/k8s/cronjobs.yaml`): settling yesterday is safe to
-//! run again, since its request ID is the date's and a retry gets the first answer.
+//! run again, since its request ID is the date's and a retry gets the first answer; the
+//! year's closing walks every account a page at a time, and a second run moves nothing twice.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
+use chrono::Datelike;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use gongji_proto::{
     binding::v1::{GetBindingRequest, binding_service_client::BindingServiceClient},
     payment::v1::{
-        GetAccountRequest, GetPremiumPaymentRequest, SettleBusinessDayRequest, VerifyLedgerRequest,
+        CloseYearForAllAccountsRequest, CloseYearForAllAccountsResponse, GetAccountRequest,
+        GetPremiumPaymentRequest, SettleBusinessDayRequest, VerifyLedgerRequest,
         account_service_client::AccountServiceClient, premium_service_client::PremiumServiceClient,
         settlement_service_client::SettlementServiceClient,
     },
 };
-use gongji_shared::{Clock, IdNumber, rpc::peer::PeerInterceptor};
+use gongji_shared::{Clock, IdNumber, Money, rpc::peer::PeerInterceptor};
 use serde_json::{Value, json};
 use tonic::{codegen::InterceptedService, transport::Channel};
 
 /// Pages a ledger verification may take before the command gives up: with the service's own
 /// page bounds, far beyond any ledger, and still a bound.
 const MAX_VERIFY_PAGES: usize = 1_000_000;
+/// Pages of a year's closing, likewise: 100 million accounts at 100 a page.
+const MAX_CLOSE_YEAR_PAGES: usize = 1_000_000;
 
 /// The operator's command for gongji.
 #[derive(Debug, Parser)]
@@ -79,6 +84,20 @@ enum Command {
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i32).range(1..=1000))]
         page_size: i32,
     },
+    /// Closes a year for every account (last year, Asia/Shanghai, when none is given), a
+    /// page per call with a progress line; exit status 1 when accounts were left for a later
+    /// run. Run again to retry them: accounts closed before move nothing.
+    CloseYear {
+        /// The year to close.
+        #[arg(long)]
+        year: Option<i32>,
+        /// Accounts per call (1 to 100).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i32).range(1..=100))]
+        page_size: i32,
+        /// Resume after this page token (the `next_page_token` a run printed last).
+        #[arg(long, default_value = "")]
+        from: String,
+    },
     /// Shows one record.
     Show {
         #[command(subcommand)]
@@ -127,6 +146,11 @@ async fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let output = match &args.command {
         Command::SettleDay { date } => settle_day(args, *date).await?,
         Command::VerifyLedger { page_size } => return verify_ledger(args, *page_size).await,
+        Command::CloseYear {
+            year,
+            page_size,
+            from,
+        } => return close_year(args, *year, *page_size, from).await,
         Command::Show { what } => show(args, what).await?,
     };
     print(args, &output);
@@ -219,6 +243,77 @@ async fn verify_ledger(args: &Args, page_size: i32) -> anyhow::Result<ExitCode> 
         &json!({"pages": pages, "verified_business_days": days, "violations": violations, "clean": clean}),
     );
     Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn close_year(
+    args: &Args,
+    year: Option<i32>,
+    page_size: i32,
+    from: &str,
+) -> anyhow::Result<ExitCode> {
+    let year = match year {
+        Some(year) => year,
+        None => Clock::System.today().year() - 1,
+    };
+    let mut client = AccountServiceClient::new(channel(args, &args.payment_addr).await?);
+    let progress = progress_bar(args);
+    // Each page's request ID names this run and the page's start: a retry of a page gets
+    // its first answer; another run walks the accounts again (closed ones move nothing).
+    let run = Clock::System.now().timestamp_millis();
+    let mut token = from.to_owned();
+    let mut total = CloseYearForAllAccountsResponse::default();
+    let mut moved_fen = 0_i64;
+    for page in 0.. {
+        anyhow::ensure!(
+            page < MAX_CLOSE_YEAR_PAGES,
+            "the accounts did not end in {MAX_CLOSE_YEAR_PAGES} pages"
+        );
+        let answer = client
+            .close_year_for_all_accounts(CloseYearForAllAccountsRequest {
+                request_id: format!("gongji-admin-close-year-{year}-{run}-after-{token}"),
+                year,
+                page_size,
+                page_token: token.clone(),
+            })
+            .await?
+            .into_inner();
+        total.accounts_seen += answer.accounts_seen;
+        total.accounts_closed += answer.accounts_closed;
+        total.accounts_nothing_to_move += answer.accounts_nothing_to_move;
+        total.accounts_opened_after += answer.accounts_opened_after;
+        total.accounts_retry_later += answer.accounts_retry_later;
+        moved_fen += Money::parse(&answer.moved_amount).map_or(0, |m| m.fen());
+        progress.set_message(format!(
+            "{year}: {} accounts, {} closed, next page token {:?}",
+            total.accounts_seen, total.accounts_closed, answer.next_page_token
+        ));
+        progress.tick();
+        if answer.next_page_token.is_empty() {
+            break;
+        }
+        token = answer.next_page_token;
+    }
+    progress.finish_and_clear();
+    let moved = Money::from_fen(moved_fen)
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    print(
+        args,
+        &json!({
+            "year": year,
+            "accounts_seen": total.accounts_seen,
+            "accounts_closed": total.accounts_closed,
+            "accounts_nothing_to_move": total.accounts_nothing_to_move,
+            "accounts_opened_after": total.accounts_opened_after,
+            "accounts_retry_later": total.accounts_retry_later,
+            "moved_amount": moved,
+        }),
+    );
+    Ok(if total.accounts_retry_later == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

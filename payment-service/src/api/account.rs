@@ -1,8 +1,9 @@
 //! AccountService handlers.
 
 use gongji_proto::payment::v1::{
-    CloseYearRequest, CloseYearResponse, CreditAccountRequest, CreditAccountResponse,
-    GetAccountRequest, GetAccountResponse, GetAccountStatementRequest, GetAccountStatementResponse,
+    CloseYearForAllAccountsRequest, CloseYearForAllAccountsResponse, CloseYearRequest,
+    CloseYearResponse, CreditAccountRequest, CreditAccountResponse, GetAccountRequest,
+    GetAccountResponse, GetAccountStatementRequest, GetAccountStatementResponse,
     ListAccountEntriesRequest, ListAccountEntriesResponse, ListFamilyUsageRequest,
     ListFamilyUsageResponse, OpenAccountRequest, OpenAccountResponse, WatchAccountEventsRequest,
     WatchAccountEventsResponse, account_service_server::AccountService,
@@ -21,7 +22,7 @@ use super::{
     convert, date_range, failure, optional_id, page_token, status, watch::AccountEventFeed,
 };
 use crate::{
-    app::{AccountView, App, Credited, Registry, YearClosed},
+    app::{AccountView, App, Credited, Registry, YearBatch, YearClosed},
     domain::usage::{UseFilter, UseParties},
     store::Store,
 };
@@ -65,6 +66,11 @@ fn party_holder<T>(
 }
 
 /// A year field: from 2000 to 2100.
+/// A count of accounts in a page (at most the page size) on the wire.
+fn count(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
 fn year(year: i32) -> Result<i32, Status> {
     CoverageYear::parse(year).map_err(|_| {
         status(
@@ -289,6 +295,54 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
             &request,
             to_wire,
             |c| self.app.close_year(holder, year, c),
+        )
+        .await
+    }
+
+    async fn close_year_for_all_accounts(
+        &self,
+        request: Request<CloseYearForAllAccountsRequest>,
+    ) -> Result<Response<CloseYearForAllAccountsResponse>, Status> {
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id).map_err(status)?;
+        let year = year(request.year)?;
+        let page_size = validate::page_size(request.page_size).map_err(status)?;
+        let after = page_token(&request.page_token)?.unwrap_or(0);
+        let to_wire = |b: &YearBatch| CloseYearForAllAccountsResponse {
+            accounts_seen: count(b.seen),
+            accounts_closed: count(b.closed),
+            accounts_nothing_to_move: count(b.nothing_to_move),
+            accounts_opened_after: count(b.opened_after),
+            accounts_retry_later: count(b.retry_later),
+            moved_amount: format_signed_fen(b.moved_fen),
+            next_page_token: b.next.map(|n| n.to_string()).unwrap_or_default(),
+        };
+        // Each account's closing is recorded under a request ID of its own, the same in
+        // every run for the year and account: a second run finds the year closed.
+        let part = move |no: i64| {
+            let part_id = format!("gongji-close-year-{year}-account-{no}");
+            let part_request = CloseYearRequest {
+                request_id: part_id.clone(),
+                holder_id_number: String::new(),
+                year,
+            };
+            gongji_shared::rpc::part_command(
+                &part_id,
+                "CloseYear",
+                &part_request,
+                |c: &YearClosed| CloseYearResponse {
+                    account: Some(account_to_pb(&c.account)),
+                    moved_amount: format_signed_fen(c.moved_fen),
+                },
+            )
+        };
+        command(
+            &self.app,
+            &request_id,
+            "CloseYearForAllAccounts",
+            &request,
+            to_wire,
+            |c| self.app.close_year_for_all(year, after, page_size, part, c),
         )
         .await
     }

@@ -30,7 +30,74 @@ pub struct YearClosed {
     pub moved_fen: i64,
 }
 
+/// One page of a year's closing for every account: how each account fared, what moved
+/// (fen), and the position the next page starts after (none after the last account).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct YearBatch {
+    pub seen: u32,
+    pub closed: u32,
+    pub nothing_to_move: u32,
+    pub opened_after: u32,
+    pub retry_later: u32,
+    pub moved_fen: i64,
+    pub next: Option<i64>,
+}
+
 impl<S: Accounts, R: Registry> App<S, R> {
+    /// Closes `year` for the next `page_size` accounts after position `after`, each as
+    /// [`App::close_year`] does under the command `part(position)` gives it (so that an
+    /// account closed by an earlier run answers as closed, and nothing moves twice), then
+    /// records the page's answer under `command`. The work is bounded by the page.
+    pub async fn close_year_for_all(
+        &self,
+        year: i32,
+        after: i64,
+        page_size: u32,
+        part: impl Fn(i64) -> Command<YearClosed>,
+        command: Command<YearBatch>,
+    ) -> Result<YearBatch, AppError> {
+        let today = self.clock.today();
+        if year >= today.year() {
+            return Err(AppError::YearNotEnded { year, today });
+        }
+        // One more than a page tells whether another follows.
+        let mut holders = self.store.account_holders(after, page_size + 1).await?;
+        let more = holders.len() > page_size as usize;
+        holders.truncate(page_size as usize);
+        let mut batch = YearBatch {
+            next: holders.last().map(|(no, _)| *no).filter(|_| more),
+            ..YearBatch::default()
+        };
+        for (no, holder) in holders {
+            batch.seen += 1;
+            match self.close_year(holder, year, part(no)).await {
+                Ok(closed) if closed.moved_fen > 0 => {
+                    batch.closed += 1;
+                    batch.moved_fen += closed.moved_fen;
+                }
+                Ok(_) => batch.nothing_to_move += 1,
+                Err(AppError::YearBeforeAccount { .. }) => batch.opened_after += 1,
+                Err(AppError::BalanceChanged) => batch.retry_later += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        self.store
+            .record_answer(
+                command.idempotency(),
+                &command.response(&batch),
+                self.clock.now(),
+            )
+            .await?;
+        tracing::info!(
+            year,
+            seen = batch.seen,
+            closed = batch.closed,
+            moved_fen = batch.moved_fen,
+            "a page of the year's closing done"
+        );
+        Ok(batch)
+    }
+
     /// Opens the holder's account, in the region of their employee enrollment.
     pub async fn open_account(
         &self,
@@ -323,6 +390,84 @@ mod tests {
             .unwrap();
         assert_eq!(opened.account.prior_years, Money::ZERO);
         assert!(store.state().accounts.contains_key(&child));
+    }
+
+    #[tokio::test]
+    async fn a_year_batch_leaves_an_account_with_a_payment_in_flight_for_a_later_run() {
+        use crate::{domain::fence::Hold, store::Holds};
+        let (app, store, registry) = app();
+        let payer = id(PAYER);
+        // 80.00 credited in 2024; the batch runs in January 2025.
+        app.credit_account(
+            payer.clone(),
+            Money::parse("80.00").unwrap(),
+            Bucket::CurrentYear,
+            "test".to_owned(),
+            command("c-1"),
+        )
+        .await
+        .unwrap();
+        let app = App::new(
+            store.clone(),
+            registry.clone(),
+            std::sync::Arc::new(gongji_shared::Policy::load_or_default(None).unwrap()),
+            gongji_shared::Clock::parse("2025-01-10T10:00:00+08:00").unwrap(),
+        );
+        // A family payment in flight holds 30.00 of current-year.
+        let now = app.clock.now();
+        let hold = Hold::new(
+            "m-in-flight",
+            &payer,
+            &[crate::domain::split::Draw {
+                bucket: Bucket::CurrentYear,
+                amount: Money::parse("30.00").unwrap(),
+            }],
+            gongji_shared::policy::Purpose::Premium,
+            "pay-1",
+            now,
+            60_000,
+        );
+        store.place_hold(&hold).await.unwrap();
+        let part = |no: i64| command(&format!("part-{no}"));
+        let left = app
+            .close_year_for_all(2024, 0, 10, part, command("batch-1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                left.seen,
+                left.closed,
+                left.retry_later,
+                left.moved_fen,
+                left.next
+            ),
+            (1, 0, 1, 0, None)
+        );
+        assert_eq!(
+            store.state().accounts[&payer].current_year.to_string(),
+            "80.00"
+        );
+        // Once the payment is gone, another run closes it.
+        store.void_hold("m-in-flight", now).await.unwrap();
+        let done = app
+            .close_year_for_all(
+                2024,
+                0,
+                10,
+                |no| command(&format!("part2-{no}")),
+                command("batch-2"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (done.closed, done.retry_later, done.moved_fen),
+            (1, 0, 8_000)
+        );
+        let ended = app
+            .close_year_for_all(2025, 0, 10, part, command("batch-3"))
+            .await
+            .unwrap_err();
+        assert!(matches!(ended, AppError::YearNotEnded { .. }), "{ended:?}");
     }
 
     #[tokio::test]

@@ -333,6 +333,36 @@ impl Database for FakeStore {
 }
 
 impl Accounts for FakeStore {
+    async fn account_holders(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, IdNumber)>, StoreError> {
+        // Positions are 1-based in the map's order (the fake opens no account mid-batch).
+        Ok(self
+            .state()
+            .accounts
+            .keys()
+            .enumerate()
+            .map(|(i, h)| (i as i64 + 1, h.clone()))
+            .filter(|(no, _)| *no > after)
+            .take(limit as usize)
+            .collect())
+    }
+
+    async fn record_answer(
+        &self,
+        idempotency: &Idempotency,
+        response: &[u8],
+        _at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(|s| {
+            s.check(idempotency, None)?;
+            s.commit(idempotency, response, None);
+            Ok(())
+        })
+    }
+
     async fn open_account(
         &self,
         account: &Account,

@@ -37,7 +37,7 @@ use crate::domain::{
     fence::RecordedUse,
 };
 
-pub use accounts::{AccountView, Credited, YearClosed};
+pub use accounts::{AccountView, Credited, YearBatch, YearClosed};
 pub use error::{AccountRole, AppError, Infra, PaymentKind};
 pub use feed::SEQUENCE_INTERVAL_MS;
 pub use fence::{DEFAULT_HOLD_TIMEOUT_MS, MAX_RECONCILED_USES};

@@ -68,6 +68,23 @@ pub trait Accounts: Database<Conflict = super::Conflict> {
         command: &Command<T>,
         make: impl FnOnce(&Account, i64) -> T + Send,
     ) -> impl Future<Output = Result<T, StoreError>> + Send;
+
+    /// Up to `limit` account holders after position `after` (0 to start), in the order the
+    /// accounts were opened, each with its position.
+    fn account_holders(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(i64, IdNumber)>, StoreError>> + Send;
+
+    /// Records `response` as the answer to `idempotency` on its own, for a use case whose
+    /// changes each committed in a transaction of their own (a batch): a retry then gets it.
+    fn record_answer(
+        &self,
+        idempotency: &Idempotency,
+        response: &[u8],
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The balance column of a bucket. Never user input: a fixed match.
@@ -239,8 +256,40 @@ pub(super) fn entries_insert(n: usize) -> String {
 /// its settlement, which takes it alone). Also defines `read_account`, `open_day` and
 /// `write_movement` for the other aggregates.
 macro_rules! accounts_sql {
-    ($store:ident, $db:ty, $for_update:expr, $day_lock_shared:expr) => {
+    ($store:ident, $db:ty, $for_update:expr, $day_lock_shared:expr, $account_no:expr) => {
         impl $crate::store::Accounts for $store {
+            async fn account_holders(
+                &self,
+                after: i64,
+                limit: u32,
+            ) -> Result<Vec<(i64, gongji_shared::IdNumber)>, $crate::store::StoreError> {
+                let rows: Vec<(i64, String)> = sqlx::query_as(&format!(
+                    "SELECT CAST({no} AS BIGINT), holder_sealed FROM accounts WHERE {no} > $1 ORDER BY {no} LIMIT $2",
+                    no = $account_no
+                ))
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.reads)
+                .await?;
+                rows.into_iter()
+                    .map(|(no, sealed)| {
+                        Ok((no, gongji_shared::db::decode::sealed_id(&self.vault, &sealed, "accounts.holder_sealed")?))
+                    })
+                    .collect()
+            }
+
+            async fn record_answer(
+                &self,
+                idempotency: &gongji_shared::command::Idempotency,
+                response: &[u8],
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                save_response(&mut tx, &self.vault, idempotency, response, at).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn open_account(
                 &self,
                 account: &$crate::domain::Account,

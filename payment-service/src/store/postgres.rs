@@ -70,7 +70,13 @@ gongji_shared::database_sql!(
     super::Conflict::RequestIdTaken,
     super::PLAINTEXT_PROBE
 );
-accounts_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, DAY_LOCK_SHARED);
+accounts_sql!(
+    PgStore,
+    sqlx::Postgres,
+    FOR_UPDATE,
+    DAY_LOCK_SHARED,
+    ACCOUNT_NO
+);
 holds_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, HOLD_BEGIN);
 premiums_sql!(PgStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(PgStore, WRITTEN_ORDER, FOR_UPDATE);

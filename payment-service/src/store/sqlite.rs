@@ -65,7 +65,13 @@ gongji_shared::database_sql!(
     super::Conflict::RequestIdTaken,
     super::PLAINTEXT_PROBE
 );
-accounts_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, DAY_LOCK_SHARED);
+accounts_sql!(
+    SqliteStore,
+    sqlx::Sqlite,
+    FOR_UPDATE,
+    DAY_LOCK_SHARED,
+    ACCOUNT_NO
+);
 holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, HOLD_BEGIN);
 premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(SqliteStore, WRITTEN_ORDER, FOR_UPDATE);

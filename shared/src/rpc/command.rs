@@ -182,6 +182,23 @@ where
     decode_first(idempotency, saved).map_err(CommandError::Replay)
 }
 
+/// A command for one part of a batch, under a request ID of its own, scoped to the caller
+/// being served like every command: the part's answer is recorded as `to_wire` of its
+/// outcome, as its own RPC would record it.
+pub fn part_command<Req: Message, R: Message, T>(
+    request_id: &str,
+    operation: &'static str,
+    request: &Req,
+    to_wire: impl Fn(&T) -> R + Send + Sync + 'static,
+) -> Command<T> {
+    let (caller, acting_person) = super::auth::request_actor();
+    let idempotency = Idempotency::new(request_id, operation, &request.encode_to_vec())
+        .scoped(&caller, acting_person.as_ref().map(|p| p.as_str()));
+    Command::new(idempotency, move |outcome: &T| {
+        to_wire(outcome).encode_to_vec()
+    })
+}
+
 /// [`execute`] as an RPC answers: the response, or the failure as the host's status.
 pub async fn command<H, Req, R, T, Fut>(
     host: &H,

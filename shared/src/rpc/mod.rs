@@ -15,7 +15,9 @@ pub mod transport;
 pub mod validate;
 pub mod watch;
 
-pub use command::{CommandError, CommandHost, Lookup, command, command_or_refusal, execute};
+pub use command::{
+    CommandError, CommandHost, Lookup, command, command_or_refusal, execute, part_command,
+};
 pub use error::{ApiError, Violation};
 
 /// Whether a peer's answer means it could not serve now (an outage a retry may outlast),

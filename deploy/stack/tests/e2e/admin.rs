@@ -4,15 +4,164 @@
 
 use std::process::Output;
 
+use gongji_proto::payment::v1::{
+    Bucket, CloseYearForAllAccountsRequest, GetAccountRequest, OpenAccountRequest,
+};
 use serde_json::Value;
+use tonic::Code;
 
 use crate::{
     both_backends, fixtures,
     payment::pay,
-    support::{Backend, CONTRACT_TESTS, IN_WINDOW, TestEnv},
+    support::{Backend, CONTRACT_TESTS, IN_WINDOW, TestEnv, assert_error},
 };
 
-both_backends!(the_operator_command_settles_verifies_and_shows_masked_records);
+both_backends!(
+    the_operator_command_settles_verifies_and_shows_masked_records,
+    a_year_is_closed_for_every_account_a_page_at_a_time_and_once,
+);
+
+const DOMAIN: &str = "payment.gongji";
+/// After 2024 ended, on the services' clock.
+const NEXT_JANUARY: &str = "2025-01-10T10:00:00+08:00";
+
+fn batch(
+    request_id: &str,
+    year: i32,
+    page_size: i32,
+    token: &str,
+) -> CloseYearForAllAccountsRequest {
+    CloseYearForAllAccountsRequest {
+        request_id: request_id.to_owned(),
+        year,
+        page_size,
+        page_token: token.to_owned(),
+    }
+}
+
+async fn a_year_is_closed_for_every_account_a_page_at_a_time_and_once(backend: Backend) {
+    let Some(mut env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    // Three accounts opened in 2024: 100.00 and 50.00 in current-year, and one empty.
+    let other = fixtures::id_number("19800101", 7);
+    let empty = fixtures::id_number("19810101", 8);
+    fixtures::employee(&mut c).await;
+    for id in [&other, &empty] {
+        fixtures::register(&mut c, fixtures::person(id, "王强", Some("340500"), None)).await;
+    }
+    fixtures::fund_bucket(&mut c, fixtures::EMPLOYEE, "100.00", Bucket::CurrentYear).await;
+    fixtures::fund_bucket(&mut c, &other, "50.00", Bucket::CurrentYear).await;
+    c.accounts
+        .open_account(OpenAccountRequest {
+            request_id: fixtures::opaque("open"),
+            holder_id_number: empty.clone(),
+            region_code: "340500".to_owned(),
+        })
+        .await
+        .expect("open");
+
+    // Still 2024: the year has not ended, and nothing moves.
+    let early = c
+        .accounts
+        .close_year_for_all_accounts(batch("close-early", 2024, 0, ""))
+        .await;
+    assert_error(early, Code::FailedPrecondition, "YEAR_NOT_ENDED", DOMAIN);
+
+    env.stack
+        .restart_with_clock(gongji_shared::Clock::parse(NEXT_JANUARY).expect("clock"))
+        .await
+        .expect("restart");
+    let mut c = env.clients_owned();
+    for (request, reason) in [
+        (batch("close-bad-size", 2024, 101, ""), "INVALID_PAGE_SIZE"),
+        (batch("close-bad-token", 2024, 2, "x"), "INVALID_PAGE_TOKEN"),
+        (batch("close-bad-year", 1999, 2, ""), "INVALID_YEAR"),
+    ] {
+        let refused = c.accounts.close_year_for_all_accounts(request).await;
+        assert_error(refused, Code::InvalidArgument, reason, DOMAIN);
+    }
+    let not_ended = c
+        .accounts
+        .close_year_for_all_accounts(batch("close-2025", 2025, 2, ""))
+        .await;
+    assert_error(
+        not_ended,
+        Code::FailedPrecondition,
+        "YEAR_NOT_ENDED",
+        DOMAIN,
+    );
+
+    // Directly: two pages of two, then a retry of the first answered the same.
+    let first = c
+        .accounts
+        .close_year_for_all_accounts(batch("close-page-1", 2024, 2, ""))
+        .await
+        .expect("page 1")
+        .into_inner();
+    assert_eq!(first.accounts_seen, 2);
+    assert!(!first.next_page_token.is_empty());
+    let retry = c
+        .accounts
+        .close_year_for_all_accounts(batch("close-page-1", 2024, 2, ""))
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(retry, first, "a retry gets the first answer");
+    let reused = c
+        .accounts
+        .close_year_for_all_accounts(batch("close-page-1", 2023, 2, ""))
+        .await;
+    assert_error(reused, Code::InvalidArgument, "REQUEST_ID_REUSED", DOMAIN);
+    let second = c
+        .accounts
+        .close_year_for_all_accounts(batch("close-page-2", 2024, 2, &first.next_page_token))
+        .await
+        .expect("page 2")
+        .into_inner();
+    assert_eq!(second.accounts_seen, 1);
+    assert_eq!(second.next_page_token, "", "the last page");
+    assert_eq!(first.accounts_closed + second.accounts_closed, 2);
+    assert_eq!(
+        first.accounts_nothing_to_move + second.accounts_nothing_to_move,
+        1,
+        "the empty account"
+    );
+    let moved = fixtures::fen(&first.moved_amount) + fixtures::fen(&second.moved_amount);
+    assert_eq!(moved, 15_000);
+
+    // The operator's command walks them all again, a page of one at a time: nothing moves
+    // twice.
+    let dir = tempfile::tempdir().expect("dir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, env.identity.caller_token(CONTRACT_TESTS, 600)).expect("token");
+    let again = json_of(
+        &admin(
+            &env,
+            &token,
+            &["--json", "close-year", "--year", "2024", "--page-size", "1"],
+        )
+        .await,
+    );
+    assert_eq!(again["accounts_seen"], 3, "{again}");
+    assert_eq!(again["accounts_closed"], 0, "{again}");
+    assert_eq!(again["accounts_nothing_to_move"], 3, "{again}");
+    assert_eq!(again["moved_amount"], "0.00", "{again}");
+    let account = c
+        .accounts
+        .get_account(GetAccountRequest {
+            holder_id_number: fixtures::EMPLOYEE.to_owned(),
+        })
+        .await
+        .expect("account")
+        .into_inner()
+        .account
+        .expect("account");
+    assert_eq!(account.current_year_balance, "0.00");
+    assert_eq!(account.prior_years_balance, "100.00");
+    env.finish().await;
+}
 
 /// Runs `gongji-admin` against `env` as the contract tests' caller, with `args`.
 async fn admin(env: &TestEnv, token: &std::path::Path, args: &[&str]) -> Output {

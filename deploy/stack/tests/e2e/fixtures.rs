@@ -77,6 +77,11 @@ pub async fn parent_and_child(c: &mut Clients) {
 
 /// Opens the employee's account and credits `prior_years` into prior-years.
 pub async fn fund(c: &mut Clients, holder: &str, prior_years: &str) {
+    fund_bucket(c, holder, prior_years, Bucket::PriorYears).await;
+}
+
+/// Opens `holder`'s account and credits `amount` into `bucket`.
+pub async fn fund_bucket(c: &mut Clients, holder: &str, amount: &str, bucket: Bucket) {
     c.accounts
         .open_account(OpenAccountRequest {
             request_id: opaque("open"),
@@ -89,8 +94,8 @@ pub async fn fund(c: &mut Clients, holder: &str, prior_years: &str) {
         .credit_account(CreditAccountRequest {
             request_id: opaque("credit"),
             holder_id_number: holder.to_owned(),
-            amount: prior_years.to_owned(),
-            bucket: Bucket::PriorYears as i32,
+            amount: amount.to_owned(),
+            bucket: bucket as i32,
             memo: String::new(),
         })
         .await

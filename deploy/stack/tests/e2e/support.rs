@@ -79,6 +79,7 @@ rpcs = [
   "gongji.payment.v1.AccountService/GetAccountStatement",
   "gongji.payment.v1.AccountService/WatchAccountEvents",
   "gongji.payment.v1.AccountService/CloseYear",
+  "gongji.payment.v1.AccountService/CloseYearForAllAccounts",
   "gongji.payment.v1.PremiumService/QuotePremium",
   "gongji.payment.v1.PremiumService/PayPremium",
   "gongji.payment.v1.PremiumService/GetPremiumPayment",

@@ -255,10 +255,11 @@ requests_per_second = 5
     /// the corrections' ListMedicalExpensePayments, RefundMedicalExpensePayment and
     /// BatchUpsertDesignatedInstitutions, and two-party consent's AcceptBinding and
     /// DeclineBinding, and the family wallet's TransferToFamilyWallet, GetWalletTransfer,
-    /// ConfirmWalletTransfer, ReturnWalletTransfer, SettleWalletMonth and GetWalletStatement.
+    /// ConfirmWalletTransfer, ReturnWalletTransfer, SettleWalletMonth and GetWalletStatement,
+    /// and the year's closing for every account (CloseYearForAllAccounts).
     #[test]
     fn the_contract_counts_every_rpc() {
-        assert_eq!(contract_rpcs().len(), 45, "{:?}", contract_rpcs());
+        assert_eq!(contract_rpcs().len(), 46, "{:?}", contract_rpcs());
     }
 
     #[test]
