@@ -3,9 +3,11 @@
 use chrono::NaiveDate;
 use gongji_proto::binding::v1::{
     BatchUpsertInsuredPersonsRequest, BatchUpsertInsuredPersonsResponse, GetInsuredPersonRequest,
-    GetInsuredPersonResponse, InsuredPerson, UpsertInsuredPersonRequest,
-    UpsertInsuredPersonResponse, registry_service_server::RegistryService,
+    GetInsuredPersonResponse, InsuredPerson, ResealPersonalDataRequest, ResealPersonalDataResponse,
+    UpsertInsuredPersonRequest, UpsertInsuredPersonResponse,
+    registry_service_server::RegistryService,
 };
+use gongji_shared::db::reseal::{RESEAL_BATCH, ResealStep};
 use gongji_shared::rpc::auth::Caller;
 use gongji_shared::rpc::command;
 use gongji_shared::rpc::{ApiError, validate};
@@ -160,5 +162,36 @@ impl<S: Store, P: Balances> RegistryService for RegistryApi<S, P> {
         Ok(Response::new(GetInsuredPersonResponse {
             person: Some(convert::person_to_pb(&person, &caller)),
         }))
+    }
+
+    async fn reseal_personal_data(
+        &self,
+        request: Request<ResealPersonalDataRequest>,
+    ) -> Result<Response<ResealPersonalDataResponse>, Status> {
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id).map_err(status)?;
+        let batch = match request.batch_size {
+            0 => RESEAL_BATCH,
+            n => {
+                let size = usize::try_from(n).unwrap_or(usize::MAX);
+                validate::batch_size(size, RESEAL_BATCH as usize, "batch_size", "values")
+                    .map_err(status)?;
+                i64::from(n)
+            }
+        };
+        let to_wire = |step: &ResealStep| ResealPersonalDataResponse {
+            rewritten_values: i64::try_from(step.rewritten).unwrap_or(i64::MAX),
+            done: step.done,
+            retired_key_versions: step.retired.clone(),
+        };
+        command(
+            &self.app,
+            &request_id,
+            "ResealPersonalData",
+            &request,
+            to_wire,
+            |c| self.app.reseal_personal_data(batch, c),
+        )
+        .await
     }
 }

@@ -139,6 +139,18 @@ impl Database for FakeStore {
     ) -> Result<Option<SavedResponse>, StoreError> {
         Ok(self.state().responses.get(request_id).cloned())
     }
+
+    async fn record_answer(
+        &self,
+        idempotency: &Idempotency,
+        response: &[u8],
+        _at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(idempotency, |s| {
+            s.record(idempotency, response.to_vec());
+            Ok(())
+        })
+    }
 }
 
 impl Persons for FakeStore {

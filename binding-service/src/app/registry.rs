@@ -1,6 +1,6 @@
 //! The insured-person registry, as the core insurance system syncs it (B3, B6).
 
-use gongji_shared::{IdNumber, command::Command};
+use gongji_shared::{IdNumber, command::Command, db::reseal::ResealStep};
 
 use gongji_shared::PersonName;
 
@@ -60,6 +60,32 @@ impl RegistryBatch {
 
     pub fn records(&self) -> &[RegistryRecord] {
         &self.0
+    }
+}
+
+impl<S: gongji_shared::db::reseal::Reseal<Conflict = crate::store::Conflict>, P> App<S, P> {
+    /// One step of re-sealing personal data under the newest key (a bounded batch per table,
+    /// then the older keys retired), its answer recorded under `command`.
+    pub async fn reseal_personal_data(
+        &self,
+        batch: i64,
+        command: Command<ResealStep>,
+    ) -> Result<ResealStep, AppError> {
+        let step = gongji_shared::db::reseal::reseal_step(&self.store, batch).await?;
+        self.store
+            .record_answer(
+                command.idempotency(),
+                &command.response(&step),
+                self.clock.now(),
+            )
+            .await?;
+        tracing::info!(
+            rewritten = step.rewritten,
+            done = step.done,
+            retired = ?step.retired,
+            "personal data re-sealed"
+        );
+        Ok(step)
     }
 }
 

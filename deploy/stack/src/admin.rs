@@ -14,10 +14,13 @@ use chrono::Datelike;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use gongji_proto::{
-    binding::v1::{GetBindingRequest, binding_service_client::BindingServiceClient},
+    binding::v1::{
+        self as binding_pb, GetBindingRequest, binding_service_client::BindingServiceClient,
+        registry_service_client::RegistryServiceClient,
+    },
     payment::v1::{
-        CloseYearForAllAccountsRequest, CloseYearForAllAccountsResponse, GetAccountRequest,
-        GetPremiumPaymentRequest, SettleBusinessDayRequest, VerifyLedgerRequest,
+        self as payment_pb, CloseYearForAllAccountsRequest, CloseYearForAllAccountsResponse,
+        GetAccountRequest, GetPremiumPaymentRequest, SettleBusinessDayRequest, VerifyLedgerRequest,
         account_service_client::AccountServiceClient, premium_service_client::PremiumServiceClient,
         settlement_service_client::SettlementServiceClient,
     },
@@ -98,6 +101,14 @@ enum Command {
         #[arg(long, default_value = "")]
         from: String,
     },
+    /// Re-seals the personal data of both services under their newest data key, a batch per
+    /// call, then retires the older keys; exit status 1 when a value was written under an
+    /// older key meanwhile (load the newest key everywhere, then run again).
+    Reseal {
+        /// Values per table per call (1 to 500).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i32).range(1..=500))]
+        batch_size: i32,
+    },
     /// Shows one record.
     Show {
         #[command(subcommand)]
@@ -151,6 +162,7 @@ async fn run(args: &Args) -> anyhow::Result<ExitCode> {
             page_size,
             from,
         } => return close_year(args, *year, *page_size, from).await,
+        Command::Reseal { batch_size } => return reseal(args, *batch_size).await,
         Command::Show { what } => show(args, what).await?,
     };
     print(args, &output);
@@ -314,6 +326,84 @@ async fn close_year(
         }),
     );
     Ok(if total.accounts_retry_later == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Steps of re-sealing a service may take: at 500 values per table per step, far beyond any
+/// database, and still a bound.
+const MAX_RESEAL_STEPS: usize = 10_000_000;
+
+async fn reseal(args: &Args, batch_size: i32) -> anyhow::Result<ExitCode> {
+    let progress = progress_bar(args);
+    let run = Clock::System.now().timestamp_millis();
+    let mut report = serde_json::Map::new();
+    let mut all_done = true;
+    for service in ["binding-service", "payment-service"] {
+        let (mut rewritten, mut retired, mut done) = (0_i64, Vec::new(), false);
+        let mut binding = match service {
+            "binding-service" => Some(RegistryServiceClient::new(
+                channel(args, &args.binding_addr).await?,
+            )),
+            _ => None,
+        };
+        let mut payment = match service {
+            "payment-service" => Some(AccountServiceClient::new(
+                channel(args, &args.payment_addr).await?,
+            )),
+            _ => None,
+        };
+        for step in 0..MAX_RESEAL_STEPS {
+            let request_id = format!("gongji-admin-reseal-{run}-{step}");
+            let answer = match (&mut binding, &mut payment) {
+                (Some(client), _) => {
+                    let a = client
+                        .reseal_personal_data(binding_pb::ResealPersonalDataRequest {
+                            request_id,
+                            batch_size,
+                        })
+                        .await?
+                        .into_inner();
+                    (a.rewritten_values, a.done, a.retired_key_versions)
+                }
+                (None, Some(client)) => {
+                    let a = client
+                        .reseal_personal_data(payment_pb::ResealPersonalDataRequest {
+                            request_id,
+                            batch_size,
+                        })
+                        .await?
+                        .into_inner();
+                    (a.rewritten_values, a.done, a.retired_key_versions)
+                }
+                (None, None) => anyhow::bail!("no client for {service}"),
+            };
+            rewritten += answer.0;
+            retired.extend(answer.2);
+            done = answer.1;
+            progress.set_message(format!("{service}: {rewritten} values re-sealed"));
+            progress.tick();
+            // Done, or stuck behind a value an instance still writes under an older key.
+            if done || answer.0 == 0 {
+                break;
+            }
+        }
+        all_done &= done;
+        report.insert(
+            service.to_owned(),
+            json!({"rewritten_values": rewritten, "done": done, "retired_key_versions": retired}),
+        );
+    }
+    progress.finish_and_clear();
+    print(args, &Value::Object(report));
+    if !all_done {
+        eprintln!(
+            "gongji-admin: values under an older key remain; load the newest key in every instance, then run again"
+        );
+    }
+    Ok(if all_done {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -26,7 +26,7 @@ pub const LOGIN_AUDIENCE: &str = "gongji-acting-person";
 pub const TOKEN_LIFETIME_S: i64 = 30 * 24 * 3_600;
 
 /// The demo callers: identity, roles, whether it may name an acting person by ID number.
-pub const DEMO_CALLERS: [(&str, &[&str], bool); 9] = [
+pub const DEMO_CALLERS: [(&str, &[&str], bool); 10] = [
     ("core-system", &["registry-sync"], false),
     ("wechat-backend", &["citizen-channel"], false),
     ("gov-app", &["citizen-channel"], true),
@@ -35,6 +35,7 @@ pub const DEMO_CALLERS: [(&str, &[&str], bool); 9] = [
     ("reviewer", &["reviewer"], false),
     ("finance", &["finance-operator"], false),
     ("auditor", &["auditor"], false),
+    ("key-custodian", &["key-custodian"], false),
     ("binding-service", &["peer-binding-service"], false),
 ];
 /// payment-service's own identity (its role is binding-service's peer role).

@@ -5,9 +5,11 @@ use gongji_proto::payment::v1::{
     CloseYearResponse, CreditAccountRequest, CreditAccountResponse, GetAccountRequest,
     GetAccountResponse, GetAccountStatementRequest, GetAccountStatementResponse,
     ListAccountEntriesRequest, ListAccountEntriesResponse, ListFamilyUsageRequest,
-    ListFamilyUsageResponse, OpenAccountRequest, OpenAccountResponse, WatchAccountEventsRequest,
-    WatchAccountEventsResponse, account_service_server::AccountService,
+    ListFamilyUsageResponse, OpenAccountRequest, OpenAccountResponse, ResealPersonalDataRequest,
+    ResealPersonalDataResponse, WatchAccountEventsRequest, WatchAccountEventsResponse,
+    account_service_server::AccountService,
 };
+use gongji_shared::db::reseal::{RESEAL_BATCH, ResealStep};
 use gongji_shared::rpc::auth::Caller;
 use gongji_shared::rpc::command;
 use gongji_shared::rpc::watch::{WatchStream, Watchers};
@@ -343,6 +345,37 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
             &request,
             to_wire,
             |c| self.app.close_year_for_all(year, after, page_size, part, c),
+        )
+        .await
+    }
+
+    async fn reseal_personal_data(
+        &self,
+        request: Request<ResealPersonalDataRequest>,
+    ) -> Result<Response<ResealPersonalDataResponse>, Status> {
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id).map_err(status)?;
+        let batch = match request.batch_size {
+            0 => RESEAL_BATCH,
+            n => {
+                let size = usize::try_from(n).unwrap_or(usize::MAX);
+                validate::batch_size(size, RESEAL_BATCH as usize, "batch_size", "values")
+                    .map_err(status)?;
+                i64::from(n)
+            }
+        };
+        let to_wire = |step: &ResealStep| ResealPersonalDataResponse {
+            rewritten_values: i64::try_from(step.rewritten).unwrap_or(i64::MAX),
+            done: step.done,
+            retired_key_versions: step.retired.clone(),
+        };
+        command(
+            &self.app,
+            &request_id,
+            "ResealPersonalData",
+            &request,
+            to_wire,
+            |c| self.app.reseal_personal_data(batch, c),
         )
         .await
     }

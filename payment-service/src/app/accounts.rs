@@ -1,7 +1,9 @@
 //! Accounts: opening, crediting, reading, listing entries, closing a year (P3).
 
 use chrono::Datelike;
-use gongji_shared::{IdNumber, Money, RegionCode, command::Command, policy::Bucket};
+use gongji_shared::{
+    IdNumber, Money, RegionCode, command::Command, db::reseal::ResealStep, policy::Bucket,
+};
 
 use super::{AccountRole, App, AppError, Registry, new_id};
 use crate::{
@@ -41,6 +43,32 @@ pub struct YearBatch {
     pub retry_later: u32,
     pub moved_fen: i64,
     pub next: Option<i64>,
+}
+
+impl<S: gongji_shared::db::reseal::Reseal<Conflict = crate::store::Conflict>, R> App<S, R> {
+    /// One step of re-sealing personal data under the newest key (a bounded batch per table,
+    /// then the older keys retired), its answer recorded under `command`.
+    pub async fn reseal_personal_data(
+        &self,
+        batch: i64,
+        command: Command<ResealStep>,
+    ) -> Result<ResealStep, AppError> {
+        let step = gongji_shared::db::reseal::reseal_step(&self.store, batch).await?;
+        self.store
+            .record_answer(
+                command.idempotency(),
+                &command.response(&step),
+                self.clock.now(),
+            )
+            .await?;
+        tracing::info!(
+            rewritten = step.rewritten,
+            done = step.done,
+            retired = ?step.retired,
+            "personal data re-sealed"
+        );
+        Ok(step)
+    }
 }
 
 impl<S: Accounts, R: Registry> App<S, R> {

@@ -330,6 +330,19 @@ impl Database for FakeStore {
     ) -> Result<Option<SavedResponse>, StoreError> {
         Ok(self.state().responses.get(request_id).cloned())
     }
+
+    async fn record_answer(
+        &self,
+        idempotency: &Idempotency,
+        response: &[u8],
+        _at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(|s| {
+            s.check(idempotency, None)?;
+            s.commit(idempotency, response, None);
+            Ok(())
+        })
+    }
 }
 
 impl Accounts for FakeStore {
@@ -348,19 +361,6 @@ impl Accounts for FakeStore {
             .filter(|(no, _)| *no > after)
             .take(limit as usize)
             .collect())
-    }
-
-    async fn record_answer(
-        &self,
-        idempotency: &Idempotency,
-        response: &[u8],
-        _at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), StoreError> {
-        self.write(|s| {
-            s.check(idempotency, None)?;
-            s.commit(idempotency, response, None);
-            Ok(())
-        })
     }
 
     async fn open_account(

@@ -76,15 +76,6 @@ pub trait Accounts: Database<Conflict = super::Conflict> {
         after: i64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<(i64, IdNumber)>, StoreError>> + Send;
-
-    /// Records `response` as the answer to `idempotency` on its own, for a use case whose
-    /// changes each committed in a transaction of their own (a batch): a retry then gets it.
-    fn record_answer(
-        &self,
-        idempotency: &Idempotency,
-        response: &[u8],
-        at: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The balance column of a bucket. Never user input: a fixed match.
@@ -276,18 +267,6 @@ macro_rules! accounts_sql {
                         Ok((no, gongji_shared::db::decode::sealed_id(&self.vault, &sealed, "accounts.holder_sealed")?))
                     })
                     .collect()
-            }
-
-            async fn record_answer(
-                &self,
-                idempotency: &gongji_shared::command::Idempotency,
-                response: &[u8],
-                at: chrono::DateTime<chrono::Utc>,
-            ) -> Result<(), $crate::store::StoreError> {
-                let mut tx = self.pool.begin().await?;
-                save_response(&mut tx, &self.vault, idempotency, response, at).await?;
-                tx.commit().await?;
-                Ok(())
             }
 
             async fn open_account(

@@ -272,6 +272,15 @@ pub trait Database: Clone + Send + Sync + 'static {
     ) -> impl Future<
         Output = Result<Option<crate::command::SavedResponse>, StoreError<Self::Conflict>>,
     > + Send;
+
+    /// Records `response` as the answer to `idempotency` on its own, for a use case whose
+    /// changes each committed in a transaction of their own (a batch): a retry then gets it.
+    fn record_answer(
+        &self,
+        idempotency: &crate::command::Idempotency,
+        response: &[u8],
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<(), StoreError<Self::Conflict>>> + Send;
 }
 
 /// Rows read per page when a database an earlier version wrote is sealed in place: a bound
@@ -623,6 +632,18 @@ macro_rules! database_sql {
             {
                 saved_response_of(&self.reads, &self.vault, scope, request_id).await
             }
+
+            async fn record_answer(
+                &self,
+                idempotency: &$crate::command::Idempotency,
+                response: &[u8],
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), $crate::db::StoreError<$conflict>> {
+                let mut tx = self.pool.begin().await?;
+                save_response(&mut tx, &self.vault, idempotency, response, at).await?;
+                tx.commit().await?;
+                Ok(())
+            }
         }
 
         $crate::idempotency_sql!(
@@ -692,6 +713,15 @@ mod tests {
             _: &str,
         ) -> Result<Option<crate::command::SavedResponse>, StoreError<String>> {
             Ok(None)
+        }
+
+        async fn record_answer(
+            &self,
+            _: &crate::command::Idempotency,
+            _: &[u8],
+            _: chrono::DateTime<chrono::Utc>,
+        ) -> Result<(), StoreError<String>> {
+            Ok(())
         }
     }
 

@@ -253,6 +253,43 @@ macro_rules! reseal_sql {
     };
 }
 
+/// One call's worth of re-sealing (ResealPersonalData): a bounded batch per table and, once
+/// none is left, the older keys retired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResealStep {
+    /// Rows rewritten under the newest key by this step.
+    pub rewritten: u64,
+    /// Nothing is left under an older key, and the older keys are retired.
+    pub done: bool,
+    /// The key versions retired by this step.
+    pub retired: Vec<i64>,
+}
+
+/// Re-seals up to `limit` rows of each table; when there were none, retires the older keys
+/// if nothing needs them. Neither rewritten nor done: a value was written under an older key
+/// meanwhile, by an instance that has not loaded the newest key yet.
+pub async fn reseal_step<S: Reseal>(
+    store: &S,
+    limit: i64,
+) -> Result<ResealStep, StoreError<S::Conflict>> {
+    debug_assert!((1..=RESEAL_BATCH).contains(&limit));
+    let rewritten = store.reseal_batch(limit).await?;
+    if rewritten > 0 {
+        return Ok(ResealStep {
+            rewritten,
+            ..ResealStep::default()
+        });
+    }
+    Ok(match store.retire_old_keys().await? {
+        Some(retired) => ResealStep {
+            rewritten: 0,
+            done: true,
+            retired,
+        },
+        None => ResealStep::default(),
+    })
+}
+
 /// `--reseal`: migrates, re-seals every value under the newest key, batch after batch, then
 /// retires the older keys. Returns the rows rewritten and the versions retired.
 pub async fn reseal_all<S: Reseal>(store: &S) -> Result<(u64, Vec<i64>), StoreError<S::Conflict>> {

@@ -4,8 +4,9 @@
 
 use std::process::Output;
 
-use gongji_proto::payment::v1::{
-    Bucket, CloseYearForAllAccountsRequest, GetAccountRequest, OpenAccountRequest,
+use gongji_proto::{
+    binding::v1::{GetBindingRequest, ResealPersonalDataRequest},
+    payment::v1::{Bucket, CloseYearForAllAccountsRequest, GetAccountRequest, OpenAccountRequest},
 };
 use serde_json::Value;
 use tonic::Code;
@@ -19,6 +20,7 @@ use crate::{
 both_backends!(
     the_operator_command_settles_verifies_and_shows_masked_records,
     a_year_is_closed_for_every_account_a_page_at_a_time_and_once,
+    the_operator_command_reseals_under_a_new_key_and_the_old_one_can_go,
 );
 
 const DOMAIN: &str = "payment.gongji";
@@ -286,5 +288,95 @@ async fn the_operator_command_settles_verifies_and_shows_masked_records(backend:
         said.contains("FailedPrecondition BUSINESS_DAY_NOT_CLOSED"),
         "{said}"
     );
+    env.finish().await;
+}
+
+async fn the_operator_command_reseals_under_a_new_key_and_the_old_one_can_go(backend: Backend) {
+    let Some(mut env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    let binding = fixtures::family(&mut c, "1000.00").await;
+    c.premiums
+        .pay_premium(pay("reseal-pay", fixtures::EMPLOYEE, fixtures::CHILD, 2025))
+        .await
+        .expect("pay");
+    crate::personal_data::rotate_keys(&env, |k| k.with_new_version());
+    let clock = gongji_shared::Clock::parse(IN_WINDOW).expect("clock");
+    env.stack.restart_with_clock(clock).await.expect("key 2");
+    let mut c = env.clients_owned();
+
+    // The RPC itself: a bounded batch, a retry answered the same, a batch too large refused.
+    let step = ResealPersonalDataRequest {
+        request_id: "reseal-step-1".to_owned(),
+        batch_size: 1,
+    };
+    let first = c
+        .registry
+        .reseal_personal_data(step.clone())
+        .await
+        .expect("a step")
+        .into_inner();
+    assert!(first.rewritten_values >= 1 && !first.done, "{first:?}");
+    let retry = c
+        .registry
+        .reseal_personal_data(step)
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(retry, first);
+    let too_many = c
+        .registry
+        .reseal_personal_data(ResealPersonalDataRequest {
+            request_id: "reseal-too-many".to_owned(),
+            batch_size: 501,
+        })
+        .await;
+    assert_error(
+        too_many,
+        Code::InvalidArgument,
+        "INVALID_BATCH_SIZE",
+        "binding.gongji",
+    );
+
+    let dir = tempfile::tempdir().expect("dir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, env.identity.caller_token(CONTRACT_TESTS, 600)).expect("token");
+    let report = json_of(&admin(&env, &token, &["--json", "reseal", "--batch-size", "2"]).await);
+    for service in ["binding-service", "payment-service"] {
+        assert_eq!(report[service]["done"], true, "{report}");
+        assert_eq!(
+            report[service]["retired_key_versions"],
+            serde_json::json!([1]),
+            "{report}"
+        );
+    }
+    assert!(
+        report["payment-service"]["rewritten_values"].as_i64() > Some(0),
+        "{report}"
+    );
+    let again = json_of(&admin(&env, &token, &["--json", "reseal"]).await);
+    assert_eq!(again["binding-service"]["rewritten_values"], 0, "{again}");
+    assert_eq!(again["payment-service"]["done"], true, "{again}");
+
+    // Key 1 can go: both services start and read everything with key 2 alone.
+    crate::personal_data::rotate_keys(&env, |k| k.without_version(1));
+    env.stack
+        .restart_with_clock(clock)
+        .await
+        .expect("key 2 alone");
+    let mut c = env.clients_owned();
+    let got = c
+        .bindings
+        .get_binding(GetBindingRequest {
+            binding_id: binding.binding_id.clone(),
+        })
+        .await
+        .expect("binding")
+        .into_inner()
+        .binding
+        .expect("binding");
+    assert_eq!(got.beneficiary_id_number, fixtures::CHILD);
+    crate::payment::verify_clean(&mut c).await;
     env.finish().await;
 }

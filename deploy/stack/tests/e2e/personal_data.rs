@@ -270,7 +270,10 @@ async fn a_new_key_takes_over_and_the_old_one_goes_once_everything_is_resealed(b
 
 /// Rewrites both services' key files with `change` of what each holds; returns what they
 /// held, binding-service's first.
-fn rotate_keys(env: &TestEnv, change: impl Fn(&KeyMaterial) -> KeyMaterial) -> Vec<KeyMaterial> {
+pub(crate) fn rotate_keys(
+    env: &TestEnv,
+    change: impl Fn(&KeyMaterial) -> KeyMaterial,
+) -> Vec<KeyMaterial> {
     key_files(env)
         .into_iter()
         .map(|path| {

@@ -80,6 +80,8 @@ rpcs = [
   "gongji.payment.v1.AccountService/WatchAccountEvents",
   "gongji.payment.v1.AccountService/CloseYear",
   "gongji.payment.v1.AccountService/CloseYearForAllAccounts",
+  "gongji.payment.v1.AccountService/ResealPersonalData",
+  "gongji.binding.v1.RegistryService/ResealPersonalData",
   "gongji.payment.v1.PremiumService/QuotePremium",
   "gongji.payment.v1.PremiumService/PayPremium",
   "gongji.payment.v1.PremiumService/GetPremiumPayment",

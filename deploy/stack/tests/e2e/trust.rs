@@ -248,7 +248,7 @@ async fn trust_each_role_is_allowed_exactly_its_rpcs(backend: Backend) {
         return;
     };
     let rpcs = contract_rpcs();
-    assert_eq!(rpcs.len(), 46);
+    assert_eq!(rpcs.len(), 48);
     // What the shipped roles must never do, whatever the file says.
     let writes = [
         "UpsertInsuredPerson",

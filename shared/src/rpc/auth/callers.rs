@@ -256,10 +256,10 @@ requests_per_second = 5
     /// BatchUpsertDesignatedInstitutions, and two-party consent's AcceptBinding and
     /// DeclineBinding, and the family wallet's TransferToFamilyWallet, GetWalletTransfer,
     /// ConfirmWalletTransfer, ReturnWalletTransfer, SettleWalletMonth and GetWalletStatement,
-    /// and the year's closing for every account (CloseYearForAllAccounts).
+    /// and the operator's CloseYearForAllAccounts and both services' ResealPersonalData.
     #[test]
     fn the_contract_counts_every_rpc() {
-        assert_eq!(contract_rpcs().len(), 46, "{:?}", contract_rpcs());
+        assert_eq!(contract_rpcs().len(), 48, "{:?}", contract_rpcs());
     }
 
     #[test]
