@@ -104,7 +104,14 @@ where
         let call = Call::start(metrics, side, request.uri().path());
         let response = self.inner.call(request);
         Box::pin(async move {
-            let response = response.await?;
+            let response = match response.await {
+                Ok(response) => response,
+                // No answer at all (the peer could not be reached): handled, as UNAVAILABLE.
+                Err(error) => {
+                    call.finish(Code::Unavailable);
+                    return Err(error);
+                }
+            };
             let early = code_of(response.headers());
             if let (Some(code), Side::Server) = (early, side) {
                 call.count_refusal(code, response.headers());
@@ -347,6 +354,25 @@ mod tests {
         );
         assert!(
             text.contains("grpc_server_started_total{grpc_service=\"gongji.payment.v1.PremiumService\",grpc_method=\"PayPremium\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_call_that_gets_no_answer_is_handled_as_unavailable() {
+        let m = Metrics::new();
+        let unreachable = tower::service_fn(|_: Request<Body>| async {
+            Err::<Response<Body>, &'static str>("connection refused")
+        });
+        let service = GrpcMetricsLayer::new(Some(m.clone()), Side::Client).layer(unreachable);
+        let request = Request::builder()
+            .uri("http://peer/gongji.binding.v1.BindingService/AuthorizeUse")
+            .body(Body::empty())
+            .unwrap();
+        assert!(tower::ServiceExt::oneshot(service, request).await.is_err());
+        let text = m.render();
+        assert!(
+            text.contains("grpc_client_handled_total{grpc_service=\"gongji.binding.v1.BindingService\",grpc_method=\"AuthorizeUse\",grpc_code=\"Unavailable\"} 1"),
             "{text}"
         );
     }
