@@ -339,65 +339,33 @@ const MAX_RESEAL_STEPS: usize = 10_000_000;
 async fn reseal(args: &Args, batch_size: i32) -> anyhow::Result<ExitCode> {
     let progress = progress_bar(args);
     let run = Clock::System.now().timestamp_millis();
-    let mut report = serde_json::Map::new();
-    let mut all_done = true;
-    for service in ["binding-service", "payment-service"] {
-        let (mut rewritten, mut retired, mut done) = (0_i64, Vec::new(), false);
-        let mut binding = match service {
-            "binding-service" => Some(RegistryServiceClient::new(
-                channel(args, &args.binding_addr).await?,
-            )),
-            _ => None,
+    let id = |service: &str, step: usize| format!("gongji-admin-reseal-{service}-{run}-{step}");
+    let mut binding = RegistryServiceClient::new(channel(args, &args.binding_addr).await?);
+    let mut payment = AccountServiceClient::new(channel(args, &args.payment_addr).await?);
+    let binding_report = reseal_service("binding-service", &progress, async |step| {
+        let request = binding_pb::ResealPersonalDataRequest {
+            request_id: id("binding", step),
+            batch_size,
         };
-        let mut payment = match service {
-            "payment-service" => Some(AccountServiceClient::new(
-                channel(args, &args.payment_addr).await?,
-            )),
-            _ => None,
+        let a = binding.reseal_personal_data(request).await?.into_inner();
+        Ok((a.rewritten_values, a.done, a.retired_key_versions))
+    })
+    .await?;
+    let payment_report = reseal_service("payment-service", &progress, async |step| {
+        let request = payment_pb::ResealPersonalDataRequest {
+            request_id: id("payment", step),
+            batch_size,
         };
-        for step in 0..MAX_RESEAL_STEPS {
-            let request_id = format!("gongji-admin-reseal-{run}-{step}");
-            let answer = match (&mut binding, &mut payment) {
-                (Some(client), _) => {
-                    let a = client
-                        .reseal_personal_data(binding_pb::ResealPersonalDataRequest {
-                            request_id,
-                            batch_size,
-                        })
-                        .await?
-                        .into_inner();
-                    (a.rewritten_values, a.done, a.retired_key_versions)
-                }
-                (None, Some(client)) => {
-                    let a = client
-                        .reseal_personal_data(payment_pb::ResealPersonalDataRequest {
-                            request_id,
-                            batch_size,
-                        })
-                        .await?
-                        .into_inner();
-                    (a.rewritten_values, a.done, a.retired_key_versions)
-                }
-                (None, None) => anyhow::bail!("no client for {service}"),
-            };
-            rewritten += answer.0;
-            retired.extend(answer.2);
-            done = answer.1;
-            progress.set_message(format!("{service}: {rewritten} values re-sealed"));
-            progress.tick();
-            // Done, or stuck behind a value an instance still writes under an older key.
-            if done || answer.0 == 0 {
-                break;
-            }
-        }
-        all_done &= done;
-        report.insert(
-            service.to_owned(),
-            json!({"rewritten_values": rewritten, "done": done, "retired_key_versions": retired}),
-        );
-    }
+        let a = payment.reseal_personal_data(request).await?.into_inner();
+        Ok((a.rewritten_values, a.done, a.retired_key_versions))
+    })
+    .await?;
     progress.finish_and_clear();
-    print(args, &Value::Object(report));
+    let all_done = binding_report["done"] == true && payment_report["done"] == true;
+    print(
+        args,
+        &json!({"binding-service": binding_report, "payment-service": payment_report}),
+    );
     if !all_done {
         eprintln!(
             "gongji-admin: values under an older key remain; load the newest key in every instance, then run again"
@@ -408,6 +376,28 @@ async fn reseal(args: &Args, batch_size: i32) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Steps of one service's re-sealing until it is done, or stuck behind a value an instance
+/// still writes under an older key (a step that rewrites nothing and is not done).
+async fn reseal_service(
+    service: &str,
+    progress: &indicatif::ProgressBar,
+    mut step: impl AsyncFnMut(usize) -> anyhow::Result<(i64, bool, Vec<i64>)>,
+) -> anyhow::Result<Value> {
+    let (mut rewritten, mut retired, mut done) = (0_i64, Vec::new(), false);
+    for n in 0..MAX_RESEAL_STEPS {
+        let (values, finished, versions) = step(n).await?;
+        rewritten += values;
+        retired.extend(versions);
+        done = finished;
+        progress.set_message(format!("{service}: {rewritten} values re-sealed"));
+        progress.tick();
+        if done || values == 0 {
+            break;
+        }
+    }
+    Ok(json!({"rewritten_values": rewritten, "done": done, "retired_key_versions": retired}))
 }
 
 async fn show(args: &Args, what: &Show) -> anyhow::Result<Value> {

@@ -355,15 +355,13 @@ impl<S: Store, R: Registry> AccountService for AccountApi<S, R> {
     ) -> Result<Response<ResealPersonalDataResponse>, Status> {
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id).map_err(status)?;
-        let batch = match request.batch_size {
-            0 => RESEAL_BATCH,
-            n => {
-                let size = usize::try_from(n).unwrap_or(usize::MAX);
-                validate::batch_size(size, RESEAL_BATCH as usize, "batch_size", "values")
-                    .map_err(status)?;
-                i64::from(n)
-            }
-        };
+        let batch = validate::batch_size_or_limit(
+            request.batch_size,
+            RESEAL_BATCH as usize,
+            "batch_size",
+            "values",
+        )
+        .map_err(status)? as i64;
         let to_wire = |step: &ResealStep| ResealPersonalDataResponse {
             rewritten_values: i64::try_from(step.rewritten).unwrap_or(i64::MAX),
             done: step.done,

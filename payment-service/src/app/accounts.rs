@@ -53,21 +53,8 @@ impl<S: gongji_shared::db::reseal::Reseal<Conflict = crate::store::Conflict>, R>
         batch: i64,
         command: Command<ResealStep>,
     ) -> Result<ResealStep, AppError> {
-        let step = gongji_shared::db::reseal::reseal_step(&self.store, batch).await?;
-        self.store
-            .record_answer(
-                command.idempotency(),
-                &command.response(&step),
-                self.clock.now(),
-            )
-            .await?;
-        tracing::info!(
-            rewritten = step.rewritten,
-            done = step.done,
-            retired = ?step.retired,
-            "personal data re-sealed"
-        );
-        Ok(step)
+        let at = self.clock.now();
+        Ok(gongji_shared::db::reseal::reseal_step(&self.store, batch, &command, at).await?)
     }
 }
 

@@ -266,28 +266,42 @@ pub struct ResealStep {
 }
 
 /// Re-seals up to `limit` rows of each table; when there were none, retires the older keys
-/// if nothing needs them. Neither rewritten nor done: a value was written under an older key
+/// if nothing needs them; then records the step's answer under `command` (its batches commit
+/// on their own). Neither rewritten nor done: a value was written under an older key
 /// meanwhile, by an instance that has not loaded the newest key yet.
 pub async fn reseal_step<S: Reseal>(
     store: &S,
     limit: i64,
+    command: &crate::command::Command<ResealStep>,
+    at: chrono::DateTime<chrono::Utc>,
 ) -> Result<ResealStep, StoreError<S::Conflict>> {
     debug_assert!((1..=RESEAL_BATCH).contains(&limit));
     let rewritten = store.reseal_batch(limit).await?;
-    if rewritten > 0 {
-        return Ok(ResealStep {
+    let step = if rewritten > 0 {
+        ResealStep {
             rewritten,
             ..ResealStep::default()
-        });
-    }
-    Ok(match store.retire_old_keys().await? {
-        Some(retired) => ResealStep {
-            rewritten: 0,
-            done: true,
-            retired,
-        },
-        None => ResealStep::default(),
-    })
+        }
+    } else {
+        match store.retire_old_keys().await? {
+            Some(retired) => ResealStep {
+                rewritten: 0,
+                done: true,
+                retired,
+            },
+            None => ResealStep::default(),
+        }
+    };
+    store
+        .record_answer(command.idempotency(), &command.response(&step), at)
+        .await?;
+    tracing::info!(
+        rewritten = step.rewritten,
+        done = step.done,
+        retired = ?step.retired,
+        "personal data re-sealed"
+    );
+    Ok(step)
 }
 
 /// `--reseal`: migrates, re-seals every value under the newest key, batch after batch, then

@@ -114,10 +114,7 @@ where
     R: Message + Default,
     Fut: Future<Output = Result<T, H::Error>>,
 {
-    // Scoped to the authenticated caller: another caller's request IDs are not ours to see.
-    let (caller, acting_person) = super::auth::request_actor();
-    let idempotency = Idempotency::new(request_id.as_str(), operation, &request.encode_to_vec())
-        .scoped(&caller, acting_person.as_ref().map(|p| p.as_str()));
+    let idempotency = scoped_idempotency(request_id.as_str(), operation, request);
     if lookup == Lookup::First
         && let Some(first) = replay(host, &idempotency).await?
     {
@@ -182,6 +179,18 @@ where
     decode_first(idempotency, saved).map_err(CommandError::Replay)
 }
 
+/// The idempotency record of `request`, scoped to the authenticated caller and the person it
+/// acts for: another caller's request IDs are not ours to see.
+fn scoped_idempotency<Req: Message>(
+    request_id: &str,
+    operation: &'static str,
+    request: &Req,
+) -> Idempotency {
+    let (caller, acting_person) = super::auth::request_actor();
+    Idempotency::new(request_id, operation, &request.encode_to_vec())
+        .scoped(&caller, acting_person.as_ref().map(|p| p.as_str()))
+}
+
 /// A command for one part of a batch, under a request ID of its own, scoped to the caller
 /// being served like every command: the part's answer is recorded as `to_wire` of its
 /// outcome, as its own RPC would record it.
@@ -191,9 +200,7 @@ pub fn part_command<Req: Message, R: Message, T>(
     request: &Req,
     to_wire: impl Fn(&T) -> R + Send + Sync + 'static,
 ) -> Command<T> {
-    let (caller, acting_person) = super::auth::request_actor();
-    let idempotency = Idempotency::new(request_id, operation, &request.encode_to_vec())
-        .scoped(&caller, acting_person.as_ref().map(|p| p.as_str()));
+    let idempotency = scoped_idempotency(request_id, operation, request);
     Command::new(idempotency, move |outcome: &T| {
         to_wire(outcome).encode_to_vec()
     })

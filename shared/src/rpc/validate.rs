@@ -47,6 +47,20 @@ pub fn batch_size(len: usize, limit: usize, field: &str, items: &str) -> Result<
     Err(batch_size_error(len, limit, field, items))
 }
 
+/// A requested batch size: `limit` when 0, else 1 to `limit` (INVALID_BATCH_SIZE otherwise).
+pub fn batch_size_or_limit(
+    requested: i32,
+    limit: usize,
+    field: &str,
+    items: &str,
+) -> Result<usize, ApiError> {
+    if requested == 0 {
+        return Ok(limit);
+    }
+    let size = usize::try_from(requested).unwrap_or(usize::MAX);
+    batch_size(size, limit, field, items).map(|()| size)
+}
+
 /// The error of a batch of `len` items that is empty or over `limit`.
 pub fn batch_size_error(len: usize, limit: usize, field: &str, items: &str) -> ApiError {
     ApiError::invalid_argument(

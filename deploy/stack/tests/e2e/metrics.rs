@@ -16,7 +16,7 @@ use tonic::Code;
 use crate::{
     both_backends, fixtures,
     payment::pay,
-    support::{Backend, IN_WINDOW, TestEnv, assert_error},
+    support::{Backend, IN_WINDOW, TestEnv, assert_error, free_addr},
 };
 
 both_backends!(payments_show_in_metrics_that_prometheus_scrapes);
@@ -45,13 +45,6 @@ fn prometheus_installed() -> bool {
         eprintln!("!!! SKIPPED a Prometheus test: install Debian's prometheus package");
     }
     found
-}
-
-/// A port free now (bound, read and given back).
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
 }
 
 /// One plain HTTP/1.1 GET: the status line and the body.

@@ -3,7 +3,6 @@
 //! its own) exports, and one PayPremium gives one trace whose spans ran in both services.
 
 use std::{
-    net::SocketAddr,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
@@ -22,7 +21,10 @@ use opentelemetry_proto::tonic::{
 };
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::{payment::pay, support::IN_WINDOW};
+use crate::{
+    payment::pay,
+    support::{IN_WINDOW, free_addr},
+};
 
 /// How long the spans get to arrive (the batch exporter sends every 200 ms here).
 const EXPORTED_WITHIN_MS: u64 = 30_000;
@@ -68,12 +70,6 @@ impl Drop for LocalStack {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -414,6 +414,14 @@ macro_rules! both_backends {
     };
 }
 
+/// A local address free now (bound, read and given back), for a process or port a test
+/// starts by address.
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
 /// `message` as a request acting for `person` (the harness's caller may name anyone).
 pub fn acting_for<T>(person: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
