@@ -12,7 +12,10 @@ use gongji_shared::{
     vault::Vault,
 };
 
-use gongji_shared::db::decode::{self, corrupt};
+use gongji_shared::db::{
+    batch::Part,
+    decode::{self, corrupt},
+};
 
 use super::{Database, StoreError};
 use crate::domain::{
@@ -220,10 +223,36 @@ impl EntryRow {
     }
 }
 
-/// The statement inserting `n` entries of one movement ($1), five columns each, returning
-/// their IDs.
-pub(super) fn entries_insert(n: usize) -> String {
-    let rows = (0..n)
+/// The movement's row, on business day `business_date`, written by `by`.
+pub(super) fn movement_part(
+    vault: &Vault,
+    movement: &Movement,
+    by: &Idempotency,
+    business_date: NaiveDate,
+) -> Part {
+    Part::new(
+        "movements",
+        "INSERT INTO movements (movement_id, kind, request_id, create_time, business_date, purpose, destination, memo, caller, acting_person) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        vec![
+            movement.movement_id.as_str().into(),
+            movement.kind.as_str().into(),
+            movement.request_id.as_str().into(),
+            movement.create_time.into(),
+            business_date.into(),
+            movement.purpose.map(|p| p.as_str()).into(),
+            movement.destination.as_ref().map(|d| d.as_str()).into(),
+            movement.memo.as_str().into(),
+            by.scope.as_str().into(),
+            by.acting_person.as_deref().map(|p| vault.seal(p)).into(),
+        ],
+    )
+}
+
+/// Every entry of a movement in one statement, five columns each after the movement's ID
+/// ($1). Their IDs come from one counter, in row order, so sorted they are in posting order.
+pub(super) fn entries_part(vault: &Vault, movement: &Movement) -> Part {
+    let rows = (0..movement.postings.len())
         .map(|i| {
             let p = 2 + i * 5;
             format!(
@@ -237,8 +266,24 @@ pub(super) fn entries_insert(n: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ");
-    format!(
-        "INSERT INTO entries (movement_id, holder, bucket, fund, region, amount_fen) VALUES {rows} RETURNING entry_id"
+    let mut values = Vec::with_capacity(1 + movement.postings.len() * 5);
+    values.push(movement.movement_id.as_str().into());
+    for posting in &movement.postings {
+        let (holder, bucket, fund, region) = book_columns(vault, &posting.book);
+        values.extend([
+            holder.into(),
+            bucket.into(),
+            fund.into(),
+            region.into(),
+            posting.amount_fen.into(),
+        ]);
+    }
+    Part::new(
+        "entries",
+        format!(
+            "INSERT INTO entries (movement_id, holder, bucket, fund, region, amount_fen) VALUES {rows}"
+        ),
+        values,
     )
 }
 
@@ -247,7 +292,7 @@ pub(super) fn entries_insert(n: usize) -> String {
 /// its settlement, which takes it alone). Also defines `read_account`, `open_day` and
 /// `write_movement` for the other aggregates.
 macro_rules! accounts_sql {
-    ($store:ident, $db:ty, $for_update:expr, $day_lock_shared:expr, $account_no:expr) => {
+    ($store:ident, $db:ty, $for_update:expr, $day_lock_shared:expr, $day_begin:expr, $account_no:expr) => {
         impl $crate::store::Accounts for $store {
             async fn account_holders(
                 &self,
@@ -443,6 +488,113 @@ macro_rules! accounts_sql {
             Err($crate::store::StoreError::Corrupt("too many settled days ahead of a movement".into()))
         }
 
+        /// A payment's write (PayPremium, PayMedicalExpense) in few round trips: the
+        /// transaction begins with the business day's lock (`$day_begin`, where the database
+        /// takes it in the BEGIN's own round trip), then one batch sends the day's
+        /// settlement check, the first answer, the movement and its entries, the hold's
+        /// posting, the payment's `rows` (given the business day) and, where rows are locked
+        /// and one account is debited, that account's lock; then the balances move and it
+        /// commits. A settled day rolls the attempt back and the next day is tried (S1). A
+        /// unique violation is `RequestIdTaken` on the first answer, else what `conflict`
+        /// says of the table, else a database error; a hold gone is `HoldGone`.
+        #[allow(clippy::too_many_arguments)]
+        async fn write_payment(
+            pool: &sqlx::Pool<$db>,
+            vault: &gongji_shared::vault::Vault,
+            movement: Option<&$crate::domain::Movement>,
+            posting: Option<&$crate::domain::fence::Posting>,
+            idempotency: &gongji_shared::command::Idempotency,
+            (response, at): (&[u8], chrono::DateTime<chrono::Utc>),
+            rows: impl Fn(Option<chrono::NaiveDate>) -> Result<Vec<gongji_shared::db::batch::Part>, $crate::store::StoreError>,
+            conflict: impl Fn(&str) -> Option<$crate::store::Conflict>,
+        ) -> Result<(), $crate::store::StoreError> {
+            use gongji_shared::db::batch::{Batch, Part, RunBatch as _};
+            if movement.is_some_and(|m| !m.is_balanced()) {
+                return Err($crate::store::StoreError::Corrupt("unbalanced movement".into()));
+            }
+            // The one account a debit locks in the batch; with several, `apply_movement`
+            // locks them one by one in their fixed order.
+            let debited: std::collections::BTreeSet<String> = movement
+                .into_iter()
+                .flat_map(|m| &m.postings)
+                .filter_map(|p| match &p.book {
+                    $crate::domain::Book::Personal { holder, .. } if p.amount_fen < 0 => Some(vault.index(holder)),
+                    _ => None,
+                })
+                .collect();
+            let locked = (debited.len() == 1 && !$for_update.is_empty()).then(|| debited.first().cloned()).flatten();
+            let mut day = movement.map(|m| m.business_date);
+            for _ in 0..$crate::store::MAX_SEALED_DAYS_SKIPPED {
+                let mut tx = match day.and_then($day_begin) {
+                    Some(begin) => pool.begin_with(begin).await?,
+                    None => pool.begin().await?,
+                };
+                let mut batch = Batch::default();
+                let settled = day.map(|d| {
+                    batch.push(Part::new(
+                        "settlements",
+                        "SELECT business_date FROM settlements WHERE business_date = $1",
+                        vec![d.into()],
+                    ))
+                });
+                batch.push(gongji_shared::db::response_part(vault, idempotency, response, at));
+                let mut entries = None;
+                if let (Some(movement), Some(day)) = (movement, day) {
+                    batch.push($crate::store::accounts::movement_part(vault, movement, idempotency, day));
+                    entries = Some(batch.push($crate::store::accounts::entries_part(vault, movement)));
+                }
+                let posted = posting.map(|p| batch.push($crate::store::holds::posting_part(p)));
+                for part in rows(day)? {
+                    batch.push(part);
+                }
+                if let Some(holder) = &locked {
+                    batch.push(Part::new(
+                        "accounts",
+                        format!("SELECT holder FROM accounts WHERE holder = $1{}", $for_update),
+                        vec![holder.as_str().into()],
+                    ));
+                }
+                let counts = tx.run_batch(&batch).await.map_err(|e| {
+                    let table = e.part.map(|i| batch.parts()[i].table);
+                    if !gongji_shared::db::is_unique_violation(&e.error) {
+                        return e.error.into();
+                    }
+                    match table {
+                        Some(gongji_shared::db::IDEMPOTENCY_TABLE) => {
+                            $crate::store::StoreError::Conflict($crate::store::Conflict::RequestIdTaken)
+                        }
+                        Some(table) => conflict(table).map_or_else(
+                            || e.error.into(),
+                            $crate::store::StoreError::Conflict,
+                        ),
+                        None => e.error.into(),
+                    }
+                })?;
+                if settled.is_some_and(|i| counts[i] > 0) {
+                    // Sealed: nothing of this attempt stays (dropping it rolls it back).
+                    day = day
+                        .and_then(|d| d.succ_opt())
+                        .ok_or_else(|| $crate::store::StoreError::Corrupt("no day after".into()))
+                        .map(Some)?;
+                    continue;
+                }
+                if let (Some(movement), Some(i)) = (movement, entries) {
+                    if usize::try_from(counts[i]).ok() != Some(movement.postings.len()) {
+                        return Err($crate::store::StoreError::Corrupt("an entry was not written".into()));
+                    }
+                }
+                if posted.is_some_and(|i| counts[i] != 1) {
+                    return Err($crate::store::StoreError::Conflict($crate::store::Conflict::HoldGone));
+                }
+                if let Some(movement) = movement {
+                    apply_movement_locked(&mut tx, vault, movement, locked.as_deref()).await?;
+                }
+                tx.commit().await?;
+                return Ok(());
+            }
+            Err($crate::store::StoreError::Corrupt("too many settled days ahead of a movement".into()))
+        }
+
         /// Writes a movement, its entries and the balances they move (`record_movement`, then
         /// `apply_movement`). Returns the entry IDs in posting order and the business day the
         /// movement got.
@@ -472,30 +624,12 @@ macro_rules! accounts_sql {
                 return Err($crate::store::StoreError::Corrupt("unbalanced movement".into()));
             }
             let business_date = open_day(tx, movement.business_date).await?;
-            sqlx::query(
-                "INSERT INTO movements (movement_id, kind, request_id, create_time, business_date, purpose, destination, memo, caller, acting_person) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(&movement.movement_id)
-            .bind(movement.kind.as_str())
-            .bind(&movement.request_id)
-            .bind(movement.create_time)
-            .bind(business_date)
-            .bind(movement.purpose.map(|p| p.as_str()))
-            .bind(movement.destination.as_ref().map(|d| d.as_str()))
-            .bind(&movement.memo)
-            .bind(&by.scope)
-            .bind(by.acting_person.as_deref().map(|p| vault.seal(p)))
-            .execute(&mut **tx)
-            .await?;
-            // Every entry in one statement. Their IDs come from one counter, in row order, so
-            // sorted they are in posting order.
-            let sql = $crate::store::accounts::entries_insert(movement.postings.len());
-            let mut insert = sqlx::query_as::<_, (i64,)>(&sql).bind(&movement.movement_id);
-            for posting in &movement.postings {
-                let (holder, bucket, fund, region) = $crate::store::accounts::book_columns(vault, &posting.book);
-                insert = insert.bind(holder).bind(bucket).bind(fund).bind(region).bind(posting.amount_fen);
-            }
+            use gongji_shared::db::batch::BindValues as _;
+            let row = $crate::store::accounts::movement_part(vault, movement, by, business_date);
+            sqlx::query(row.sql()).bind_values(row.values()).execute(&mut **tx).await?;
+            let entries = $crate::store::accounts::entries_part(vault, movement);
+            let returning = format!("{} RETURNING entry_id", entries.sql());
+            let insert = sqlx::query_as::<_, (i64,)>(&returning).bind_values(entries.values());
             let mut ids: Vec<i64> = insert.fetch_all(&mut **tx).await?.into_iter().map(|(id,)| id).collect();
             ids.sort_unstable();
             if ids.len() != movement.postings.len() {
@@ -512,6 +646,17 @@ macro_rules! accounts_sql {
             tx: &mut sqlx::Transaction<'_, $db>,
             vault: &gongji_shared::vault::Vault,
             movement: &$crate::domain::Movement,
+        ) -> Result<(), $crate::store::StoreError> {
+            apply_movement_locked(tx, vault, movement, None).await
+        }
+
+        /// `apply_movement`, where the account stored under `locked` was locked already in
+        /// this transaction (by `write_payment`'s batch).
+        async fn apply_movement_locked(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            vault: &gongji_shared::vault::Vault,
+            movement: &$crate::domain::Movement,
+            locked: Option<&str>,
         ) -> Result<(), $crate::store::StoreError> {
             // By index: the order every writer locks accounts in is the order of what their
             // rows are stored under.
@@ -531,7 +676,7 @@ macro_rules! accounts_sql {
                     // are locked, the lock comes first, in its own statement, so the holds are
                     // read after any hold placed meanwhile (which takes the same lock) has
                     // committed; behind SQLite's single writer there is nothing to wait for.
-                    if !$for_update.is_empty() {
+                    if !$for_update.is_empty() && locked != Some(holder.as_str()) {
                         sqlx::query(&format!("SELECT holder FROM accounts WHERE holder = $1{}", $for_update))
                             .bind(&holder)
                             .fetch_optional(&mut **tx)

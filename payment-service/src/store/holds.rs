@@ -59,6 +59,24 @@ pub trait Holds: Database<Conflict = super::Conflict> {
     ) -> impl Future<Output = Result<Vec<FamilyDebit>, StoreError>> + Send;
 }
 
+/// The posting of a hold by its payment's write: only a live hold (held, not expired as of
+/// the posting) is posted, so the part counts 1 or the hold is gone.
+pub(super) fn posting_part(
+    posting: &crate::domain::fence::Posting,
+) -> gongji_shared::db::batch::Part {
+    gongji_shared::db::batch::Part::new(
+        "holds",
+        "UPDATE holds SET state = 'POSTED', close_ms = $1, binding_id = $2, binding_version = $3 \
+         WHERE movement_id = $4 AND state = 'HELD' AND expire_ms > $1",
+        vec![
+            posting.at.timestamp_millis().into(),
+            posting.binding_id.as_str().into(),
+            posting.binding_version.into(),
+            posting.movement_id.as_str().into(),
+        ],
+    )
+}
+
 /// The hold state a row shows at `at_ms`.
 pub(super) fn hold_state(state: &str, expire_ms: i64, at_ms: i64) -> Option<HoldState> {
     match state {
@@ -243,17 +261,10 @@ macro_rules! holds_sql {
             tx: &mut sqlx::Transaction<'_, $db>,
             posting: &$crate::domain::fence::Posting,
         ) -> Result<(), $crate::store::StoreError> {
-            let at_ms = posting.at.timestamp_millis();
-            let posted = sqlx::query(
-                "UPDATE holds SET state = 'POSTED', close_ms = $1, binding_id = $2, binding_version = $3 \
-                 WHERE movement_id = $4 AND state = 'HELD' AND expire_ms > $1",
-            )
-            .bind(at_ms)
-            .bind(&posting.binding_id)
-            .bind(posting.binding_version)
-            .bind(&posting.movement_id)
-            .execute(&mut **tx)
-            .await?;
+            let part = $crate::store::holds::posting_part(posting);
+            let posted = gongji_shared::db::batch::BindValues::bind_values(sqlx::query(part.sql()), part.values())
+                .execute(&mut **tx)
+                .await?;
             if posted.rows_affected() != 1 {
                 return Err($crate::store::StoreError::Conflict($crate::store::Conflict::HoldGone));
             }

@@ -230,6 +230,44 @@ pub(super) fn medical_refund_use(
     })
 }
 
+/// The payment's row.
+pub(super) fn medical_part(
+    vault: &gongji_shared::vault::Vault,
+    p: &crate::domain::medical::MedicalPayment,
+    movement: Option<&crate::domain::Movement>,
+    by: &gongji_shared::command::Idempotency,
+) -> gongji_shared::db::batch::Part {
+    gongji_shared::db::batch::Part::new(
+        "medical_payments",
+        format!(
+            "INSERT INTO medical_payments ({MEDICAL_COLUMNS}, caller, acting_person, beneficiary_sealed, family_holder_sealed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+        ),
+        vec![
+            p.payment_id.as_str().into(),
+            p.request_id.as_str().into(),
+            movement.map(|m| m.movement_id.as_str()).into(),
+            vault.index(&p.beneficiary).into(),
+            p.family_holder.as_ref().map(|h| vault.index(h)).into(),
+            p.institution_code.as_str().into(),
+            p.institution_kind.as_str().into(),
+            p.amount.fen().into(),
+            crate::domain::payment::encode_draws(&p.own_draws).into(),
+            crate::domain::payment::encode_draws(&p.family_draws).into(),
+            p.other_part.fen().into(),
+            p.binding_id.as_str().into(),
+            p.binding_version.into(),
+            p.destination.as_ref().map(|d| d.as_str()).into(),
+            p.pay_time.into(),
+            p.business_date.into(),
+            by.scope.as_str().into(),
+            by.acting_person.as_deref().map(|a| vault.seal(a)).into(),
+            vault.seal_id(&p.beneficiary).into(),
+            p.family_holder.as_ref().map(|h| vault.seal_id(h)).into(),
+        ],
+    )
+}
+
 /// Implements `MedicalPayments` for `$store`. Uses `save_response` and `write_movement`
 /// of the other aggregates.
 macro_rules! medical_sql {
@@ -243,53 +281,17 @@ macro_rules! medical_sql {
                 idempotency: &gongji_shared::command::Idempotency,
                 response: &[u8],
             ) -> Result<(), $crate::store::StoreError> {
-                let mut tx = self.pool.begin().await?;
-                save_response(&mut tx, &self.vault, idempotency, response, p.pay_time).await?;
-                // The balances last (`apply_movement`, below): the payers' row locks are held
-                // from there to the commit only.
-                let mut moved_on = None;
-                if let Some(movement) = movement {
-                    let (_, day) = record_movement(&mut tx, &self.vault, movement, idempotency).await?;
-                    moved_on = Some(day);
-                }
-                if let Some(posting) = posting {
-                    post_hold(&mut tx, posting).await?;
-                }
-                sqlx::query(&format!(
-                    "INSERT INTO medical_payments ({}, caller, acting_person, beneficiary_sealed, family_holder_sealed) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-                    $crate::store::medical::MEDICAL_COLUMNS
-                ))
-                .bind(&p.payment_id)
-                .bind(&p.request_id)
-                .bind(movement.map(|m| m.movement_id.as_str()))
-                .bind(self.vault.index(&p.beneficiary))
-                .bind(p.family_holder.as_ref().map(|h| self.vault.index(h)))
-                .bind(&p.institution_code)
-                .bind(p.institution_kind.as_str())
-                .bind(p.amount.fen())
-                .bind($crate::domain::payment::encode_draws(&p.own_draws))
-                .bind($crate::domain::payment::encode_draws(&p.family_draws))
-                .bind(p.other_part.fen())
-                .bind(&p.binding_id)
-                .bind(p.binding_version)
-                .bind(p.destination.as_ref().map(|d| d.as_str()))
-                .bind(p.pay_time)
-                .bind(p.business_date)
-                .bind(&idempotency.scope)
-                .bind(idempotency.acting_person.as_deref().map(|a| self.vault.seal(a)))
-                .bind(self.vault.seal_id(&p.beneficiary))
-                .bind(p.family_holder.as_ref().map(|h| self.vault.seal_id(h)))
-                .execute(&mut *tx)
-                .await?;
-                if let (Some(movement), Some(day)) = (movement, moved_on) {
-                    if let Some(family) = $crate::store::medical::medical_use(p, movement, day) {
-                        record_use(&mut tx, &self.vault, &family).await?;
+                let row = |day: Option<chrono::NaiveDate>| {
+                    let mut rows = vec![$crate::store::medical::medical_part(&self.vault, p, movement, idempotency)];
+                    if let (Some(movement), Some(day)) = (movement, day) {
+                        if let Some(family) = $crate::store::medical::medical_use(p, movement, day) {
+                            rows.push($crate::store::usage::use_part(&self.vault, &family)?);
+                        }
                     }
-                    apply_movement(&mut tx, &self.vault, movement).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                    Ok(rows)
+                };
+                write_payment(&self.pool, &self.vault, movement, posting, idempotency, (response, p.pay_time), row, |_| None)
+                    .await
             }
 
             async fn refund_medical<P>(

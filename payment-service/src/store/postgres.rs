@@ -16,6 +16,15 @@ const FOR_UPDATE: &str = " FOR NO KEY UPDATE";
 /// A business day's lock (keyed by its day number): writers of movements take it shared,
 /// its settlement alone, so a settlement never misses a movement committing meanwhile.
 const DAY_LOCK_SHARED: &str = "SELECT pg_advisory_xact_lock_shared(7402032, $1)";
+/// The BEGIN of a transaction that writes a movement on `day`, with the day's shared lock
+/// (`DAY_LOCK_SHARED`'s) in the same round trip: every statement after it has a snapshot
+/// taken under the lock, so it sees any settlement of the day that committed before.
+fn day_begin(day: chrono::NaiveDate) -> Option<String> {
+    let day_number = chrono::Datelike::num_days_from_ce(&day);
+    Some(format!(
+        "BEGIN; SELECT pg_advisory_xact_lock_shared(7402032, {day_number})"
+    ))
+}
 /// The account feed's sequencer runs on one instance at a time; another finds the lock
 /// taken and leaves the numbering to it.
 const SEQUENCER_LOCK: &str = "SELECT pg_try_advisory_xact_lock(7402033)";
@@ -75,6 +84,7 @@ accounts_sql!(
     sqlx::Postgres,
     FOR_UPDATE,
     DAY_LOCK_SHARED,
+    day_begin,
     ACCOUNT_NO
 );
 holds_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, HOLD_BEGIN);

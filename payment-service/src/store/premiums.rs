@@ -282,6 +282,63 @@ pub(super) fn premium_refund_use(
     })
 }
 
+/// The payment's row, at position `next_seq` (an SQL expression); a paid year paid again
+/// fails it as a unique violation of `premium_payments`.
+pub(super) fn premium_part(
+    vault: &gongji_shared::vault::Vault,
+    p: &crate::domain::payment::PremiumPayment,
+    by: &gongji_shared::command::Idempotency,
+    next_seq: &str,
+) -> gongji_shared::db::batch::Part {
+    let cover = p.terms.cover;
+    gongji_shared::db::batch::Part::new(
+        "premium_payments",
+        format!(
+            "INSERT INTO premium_payments ({PREMIUM_COLUMNS}, caller, acting_person, seq, payer_sealed, beneficiary_sealed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+             $23, $24, $25, $26, $27, $28, $29, $30, {next_seq}, $31, $32)"
+        ),
+        vec![
+            p.payment_id.as_str().into(),
+            p.request_id.as_str().into(),
+            (!p.split.account_part.is_zero())
+                .then_some(p.movement_id.as_str())
+                .into(),
+            vault.index(&p.payer).into(),
+            vault.index(&p.beneficiary).into(),
+            p.year.get().into(),
+            p.state.as_str().into(),
+            p.terms.premium.fen().into(),
+            p.split.account_part.fen().into(),
+            p.split.other_part.fen().into(),
+            crate::domain::payment::encode_draws(&p.split.draws).into(),
+            p.other_means.as_ref().map(|o| o.channel.as_str()).into(),
+            p.other_means.as_ref().map(|o| o.reference.as_str()).into(),
+            p.binding_id.as_str().into(),
+            p.binding_version.into(),
+            p.payer_region.as_str().into(),
+            p.beneficiary_region.as_str().into(),
+            p.back_payment.into(),
+            p.terms.in_window.into(),
+            p.terms.window.start.into(),
+            p.terms.window.end.into(),
+            i32::try_from(p.terms.waiting_months)
+                .unwrap_or(i32::MAX)
+                .into(),
+            cover.map(|c| c.0).into(),
+            cover.map(|c| c.1).into(),
+            p.payment_date.into(),
+            p.pay_time.into(),
+            p.refund_time.into(),
+            p.refund_reason.as_deref().into(),
+            by.scope.as_str().into(),
+            by.acting_person.as_deref().map(|a| vault.seal(a)).into(),
+            vault.seal_id(&p.payer).into(),
+            vault.seal_id(&p.beneficiary).into(),
+        ],
+    )
+}
+
 /// Implements `Premiums` for `$store`; `$next_seq` gives a new payment its position and
 /// `$for_update` locks a row read inside a transaction.
 /// Uses `save_response` and `write_movement` of the other aggregates.
@@ -317,66 +374,26 @@ macro_rules! premiums_sql {
                 idempotency: &gongji_shared::command::Idempotency,
                 response: &[u8],
             ) -> Result<(), $crate::store::StoreError> {
-                let mut tx = self.pool.begin().await?;
-                save_response(&mut tx, &self.vault, idempotency, response, p.pay_time).await?;
-                // The balances last (`apply_movement`, below): the payer's row lock is held
-                // from there to the commit only.
                 let movement = (!p.split.account_part.is_zero()).then_some(movement);
-                let mut debited_on = None;
-                if let Some(movement) = movement {
-                    let (_, day) = record_movement(&mut tx, &self.vault, movement, idempotency).await?;
-                    debited_on = Some(day);
-                }
-                if let Some(posting) = posting {
-                    post_hold(&mut tx, posting).await?;
-                }
-                sqlx::query(&format!(
-                    "INSERT INTO premium_payments ({}, caller, acting_person, seq, payer_sealed, beneficiary_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                     $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, {}, $31, $32)",
-                    $crate::store::premiums::PREMIUM_COLUMNS,
-                    $next_seq
-                ))
-                .bind(&p.payment_id)
-                .bind(&p.request_id)
-                .bind((!p.split.account_part.is_zero()).then_some(p.movement_id.as_str()))
-                .bind(self.vault.index(&p.payer))
-                .bind(self.vault.index(&p.beneficiary))
-                .bind(p.year.get())
-                .bind(p.state.as_str())
-                .bind(p.terms.premium.fen())
-                .bind(p.split.account_part.fen())
-                .bind(p.split.other_part.fen())
-                .bind($crate::domain::payment::encode_draws(&p.split.draws))
-                .bind(p.other_means.as_ref().map(|o| o.channel.as_str()))
-                .bind(p.other_means.as_ref().map(|o| o.reference.as_str()))
-                .bind(&p.binding_id)
-                .bind(p.binding_version)
-                .bind(p.payer_region.as_str())
-                .bind(p.beneficiary_region.as_str())
-                .bind(p.back_payment)
-                .bind(p.terms.in_window)
-                .bind(p.terms.window.start)
-                .bind(p.terms.window.end)
-                .bind(i32::try_from(p.terms.waiting_months).unwrap_or(i32::MAX))
-                .bind(p.terms.cover.map(|c| c.0))
-                .bind(p.terms.cover.map(|c| c.1))
-                .bind(p.payment_date)
-                .bind(p.pay_time)
-                .bind(p.refund_time)
-                .bind(p.refund_reason.as_deref())
-                .bind(&idempotency.scope)
-                .bind(idempotency.acting_person.as_deref().map(|a| self.vault.seal(a)))
-                .bind(self.vault.seal_id(&p.payer))
-                .bind(self.vault.seal_id(&p.beneficiary))
-                .execute(&mut *tx)
+                let row = |day: Option<chrono::NaiveDate>| {
+                    let mut rows = vec![$crate::store::premiums::premium_part(&self.vault, p, idempotency, $next_seq)];
+                    if let (Some(movement), Some(day)) = (movement, day) {
+                        let family = $crate::store::premiums::premium_use(p, movement, day);
+                        rows.push($crate::store::usage::use_part(&self.vault, &family)?);
+                    }
+                    Ok(rows)
+                };
+                write_payment(
+                    &self.pool,
+                    &self.vault,
+                    movement,
+                    posting,
+                    idempotency,
+                    (response, p.pay_time),
+                    row,
+                    |table| (table == "premium_payments").then_some($crate::store::Conflict::AlreadyPaid),
+                )
                 .await
-                .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::AlreadyPaid))?;
-                if let (Some(movement), Some(day)) = (movement, debited_on) {
-                    record_use(&mut tx, &self.vault, &$crate::store::premiums::premium_use(p, movement, day)).await?;
-                    apply_movement(&mut tx, &self.vault, movement).await?;
-                }
-                tx.commit().await?;
-                Ok(())
             }
 
             async fn premium_payment(

@@ -17,6 +17,11 @@ const FOR_UPDATE: &str = "";
 /// single writer serializes them already (the day is bound and ignored).
 const DAY_LOCK_SHARED: &str = "SELECT $1";
 const DAY_LOCK: &str = "SELECT $1";
+/// A transaction writing a movement begins as any other: nothing to lock (and no custom
+/// BEGIN on SQLite: see `HOLD_BEGIN`).
+fn day_begin(_day: chrono::NaiveDate) -> Option<String> {
+    None
+}
 /// VerifyLedger's one snapshot: behind the single connection nothing commits meanwhile.
 const VERIFY_SNAPSHOT: &str = "SELECT 1";
 /// The column numbering accounts in the order they were opened: SQLite's own row ID.
@@ -70,6 +75,7 @@ accounts_sql!(
     sqlx::Sqlite,
     FOR_UPDATE,
     DAY_LOCK_SHARED,
+    day_begin,
     ACCOUNT_NO
 );
 holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, HOLD_BEGIN);

@@ -26,6 +26,34 @@ pub trait FamilyUses: super::Database<Conflict = super::Conflict> {
     ) -> impl Future<Output = Result<Vec<UseTotal>, StoreError>> + Send;
 }
 
+/// The use's row: a family debit or its refund, which always moves money.
+pub(super) fn use_part(
+    vault: &Vault,
+    u: &NewUse,
+) -> Result<gongji_shared::db::batch::Part, StoreError> {
+    if u.amount_fen <= 0 {
+        return Err(StoreError::Corrupt("a family use moves no money".into()));
+    }
+    Ok(gongji_shared::db::batch::Part::new(
+        "family_uses",
+        "INSERT INTO family_uses (movement_id, kind, payment_id, purpose, authorizer, beneficiary, binding_id, \
+         amount_fen, institution_code, business_date, create_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        vec![
+            u.movement_id.as_str().into(),
+            u.kind.as_str().into(),
+            u.payment_id.as_str().into(),
+            u.purpose.as_str().into(),
+            vault.index(&u.authorizer).into(),
+            vault.index(&u.beneficiary).into(),
+            u.binding_id.as_str().into(),
+            u.amount_fen.into(),
+            u.institution_code.as_deref().into(),
+            u.business_date.into(),
+            u.create_time.into(),
+        ],
+    ))
+}
+
 /// The columns of a use, with both parties' sealed numbers from the payment it names.
 pub(super) const USE_SELECT: &str = "u.use_id, u.movement_id, u.kind, u.payment_id, u.purpose, \
      COALESCE(p.payer_sealed, d.family_holder_sealed, w.authorizer_sealed) AS authorizer_sealed, \
@@ -226,26 +254,10 @@ macro_rules! usage_sql {
             vault: &gongji_shared::vault::Vault,
             u: &$crate::domain::usage::NewUse,
         ) -> Result<(), $crate::store::StoreError> {
-            if u.amount_fen <= 0 {
-                return Err($crate::store::StoreError::Corrupt("a family use moves no money".into()));
-            }
-            sqlx::query(
-                "INSERT INTO family_uses (movement_id, kind, payment_id, purpose, authorizer, beneficiary, binding_id, \
-                 amount_fen, institution_code, business_date, create_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(&u.movement_id)
-            .bind(u.kind.as_str())
-            .bind(&u.payment_id)
-            .bind(u.purpose.as_str())
-            .bind(vault.index(&u.authorizer))
-            .bind(vault.index(&u.beneficiary))
-            .bind(&u.binding_id)
-            .bind(u.amount_fen)
-            .bind(u.institution_code.as_deref())
-            .bind(u.business_date)
-            .bind(u.create_time)
-            .execute(&mut **tx)
-            .await?;
+            let part = $crate::store::usage::use_part(vault, u)?;
+            gongji_shared::db::batch::BindValues::bind_values(sqlx::query(part.sql()), part.values())
+                .execute(&mut **tx)
+                .await?;
             Ok(())
         }
     };

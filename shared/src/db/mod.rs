@@ -1,6 +1,7 @@
 //! Database plumbing both services share: connections, the store failure type, decoders of
 //! stored values, and the idempotency table (AIP-155) with the `Database` trait over it.
 
+pub mod batch;
 pub mod reseal;
 
 use std::{future::Future, path::Path, str::FromStr, time::Duration};
@@ -416,6 +417,40 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// The table of first answers (AIP-155).
+pub const IDEMPOTENCY_TABLE: &str = "idempotency";
+
+/// The statement that records a first answer under its request ID, with who made the call:
+/// the caller (the request ID's scope) and its acting person. Alone (`save_response`) or in a
+/// batch with the effect's other writes; a request ID stored before fails it as a unique
+/// violation of [`IDEMPOTENCY_TABLE`].
+pub fn response_part(
+    vault: &crate::vault::Vault,
+    idempotency: &crate::command::Idempotency,
+    response: &[u8],
+    at: chrono::DateTime<chrono::Utc>,
+) -> batch::Part {
+    batch::Part::new(
+        IDEMPOTENCY_TABLE,
+        "INSERT INTO idempotency (scope, request_id, operation, fingerprint, response, create_time, acting_person) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        vec![
+            idempotency.scope.as_str().into(),
+            idempotency.request_id.as_str().into(),
+            idempotency.operation.into(),
+            // The fingerprint hashes a request that names persons: sealed, like the answer.
+            vault.seal(&idempotency.fingerprint).into(),
+            vault.seal_bytes(response).into_bytes().into(),
+            at.into(),
+            idempotency
+                .acting_person
+                .as_deref()
+                .map(|p| vault.seal(p))
+                .into(),
+        ],
+    )
+}
+
 /// Defines, for one sqlx database, the two statements of idempotency (AIP-155) every store
 /// runs against its `idempotency` table: `save_response` (inside the effect's transaction;
 /// a request ID stored before becomes `$taken`) and `saved_response_of`.
@@ -431,18 +466,8 @@ macro_rules! idempotency_sql {
             response: &[u8],
             at: chrono::DateTime<chrono::Utc>,
         ) -> Result<(), $error> {
-            sqlx::query(
-                "INSERT INTO idempotency (scope, request_id, operation, fingerprint, response, create_time, acting_person) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&idempotency.scope)
-            .bind(&idempotency.request_id)
-            .bind(idempotency.operation)
-            // The fingerprint hashes a request that names persons: sealed, like the answer.
-            .bind(vault.seal(&idempotency.fingerprint))
-            .bind(vault.seal_bytes(response).into_bytes())
-            .bind(at)
-            .bind(idempotency.acting_person.as_deref().map(|p| vault.seal(p)))
+            let part = $crate::db::response_part(vault, idempotency, response, at);
+            $crate::db::batch::BindValues::bind_values(sqlx::query(part.sql()), part.values())
             .execute(&mut **tx)
             .await
             .map_err(|e| {
