@@ -140,7 +140,7 @@ pub struct AuthFlags {
     /// sidecar alone: anyone who reaches the port directly could set the header.
     #[arg(long, env = "GONGJI_TRUST_MESH_IDENTITY", value_enum)]
     pub trust_mesh_identity: Option<MeshHeader>,
-    /// The bearer token this service presents to its peer service, re-read at every call
+    /// The bearer token this service presents to its peer service, read again every 5 s
     /// (rotate it in place). Without it, the mesh or mTLS must vouch for this service.
     #[arg(long, env = "GONGJI_PEER_TOKEN_FILE")]
     pub peer_token_file: Option<PathBuf>,

@@ -110,25 +110,52 @@ macro_rules! uses_sql {
                 let (authorizer_person, beneficiary_person) =
                     $crate::store::persons::pair_of(rows, &self.vault, authorizer, beneficiary)?;
                 let (outcome, recorded) = decide(authorizer_person, beneficiary_person, binding);
-                // The answer first: a retry of a call that committed conflicts here, on its
-                // request ID, and is given the first answer (AuthorizeUse looks it up only then).
-                save_response(&mut tx, &self.vault, command.idempotency(), &command.response(&outcome), at).await?;
+                // The answer and the use in one batch. A retry of a call that committed
+                // conflicts on its request ID and is given the first answer (AuthorizeUse looks
+                // it up only then), whether or not a use was recorded.
+                use gongji_shared::db::batch::{Batch, Part, RunBatch as _};
+
+                let mut batch = Batch::default();
+                batch.push(gongji_shared::db::response_part(
+                    &self.vault,
+                    command.idempotency(),
+                    &command.response(&outcome),
+                    at,
+                ));
                 if let Some(u) = &recorded {
-                    sqlx::query(&format!(
-                        "INSERT INTO binding_uses (movement_id, seq, binding_id, binding_version, purpose, amount_fen, use_time, caller) \
-                         VALUES ($1, {}, $2, $3, $4, $5, $6, $7)",
-                        $next_seq
-                    ))
-                    .bind(&u.movement_id)
-                    .bind(&u.binding_id)
-                    .bind(u.binding_version)
-                    .bind(u.purpose.as_str())
-                    .bind(u.amount.fen())
-                    .bind(u.use_time)
-                    .bind(&command.idempotency().scope)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| gongji_shared::db::decode::unique_or(e, $crate::store::Conflict::UseRecorded))?;
+                    batch.push(Part::new(
+                        "binding_uses",
+                        format!(
+                            "INSERT INTO binding_uses (movement_id, seq, binding_id, binding_version, purpose, amount_fen, use_time, caller) \
+                             VALUES ($1, {}, $2, $3, $4, $5, $6, $7)",
+                            $next_seq
+                        ),
+                        vec![
+                            u.movement_id.as_str().into(),
+                            u.binding_id.as_str().into(),
+                            u.binding_version.into(),
+                            u.purpose.as_str().into(),
+                            u.amount.fen().into(),
+                            u.use_time.into(),
+                            command.idempotency().scope.as_str().into(),
+                        ],
+                    ));
+                }
+                if let Err(e) = tx.run_batch(&batch).await {
+                    if !gongji_shared::db::is_unique_violation(&e.error) {
+                        return Err(e.error.into());
+                    }
+                    drop(tx);
+                    // The parts of a batch run in no promised order: a retry of a call that
+                    // recorded its use may fail on the use (its movement ID) rather than on its
+                    // request ID. Both committed together, so the request ID decides.
+                    let taken = request_id_taken(&self.pool, command.idempotency()).await?;
+                    let conflict = if taken {
+                        $crate::store::Conflict::RequestIdTaken
+                    } else {
+                        $crate::store::Conflict::UseRecorded
+                    };
+                    return Err($crate::store::StoreError::Conflict(conflict));
                 }
                 tx.commit().await?;
                 Ok(outcome)

@@ -495,8 +495,8 @@ macro_rules! accounts_sql {
         /// posting, the payment's `rows` (given the business day) and, where rows are locked
         /// and one account is debited, that account's lock; then the balances move and it
         /// commits. A settled day rolls the attempt back and the next day is tried (S1). A
-        /// unique violation is `RequestIdTaken` on the first answer, else what `conflict`
-        /// says of the table, else a database error; a hold gone is `HoldGone`.
+        /// unique violation is `RequestIdTaken` when the request ID is stored, else what
+        /// `conflict` says of the table, else a database error; a hold gone is `HoldGone`.
         #[allow(clippy::too_many_arguments)]
         async fn write_payment(
             pool: &sqlx::Pool<$db>,
@@ -554,22 +554,24 @@ macro_rules! accounts_sql {
                         vec![holder.as_str().into()],
                     ));
                 }
-                let counts = tx.run_batch(&batch).await.map_err(|e| {
-                    let table = e.part.map(|i| batch.parts()[i].table);
-                    if !gongji_shared::db::is_unique_violation(&e.error) {
-                        return e.error.into();
-                    }
-                    match table {
-                        Some(gongji_shared::db::IDEMPOTENCY_TABLE) => {
-                            $crate::store::StoreError::Conflict($crate::store::Conflict::RequestIdTaken)
+                let counts = match tx.run_batch(&batch).await {
+                    Ok(counts) => counts,
+                    Err(e) if gongji_shared::db::is_unique_violation(&e.error) => {
+                        drop(tx);
+                        // The parts run in no promised order: a retry may fail on the payment's
+                        // row before its request ID. Both commit together, so the request ID
+                        // decides first.
+                        if request_id_taken(pool, idempotency).await? {
+                            return Err($crate::store::StoreError::Conflict($crate::store::Conflict::RequestIdTaken));
                         }
-                        Some(table) => conflict(table).map_or_else(
-                            || e.error.into(),
-                            $crate::store::StoreError::Conflict,
-                        ),
-                        None => e.error.into(),
+                        let table = e.part.map(|i| batch.parts()[i].table);
+                        return Err(match table.and_then(&conflict) {
+                            Some(c) => $crate::store::StoreError::Conflict(c),
+                            None => e.error.into(),
+                        });
                     }
-                })?;
+                    Err(e) => return Err(e.error.into()),
+                };
                 if settled.is_some_and(|i| counts[i] > 0) {
                     // Sealed: nothing of this attempt stays (dropping it rolls it back).
                     day = day
