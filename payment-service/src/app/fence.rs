@@ -421,6 +421,82 @@ mod tests {
         assert!(report.debits_without_use.is_empty());
     }
 
+    thread_local! {
+        /// sqlx's statements run on this thread so far (a COMMIT aside; a BEGIN is not one).
+        static STATEMENTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Counts sqlx's statement events (target `sqlx::query`, one per statement run) in
+    /// [`STATEMENTS`] of the thread that ran them. Installed as the global subscriber of
+    /// this test binary: a subscriber set on one thread only can miss events, as another
+    /// test's thread may cache a callsite's interest meanwhile.
+    struct StatementCounter;
+
+    /// The statement an event summarizes.
+    #[derive(Default)]
+    struct Summary(String);
+
+    impl tracing::field::Visit for Summary {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "summary" {
+                self.0 = format!("{value:?}");
+            }
+        }
+    }
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementCounter {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if event.metadata().target() != "sqlx::query" {
+                return;
+            }
+            let mut summary = Summary::default();
+            event.record(&mut summary);
+            if !summary.0.contains("COMMIT") {
+                STATEMENTS.with(|n| n.set(n.get() + 1));
+            }
+        }
+    }
+
+    /// The statements `work` runs on this thread (a current-thread runtime's).
+    async fn statements_of<T>(work: impl std::future::Future<Output = T>) -> (T, usize) {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        static INSTALLED: std::sync::Once = std::sync::Once::new();
+        INSTALLED.call_once(|| {
+            let subscriber = tracing_subscriber::registry().with(StatementCounter);
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("the only global subscriber of these tests");
+        });
+        let before = STATEMENTS.with(std::cell::Cell::get);
+        let out = work.await;
+        (out, STATEMENTS.with(std::cell::Cell::get) - before)
+    }
+
+    /// A premium paid from one bucket of an account, with binding-service faked, in
+    /// PostgreSQL statements: the price's facts; the hold (its account and holds in one read,
+    /// the lock having come with BEGIN, then its row); the write (one batch, then the
+    /// balance). Each statement is a round trip, and round trips are what a payment costs.
+    #[tokio::test]
+    async fn postgres_a_premium_from_one_bucket_is_five_statements() {
+        let Some((store, names)) = postgres().await else {
+            return;
+        };
+        funded(&store).await;
+        let registry = FakeRegistry::default();
+        registry.state().authorization = Some(authorized());
+        let app = app_at(&store, &registry, T0);
+        let (order, command) = premium("r-1");
+        let (paid, statements) = statements_of(app.pay_premium(order, command)).await;
+        let paid = paid.unwrap();
+        assert_eq!(paid.split.draws.len(), 1, "one bucket");
+        assert_eq!(prior_years(&store).await, "800.00");
+        assert_eq!(statements, 5);
+        gongji_shared::testing::drop_databases(&names).await;
+    }
+
     async fn sqlite() -> (SqliteStore, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("payment.db").display());

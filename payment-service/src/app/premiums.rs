@@ -243,10 +243,14 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
             year,
             back_payment,
         } = order;
-        let authorization = self
-            .registry
-            .authorize(payer, beneficiary, Purpose::Premium)
-            .await?;
+        // binding-service's answer and the account's facts are asked for side by side (two
+        // round trips' wait become one); the answer still decides first.
+        let (authorization, facts) = tokio::join!(
+            self.registry
+                .authorize(payer, beneficiary, Purpose::Premium),
+            self.store.premium_facts(payer, beneficiary)
+        );
+        let authorization = authorization?;
         if must_be_authorized && !authorization.is_authorized() {
             tracing::info!(payer = %payer, beneficiary = %beneficiary, "premium refused: not authorized");
             return Err(AppError::NotAuthorized {
@@ -274,7 +278,7 @@ impl<S: Accounts + Holds + Premiums, R: Registry> App<S, R> {
         if person.paid_years.contains(year) {
             return Err(AppError::PremiumAlreadyPaid { year: *year });
         }
-        let (account, mut history) = self.store.premium_facts(payer, beneficiary).await?;
+        let (account, mut history) = facts?;
         let account = account.ok_or_else(|| AppError::AccountNotFound {
             holder: payer.clone(),
             role: AccountRole::Payer,

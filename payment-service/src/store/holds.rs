@@ -77,6 +77,17 @@ pub(super) fn posting_part(
     )
 }
 
+/// An account and what its holds reserve, read together under the account's lock.
+#[derive(sqlx::FromRow)]
+pub(super) struct HeldAccountRow {
+    #[sqlx(flatten)]
+    pub(super) account: super::accounts::AccountRow,
+    /// Live holds' amounts per bucket, and how many holds expired without being closed.
+    pub(super) held_current_fen: i64,
+    pub(super) held_prior_fen: i64,
+    pub(super) expired: i64,
+}
+
 /// The hold state a row shows at `at_ms`.
 pub(super) fn hold_state(state: &str, expire_ms: i64, at_ms: i64) -> Option<HoldState> {
     match state {
@@ -88,9 +99,8 @@ pub(super) fn hold_state(state: &str, expire_ms: i64, at_ms: i64) -> Option<Hold
 }
 
 /// Implements `Holds` for `$store`; `$for_update` locks a row read inside a transaction, and
-/// `$hold_begin` (`Option<&'static str>`) begins the transaction that places a hold, if it is
-/// not the plain one.
-/// Uses `read_account` of the accounts aggregate.
+/// `$hold_begin` (given the holder's stored index) begins the transaction that places a
+/// hold, with the account's lock, where the database locks rows (`None`: a plain BEGIN).
 macro_rules! holds_sql {
     ($store:ident, $db:ty, $for_update:expr, $hold_begin:expr) => {
         impl $crate::store::Holds for $store {
@@ -100,22 +110,30 @@ macro_rules! holds_sql {
             ) -> Result<u64, $crate::store::StoreError> {
                 let at_ms = hold.create_time.timestamp_millis();
                 let holder = self.vault.index(&hold.holder);
-                let mut tx = match $hold_begin {
+                // The account's lock first (in the BEGIN's round trip where the database
+                // allows): a debit and another hold wait, then see this one. The account and
+                // its holds are read in one statement after it.
+                let mut tx = match $hold_begin(&holder) {
                     Some(begin) => self.pool.begin_with(begin).await?,
+                    // A database that locks no rows (SQLite's one writer).
                     None => self.pool.begin().await?,
                 };
-                // The account's lock first: a debit and another hold wait, then see this one.
-                let account = read_account(&mut tx, &self.vault, &hold.holder, $for_update).await?;
-                let (held_current_fen, held_prior_fen, expired): (i64, i64, i64) = sqlx::query_as(
-                    "SELECT CAST(COALESCE(SUM(CASE WHEN expire_ms > $2 THEN current_fen ELSE 0 END), 0) AS BIGINT), \
-                     CAST(COALESCE(SUM(CASE WHEN expire_ms > $2 THEN prior_fen ELSE 0 END), 0) AS BIGINT), \
-                     CAST(COALESCE(SUM(CASE WHEN expire_ms > $2 THEN 0 ELSE 1 END), 0) AS BIGINT) \
-                     FROM holds WHERE holder = $1 AND state = 'HELD'",
-                )
+                let row: $crate::store::holds::HeldAccountRow = sqlx::query_as(&format!(
+                    "SELECT {}, \
+                     (SELECT CAST(COALESCE(SUM(CASE WHEN expire_ms > $2 THEN current_fen ELSE 0 END), 0) AS BIGINT) \
+                      FROM holds WHERE holder = $1 AND state = 'HELD') AS held_current_fen, \
+                     (SELECT CAST(COALESCE(SUM(CASE WHEN expire_ms > $2 THEN prior_fen ELSE 0 END), 0) AS BIGINT) \
+                      FROM holds WHERE holder = $1 AND state = 'HELD') AS held_prior_fen, \
+                     (SELECT CAST(COUNT(*) AS BIGINT) FROM holds WHERE holder = $1 AND state = 'HELD' AND expire_ms <= $2) AS expired \
+                     FROM accounts WHERE holder = $1",
+                    $crate::store::accounts::ACCOUNT_COLUMNS
+                ))
                 .bind(&holder)
                 .bind(at_ms)
                 .fetch_one(&mut *tx)
                 .await?;
+                let (held_current_fen, held_prior_fen, expired) = (row.held_current_fen, row.held_prior_fen, row.expired);
+                let account = row.account.open(&self.vault)?;
                 if expired > 0 {
                     // Expired holds count for nothing already; closing them keeps the account's
                     // live holds few.

@@ -34,12 +34,23 @@ const WRITTEN_ORDER: &str = "written_no";
 const DAY_LOCK: &str = "SELECT pg_advisory_xact_lock(7402032, $1)";
 /// VerifyLedger's one snapshot: every statement of its transaction sees the same moment.
 const VERIFY_SNAPSHOT: &str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
-/// A hold's transaction commits without waiting for its WAL to reach the disk, in the same round
-/// trip as its BEGIN. A hold only reserves: the payment that posts it commits durably, and that
-/// flush carries the hold's earlier commit with it. A hold lost to a crash before then belongs
-/// to a payment nobody was told succeeded, and counts as expired. (PostgreSQL's driver rolls
-/// back a custom BEGIN whose call is cancelled before it returns.)
-const HOLD_BEGIN: Option<&str> = Some("BEGIN; SET LOCAL synchronous_commit TO OFF");
+/// A hold's transaction commits without waiting for its WAL to reach the disk, set in the
+/// same round trip as its BEGIN, which also takes the account's lock (so the statement after
+/// it reads holds under the lock). A hold only reserves: the payment that posts it commits
+/// durably, and that flush carries the hold's earlier commit with it. A hold lost to a crash
+/// before then belongs to a payment nobody was told succeeded, and counts as expired.
+/// (PostgreSQL's driver rolls back a custom BEGIN whose call is cancelled before it returns.)
+/// The holder's stored index is hex (`Vault::index`), so it stands between quotes as it is.
+fn hold_begin(holder: &str) -> Option<String> {
+    assert!(
+        !holder.is_empty() && holder.bytes().all(|b| b.is_ascii_hexdigit()),
+        "a stored holder index is hex"
+    );
+    Some(format!(
+        "BEGIN; SET LOCAL synchronous_commit TO OFF; \
+         SELECT holder FROM accounts WHERE holder = '{holder}'{FOR_UPDATE}"
+    ))
+}
 /// The column numbering accounts in the order they were opened (VerifyLedger pages by it).
 const ACCOUNT_NO: &str = "account_no";
 /// The position of a new premium payment.
@@ -87,7 +98,7 @@ accounts_sql!(
     day_begin,
     ACCOUNT_NO
 );
-holds_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, HOLD_BEGIN);
+holds_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, hold_begin);
 premiums_sql!(PgStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(PgStore, WRITTEN_ORDER, FOR_UPDATE);
 institutions_sql!(PgStore);

@@ -18,7 +18,7 @@ const FOR_UPDATE: &str = "";
 const DAY_LOCK_SHARED: &str = "SELECT $1";
 const DAY_LOCK: &str = "SELECT $1";
 /// A transaction writing a movement begins as any other: nothing to lock (and no custom
-/// BEGIN on SQLite: see `HOLD_BEGIN`).
+/// BEGIN on SQLite: see `hold_begin`).
 fn day_begin(_day: chrono::NaiveDate) -> Option<String> {
     None
 }
@@ -30,7 +30,9 @@ const ACCOUNT_NO: &str = "rowid";
 /// checks that a custom BEGIN took effect in a second step, after the BEGIN ran, and a call
 /// cancelled between the two leaves the one writer connection inside a transaction nobody
 /// owns. The next hold's BEGIN would then fail (INTERNAL).
-const HOLD_BEGIN: Option<&str> = None;
+fn hold_begin(_holder: &str) -> Option<String> {
+    None
+}
 /// The account feed's sequencer runs alone: the single writer serializes it already.
 const SEQUENCER_LOCK: &str = "SELECT 1 = 1";
 /// The order rows were written in: movements (the feed's sequencer numbers them so) and
@@ -78,7 +80,7 @@ accounts_sql!(
     day_begin,
     ACCOUNT_NO
 );
-holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, HOLD_BEGIN);
+holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, hold_begin);
 premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(SqliteStore, WRITTEN_ORDER, FOR_UPDATE);
 institutions_sql!(SqliteStore);
