@@ -73,8 +73,10 @@ const CLOCK: &str = "2024-11-15T10:00:00+08:00";
 #[derive(Debug, Parser)]
 #[command(name = "gongji-bench")]
 struct Args {
-    /// Families loaded (employee, child, account, binding) before the load runs.
-    #[arg(long, default_value_t = 3_000)]
+    /// Families loaded (employee, child, account, binding) before the load runs. Each
+    /// PayPremium uses one family up (a year is paid once): enough for the default runs at
+    /// about 600 payments a second.
+    #[arg(long, default_value_t = 12_000)]
     families: usize,
     /// Concurrencies of the closed-loop runs.
     #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
@@ -102,10 +104,15 @@ struct Args {
     /// Seconds of each registry-sync run (one record per call, then batches).
     #[arg(long, default_value_t = 3)]
     sync_seconds: u64,
-    /// Count the SQL statements each call runs (sqlx's statement events; BEGIN and COMMIT are
-    /// not among them). Counting costs time: compare throughput only between runs without it.
+    /// Count the SQL statements each call runs (sqlx's statement events: a COMMIT is one, a
+    /// BEGIN is not). Counting costs time: compare throughput only between runs without it.
     #[arg(long)]
     count_sql: bool,
+    /// HTTP/2 connections the load client opens to each service; the clients of a run take
+    /// them in turn. With 1 every call shares one connection, as one calling platform's
+    /// would; pgbench opens one per client.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    connections: u16,
     /// Only the workloads whose names start with one of these (e.g. `CheckAuthorization`);
     /// every workload when empty. For profiling one workload at a time.
     #[arg(long, value_delimiter = ',')]
@@ -248,7 +255,11 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
     stack.wait_serving(READY_TIMEOUT_MS).await?;
     let ready_ms = started.elapsed().as_secs_f64() * 1e3;
     let token = identity.caller_token("bench", 24 * 3_600);
-    let clients = connect(&stack, &token).await?;
+    let mut connections = Vec::with_capacity(usize::from(args.connections));
+    for _ in 0..args.connections {
+        connections.push(connect(&stack, &token).await?);
+    }
+    let clients = &connections[0];
 
     let mut figures = Vec::new();
     if args.bulk > 0 {
@@ -282,7 +293,7 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
         );
     }
     let loaded = Instant::now();
-    load_families(&clients, args.families).await?;
+    load_families(clients, args.families).await?;
     let load_s = loaded.elapsed().as_secs_f64();
     figures.push(Figure {
         backend: backend.to_owned(),
@@ -331,7 +342,7 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
             "PayPremium",
             n,
             args.seconds,
-            &clients,
+            &connections,
             pay_premium(next_family.clone()),
         )
         .await;
@@ -346,7 +357,7 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
                 "PayPremium at 70% of peak, paced",
                 peak_per_second * PACED_SHARE,
                 args.seconds,
-                &clients,
+                &connections,
                 pay_premium(next_family.clone()),
             )
             .await,
@@ -364,24 +375,31 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
             let seq = seq.clone();
             let families = args.families;
             figures.push(
-                closed_loop(backend, name, n, args.seconds, &clients, move |mut c, _| {
-                    let seq = seq.clone();
-                    async move {
-                        let k = seq.fetch_add(1, Ordering::Relaxed);
-                        let i = if hot { 0 } else { k % families };
-                        c.medical
-                            .pay_medical_expense(PayMedicalExpenseRequest {
-                                request_id: format!("bench-medical-{k}"),
-                                beneficiary_id_number: child(i),
-                                family_account_holder_id_number: employee(i),
-                                institution_code: "H340500001".to_owned(),
-                                institution_kind: InstitutionKind::Hospital as i32,
-                                amount: "0.01".to_owned(),
-                            })
-                            .await?;
-                        Ok(())
-                    }
-                })
+                closed_loop(
+                    backend,
+                    name,
+                    n,
+                    args.seconds,
+                    &connections,
+                    move |mut c, _| {
+                        let seq = seq.clone();
+                        async move {
+                            let k = seq.fetch_add(1, Ordering::Relaxed);
+                            let i = if hot { 0 } else { k % families };
+                            c.medical
+                                .pay_medical_expense(PayMedicalExpenseRequest {
+                                    request_id: format!("bench-medical-{k}"),
+                                    beneficiary_id_number: child(i),
+                                    family_account_holder_id_number: employee(i),
+                                    institution_code: "H340500001".to_owned(),
+                                    institution_kind: InstitutionKind::Hospital as i32,
+                                    amount: "0.01".to_owned(),
+                                })
+                                .await?;
+                            Ok(())
+                        }
+                    },
+                )
                 .await,
             );
         }
@@ -395,7 +413,7 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
                 "CheckAuthorization",
                 n,
                 args.seconds,
-                &clients,
+                &connections,
                 move |mut c, k| async move {
                     let i = k % families;
                     c.bindings
@@ -412,7 +430,7 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
         );
     }
     if args.runs("UpsertInsuredPerson") || args.runs("BatchUpsertInsuredPersons") {
-        figures.extend(registry_sync(backend, args.sync_seconds, &clients).await);
+        figures.extend(registry_sync(backend, args.sync_seconds, &connections).await);
     }
     let peak_mib = peak_rss_mib();
     figures.push(Figure {
@@ -555,7 +573,7 @@ async fn bulk_load(
 /// Registry sync of new persons for `seconds` each way, 8 clients: one record per
 /// UpsertInsuredPerson call, then `SYNC_BATCH` records per BatchUpsertInsuredPersons call.
 /// Both figures count records per second.
-async fn registry_sync(backend: &str, seconds: u64, clients: &Clients) -> Vec<Figure> {
+async fn registry_sync(backend: &str, seconds: u64, clients: &[Clients]) -> Vec<Figure> {
     let next = Arc::new(AtomicUsize::new(0));
     let record = |i: usize| {
         let day = chrono::NaiveDate::from_ymd_opt(1930, 1, 1).unwrap_or_default()
@@ -787,7 +805,7 @@ async fn closed_loop<F, Fut>(
     workload: &str,
     clients: usize,
     seconds: u64,
-    c: &Clients,
+    c: &[Clients],
     call: F,
 ) -> Figure
 where
@@ -797,8 +815,8 @@ where
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let counter = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (c, call, counter) = (c.clone(), call.clone(), counter.clone());
+        .map(|i| {
+            let (c, call, counter) = (c[i % c.len()].clone(), call.clone(), counter.clone());
             tokio::spawn(async move {
                 let (mut latencies, mut errors, mut first) = (Vec::new(), 0_usize, None);
                 while Instant::now() < deadline {
@@ -900,7 +918,7 @@ async fn paced<F, Fut>(
     workload: &str,
     rate: f64,
     seconds: u64,
-    c: &Clients,
+    c: &[Clients],
     call: F,
 ) -> Figure
 where
@@ -921,7 +939,7 @@ where
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
-        let (c, call) = (c.clone(), call.clone());
+        let (c, call) = (c[k % c.len()].clone(), call.clone());
         tasks.push(tokio::spawn(async move {
             let result = call(c, k).await;
             drop(slot);
