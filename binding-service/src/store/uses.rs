@@ -149,7 +149,10 @@ macro_rules! uses_sql {
                     // The parts of a batch run in no promised order: a retry of a call that
                     // recorded its use may fail on the use (its movement ID) rather than on its
                     // request ID. Both committed together, so the request ID decides.
-                    let taken = request_id_taken(&self.pool, command.idempotency()).await?;
+                    let idempotency = command.idempotency();
+                    let taken = saved_response_of(&self.pool, &self.vault, &idempotency.scope, &idempotency.request_id)
+                        .await?
+                        .is_some();
                     let conflict = if taken {
                         $crate::store::Conflict::RequestIdTaken
                     } else {

@@ -98,11 +98,11 @@ pub(super) fn hold_state(state: &str, expire_ms: i64, at_ms: i64) -> Option<Hold
     }
 }
 
-/// Implements `Holds` for `$store`; `$for_update` locks a row read inside a transaction, and
-/// `$hold_begin` (given the holder's stored index) begins the transaction that places a
-/// hold, with the account's lock, where the database locks rows (`None`: a plain BEGIN).
+/// Implements `Holds` for `$store`; `$hold_begin` (given the holder's stored index) begins
+/// the transaction that places a hold, with the account's lock, where the database locks rows
+/// (`None`: a plain BEGIN).
 macro_rules! holds_sql {
-    ($store:ident, $db:ty, $for_update:expr, $hold_begin:expr) => {
+    ($store:ident, $db:ty, $hold_begin:expr) => {
         impl $crate::store::Holds for $store {
             async fn place_hold(
                 &self,
@@ -119,13 +119,12 @@ macro_rules! holds_sql {
                     None => self.pool.begin().await?,
                 };
                 let row: $crate::store::holds::HeldAccountRow = sqlx::query_as(&format!(
-                    "SELECT {}, \
-                     (SELECT CAST(COALESCE(SUM(CASE WHEN expire_ms > $2 THEN current_fen ELSE 0 END), 0) AS BIGINT) \
-                      FROM holds WHERE holder = $1 AND state = 'HELD') AS held_current_fen, \
-                     (SELECT CAST(COALESCE(SUM(CASE WHEN expire_ms > $2 THEN prior_fen ELSE 0 END), 0) AS BIGINT) \
-                      FROM holds WHERE holder = $1 AND state = 'HELD') AS held_prior_fen, \
-                     (SELECT CAST(COUNT(*) AS BIGINT) FROM holds WHERE holder = $1 AND state = 'HELD' AND expire_ms <= $2) AS expired \
-                     FROM accounts WHERE holder = $1",
+                    "SELECT {}, h.held_current_fen, h.held_prior_fen, h.expired FROM accounts, \
+                     (SELECT CAST(COALESCE(SUM(CASE WHEN expire_ms > $2 THEN current_fen ELSE 0 END), 0) AS BIGINT) AS held_current_fen, \
+                     CAST(COALESCE(SUM(CASE WHEN expire_ms > $2 THEN prior_fen ELSE 0 END), 0) AS BIGINT) AS held_prior_fen, \
+                     CAST(COALESCE(SUM(CASE WHEN expire_ms > $2 THEN 0 ELSE 1 END), 0) AS BIGINT) AS expired \
+                     FROM holds WHERE holder = $1 AND state = 'HELD') h \
+                     WHERE accounts.holder = $1",
                     $crate::store::accounts::ACCOUNT_COLUMNS
                 ))
                 .bind(&holder)

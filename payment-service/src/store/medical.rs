@@ -268,8 +268,8 @@ pub(super) fn medical_part(
     )
 }
 
-/// Implements `MedicalPayments` for `$store`. Uses `save_response` and `write_movement`
-/// of the other aggregates.
+/// Implements `MedicalPayments` for `$store`. Uses `write_payment`, `save_response` and
+/// `record_movement` of the other aggregates.
 macro_rules! medical_sql {
     ($store:ident, $written_order:expr, $for_update:expr) => {
         impl $crate::store::MedicalPayments for $store {

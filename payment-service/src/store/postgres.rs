@@ -98,7 +98,7 @@ accounts_sql!(
     day_begin,
     ACCOUNT_NO
 );
-holds_sql!(PgStore, sqlx::Postgres, FOR_UPDATE, hold_begin);
+holds_sql!(PgStore, sqlx::Postgres, hold_begin);
 premiums_sql!(PgStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(PgStore, WRITTEN_ORDER, FOR_UPDATE);
 institutions_sql!(PgStore);

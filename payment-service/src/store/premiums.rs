@@ -341,7 +341,7 @@ pub(super) fn premium_part(
 
 /// Implements `Premiums` for `$store`; `$next_seq` gives a new payment its position and
 /// `$for_update` locks a row read inside a transaction.
-/// Uses `save_response` and `write_movement` of the other aggregates.
+/// Uses `write_payment`, `save_response` and `write_movement` of the other aggregates.
 macro_rules! premiums_sql {
     ($store:ident, $next_seq:expr, $for_update:expr) => {
         impl $crate::store::Premiums for $store {

@@ -80,7 +80,7 @@ accounts_sql!(
     day_begin,
     ACCOUNT_NO
 );
-holds_sql!(SqliteStore, sqlx::Sqlite, FOR_UPDATE, hold_begin);
+holds_sql!(SqliteStore, sqlx::Sqlite, hold_begin);
 premiums_sql!(SqliteStore, NEXT_PREMIUM_SEQ, FOR_UPDATE);
 medical_sql!(SqliteStore, WRITTEN_ORDER, FOR_UPDATE);
 institutions_sql!(SqliteStore);

@@ -516,24 +516,6 @@ macro_rules! idempotency_sql {
             }
         }
 
-        /// Whether a first answer is stored under this request ID: after a batch failed on a
-        /// unique violation, this decides whether it was a retry (its parts run in no
-        /// promised order, so the violation named may be another part's).
-        #[allow(dead_code)]
-        async fn request_id_taken(
-            pool: &sqlx::Pool<$db>,
-            idempotency: &$crate::command::Idempotency,
-        ) -> Result<bool, $error> {
-            let row: Option<(String,)> = sqlx::query_as(
-                "SELECT request_id FROM idempotency WHERE scope = $1 AND request_id = $2",
-            )
-            .bind(&idempotency.scope)
-            .bind(&idempotency.request_id)
-            .fetch_optional(pool)
-            .await?;
-            Ok(row.is_some())
-        }
-
         /// The response recorded under a request ID in a scope, if any.
         async fn saved_response_of(
             pool: &sqlx::Pool<$db>,
