@@ -934,8 +934,9 @@ where
     let mut tasks = Vec::new();
     let mut k = 0;
     while Instant::now() < deadline {
-        ticker.tick().await;
-        let scheduled = Instant::now();
+        // The tick's own instant: a call started late (the loop was not scheduled in time,
+        // or every slot was taken) counts its wait, as a caller's would.
+        let scheduled = ticker.tick().await;
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
