@@ -5,6 +5,8 @@
 //!
 //! A benchmark, not a test: figures are only compared as ratios within one run.
 
+mod cpu;
+
 use std::{
     net::SocketAddr,
     path::PathBuf,
@@ -173,6 +175,8 @@ struct Figure {
     errors: usize,
     /// SQL statements per call, with `--count-sql`.
     sql_per_call: Option<f64>,
+    /// CPU per call, here and in PostgreSQL.
+    cpu_per_call: Option<cpu::PerCall>,
 }
 
 #[tokio::main]
@@ -225,14 +229,7 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
                 format!("gongji_bench_{tag}_b"),
                 format!("gongji_bench_{tag}_p"),
             ];
-            admin(
-                &args.postgres,
-                &names
-                    .iter()
-                    .map(|n| format!("CREATE DATABASE {n}"))
-                    .collect::<Vec<_>>(),
-            )
-            .await?;
+            admin(&args.postgres, &each(&names, "CREATE DATABASE")).await?;
             (
                 database_url(&args.postgres, &names[0]),
                 database_url(&args.postgres, &names[1]),
@@ -304,6 +301,7 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
         p99_ms: 0.0,
         errors: 0,
         sql_per_call: None,
+        cpu_per_call: None,
     });
     println!(
         "{backend}: SERVING in {ready_ms:.0} ms; {} families in {load_s:.1} s",
@@ -442,6 +440,7 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
         p99_ms: 0.0,
         errors: 0,
         sql_per_call: None,
+        cpu_per_call: None,
     });
     figures.push(Figure {
         backend: backend.to_owned(),
@@ -452,18 +451,12 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
         p99_ms: 0.0,
         errors: 0,
         sql_per_call: None,
+        cpu_per_call: None,
     });
     println!("{backend}: peak RSS of both services {peak_mib:.0} MiB");
     stack.stop().await?;
     if !databases.is_empty() {
-        admin(
-            &args.postgres,
-            &databases
-                .iter()
-                .map(|n| format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)"))
-                .collect::<Vec<_>>(),
-        )
-        .await?;
+        admin(&args.postgres, &each(&databases, "DROP DATABASE IF EXISTS")).await?;
     }
     std::fs::remove_dir_all(&scratch).ok();
     Ok(figures)
@@ -661,6 +654,16 @@ fn database_url(admin: &str, database: &str) -> String {
 }
 
 /// Runs `statements` on the admin database.
+/// `verb NAME` for each database name (a `DROP` forcing out what is still connected).
+fn each(names: &[String], verb: &str) -> Vec<String> {
+    let force = if verb.starts_with("DROP") {
+        " WITH (FORCE)"
+    } else {
+        ""
+    };
+    names.iter().map(|n| format!("{verb} {n}{force}")).collect()
+}
+
 async fn admin(url: &str, statements: &[String]) -> anyhow::Result<()> {
     use sqlx::Connection as _;
     let mut conn = sqlx::PgConnection::connect(url)
@@ -814,6 +817,7 @@ where
 {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let counter = Arc::new(AtomicUsize::new(0));
+    let cpu_before = cpu::sample();
     let tasks: Vec<_> = (0..clients)
         .map(|i| {
             let (c, call, counter) = (c[i % c.len()].clone(), call.clone(), counter.clone());
@@ -860,8 +864,9 @@ where
         first_error,
     );
     figure.sql_per_call = (statements > 0).then(|| statements as f64 / calls.max(1) as f64);
+    figure.cpu_per_call = cpu::sample().per_call_since(&cpu_before, calls);
     println!(
-        "  {backend:8} {workload:36} {clients:3} clients: {:8.0}/s  p50 {:6.2} ms  p99 {:6.2} ms  errors {}{}",
+        "  {backend:8} {workload:36} {clients:3} clients: {:8.0}/s  p50 {:6.2} ms  p99 {:6.2} ms  errors {}{}{}",
         figure.per_second,
         figure.p50_ms,
         figure.p99_ms,
@@ -869,9 +874,22 @@ where
         figure
             .sql_per_call
             .map(|n| format!("  SQL statements per call {n:.1}"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        cpu_text(figure.cpu_per_call),
     );
     figure
+}
+
+/// `  CPU per call: …` for a run's line; empty when not measured.
+fn cpu_text(cpu: Option<cpu::PerCall>) -> String {
+    let Some(cpu) = cpu else {
+        return String::new();
+    };
+    let postgres = cpu
+        .postgres_us
+        .map(|us| format!(", PostgreSQL {us:.0} µs"))
+        .unwrap_or_default();
+    format!("  CPU per call: here {:.0} µs{postgres}", cpu.own_us)
 }
 
 /// The figure of a run that started at `started`: its rate, and p50 and p99 of `latencies`.
@@ -903,6 +921,7 @@ fn figure_of(
         p99_ms: pct(0.99),
         errors,
         sql_per_call: None,
+        cpu_per_call: None,
     }
 }
 
@@ -931,6 +950,7 @@ where
     let deadline = started + Duration::from_secs(seconds);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let cpu_before = cpu::sample();
     let mut tasks = Vec::new();
     let mut k = 0;
     while Instant::now() < deadline {
@@ -959,7 +979,8 @@ where
             Err(_) => errors += 1,
         }
     }
-    let figure = figure_of(
+    let calls = all.len() + errors;
+    let mut figure = figure_of(
         backend,
         workload,
         PACED_MAX_IN_FLIGHT,
@@ -968,9 +989,14 @@ where
         errors,
         first_error,
     );
+    figure.cpu_per_call = cpu::sample().per_call_since(&cpu_before, calls);
     println!(
-        "  {backend:8} {workload:36} offered {rate:6.0}/s: {:8.0}/s  p50 {:6.2} ms  p99 {:6.2} ms  errors {}",
-        figure.per_second, figure.p50_ms, figure.p99_ms, figure.errors
+        "  {backend:8} {workload:36} offered {rate:6.0}/s: {:8.0}/s  p50 {:6.2} ms  p99 {:6.2} ms  errors {}{}",
+        figure.per_second,
+        figure.p50_ms,
+        figure.p99_ms,
+        figure.errors,
+        cpu_text(figure.cpu_per_call),
     );
     figure
 }
@@ -1018,7 +1044,9 @@ fn pgbench(args: &Args) -> anyhow::Result<Vec<Figure>> {
             if select_only {
                 cmd.arg("-S");
             }
+            let cpu_before = cpu::sample();
             let out = cmd.arg(&url).output()?;
+            let cpu_after = cpu::sample();
             let text = String::from_utf8_lossy(&out.stdout);
             let field = |prefix: &str| {
                 text.lines()
@@ -1028,6 +1056,12 @@ fn pgbench(args: &Args) -> anyhow::Result<Vec<Figure>> {
                     .and_then(|v| v.parse::<f64>().ok())
                     .unwrap_or(0.0)
             };
+            let transactions = text
+                .lines()
+                .find_map(|l| l.strip_prefix("number of transactions actually processed:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
             let figure = Figure {
                 backend: "postgres".to_owned(),
                 workload: workload.to_owned(),
@@ -1037,10 +1071,13 @@ fn pgbench(args: &Args) -> anyhow::Result<Vec<Figure>> {
                 p99_ms: 0.0,
                 errors: 0,
                 sql_per_call: None,
+                cpu_per_call: cpu_after.per_call_since(&cpu_before, transactions),
             };
             println!(
-                "  postgres {workload:36} {n:3} clients: {:8.0}/s  avg {:6.2} ms",
-                figure.per_second, figure.p50_ms
+                "  postgres {workload:36} {n:3} clients: {:8.0}/s  avg {:6.2} ms{}",
+                figure.per_second,
+                figure.p50_ms,
+                cpu_text(figure.cpu_per_call),
             );
             figures.push(figure);
         }
@@ -1061,7 +1098,30 @@ fn ratios(figures: &[Figure]) -> serde_json::Value {
         (Some(a), Some(b)) if b > 0.0 => serde_json::json!((a / b * 100.0).round() / 100.0),
         _ => serde_json::Value::Null,
     };
+    // PostgreSQL's CPU per call of a workload: what the server spends on one call, whose
+    // ratio to its spend on one pgbench transaction bounds the ratio of the rates.
+    let postgres_us = |backend: &str, workload: &str, clients: usize| {
+        figures
+            .iter()
+            .find(|f| f.backend == backend && f.workload == workload && f.clients == clients)
+            .and_then(|f| f.cpu_per_call)
+            .and_then(|c| c.postgres_us)
+    };
     let mut out = serde_json::Map::new();
+    out.insert(
+        "PostgreSQL CPU per call: PayPremium / pgbench TPC-B at 8".to_owned(),
+        ratio(
+            postgres_us("postgres", "PayPremium", 8),
+            postgres_us("postgres", "pgbench TPC-B", 8),
+        ),
+    );
+    out.insert(
+        "PostgreSQL CPU per call: CheckAuthorization / pgbench -S at 32".to_owned(),
+        ratio(
+            postgres_us("postgres", "CheckAuthorization", 32),
+            postgres_us("postgres", "pgbench -S", 32),
+        ),
+    );
     for n in [8, 32] {
         out.insert(
             format!("PayPremium postgres / pgbench TPC-B at {n}"),
@@ -1099,12 +1159,23 @@ fn ratios(figures: &[Figure]) -> serde_json::Value {
 
 fn print_table(figures: &[Figure]) {
     println!();
-    println!("| backend | workload | clients | per second | p50 ms | p99 ms | errors |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| backend | workload | clients | per second | p50 ms | p99 ms | errors | CPU µs per call: here | PostgreSQL |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for f in figures {
+        let cpu = |us: Option<f64>| us.map(|us| format!("{us:.0}")).unwrap_or_default();
         println!(
-            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
-            f.backend, f.workload, f.clients, f.per_second, f.p50_ms, f.p99_ms, f.errors
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} | {} |",
+            f.backend,
+            f.workload,
+            f.clients,
+            f.per_second,
+            f.p50_ms,
+            f.p99_ms,
+            f.errors,
+            cpu(f.cpu_per_call.map(|c| c.own_us)),
+            cpu(f.cpu_per_call.and_then(|c| c.postgres_us)),
         );
     }
     println!();
