@@ -229,7 +229,7 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
                 format!("gongji_bench_{tag}_b"),
                 format!("gongji_bench_{tag}_p"),
             ];
-            admin(&args.postgres, &each(&names, "CREATE DATABASE")).await?;
+            admin(&args.postgres, &each(&names, "CREATE DATABASE", "")).await?;
             (
                 database_url(&args.postgres, &names[0]),
                 database_url(&args.postgres, &names[1]),
@@ -456,7 +456,11 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
     println!("{backend}: peak RSS of both services {peak_mib:.0} MiB");
     stack.stop().await?;
     if !databases.is_empty() {
-        admin(&args.postgres, &each(&databases, "DROP DATABASE IF EXISTS")).await?;
+        admin(
+            &args.postgres,
+            &each(&databases, "DROP DATABASE IF EXISTS", " WITH (FORCE)"),
+        )
+        .await?;
     }
     std::fs::remove_dir_all(&scratch).ok();
     Ok(figures)
@@ -653,17 +657,15 @@ fn database_url(admin: &str, database: &str) -> String {
     }
 }
 
-/// Runs `statements` on the admin database.
-/// `verb NAME` for each database name (a `DROP` forcing out what is still connected).
-fn each(names: &[String], verb: &str) -> Vec<String> {
-    let force = if verb.starts_with("DROP") {
-        " WITH (FORCE)"
-    } else {
-        ""
-    };
-    names.iter().map(|n| format!("{verb} {n}{force}")).collect()
+/// `before NAME after` for each database name.
+fn each(names: &[String], before: &str, after: &str) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| format!("{before} {n}{after}"))
+        .collect()
 }
 
+/// Runs `statements` on the admin database.
 async fn admin(url: &str, statements: &[String]) -> anyhow::Result<()> {
     use sqlx::Connection as _;
     let mut conn = sqlx::PgConnection::connect(url)
