@@ -150,7 +150,8 @@ macro_rules! uses_sql {
                     // recorded its use may fail on the use (its movement ID) rather than on its
                     // request ID. Both committed together, so the request ID decides.
                     let idempotency = command.idempotency();
-                    let taken = saved_response_of(&self.pool, &self.vault, &idempotency.scope, &idempotency.request_id)
+                    let (scope, request_id) = (&idempotency.scope, &idempotency.request_id);
+                    let taken = saved_response_of(&self.pool, &self.vault, scope, request_id)
                         .await?
                         .is_some();
                     let conflict = if taken {

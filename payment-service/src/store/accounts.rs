@@ -561,7 +561,8 @@ macro_rules! accounts_sql {
                         // The parts run in no promised order: a retry may fail on the payment's
                         // row before its request ID. Both commit together, so the request ID
                         // decides first.
-                        if saved_response_of(pool, vault, &idempotency.scope, &idempotency.request_id).await?.is_some() {
+                        let (scope, request_id) = (&idempotency.scope, &idempotency.request_id);
+                        if saved_response_of(pool, vault, scope, request_id).await?.is_some() {
                             return Err($crate::store::StoreError::Conflict($crate::store::Conflict::RequestIdTaken));
                         }
                         let table = e.part.map(|i| batch.parts()[i].table);

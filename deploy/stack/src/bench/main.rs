@@ -817,9 +817,9 @@ where
     F: Fn(Clients, usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
+    let cpu_before = cpu::sample();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let counter = Arc::new(AtomicUsize::new(0));
-    let cpu_before = cpu::sample();
     let tasks: Vec<_> = (0..clients)
         .map(|i| {
             let (c, call, counter) = (c[i % c.len()].clone(), call.clone(), counter.clone());
@@ -1050,20 +1050,16 @@ fn pgbench(args: &Args) -> anyhow::Result<Vec<Figure>> {
             let out = cmd.arg(&url).output()?;
             let cpu_after = cpu::sample();
             let text = String::from_utf8_lossy(&out.stdout);
+            // `tps = 2448.1 (…)`, `latency average = 13.07 ms`, `number of … processed: 12240`.
             let field = |prefix: &str| {
                 text.lines()
-                    .find(|l| l.trim_start().starts_with(prefix))
-                    .and_then(|l| l.split('=').nth(1))
+                    .find_map(|l| l.trim_start().strip_prefix(prefix))
+                    .map(|v| v.trim_start_matches([' ', '=', ':']))
                     .and_then(|v| v.split_whitespace().next())
                     .and_then(|v| v.parse::<f64>().ok())
                     .unwrap_or(0.0)
             };
-            let transactions = text
-                .lines()
-                .find_map(|l| l.strip_prefix("number of transactions actually processed:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(0);
+            let transactions = field("number of transactions actually processed") as usize;
             let figure = Figure {
                 backend: "postgres".to_owned(),
                 workload: workload.to_owned(),
@@ -1090,11 +1086,13 @@ fn pgbench(args: &Args) -> anyhow::Result<Vec<Figure>> {
 
 /// The ratios the performance issue sets targets for.
 fn ratios(figures: &[Figure]) -> serde_json::Value {
-    let get = |backend: &str, workload: &str, clients: usize| {
+    let find = |backend: &str, workload: &str, clients: usize| {
         figures
             .iter()
             .find(|f| f.backend == backend && f.workload == workload && f.clients == clients)
-            .map(|f| f.per_second)
+    };
+    let get = |backend: &str, workload: &str, clients: usize| {
+        find(backend, workload, clients).map(|f| f.per_second)
     };
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => serde_json::json!((a / b * 100.0).round() / 100.0),
@@ -1103,9 +1101,7 @@ fn ratios(figures: &[Figure]) -> serde_json::Value {
     // PostgreSQL's CPU per call of a workload: what the server spends on one call, whose
     // ratio to its spend on one pgbench transaction bounds the ratio of the rates.
     let postgres_us = |backend: &str, workload: &str, clients: usize| {
-        figures
-            .iter()
-            .find(|f| f.backend == backend && f.workload == workload && f.clients == clients)
+        find(backend, workload, clients)
             .and_then(|f| f.cpu_per_call)
             .and_then(|c| c.postgres_us)
     };
