@@ -20,7 +20,9 @@ pub trait Bindings: Database<Conflict = super::Conflict> {
 
     /// What an authorization is decided on, in one round trip: both parties' registry
     /// records, and the pair's binding of `kind` (the live one, else the latest that was ever
-    /// granted; a REJECTED application never was a binding).
+    /// granted; a REJECTED application never was a binding). On PostgreSQL the round trip is
+    /// shared with the lookups asked at the same moment; each still sees every commit made
+    /// before it was asked.
     #[allow(clippy::type_complexity)]
     fn authorization_facts(
         &self,
@@ -202,19 +204,84 @@ pub(super) fn authorization_facts_sql() -> &'static str {
     &SQL
 }
 
-fn build_authorization_facts_sql() -> String {
-    let party = super::persons::PERSON_COLUMNS
+/// A party's columns, each as `p_<column>`.
+fn party_columns() -> String {
+    super::persons::PERSON_COLUMNS
         .split(',')
         .map(|c| format!("p.{c} AS p_{c}", c = c.trim()))
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+fn build_authorization_facts_sql() -> String {
     format!(
         "SELECT {party}, b.* FROM (SELECT 1 AS one) k \
          LEFT JOIN persons p ON p.id_number IN ($1, $2) \
          LEFT JOIN (SELECT {BINDING_COLUMNS} FROM bindings \
           WHERE authorizer = $1 AND beneficiary = $2 AND kind = $3 AND state <> 'REJECTED' \
-          ORDER BY CASE WHEN {LIVE} THEN 0 ELSE 1 END, seq DESC LIMIT 1) b ON 1 = 1"
+          ORDER BY CASE WHEN {LIVE} THEN 0 ELSE 1 END, seq DESC LIMIT 1) b ON 1 = 1",
+        party = party_columns(),
     )
+}
+
+/// What one authorization is decided on: both parties' records and the pair's binding.
+pub(super) type Facts = (Option<Person>, Option<Person>, Option<Binding>);
+
+/// One pair's lookup in a batch of `authorization_facts_batch_sql`.
+pub(super) struct FactsKey {
+    pub authorizer: IdNumber,
+    pub beneficiary: IdNumber,
+    pub kind: BindingKind,
+}
+
+/// One row of `authorization_facts_batch_sql`: a row of `authorization_facts_sql` and the
+/// position (from 1) of the lookup it answers.
+#[derive(sqlx::FromRow)]
+pub(super) struct BatchFactsRow {
+    i: i64,
+    #[sqlx(flatten)]
+    facts: FactsRow,
+}
+
+/// `authorization_facts_sql` for many pairs in one statement (PostgreSQL): the keyed indexes
+/// of the authorizers ($1), the beneficiaries ($2) and the kinds ($3), as arrays of one
+/// length; each row carries the position of its pair.
+pub(super) fn authorization_facts_batch_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT k.i, {party}, b.* \
+             FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(a, z, wanted, i) \
+             LEFT JOIN persons p ON p.id_number IN (k.a, k.z) \
+             LEFT JOIN LATERAL (SELECT {BINDING_COLUMNS} FROM bindings \
+              WHERE authorizer = k.a AND beneficiary = k.z AND kind = k.wanted \
+              AND state <> 'REJECTED' \
+              ORDER BY CASE WHEN {LIVE} THEN 0 ELSE 1 END, seq DESC LIMIT 1) b ON TRUE",
+            party = party_columns(),
+        )
+    });
+    &SQL
+}
+
+/// The facts of each key, in order, from the rows of `authorization_facts_batch_sql`.
+pub(super) fn facts_of_batch(
+    rows: Vec<BatchFactsRow>,
+    vault: &Vault,
+    keys: &[FactsKey],
+) -> Result<Vec<Facts>, StoreError> {
+    let mut grouped: Vec<Vec<FactsRow>> = keys.iter().map(|_| Vec::with_capacity(2)).collect();
+    for row in rows {
+        let slot = usize::try_from(row.i)
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| grouped.get_mut(i))
+            .ok_or_else(|| corrupt("authorization facts: a row of no lookup"))?;
+        slot.push(row.facts);
+    }
+    grouped
+        .into_iter()
+        .zip(keys)
+        .map(|(rows, k)| facts_of(rows, vault, &k.authorizer, &k.beneficiary))
+        .collect()
 }
 
 /// The records and binding of the rows of `authorization_facts_sql`.
@@ -344,15 +411,7 @@ macro_rules! bindings_sql {
                 (Option<$crate::domain::Person>, Option<$crate::domain::Person>, Option<$crate::domain::Binding>),
                 $crate::store::StoreError,
             > {
-                let rows: Vec<$crate::store::bindings::FactsRow> = sqlx::query_as(
-                    $crate::store::bindings::authorization_facts_sql(),
-                )
-                .bind(self.vault.index(authorizer))
-                .bind(self.vault.index(beneficiary))
-                .bind(kind.as_str())
-                .fetch_all(&self.reads)
-                .await?;
-                $crate::store::bindings::facts_of(rows, &self.vault, authorizer, beneficiary)
+                self.read_facts(authorizer, beneficiary, kind).await
             }
 
             async fn insert_binding(

@@ -340,6 +340,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_of_pairs_reads_each_pairs_binding_through_the_pair_index() {
+        let Some((names, store, mut conn)) = never_analyzed_bindings("batchplan").await else {
+            return;
+        };
+        let plan = plan_of(
+            &mut conn,
+            &crate::store::bindings::authorization_facts_batch_sql()
+                .replace("$1", "ARRAY['A77', 'A78', 'A79']")
+                .replace("$2", "ARRAY['B77', 'B78', 'B79']")
+                .replace(
+                    "$3",
+                    "ARRAY['FUNDS_SHARING', 'FUNDS_SHARING', 'FUNDS_SHARING']",
+                ),
+        )
+        .await;
+        let text = plan.join("\n");
+        // A lookup of the pair's own index per pair, a lookup of the registry per party: no
+        // scan, no intersection, no hash of a whole table.
+        assert!(text.contains("bindings_by_pair"), "{text}");
+        assert!(!text.contains("BitmapAnd"), "{text}");
+        assert!(!text.contains("Seq Scan"), "{text}");
+        assert!(!text.contains("Hash"), "{text}");
+        drop(conn);
+        drop(store);
+        gongji_shared::testing::drop_databases(&names).await;
+    }
+
+    #[tokio::test]
     async fn a_pairs_binding_is_read_through_the_pair_index_not_an_intersection() {
         let Some((names, store, mut conn)) = never_analyzed_bindings("pairplan").await else {
             return;

@@ -3,11 +3,16 @@
 //! What differs from PostgreSQL, all of it here: SQLite has one writer already, so writers
 //! of binding events need no lock of their own, and no row is locked. Reads outside
 //! transactions go to read-only connections (WAL), so they never queue behind the writer.
+//! A read's round trip stays in the process, so each authorization is read on its own.
 
-use gongji_shared::vault::Vault;
+use gongji_shared::{IdNumber, vault::Vault};
 use sqlx::sqlite::SqlitePool;
 
-use super::StoreError;
+use super::{
+    StoreError,
+    bindings::{Facts, FactsRow, authorization_facts_sql, facts_of},
+};
+use crate::domain::BindingKind;
 
 /// Serializes writers of binding events, so sequence order is commit order.
 const EVENT_LOCK: &str = "SELECT 1";
@@ -34,6 +39,25 @@ impl SqliteStore {
             reads: pools.readers,
             vault,
         })
+    }
+}
+
+impl SqliteStore {
+    /// `Bindings::authorization_facts`: one statement of its own (the reads are in this
+    /// process, so a round trip costs little).
+    async fn read_facts(
+        &self,
+        authorizer: &IdNumber,
+        beneficiary: &IdNumber,
+        kind: BindingKind,
+    ) -> Result<Facts, StoreError> {
+        let rows: Vec<FactsRow> = sqlx::query_as(authorization_facts_sql())
+            .bind(self.vault.index(authorizer))
+            .bind(self.vault.index(beneficiary))
+            .bind(kind.as_str())
+            .fetch_all(&self.reads)
+            .await?;
+        facts_of(rows, &self.vault, authorizer, beneficiary)
     }
 }
 

@@ -2,6 +2,7 @@
 //! stored values, and the idempotency table (AIP-155) with the `Database` trait over it.
 
 pub mod batch;
+pub mod coalesce;
 pub mod reseal;
 
 use std::{future::Future, path::Path, str::FromStr, time::Duration};
@@ -235,6 +236,29 @@ impl<C> StoreError<C> {
             }
             _ => false,
         }
+    }
+}
+
+impl<C: Clone> coalesce::BatchError for StoreError<C> {
+    /// sqlx's errors are not `Clone`: a copy keeps what callers act on (an outage stays one,
+    /// and is told UNAVAILABLE) and the message.
+    fn copy(&self) -> Self {
+        match self {
+            Self::Conflict(c) => Self::Conflict(c.clone()),
+            Self::Corrupt(s) => Self::Corrupt(s.clone()),
+            Self::Keys(s) => Self::Keys(s.clone()),
+            Self::Migrate(e) => Self::Corrupt(e.to_string()),
+            Self::Database(sqlx::Error::PoolTimedOut) => Self::Database(sqlx::Error::PoolTimedOut),
+            Self::Database(sqlx::Error::PoolClosed) => Self::Database(sqlx::Error::PoolClosed),
+            Self::Database(e) if self.is_outage() => {
+                Self::Database(sqlx::Error::Io(std::io::Error::other(e.to_string())))
+            }
+            Self::Database(e) => Self::Database(sqlx::Error::Protocol(e.to_string())),
+        }
+    }
+
+    fn lanes_gone() -> Self {
+        Self::Database(sqlx::Error::WorkerCrashed)
     }
 }
 

@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 
 use gongji_proto::{
-    binding::v1::{BindingState, EnrollmentStatus, GetBindingRequest, UpsertInsuredPersonRequest},
+    binding::v1::{
+        BindingState, CheckAuthorizationRequest, EnrollmentStatus, GetBindingRequest, Purpose,
+        UpsertInsuredPersonRequest,
+    },
     payment::v1::{
         GetAccountRequest, InstitutionKind, PayMedicalExpenseRequest, VerifyLedgerRequest,
     },
@@ -16,12 +19,13 @@ use tonic::Code;
 use crate::{
     both_backends, fixtures,
     payment::pay,
-    support::{Backend, IN_WINDOW, TestEnv},
+    support::{Backend, Clients, IN_WINDOW, TestEnv},
 };
 
 both_backends!(
     two_hundred_concurrent_debits_never_overdraw,
     no_binding_survives_a_termination_that_races_it,
+    concurrent_checks_each_answer_their_own_pair,
 );
 
 const PAYERS: u32 = 4;
@@ -43,6 +47,37 @@ enum Debit {
     },
 }
 
+/// Registers a payer (employee-insured, account funded with `funds`) of birth sequence
+/// `payer`, and a child of each sequence in `children` bound to them: the payer's ID number,
+/// and each child's with its binding's ID.
+async fn payer_with_children(
+    c: &mut Clients,
+    payer: u32,
+    children: impl Iterator<Item = u32>,
+    funds: &str,
+) -> (String, Vec<(String, String)>) {
+    let payer = fixtures::id_number("19800101", payer);
+    fixtures::register(c, fixtures::person(&payer, "付款人", Some("340500"), None)).await;
+    fixtures::fund(c, &payer, funds).await;
+    let mut bound = Vec::new();
+    for k in children {
+        let child = fixtures::id_number("20120101", k);
+        fixtures::register(c, fixtures::person(&child, "孩子", None, Some("340500"))).await;
+        let mut bind = fixtures::bind_child(&fixtures::opaque("bind"), &child, "孩子");
+        bind.authorizer_id_number = payer.clone();
+        let binding = c
+            .bindings
+            .create_binding(bind)
+            .await
+            .expect("bind")
+            .into_inner()
+            .binding
+            .expect("binding");
+        bound.push((child, binding.binding_id));
+    }
+    (payer, bound)
+}
+
 async fn two_hundred_concurrent_debits_never_overdraw(backend: Backend) {
     let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
         return;
@@ -50,25 +85,9 @@ async fn two_hundred_concurrent_debits_never_overdraw(backend: Backend) {
     let mut c = env.clients_owned();
     let mut families = Vec::new();
     for p in 1..=PAYERS {
-        let payer = fixtures::id_number("19800101", 100 + p);
-        fixtures::register(
-            &mut c,
-            fixtures::person(&payer, "付款人", Some("340500"), None),
-        )
-        .await;
-        fixtures::fund(&mut c, &payer, FUNDS).await;
-        for k in 1..=CHILDREN_PER_PAYER {
-            let child = fixtures::id_number("20120101", 200 + p * 10 + k);
-            fixtures::register(
-                &mut c,
-                fixtures::person(&child, "孩子", None, Some("340500")),
-            )
-            .await;
-            let mut bind = fixtures::bind_child(&fixtures::opaque("bind"), &child, "孩子");
-            bind.authorizer_id_number = payer.clone();
-            c.bindings.create_binding(bind).await.expect("bind");
-            families.push((payer.clone(), child));
-        }
+        let children = (1..=CHILDREN_PER_PAYER).map(|k| 200 + p * 10 + k);
+        let (payer, bound) = payer_with_children(&mut c, 100 + p, children, FUNDS).await;
+        families.extend(bound.into_iter().map(|(child, _)| (payer.clone(), child)));
     }
 
     // One premium per child, the rest medical expenses, spread over the families.
@@ -253,5 +272,93 @@ async fn no_binding_survives_a_termination_that_races_it(backend: Backend) {
     }
     // Either may win a round; some applications must have won for the check to mean anything.
     assert!(created > 0, "no application won a round");
+    env.finish().await;
+}
+
+/// Times each pair is checked at once.
+const CHECKS_PER_PAIR: usize = 4;
+
+/// Checks asked at the same moment may be read together (PostgreSQL reads them in one
+/// statement): each caller still gets its own pair's answer, binding and beneficiary.
+async fn concurrent_checks_each_answer_their_own_pair(backend: Backend) {
+    let Some(env) = TestEnv::start(backend, IN_WINDOW).await else {
+        return;
+    };
+    let mut c = env.clients_owned();
+    // Two payers with three children each; a stranger nobody registered.
+    let mut payers = Vec::new();
+    let mut children = Vec::new();
+    let mut bound = HashMap::new();
+    for p in 0..2u32 {
+        let (payer, own) =
+            payer_with_children(&mut c, 400 + p, (0..3).map(|k| 400 + p * 10 + k), "100.00").await;
+        for (child, binding_id) in own {
+            bound.insert((payer.clone(), child.clone()), binding_id);
+            children.push(child);
+        }
+        payers.push(payer);
+    }
+    let stranger = fixtures::id_number("20120101", 499);
+    children.push(stranger.clone());
+
+    // Every payer with every child, each several times, all at once.
+    let mut pairs = Vec::new();
+    for payer in &payers {
+        for child in &children {
+            for _ in 0..CHECKS_PER_PAIR {
+                pairs.push((payer.clone(), child.clone()));
+            }
+        }
+    }
+    let tasks: Vec<_> = pairs
+        .into_iter()
+        .map(|(payer, child)| {
+            let mut c = c.clone();
+            tokio::spawn(async move {
+                let answer = c
+                    .bindings
+                    .check_authorization(CheckAuthorizationRequest {
+                        authorizer_id_number: payer.clone(),
+                        beneficiary_id_number: child.clone(),
+                        purpose: Purpose::Premium as i32,
+                    })
+                    .await
+                    .expect("check")
+                    .into_inner();
+                (payer, child, answer)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (payer, child, answer) = task.await.expect("task");
+        let denials: Vec<&str> = answer.denials.iter().map(|d| d.reason.as_str()).collect();
+        match bound.get(&(payer.clone(), child.clone())) {
+            Some(binding_id) => {
+                assert!(answer.authorized, "{payer} for {child}: {denials:?}");
+                assert_eq!(&answer.binding_id, binding_id, "the pair's own binding");
+            }
+            None if child == stranger => {
+                assert_eq!(
+                    denials,
+                    ["BINDING_NOT_FOUND", "PERSON_NOT_FOUND"],
+                    "{payer} for {child}"
+                );
+            }
+            None => {
+                assert_eq!(denials, ["BINDING_NOT_FOUND"], "{payer} for {child}");
+                assert!(answer.binding_id.is_empty());
+            }
+        }
+        assert_eq!(
+            answer.authorizer_region_code, "340500",
+            "{payer} is registered"
+        );
+        match answer.beneficiary {
+            Some(beneficiary) => {
+                assert_eq!(beneficiary.id_number, child, "the pair's own beneficiary")
+            }
+            None => assert_eq!(child, stranger),
+        }
+    }
     env.finish().await;
 }

@@ -1,0 +1,256 @@
+//! Concurrent reads of one kind, gathered into one statement. Under load a hot read's cost
+//! is mostly per round trip, not per row: a wake-up on each side, a snapshot, an executor
+//! set-up, the pool's checkout. A [`Coalescer`] queues each caller's key; a few lanes each
+//! take whatever is waiting (up to a batch) and read it in one statement.
+//!
+//! Freshness is kept: a key is taken from the queue only after its caller put it there, and
+//! the statement that reads it starts after that, so it sees every commit that came before
+//! the call, as a read of its own would. A lone caller waits for nobody: an idle lane takes
+//! it at once, so light load pays no delay, and batches form only when calls overlap.
+
+use std::{future::Future, sync::Arc};
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+/// Most keys waiting for a lane: a bound on memory; a caller beyond it waits to queue.
+pub const MAX_QUEUED: usize = 1_024;
+
+/// An error every waiter of a failed batch receives a copy of.
+pub trait BatchError: Sized {
+    /// A copy for another waiter of the same batch, of the same kind (an outage stays one).
+    fn copy(&self) -> Self;
+    /// The lanes are gone (they stop only when a read panicked, or the coalescer is being
+    /// dropped).
+    fn lanes_gone() -> Self;
+}
+
+/// One caller's key and where its answer goes.
+struct Waiter<K, V, E> {
+    key: K,
+    answer: oneshot::Sender<Result<V, E>>,
+}
+
+/// Gathers concurrent reads into batches; see the module's comment.
+pub struct Coalescer<K, V, E> {
+    queue: mpsc::Sender<Waiter<K, V, E>>,
+}
+
+impl<K, V, E> Coalescer<K, V, E>
+where
+    K: Send + 'static,
+    V: Send + 'static,
+    E: BatchError + Send + 'static,
+{
+    /// Starts `lanes` lanes (at least one), each reading up to `max_batch` keys at a time
+    /// with `read`, which answers each key in order. The lanes stop when the coalescer is
+    /// dropped.
+    pub fn spawn<F, Fut>(lanes: usize, max_batch: usize, read: F) -> Self
+    where
+        F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<V>, E>> + Send + 'static,
+    {
+        assert!(lanes >= 1 && max_batch >= 1, "a coalescer reads something");
+        let (queue, waiting) = mpsc::channel(MAX_QUEUED);
+        let waiting = Arc::new(Mutex::new(waiting));
+        let read = Arc::new(read);
+        for _ in 0..lanes {
+            tokio::spawn(lane(waiting.clone(), max_batch, read.clone()));
+        }
+        Self { queue }
+    }
+
+    /// The answer to `key`, read in whatever batch a lane takes it into.
+    pub async fn read(&self, key: K) -> Result<V, E> {
+        let (answer, answered) = oneshot::channel();
+        self.queue
+            .send(Waiter { key, answer })
+            .await
+            .map_err(|_| E::lanes_gone())?;
+        answered.await.unwrap_or_else(|_| Err(E::lanes_gone()))
+    }
+}
+
+/// Takes what is waiting, up to `max_batch`, reads it, answers each waiter; until the queue
+/// closes.
+async fn lane<K, V, E, F, Fut>(
+    waiting: Arc<Mutex<mpsc::Receiver<Waiter<K, V, E>>>>,
+    max_batch: usize,
+    read: Arc<F>,
+) where
+    E: BatchError,
+    F: Fn(Vec<K>) -> Fut,
+    Fut: Future<Output = Result<Vec<V>, E>>,
+{
+    let mut batch = Vec::with_capacity(max_batch);
+    loop {
+        // One lane at a time takes from the queue; the others read meanwhile.
+        if waiting.lock().await.recv_many(&mut batch, max_batch).await == 0 {
+            return;
+        }
+        // A caller that went away (its deadline passed) is not read for.
+        batch.retain(|w| !w.answer.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let (keys, answers): (Vec<K>, Vec<_>) = batch.drain(..).map(|w| (w.key, w.answer)).unzip();
+        match read(keys).await {
+            Ok(values) => {
+                assert_eq!(values.len(), answers.len(), "one answer per key, in order");
+                for (answer, value) in answers.into_iter().zip(values) {
+                    // A caller that left meanwhile does not want it.
+                    let _ = answer.send(Ok(value));
+                }
+            }
+            Err(error) => {
+                let mut answers = answers.into_iter();
+                let first = answers.next();
+                for answer in answers {
+                    let _ = answer.send(Err(error.copy()));
+                }
+                if let Some(answer) = first {
+                    let _ = answer.send(Err(error));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    struct Failed(u32);
+
+    impl BatchError for Failed {
+        fn copy(&self) -> Self {
+            Failed(self.0)
+        }
+        fn lanes_gone() -> Self {
+            Failed(0)
+        }
+    }
+
+    type Batches = Arc<std::sync::Mutex<Vec<Vec<u32>>>>;
+
+    /// A coalescer whose read records each batch it starts, waits for a permit of `gate`,
+    /// then doubles each key, or fails the batch when it holds 13.
+    fn doubling(
+        lanes: usize,
+        max_batch: usize,
+    ) -> (
+        Arc<Coalescer<u32, u32, Failed>>,
+        Arc<tokio::sync::Semaphore>,
+        Batches,
+    ) {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let batches = Batches::default();
+        let c = Coalescer::spawn(lanes, max_batch, {
+            let gate = gate.clone();
+            let batches = batches.clone();
+            move |keys: Vec<u32>| {
+                let gate = gate.clone();
+                batches.lock().unwrap().push(keys.clone());
+                async move {
+                    let _permit = gate.acquire().await.unwrap();
+                    if keys.contains(&13) {
+                        return Err(Failed(13));
+                    }
+                    Ok(keys.into_iter().map(|k| k * 2).collect())
+                }
+            }
+        });
+        (Arc::new(c), gate, batches)
+    }
+
+    fn read(
+        c: &Arc<Coalescer<u32, u32, Failed>>,
+        key: u32,
+    ) -> tokio::task::JoinHandle<Result<u32, Failed>> {
+        let c = c.clone();
+        tokio::spawn(async move { c.read(key).await })
+    }
+
+    /// Until `n` batches have started.
+    async fn started(batches: &Batches, n: usize) {
+        while batches.lock().unwrap().len() < n {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Until `n` keys wait in the queue.
+    async fn queued(c: &Coalescer<u32, u32, Failed>, n: usize) {
+        while c.queue.capacity() > MAX_QUEUED - n {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lone_read_goes_alone_and_overlapping_reads_share_batches_in_order() {
+        let (c, gate, batches) = doubling(1, 4);
+        let first = read(&c, 1);
+        started(&batches, 1).await;
+        let rest: Vec<_> = (2..=7).map(|k| read(&c, k)).collect();
+        queued(&c, 6).await;
+        gate.add_permits(3);
+        assert_eq!(first.await.unwrap(), Ok(2));
+        for (k, r) in (2..=7).zip(rest) {
+            assert_eq!(r.await.unwrap(), Ok(k * 2));
+        }
+        // The first alone, then the six that queued meanwhile, at most four at a time.
+        assert_eq!(
+            *batches.lock().unwrap(),
+            vec![vec![1], vec![2, 3, 4, 5], vec![6, 7]]
+        );
+    }
+
+    #[tokio::test]
+    async fn every_waiter_of_a_failed_batch_gets_the_error_and_the_next_batch_reads() {
+        let (c, gate, batches) = doubling(1, 8);
+        let first = read(&c, 1);
+        started(&batches, 1).await;
+        let failing: Vec<_> = [12, 13, 14].into_iter().map(|k| read(&c, k)).collect();
+        queued(&c, 3).await;
+        gate.add_permits(3);
+        assert_eq!(first.await.unwrap(), Ok(2));
+        for r in failing {
+            assert_eq!(r.await.unwrap(), Err(Failed(13)));
+        }
+        assert_eq!(read(&c, 5).await.unwrap(), Ok(10));
+        assert_eq!(batches.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn lanes_read_side_by_side_and_a_caller_that_left_is_not_read_for() {
+        let (c, gate, batches) = doubling(2, 8);
+        let held = read(&c, 1);
+        started(&batches, 1).await;
+        // The second lane reads while the first waits.
+        let beside = read(&c, 2);
+        started(&batches, 2).await;
+        gate.add_permits(1);
+        assert_eq!(beside.await.unwrap(), Ok(4));
+        assert_eq!(held.await.unwrap(), Ok(2));
+
+        let (c, gate, batches) = doubling(1, 8);
+        let held = read(&c, 1);
+        started(&batches, 1).await;
+        let left = read(&c, 5);
+        queued(&c, 1).await;
+        left.abort();
+        assert!(left.await.unwrap_err().is_cancelled());
+        gate.add_permits(2);
+        assert_eq!(held.await.unwrap(), Ok(2));
+        assert_eq!(read(&c, 9).await.unwrap(), Ok(18));
+        assert_eq!(*batches.lock().unwrap(), vec![vec![1], vec![9]]);
+    }
+
+    #[tokio::test]
+    async fn a_read_after_the_lanes_panicked_is_told_they_are_gone() {
+        let c = Coalescer::<u32, u32, Failed>::spawn(1, 2, |_keys: Vec<u32>| async {
+            panic!("a read that breaks its lane")
+        });
+        assert_eq!(c.read(1).await, Err(Failed(0)));
+        assert_eq!(c.read(2).await, Err(Failed(0)));
+    }
+}
