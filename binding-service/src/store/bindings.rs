@@ -171,6 +171,7 @@ impl BindingRow {
 /// One row of `authorization_facts_sql`: a party's record (if any) beside the pair's binding
 /// (if any); the binding's columns are the same on every row.
 #[derive(sqlx::FromRow)]
+#[cfg_attr(test, derive(Default))]
 pub(super) struct FactsRow {
     p_id_sealed: Option<String>,
     p_name: Option<String>,
@@ -227,10 +228,11 @@ fn build_authorization_facts_sql() -> String {
 /// What one authorization is decided on: both parties' records and the pair's binding.
 pub(super) type Facts = (Option<Person>, Option<Person>, Option<Binding>);
 
-/// One pair's lookup in a batch of `authorization_facts_batch_sql`.
+/// One pair's lookup in a batch of `authorization_facts_batch_sql`: the parties' keyed
+/// indexes and the binding's kind.
 pub(super) struct FactsKey {
-    pub authorizer: IdNumber,
-    pub beneficiary: IdNumber,
+    pub authorizer: String,
+    pub beneficiary: String,
     pub kind: BindingKind,
 }
 
@@ -262,13 +264,14 @@ pub(super) fn authorization_facts_batch_sql() -> &'static str {
     &SQL
 }
 
-/// The facts of each key, in order, from the rows of `authorization_facts_batch_sql`.
-pub(super) fn facts_of_batch(
+/// The rows of each of `keys` lookups, in order, from the rows of
+/// `authorization_facts_batch_sql`. Each caller opens its own rows (`facts_of`): the
+/// batch's reader only sorts them.
+pub(super) fn rows_of_batch(
     rows: Vec<BatchFactsRow>,
-    vault: &Vault,
-    keys: &[FactsKey],
-) -> Result<Vec<Facts>, StoreError> {
-    let mut grouped: Vec<Vec<FactsRow>> = keys.iter().map(|_| Vec::with_capacity(2)).collect();
+    keys: usize,
+) -> Result<Vec<Vec<FactsRow>>, StoreError> {
+    let mut grouped: Vec<Vec<FactsRow>> = (0..keys).map(|_| Vec::with_capacity(2)).collect();
     for row in rows {
         let slot = usize::try_from(row.i)
             .ok()
@@ -277,11 +280,7 @@ pub(super) fn facts_of_batch(
             .ok_or_else(|| corrupt("authorization facts: a row of no lookup"))?;
         slot.push(row.facts);
     }
-    grouped
-        .into_iter()
-        .zip(keys)
-        .map(|(rows, k)| facts_of(rows, vault, &k.authorizer, &k.beneficiary))
-        .collect()
+    Ok(grouped)
 }
 
 /// The records and binding of the rows of `authorization_facts_sql`.
@@ -608,4 +607,48 @@ macro_rules! bindings_sql {
             write_event(tx, vault, event, by).await
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch's row answering lookup `i` for the party sealed as `party`.
+    fn row(i: i64, party: &str) -> BatchFactsRow {
+        BatchFactsRow {
+            i,
+            facts: FactsRow {
+                p_id_sealed: Some(party.to_owned()),
+                ..FactsRow::default()
+            },
+        }
+    }
+
+    fn parties(rows: &[FactsRow]) -> Vec<&str> {
+        rows.iter()
+            .filter_map(|r| r.p_id_sealed.as_deref())
+            .collect()
+    }
+
+    #[test]
+    fn a_batchs_rows_go_to_their_lookups_in_order_whatever_order_they_come_in() {
+        let rows = vec![row(2, "b1"), row(1, "a1"), row(2, "b2"), row(1, "a2")];
+        let Ok(grouped) = rows_of_batch(rows, 3) else {
+            panic!("every row names a lookup");
+        };
+        assert_eq!(grouped.len(), 3, "one group per lookup, an empty one too");
+        assert_eq!(parties(&grouped[0]), ["a1", "a2"]);
+        assert_eq!(parties(&grouped[1]), ["b1", "b2"]);
+        assert!(grouped[2].is_empty());
+    }
+
+    #[test]
+    fn a_row_of_no_lookup_is_corrupt() {
+        for i in [0, 3, -1] {
+            let Err(error) = rows_of_batch(vec![row(i, "x")], 2) else {
+                panic!("{i}: a row of no lookup was placed");
+            };
+            assert!(matches!(error, StoreError::Corrupt(_)), "{i}: {error:?}");
+        }
+    }
 }
