@@ -65,7 +65,7 @@ async fn refused(
     status
 }
 
-async fn check(
+pub async fn check(
     c: &mut Clients,
     authorizer: &str,
     beneficiary: &str,
@@ -81,7 +81,7 @@ async fn check(
         .into_inner()
 }
 
-fn denials(auth: &gongji_proto::binding::v1::CheckAuthorizationResponse) -> Vec<&str> {
+pub fn denials(auth: &gongji_proto::binding::v1::CheckAuthorizationResponse) -> Vec<&str> {
     auth.denials.iter().map(|d| d.reason.as_str()).collect()
 }
 

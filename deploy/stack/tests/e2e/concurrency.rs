@@ -5,10 +5,7 @@
 use std::collections::HashMap;
 
 use gongji_proto::{
-    binding::v1::{
-        BindingState, CheckAuthorizationRequest, EnrollmentStatus, GetBindingRequest, Purpose,
-        UpsertInsuredPersonRequest,
-    },
+    binding::v1::{BindingState, EnrollmentStatus, GetBindingRequest, UpsertInsuredPersonRequest},
     payment::v1::{
         GetAccountRequest, InstitutionKind, PayMedicalExpenseRequest, VerifyLedgerRequest,
     },
@@ -17,7 +14,7 @@ use rust_decimal::Decimal;
 use tonic::Code;
 
 use crate::{
-    both_backends, fixtures,
+    binding, both_backends, fixtures,
     payment::pay,
     support::{Backend, Clients, IN_WINDOW, TestEnv},
 };
@@ -315,23 +312,14 @@ async fn concurrent_checks_each_answer_their_own_pair(backend: Backend) {
         .map(|(payer, child)| {
             let mut c = c.clone();
             tokio::spawn(async move {
-                let answer = c
-                    .bindings
-                    .check_authorization(CheckAuthorizationRequest {
-                        authorizer_id_number: payer.clone(),
-                        beneficiary_id_number: child.clone(),
-                        purpose: Purpose::Premium as i32,
-                    })
-                    .await
-                    .expect("check")
-                    .into_inner();
+                let answer = binding::check(&mut c, &payer, &child).await;
                 (payer, child, answer)
             })
         })
         .collect();
     for task in tasks {
         let (payer, child, answer) = task.await.expect("task");
-        let denials: Vec<&str> = answer.denials.iter().map(|d| d.reason.as_str()).collect();
+        let denials = binding::denials(&answer);
         match bound.get(&(payer.clone(), child.clone())) {
             Some(binding_id) => {
                 assert!(answer.authorized, "{payer} for {child}: {denials:?}");
