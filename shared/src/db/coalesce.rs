@@ -7,6 +7,11 @@
 //! the statement that reads it starts after that, so it sees every commit that came before
 //! the call, as a read of its own would. A lone caller waits for nobody: an idle lane takes
 //! it at once, so light load pays no delay, and batches form only when calls overlap.
+//!
+//! A lane may hold what it reads with (a database connection) from one batch to the next
+//! while calls keep coming, and gives it back when it finds nothing waiting: a pool tests a
+//! connection when it is taken and again when it is given back, two round trips to the
+//! server per batch that a held connection does not make.
 
 use std::{future::Future, sync::Arc};
 
@@ -49,6 +54,21 @@ where
         F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<V>, E>> + Send + 'static,
     {
+        Self::spawn_holding(lanes, max_batch, move |_: Option<()>, keys| {
+            let read = read(keys);
+            async move { (None, read.await) }
+        })
+    }
+
+    /// As [`Coalescer::spawn`], but each lane passes `read` what it kept after its last
+    /// batch (`None` at first, and after the lane found nothing waiting and gave it back)
+    /// and keeps what `read` returns beside the batch's answers.
+    pub fn spawn_holding<S, F, Fut>(lanes: usize, max_batch: usize, read: F) -> Self
+    where
+        S: Send + 'static,
+        F: Fn(Option<S>, Vec<K>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = (Option<S>, Result<Vec<V>, E>)> + Send + 'static,
+    {
         assert!(lanes >= 1 && max_batch >= 1, "a coalescer reads something");
         let (queue, waiting) = mpsc::channel(MAX_QUEUED);
         let waiting = Arc::new(Mutex::new(waiting));
@@ -72,19 +92,34 @@ where
 
 /// Takes what is waiting, up to `max_batch`, reads it, answers each waiter; until the queue
 /// closes.
-async fn lane<K, V, E, F, Fut>(
+async fn lane<K, V, E, S, F, Fut>(
     waiting: Arc<Mutex<mpsc::Receiver<Waiter<K, V, E>>>>,
     max_batch: usize,
     read: Arc<F>,
 ) where
     E: BatchError,
-    F: Fn(Vec<K>) -> Fut,
-    Fut: Future<Output = Result<Vec<V>, E>>,
+    F: Fn(Option<S>, Vec<K>) -> Fut,
+    Fut: Future<Output = (Option<S>, Result<Vec<V>, E>)>,
 {
     let mut batch = Vec::with_capacity(max_batch);
+    let mut held = None;
     loop {
-        // One lane at a time takes from the queue; the others read meanwhile.
-        if waiting.lock().await.recv_many(&mut batch, max_batch).await == 0 {
+        // One lane at a time takes from the queue; the others read meanwhile. A lane that
+        // finds nothing waiting, or another lane already waiting for it, gives back what it
+        // holds before it waits: an idle lane holds nothing.
+        let mut queue = match waiting.try_lock() {
+            Ok(queue) => queue,
+            Err(_) => {
+                held = None;
+                waiting.lock().await
+            }
+        };
+        if queue.is_empty() {
+            held = None;
+        }
+        let taken = queue.recv_many(&mut batch, max_batch).await;
+        drop(queue);
+        if taken == 0 {
             return;
         }
         // A caller that went away (its deadline passed) is not read for.
@@ -93,7 +128,9 @@ async fn lane<K, V, E, F, Fut>(
             continue;
         }
         let (keys, answers): (Vec<K>, Vec<_>) = batch.drain(..).map(|w| (w.key, w.answer)).unzip();
-        match read(keys).await {
+        let (kept, result) = read(held.take(), keys).await;
+        held = kept;
+        match result {
             Ok(values) => {
                 assert_eq!(values.len(), answers.len(), "one answer per key, in order");
                 for (answer, value) in answers.into_iter().zip(values) {
@@ -185,23 +222,33 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_lone_read_goes_alone_and_overlapping_reads_share_batches_in_order() {
-        let (c, gate, batches) = doubling(1, 4);
-        let first = read(&c, 1);
-        started(&batches, 1).await;
-        let rest: Vec<_> = (2..=7).map(|k| read(&c, k)).collect();
-        queued(&c, 6).await;
+    /// Reads 1, and 2 to 7 while 1 is read, through a one-lane coalescer of batches of four
+    /// whose reads double and wait for `gate`: the first alone, then the six that queued
+    /// meanwhile, at most four at a time.
+    async fn one_then_six_more(
+        c: &Arc<Coalescer<u32, u32, Failed>>,
+        gate: &tokio::sync::Semaphore,
+        batches: &Batches,
+    ) {
+        let first = read(c, 1);
+        started(batches, 1).await;
+        let rest: Vec<_> = (2..=7).map(|k| read(c, k)).collect();
+        queued(c, 6).await;
         gate.add_permits(3);
         assert_eq!(first.await.unwrap(), Ok(2));
         for (k, r) in (2..=7).zip(rest) {
             assert_eq!(r.await.unwrap(), Ok(k * 2));
         }
-        // The first alone, then the six that queued meanwhile, at most four at a time.
         assert_eq!(
             *batches.lock().unwrap(),
             vec![vec![1], vec![2, 3, 4, 5], vec![6, 7]]
         );
+    }
+
+    #[tokio::test]
+    async fn a_lone_read_goes_alone_and_overlapping_reads_share_batches_in_order() {
+        let (c, gate, batches) = doubling(1, 4);
+        one_then_six_more(&c, &gate, &batches).await;
     }
 
     #[tokio::test]
@@ -243,6 +290,88 @@ mod tests {
         assert_eq!(held.await.unwrap(), Ok(2));
         assert_eq!(read(&c, 9).await.unwrap(), Ok(18));
         assert_eq!(*batches.lock().unwrap(), vec![vec![1], vec![9]]);
+    }
+
+    /// Connection numbers, in the order they were used or given back.
+    type Log = Arc<std::sync::Mutex<Vec<u32>>>;
+
+    /// What a lane holds in [`holding`]: a numbered connection that records when it is
+    /// given back.
+    struct Held(u32, Log);
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            self.1.lock().unwrap().push(self.0);
+        }
+    }
+
+    /// A one-lane coalescer of [`holding`], with what it records.
+    struct Holding {
+        c: Arc<Coalescer<u32, u32, Failed>>,
+        gate: Arc<tokio::sync::Semaphore>,
+        batches: Batches,
+        /// The connection each batch was read on.
+        read_on: Log,
+        given_back: Log,
+    }
+
+    /// A one-lane coalescer whose read opens a numbered connection when it is handed none,
+    /// records each batch and the connection it reads on, waits for a permit of the gate,
+    /// doubles each key and keeps the connection.
+    fn holding(max_batch: usize) -> Holding {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (batches, read_on, given_back) = (Batches::default(), Log::default(), Log::default());
+        let opened = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let c = Coalescer::spawn_holding(1, max_batch, {
+            let (gate, batches) = (gate.clone(), batches.clone());
+            let (read_on, given_back) = (read_on.clone(), given_back.clone());
+            move |held: Option<Held>, keys: Vec<u32>| {
+                let held = held.unwrap_or_else(|| {
+                    let n = opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    Held(n, given_back.clone())
+                });
+                read_on.lock().unwrap().push(held.0);
+                batches.lock().unwrap().push(keys.clone());
+                let gate = gate.clone();
+                async move {
+                    let _permit = gate.acquire().await.unwrap();
+                    (Some(held), Ok(keys.into_iter().map(|k| k * 2).collect()))
+                }
+            }
+        });
+        Holding {
+            c: Arc::new(c),
+            gate,
+            batches,
+            read_on,
+            given_back,
+        }
+    }
+
+    /// Until `n` connections have been given back (a lane that never gives back fails here).
+    async fn given_back_count(given_back: &Log, n: usize) {
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while given_back.lock().unwrap().len() < n {
+                tokio::task::yield_now().await;
+            }
+        });
+        assert!(waited.await.is_ok(), "{n} connections given back");
+    }
+
+    #[tokio::test]
+    async fn a_lane_keeps_its_connection_while_calls_keep_coming_and_gives_it_back_when_idle() {
+        let h = holding(4);
+        one_then_six_more(&h.c, &h.gate, &h.batches).await;
+        // Three batches back to back on the one connection, given back once nothing waits.
+        given_back_count(&h.given_back, 1).await;
+        assert_eq!(*h.read_on.lock().unwrap(), vec![1, 1, 1]);
+        assert_eq!(*h.given_back.lock().unwrap(), vec![1]);
+        // A later call finds the lane idle and holding nothing: it reads on a new connection.
+        h.gate.add_permits(1);
+        assert_eq!(read(&h.c, 8).await.unwrap(), Ok(16));
+        given_back_count(&h.given_back, 2).await;
+        assert_eq!(*h.read_on.lock().unwrap(), vec![1, 1, 1, 2]);
+        assert_eq!(*h.given_back.lock().unwrap(), vec![1, 2]);
     }
 
     #[tokio::test]
