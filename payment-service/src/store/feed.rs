@@ -262,5 +262,7 @@ mod tests {
         let store = PgStore::connect(&url, 2, Vault::generate()).await.unwrap();
         store.migrate().await.unwrap();
         numbers_once!(&store);
+        drop(store);
+        testing::drop_databases(&names).await;
     }
 }
