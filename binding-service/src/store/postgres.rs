@@ -95,8 +95,10 @@ impl PgStore {
 /// The rows of each key, in order, in one statement, on the lane's `held` connection if it
 /// has one (kept from its last batch), else on one from the pool; the connection is kept
 /// for the lane's next batch unless the read failed. A held connection that turns out lost
-/// (the server restarted, or ended it) is given up and the read made once more on one the
-/// pool has just tested: reads change nothing, and the first call after an outage succeeds.
+/// (the server restarted, or ended it) is given up and the read made once more on one from
+/// the pool, which tests every connection it hands out for a while after that outage
+/// (`gongji_shared::db::liveness`): reads change nothing, and the first call after an
+/// outage succeeds.
 async fn read_facts_batch(
     pool: PgPool,
     held: Option<PoolConnection<Postgres>>,

@@ -9,9 +9,9 @@
 //! it at once, so light load pays no delay, and batches form only when calls overlap.
 //!
 //! A lane may hold what it reads with (a database connection) from one batch to the next
-//! while calls keep coming, and gives it back when it finds nothing waiting: a pool tests a
-//! connection when it is taken and again when it is given back, two round trips to the
-//! server per batch that a held connection does not make.
+//! while calls keep coming, and gives it back when it finds nothing waiting: sqlx's pool
+//! tests a connection when it is given back (and, idle a while, when it is taken), round
+//! trips to the server that a held connection does not make.
 
 use std::{future::Future, sync::Arc};
 

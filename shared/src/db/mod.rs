@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod coalesce;
+pub mod liveness;
 pub mod reseal;
 
 use std::{future::Future, path::Path, str::FromStr, time::Duration};
@@ -176,6 +177,9 @@ pub async fn postgres_pool(url: &str, max_connections: u32) -> Result<PgPool, sq
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_millis(ACQUIRE_TIMEOUT_MS))
+        // Tested only when idle a while or soon after an outage (see `liveness`).
+        .test_before_acquire(false)
+        .before_acquire(liveness::before_acquire)
         .connect(url)
         .await
 }
@@ -191,7 +195,7 @@ pub enum StoreError<C> {
     #[error("corrupt row: {0}")]
     Corrupt(String),
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The data keys do not fit the database (missing or wrong), or it holds personal data
@@ -200,42 +204,58 @@ pub enum StoreError<C> {
     Keys(String),
 }
 
+impl<C> From<sqlx::Error> for StoreError<C> {
+    /// Every database error a store meets comes through here: an outage is noted, so that
+    /// pooled connections are tested again for a while (`liveness`).
+    fn from(error: sqlx::Error) -> Self {
+        if is_outage(&error) {
+            liveness::note_outage();
+        }
+        Self::Database(error)
+    }
+}
+
 impl<C> StoreError<C> {
     /// Whether the database could not be reached or could not serve (its connections are
     /// gone, refused, exhausted, or it is shutting down): a retry later may succeed, and the
     /// caller is told UNAVAILABLE rather than INTERNAL.
     pub fn is_outage(&self) -> bool {
-        let Self::Database(error) = self else {
-            return false;
-        };
-        match error {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => true,
-            sqlx::Error::Database(db) => {
-                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                    // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN,
-                    // by their primary code.
-                    let primary = db
-                        .code()
-                        .and_then(|c| c.parse::<i32>().ok())
-                        .map(|c| c & 0xff);
-                    return matches!(primary, Some(5 | 6 | 10 | 13 | 14));
-                }
-                // PostgreSQL: connection exceptions (08), too many connections (53300), a
-                // database not accepting connections (55000), shutting down (57P01-57P03).
-                db.code().is_some_and(|code| {
-                    code.starts_with("08")
-                        || matches!(
-                            code.as_ref(),
-                            "53300" | "55000" | "57P01" | "57P02" | "57P03"
-                        )
-                })
-            }
+        match self {
+            Self::Database(error) => is_outage(error),
             _ => false,
         }
+    }
+}
+
+/// Whether `error` says the database could not be reached or could not serve.
+fn is_outage(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN,
+                // by their primary code.
+                let primary = db
+                    .code()
+                    .and_then(|c| c.parse::<i32>().ok())
+                    .map(|c| c & 0xff);
+                return matches!(primary, Some(5 | 6 | 10 | 13 | 14));
+            }
+            // PostgreSQL: connection exceptions (08), too many connections (53300), a
+            // database not accepting connections (55000), shutting down (57P01-57P03).
+            db.code().is_some_and(|code| {
+                code.starts_with("08")
+                    || matches!(
+                        code.as_ref(),
+                        "53300" | "55000" | "57P01" | "57P02" | "57P03"
+                    )
+            })
+        }
+        _ => false,
     }
 }
 
@@ -431,7 +451,7 @@ pub mod decode {
         if super::is_unique_violation(&error) {
             StoreError::Conflict(taken)
         } else {
-            StoreError::Database(error)
+            error.into()
         }
     }
 }
