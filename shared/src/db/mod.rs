@@ -205,10 +205,10 @@ pub enum StoreError<C> {
 }
 
 impl<C> From<sqlx::Error> for StoreError<C> {
-    /// Every database error a store meets comes through here: an outage is noted, so that
-    /// pooled connections are tested again for a while (`liveness`).
+    /// Every database error a store meets comes through here: a lost connection is noted as
+    /// an outage, so that pooled connections are tested again for a while (`liveness`).
     fn from(error: sqlx::Error) -> Self {
-        if is_outage(&error) {
+        if is_lost_connection(&error) {
             liveness::note_outage();
         }
         Self::Database(error)
@@ -224,6 +224,22 @@ impl<C> StoreError<C> {
             Self::Database(error) => is_outage(error),
             _ => false,
         }
+    }
+}
+
+/// Whether `error` says a connection to PostgreSQL was lost or could not be made (not a pool
+/// exhausted under load, nor SQLite busy): pooled connections may be dead.
+fn is_lost_connection(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+                && db.code().is_some_and(|code| {
+                    code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+                })
+        }
+        _ => false,
     }
 }
 
@@ -946,6 +962,12 @@ mod tests {
         assert!(!StoreError::<()>::Corrupt("x".into()).is_outage());
         assert!(!StoreError::<()>::Database(sqlx::Error::RowNotFound).is_outage());
         assert!(!StoreError::Conflict(()).is_outage());
+        // A lost connection turns the pools' tests back on; a pool exhausted under load does
+        // not (testing more would only add load).
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(is_lost_connection(&sqlx::Error::Io(reset)));
+        assert!(!is_lost_connection(&sqlx::Error::PoolTimedOut));
+        assert!(!is_lost_connection(&sqlx::Error::RowNotFound));
     }
 
     #[test]
