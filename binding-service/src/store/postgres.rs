@@ -228,8 +228,9 @@ mod tests {
             let mut kept = kept.expect("a connection that read is kept");
             assert_eq!(backend_of(&mut kept).await, pid);
 
-            // The server ends it while the lane holds it: the read is made again, on another.
-            let ended: (bool,) = sqlx::query_as("SELECT pg_terminate_backend($1)")
+            // The server ends it while the lane holds it (waiting until its process has exited):
+            // the read is made again, on another.
+            let ended: (bool,) = sqlx::query_as("SELECT pg_terminate_backend($1, 5000)")
                 .bind(pid)
                 .fetch_one(&pool)
                 .await

@@ -118,11 +118,13 @@ mod tests {
         };
         let first = backend().await;
         let mut other = PgConnection::connect(&admin).await.unwrap();
-        sqlx::query("SELECT pg_terminate_backend($1)")
+        // Waits until the server process has exited: before that it could still serve a query.
+        let ended: (bool,) = sqlx::query_as("SELECT pg_terminate_backend($1, 5000)")
             .bind(first)
-            .execute(&mut other)
+            .fetch_one(&mut other)
             .await
             .unwrap();
+        assert!(ended.0);
         // Handed out untested (it was used a moment ago), unless an outage was seen lately:
         // at most the next call finds it dead, and as a store error that notes the outage.
         let next: Result<(i32,), super::super::StoreError<()>> =
