@@ -101,34 +101,27 @@ impl PgStore {
 /// outage succeeds.
 async fn read_facts_batch(
     pool: PgPool,
-    held: Option<PoolConnection<Postgres>>,
+    mut held: Option<PoolConnection<Postgres>>,
     keys: Vec<FactsKey>,
 ) -> (
     Option<PoolConnection<Postgres>>,
     Result<Vec<Vec<FactsRow>>, StoreError>,
 ) {
-    let was_held = held.is_some();
-    let mut connection = match held {
-        Some(c) => c,
-        None => match pool.acquire().await {
-            Ok(c) => c,
-            Err(e) => return (None, Err(e.into())),
-        },
-    };
-    match read_facts_on(&mut connection, &keys).await {
-        Ok(rows) => (Some(connection), Ok(rows)),
-        Err(e) if was_held && e.is_outage() => {
-            drop(connection);
-            let mut fresh = match pool.acquire().await {
+    loop {
+        let was_held = held.is_some();
+        let mut connection = match held.take() {
+            Some(c) => c,
+            None => match pool.acquire().await {
                 Ok(c) => c,
                 Err(e) => return (None, Err(e.into())),
-            };
-            match read_facts_on(&mut fresh, &keys).await {
-                Ok(rows) => (Some(fresh), Ok(rows)),
-                Err(e) => (None, Err(e)),
-            }
+            },
+        };
+        match read_facts_on(&mut connection, &keys).await {
+            Ok(rows) => return (Some(connection), Ok(rows)),
+            // Lost while held: once more, on one from the pool (held is now empty).
+            Err(e) if was_held && e.is_outage() => continue,
+            Err(e) => return (None, Err(e)),
         }
-        Err(e) => (None, Err(e)),
     }
 }
 
