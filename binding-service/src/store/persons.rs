@@ -143,6 +143,37 @@ pub(super) fn pair_of(
 }
 
 impl PersonRow {
+    /// The record from the columns of an outer join: none when the join found no record
+    /// (its key, the ID number, is NULL), corrupt when a required column alone is.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn of_columns(
+        id_sealed: Option<String>,
+        name: Option<String>,
+        employee_region: Option<String>,
+        employee_status: Option<String>,
+        resident_region: Option<String>,
+        resident_status: Option<String>,
+        resident_paid_years: Option<String>,
+        update_time: Option<DateTime<Utc>>,
+    ) -> Result<Option<Self>, StoreError> {
+        match (id_sealed, name, resident_paid_years, update_time) {
+            (Some(id_sealed), Some(name), Some(resident_paid_years), Some(update_time)) => {
+                Ok(Some(Self {
+                    id_sealed,
+                    name,
+                    employee_region,
+                    employee_status,
+                    resident_region,
+                    resident_status,
+                    resident_paid_years,
+                    update_time,
+                }))
+            }
+            (None, None, None, None) => Ok(None),
+            _ => Err(corrupt("persons: a required column is NULL")),
+        }
+    }
+
     /// The record, its sealed columns opened.
     pub(super) fn open(self, vault: &Vault) -> Result<Person, StoreError> {
         let r = self;

@@ -51,13 +51,13 @@ impl SqliteStore {
         beneficiary: &IdNumber,
         kind: BindingKind,
     ) -> Result<Facts, StoreError> {
-        let rows: Vec<FactsRow> = sqlx::query_as(authorization_facts_sql())
+        let row: FactsRow = sqlx::query_as(authorization_facts_sql())
             .bind(self.vault.index(authorizer))
             .bind(self.vault.index(beneficiary))
             .bind(kind.as_str())
-            .fetch_all(&self.reads)
+            .fetch_one(&self.reads)
             .await?;
-        facts_of(rows, &self.vault, authorizer, beneficiary)
+        facts_of(row, &self.vault, authorizer, beneficiary)
     }
 }
 
