@@ -38,8 +38,12 @@ const NEXT_USE_SEQ: &str = "nextval('binding_uses_seq')";
 /// 11,300, against 6,300 to 7,000 reading each alone. Two, so that one slow statement does
 /// not hold every check.
 const FACTS_LANES: usize = 2;
-/// Most authorizations one statement reads: a bound on its rows (two per pair at most).
+/// Most authorizations one statement reads: a bound on its rows (one per pair).
 const MAX_FACTS_BATCH: usize = 64;
+/// How long a lane keeps its connection once no check comes: long enough to span the gaps
+/// between batches under load and between one caller's checks (each give-back is a round
+/// trip, sqlx's test), short enough that an idle service holds none.
+const FACTS_LINGER_MS: u64 = 10;
 
 /// PostgreSQL store.
 #[derive(Clone)]
@@ -61,7 +65,7 @@ impl PgStore {
         vault: Vault,
     ) -> Result<Self, StoreError> {
         let pool = gongji_shared::db::postgres_pool(url, max_connections).await?;
-        let facts = Coalescer::spawn_holding(FACTS_LANES, MAX_FACTS_BATCH, {
+        let facts = Coalescer::spawn_holding(FACTS_LANES, MAX_FACTS_BATCH, FACTS_LINGER_MS, {
             let pool = pool.clone();
             move |held, keys| read_facts_batch(pool.clone(), held, keys)
         });

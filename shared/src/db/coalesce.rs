@@ -9,11 +9,12 @@
 //! it at once, so light load pays no delay, and batches form only when calls overlap.
 //!
 //! A lane may hold what it reads with (a database connection) from one batch to the next
-//! while calls keep coming, and gives it back when it finds nothing waiting: sqlx's pool
-//! tests a connection when it is given back (and, idle a while, when it is taken), round
-//! trips to the server that a held connection does not make.
+//! while calls keep coming, and gives it back once nothing has come for a short linger:
+//! sqlx's pool tests a connection when it is given back (and, idle a while, when it is
+//! taken), round trips to the server that a held connection does not make. Each lane holds
+//! at most one thing, and none once idle for the linger.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
@@ -54,16 +55,17 @@ where
         F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<V>, E>> + Send + 'static,
     {
-        Self::spawn_holding(lanes, max_batch, move |_: Option<()>, keys| {
+        Self::spawn_holding(lanes, max_batch, 0, move |_: Option<()>, keys| {
             let read = read(keys);
             async move { (None, read.await) }
         })
     }
 
     /// As [`Coalescer::spawn`], but each lane passes `read` what it kept after its last
-    /// batch (`None` at first, and after the lane found nothing waiting and gave it back)
-    /// and keeps what `read` returns beside the batch's answers.
-    pub fn spawn_holding<S, F, Fut>(lanes: usize, max_batch: usize, read: F) -> Self
+    /// batch (`None` at first, and after the lane gave it back) and keeps what `read`
+    /// returns beside the batch's answers. A lane gives back what it keeps when no call has
+    /// come for it within `linger_ms` of its last batch.
+    pub fn spawn_holding<S, F, Fut>(lanes: usize, max_batch: usize, linger_ms: u64, read: F) -> Self
     where
         S: Send + 'static,
         F: Fn(Option<S>, Vec<K>) -> Fut + Send + Sync + 'static,
@@ -73,8 +75,9 @@ where
         let (queue, waiting) = mpsc::channel(MAX_QUEUED);
         let waiting = Arc::new(Mutex::new(waiting));
         let read = Arc::new(read);
+        let linger = Duration::from_millis(linger_ms);
         for _ in 0..lanes {
-            tokio::spawn(lane(waiting.clone(), max_batch, read.clone()));
+            tokio::spawn(lane(waiting.clone(), max_batch, linger, read.clone()));
         }
         Self { queue }
     }
@@ -95,6 +98,7 @@ where
 async fn lane<K, V, E, S, F, Fut>(
     waiting: Arc<Mutex<mpsc::Receiver<Waiter<K, V, E>>>>,
     max_batch: usize,
+    linger: Duration,
     read: Arc<F>,
 ) where
     E: BatchError,
@@ -104,20 +108,38 @@ async fn lane<K, V, E, S, F, Fut>(
     let mut batch = Vec::with_capacity(max_batch);
     let mut held = None;
     loop {
-        // One lane at a time takes from the queue; the others read meanwhile. A lane that
-        // finds nothing waiting, or another lane already waiting for it, gives back what it
-        // holds before it waits: an idle lane holds nothing.
+        // One lane at a time takes from the queue; the others read meanwhile. A lane waits
+        // for its turn and for a call holding what it kept for the linger, then gives it
+        // back and goes on waiting: an idle lane holds nothing. (Both waits can be dropped
+        // unfinished: a lock not yet granted is not taken, and nothing is received.)
+        let deadline = tokio::time::Instant::now() + linger;
         let mut queue = match waiting.try_lock() {
             Ok(queue) => queue,
-            Err(_) => {
-                held = None;
-                waiting.lock().await
-            }
+            Err(_) => match held {
+                Some(_) => match tokio::time::timeout_at(deadline, waiting.lock()).await {
+                    Ok(queue) => queue,
+                    Err(_) => {
+                        held = None;
+                        waiting.lock().await
+                    }
+                },
+                None => waiting.lock().await,
+            },
         };
-        if queue.is_empty() {
-            held = None;
-        }
-        let taken = queue.recv_many(&mut batch, max_batch).await;
+        let taken = match held {
+            Some(_) if queue.is_empty() => {
+                match tokio::time::timeout_at(deadline, queue.recv_many(&mut batch, max_batch))
+                    .await
+                {
+                    Ok(taken) => taken,
+                    Err(_) => {
+                        held = None;
+                        queue.recv_many(&mut batch, max_batch).await
+                    }
+                }
+            }
+            _ => queue.recv_many(&mut batch, max_batch).await,
+        };
         drop(queue);
         if taken == 0 {
             return;
@@ -317,12 +339,12 @@ mod tests {
 
     /// A one-lane coalescer whose read opens a numbered connection when it is handed none,
     /// records each batch and the connection it reads on, waits for a permit of the gate,
-    /// doubles each key and keeps the connection.
-    fn holding(max_batch: usize) -> Holding {
+    /// doubles each key and keeps the connection, for `linger_ms` once idle.
+    fn holding(max_batch: usize, linger_ms: u64) -> Holding {
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let (batches, read_on, given_back) = (Batches::default(), Log::default(), Log::default());
         let opened = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let c = Coalescer::spawn_holding(1, max_batch, {
+        let c = Coalescer::spawn_holding(1, max_batch, linger_ms, {
             let (gate, batches) = (gate.clone(), batches.clone());
             let (read_on, given_back) = (read_on.clone(), given_back.clone());
             move |held: Option<Held>, keys: Vec<u32>| {
@@ -350,9 +372,9 @@ mod tests {
 
     /// Until `n` connections have been given back (a lane that never gives back fails here).
     async fn given_back_count(given_back: &Log, n: usize) {
-        let waited = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let waited = tokio::time::timeout(Duration::from_secs(5), async {
             while given_back.lock().unwrap().len() < n {
-                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
         });
         assert!(waited.await.is_ok(), "{n} connections given back");
@@ -360,7 +382,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lane_keeps_its_connection_while_calls_keep_coming_and_gives_it_back_when_idle() {
-        let h = holding(4);
+        let h = holding(4, 20);
         one_then_six_more(&h.c, &h.gate, &h.batches).await;
         // Three batches back to back on the one connection, given back once nothing waits.
         given_back_count(&h.given_back, 1).await;
@@ -372,6 +394,25 @@ mod tests {
         given_back_count(&h.given_back, 2).await;
         assert_eq!(*h.read_on.lock().unwrap(), vec![1, 1, 1, 2]);
         assert_eq!(*h.given_back.lock().unwrap(), vec![1, 2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lane_keeps_its_connection_for_the_linger_and_not_after() {
+        let h = holding(4, 10);
+        h.gate.add_permits(3);
+        assert_eq!(read(&h.c, 1).await.unwrap(), Ok(2));
+        // A call within the linger of the last batch reads on the same connection (the
+        // paused clock moves only as far as asked)...
+        tokio::time::sleep(Duration::from_millis(9)).await;
+        assert!(h.given_back.lock().unwrap().is_empty());
+        assert_eq!(read(&h.c, 2).await.unwrap(), Ok(4));
+        assert_eq!(*h.read_on.lock().unwrap(), vec![1, 1]);
+        // ...which it gives back once the linger passes with no call, and a later call
+        // reads on a new one.
+        tokio::time::sleep(Duration::from_millis(11)).await;
+        assert_eq!(*h.given_back.lock().unwrap(), vec![1]);
+        assert_eq!(read(&h.c, 3).await.unwrap(), Ok(6));
+        assert_eq!(*h.read_on.lock().unwrap(), vec![1, 1, 2]);
     }
 
     #[tokio::test]
