@@ -110,24 +110,22 @@ async fn lane<K, V, E, S, F, Fut>(
     loop {
         // One lane at a time takes from the queue; the others read meanwhile. A lane waits
         // for its turn and for a call holding what it kept for the linger, then gives it
-        // back and goes on waiting: an idle lane holds nothing. (Both waits can be dropped
-        // unfinished: a lock not yet granted is not taken, and nothing is received.)
+        // back and goes on waiting: an idle lane holds nothing. (A wait that can finish at
+        // once does, whatever the deadline: `timeout_at` polls it first. Both waits can be
+        // dropped unfinished: a lock not yet granted is not taken, and nothing is received.)
         let deadline = tokio::time::Instant::now() + linger;
-        let mut queue = match waiting.try_lock() {
-            Ok(queue) => queue,
-            Err(_) => match held {
-                Some(_) => match tokio::time::timeout_at(deadline, waiting.lock()).await {
-                    Ok(queue) => queue,
-                    Err(_) => {
-                        held = None;
-                        waiting.lock().await
-                    }
-                },
-                None => waiting.lock().await,
+        let mut queue = match held {
+            Some(_) => match tokio::time::timeout_at(deadline, waiting.lock()).await {
+                Ok(queue) => queue,
+                Err(_) => {
+                    held = None;
+                    waiting.lock().await
+                }
             },
+            None => waiting.lock().await,
         };
         let taken = match held {
-            Some(_) if queue.is_empty() => {
+            Some(_) => {
                 match tokio::time::timeout_at(deadline, queue.recv_many(&mut batch, max_batch))
                     .await
                 {
@@ -138,7 +136,7 @@ async fn lane<K, V, E, S, F, Fut>(
                     }
                 }
             }
-            _ => queue.recv_many(&mut batch, max_batch).await,
+            None => queue.recv_many(&mut batch, max_batch).await,
         };
         drop(queue);
         if taken == 0 {
