@@ -243,14 +243,14 @@ fn is_lost_connection(error: &sqlx::Error) -> bool {
     }
 }
 
-/// Whether `error` says the database could not be reached or could not serve.
+/// Whether `error` says the database could not be reached or could not serve: a connection
+/// lost, or the pool, a worker or the server unable to take the call.
 fn is_outage(error: &sqlx::Error) -> bool {
+    if is_lost_connection(error) {
+        return true;
+    }
     match error {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => {
             if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
                 // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN,
@@ -261,15 +261,10 @@ fn is_outage(error: &sqlx::Error) -> bool {
                     .map(|c| c & 0xff);
                 return matches!(primary, Some(5 | 6 | 10 | 13 | 14));
             }
-            // PostgreSQL: connection exceptions (08), too many connections (53300), a
-            // database not accepting connections (55000), shutting down (57P01-57P03).
-            db.code().is_some_and(|code| {
-                code.starts_with("08")
-                    || matches!(
-                        code.as_ref(),
-                        "53300" | "55000" | "57P01" | "57P02" | "57P03"
-                    )
-            })
+            // PostgreSQL, beside a lost connection: too many connections (53300), a database
+            // not accepting connections (55000).
+            db.code()
+                .is_some_and(|code| matches!(code.as_ref(), "53300" | "55000"))
         }
         _ => false,
     }
