@@ -8,7 +8,14 @@
 
 use std::sync::Arc;
 
-use gongji_shared::{IdNumber, db::coalesce::Coalescer, vault::Vault};
+use gongji_shared::{
+    IdNumber,
+    db::{
+        coalesce::Coalescer,
+        warm::{self, Warm},
+    },
+    vault::Vault,
+};
 use sqlx::{
     Postgres,
     pool::PoolConnection,
@@ -53,6 +60,10 @@ pub struct PgStore {
     reads: PgPool,
     /// Seals personal data and indexes ID numbers.
     vault: Vault,
+    /// The pool with a few connections kept warm for the calls of every payment (see
+    /// `warm`); reads and writes share it, as they share the pool.
+    warm: Warm<sqlx::Postgres>,
+    warm_reads: Warm<sqlx::Postgres>,
     /// Reads the facts of authorizations asked at the same moment together.
     facts: Arc<Coalescer<FactsKey, FactsRow, StoreError>>,
 }
@@ -65,12 +76,19 @@ impl PgStore {
         vault: Vault,
     ) -> Result<Self, StoreError> {
         let pool = gongji_shared::db::postgres_pool(url, max_connections).await?;
+        let warm = Warm::new(
+            pool.clone(),
+            warm::max_kept(max_connections),
+            warm::KEEP_LINGER_MS,
+        );
         let facts = Coalescer::spawn_holding(FACTS_LANES, MAX_FACTS_BATCH, FACTS_LINGER_MS, {
             let pool = pool.clone();
             move |held, keys| read_facts_batch(pool.clone(), held, keys)
         });
         Ok(Self {
             reads: pool.clone(),
+            warm: warm.clone(),
+            warm_reads: warm,
             pool,
             vault,
             facts: Arc::new(facts),

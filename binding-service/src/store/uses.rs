@@ -83,7 +83,8 @@ macro_rules! uses_sql {
                 ) -> (T, Option<$crate::domain::BindingUse>)
                 + Send,
             ) -> Result<T, $crate::store::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut connection = self.warm.acquire().await?;
+                let mut tx = sqlx::Connection::begin(&mut *connection).await?;
                 // The binding's row first: a revocation or an ending in flight is waited for
                 // and then seen, and one that comes later waits for this use. The records read
                 // after it are the ones current once the lock is held.
@@ -145,7 +146,9 @@ macro_rules! uses_sql {
                     if !gongji_shared::db::is_unique_violation(&e.error) {
                         return Err(e.error.into());
                     }
+                    // Back to the pool first: SQLite's one writer is this connection.
                     drop(tx);
+                    drop(connection);
                     // The parts of a batch run in no promised order: a retry of a call that
                     // recorded its use may fail on the use (its movement ID) rather than on its
                     // request ID. Both committed together, so the request ID decides.
@@ -162,6 +165,7 @@ macro_rules! uses_sql {
                     return Err($crate::store::StoreError::Conflict(conflict));
                 }
                 tx.commit().await?;
+                self.warm.keep(connection);
                 Ok(outcome)
             }
 

@@ -494,6 +494,14 @@ mod tests {
         assert_eq!(paid.split.draws.len(), 1, "one bucket");
         assert_eq!(prior_years(&store).await, "800.00");
         assert_eq!(statements, 5);
+        // Its calls to the store ran one after another on one connection, kept for the next
+        // call instead of tested on its way back to the pool.
+        assert_eq!(store.kept_connections(), 1);
+        // It counts as idle, not in use.
+        assert_eq!(
+            gongji_shared::db::Database::pool_connections(&store).in_use,
+            0
+        );
         gongji_shared::testing::drop_databases(&names).await;
     }
 

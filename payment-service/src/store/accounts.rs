@@ -342,13 +342,16 @@ macro_rules! accounts_sql {
                 &self,
                 holder: &gongji_shared::IdNumber,
             ) -> Result<Option<$crate::domain::Account>, $crate::store::StoreError> {
+                // Read before every medical payment (each party's): on a kept connection.
+                let mut connection = self.warm_reads.acquire().await?;
                 let row: Option<$crate::store::accounts::AccountRow> = sqlx::query_as(&format!(
                     "SELECT {} FROM accounts WHERE holder = $1",
                     $crate::store::accounts::ACCOUNT_COLUMNS
                 ))
                 .bind(self.vault.index(holder))
-                .fetch_optional(&self.reads)
+                .fetch_optional(&mut *connection)
                 .await?;
+                self.warm_reads.keep(connection);
                 row.map(|r| r.open(&self.vault)).transpose()
             }
 
@@ -499,7 +502,7 @@ macro_rules! accounts_sql {
         /// `conflict` says of the table, else a database error; a hold gone is `HoldGone`.
         #[allow(clippy::too_many_arguments)]
         async fn write_payment(
-            pool: &sqlx::Pool<$db>,
+            warm: &gongji_shared::db::warm::Warm<$db>,
             vault: &gongji_shared::vault::Vault,
             movement: Option<&$crate::domain::Movement>,
             posting: Option<&$crate::domain::fence::Posting>,
@@ -525,9 +528,12 @@ macro_rules! accounts_sql {
             let locked = (debited.len() == 1 && !$for_update.is_empty()).then(|| debited.first().cloned()).flatten();
             let mut day = movement.map(|m| m.business_date);
             for _ in 0..$crate::store::MAX_SEALED_DAYS_SKIPPED {
+                // A connection of its own per attempt: one whose attempt was rolled back goes
+                // back to the pool, and only one that committed is kept.
+                let mut connection = warm.acquire().await?;
                 let mut tx = match day.and_then($day_begin) {
-                    Some(begin) => pool.begin_with(begin).await?,
-                    None => pool.begin().await?,
+                    Some(begin) => sqlx::Connection::begin_with(&mut *connection, begin).await?,
+                    None => sqlx::Connection::begin(&mut *connection).await?,
                 };
                 let mut batch = Batch::default();
                 let settled = day.map(|d| {
@@ -557,12 +563,14 @@ macro_rules! accounts_sql {
                 let counts = match tx.run_batch(&batch).await {
                     Ok(counts) => counts,
                     Err(e) if gongji_shared::db::is_unique_violation(&e.error) => {
+                        // Back to the pool first: SQLite's one writer is this connection.
                         drop(tx);
+                        drop(connection);
                         // The parts run in no promised order: a retry may fail on the payment's
                         // row before its request ID. Both commit together, so the request ID
                         // decides first.
                         let (scope, request_id) = (&idempotency.scope, &idempotency.request_id);
-                        if saved_response_of(pool, vault, scope, request_id).await?.is_some() {
+                        if saved_response_of(warm.pool(), vault, scope, request_id).await?.is_some() {
                             return Err($crate::store::StoreError::Conflict($crate::store::Conflict::RequestIdTaken));
                         }
                         let table = e.part.map(|i| batch.parts()[i].table);
@@ -593,6 +601,7 @@ macro_rules! accounts_sql {
                     apply_movement_locked(&mut tx, vault, movement, locked.as_deref()).await?;
                 }
                 tx.commit().await?;
+                warm.keep(connection);
                 return Ok(());
             }
             Err($crate::store::StoreError::Corrupt("too many settled days ahead of a movement".into()))

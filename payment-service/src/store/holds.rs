@@ -113,10 +113,11 @@ macro_rules! holds_sql {
                 // The account's lock first (in the BEGIN's round trip where the database
                 // allows): a debit and another hold wait, then see this one. The account and
                 // its holds are read in one statement after it.
+                let mut connection = self.warm.acquire().await?;
                 let mut tx = match $hold_begin(&holder) {
-                    Some(begin) => self.pool.begin_with(begin).await?,
+                    Some(begin) => sqlx::Connection::begin_with(&mut *connection, begin).await?,
                     // A database that locks no rows (SQLite's one writer).
-                    None => self.pool.begin().await?,
+                    None => sqlx::Connection::begin(&mut *connection).await?,
                 };
                 let row: $crate::store::holds::HeldAccountRow = sqlx::query_as(&format!(
                     "SELECT {}, h.held_current_fen, h.held_prior_fen, h.expired FROM accounts, \
@@ -185,6 +186,7 @@ macro_rules! holds_sql {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
+                self.warm.keep(connection);
                 Ok(u64::try_from(expired).unwrap_or(0))
             }
 

@@ -290,7 +290,7 @@ macro_rules! medical_sql {
                     }
                     Ok(rows)
                 };
-                write_payment(&self.pool, &self.vault, movement, posting, idempotency, (response, p.pay_time), row, |_| None)
+                write_payment(&self.warm, &self.vault, movement, posting, idempotency, (response, p.pay_time), row, |_| None)
                     .await
             }
 

@@ -5,7 +5,10 @@
 //! (advisory locks), VerifyLedger reads in REPEATABLE READ (READ COMMITTED statements would
 //! each see another moment), and a premium payment's position comes from a sequence.
 
-use gongji_shared::vault::Vault;
+use gongji_shared::{
+    db::warm::{self, Warm},
+    vault::Vault,
+};
 use sqlx::postgres::PgPool;
 
 use super::StoreError;
@@ -64,6 +67,10 @@ pub struct PgStore {
     reads: PgPool,
     /// Seals personal data and indexes ID numbers.
     vault: Vault,
+    /// The pool with a few connections kept warm for the calls of every payment (see
+    /// `warm`); reads and writes share it, as they share the pool.
+    warm: Warm<sqlx::Postgres>,
+    warm_reads: Warm<sqlx::Postgres>,
 }
 
 impl PgStore {
@@ -74,11 +81,26 @@ impl PgStore {
         vault: Vault,
     ) -> Result<Self, StoreError> {
         let pool = gongji_shared::db::postgres_pool(url, max_connections).await?;
+        let warm = Warm::new(
+            pool.clone(),
+            warm::max_kept(max_connections),
+            warm::KEEP_LINGER_MS,
+        );
         Ok(Self {
             reads: pool.clone(),
+            warm: warm.clone(),
+            warm_reads: warm,
             pool,
             vault,
         })
+    }
+}
+
+#[cfg(test)]
+impl PgStore {
+    /// How many connections are kept warm now.
+    pub(crate) fn kept_connections(&self) -> usize {
+        self.warm.kept()
     }
 }
 

@@ -351,6 +351,7 @@ macro_rules! premiums_sql {
                 beneficiary: &gongji_shared::IdNumber,
             ) -> Result<(Option<$crate::domain::Account>, Vec<$crate::domain::premium::PaidYear>), $crate::store::StoreError> {
                 // One row per paid year (or one row of none), each beside the account's columns.
+                let mut connection = self.warm_reads.acquire().await?;
                 let rows: Vec<$crate::store::premiums::PremiumFactsRow> = sqlx::query_as(
                     "SELECT a.holder_sealed, a.region, a.current_fen, a.prior_fen, a.open_time, p.coverage_year, p.back_payment \
                      FROM (SELECT 1 AS one) k \
@@ -361,8 +362,9 @@ macro_rules! premiums_sql {
                 .bind(self.vault.index(payer))
                 .bind(self.vault.index(beneficiary))
                 .bind($crate::store::MAX_ROWS)
-                .fetch_all(&self.reads)
+                .fetch_all(&mut *connection)
                 .await?;
+                self.warm_reads.keep(connection);
                 $crate::store::premiums::premium_facts_of(rows, &self.vault)
             }
 
@@ -384,7 +386,7 @@ macro_rules! premiums_sql {
                     Ok(rows)
                 };
                 write_payment(
-                    &self.pool,
+                    &self.warm,
                     &self.vault,
                     movement,
                     posting,

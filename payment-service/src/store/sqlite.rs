@@ -6,7 +6,7 @@
 //! premium payment's position is the highest so far plus one. Reads outside transactions go
 //! to read-only connections (WAL), so they never queue behind the writer.
 
-use gongji_shared::vault::Vault;
+use gongji_shared::{db::warm::Warm, vault::Vault};
 use sqlx::sqlite::SqlitePool;
 
 use super::StoreError;
@@ -50,6 +50,10 @@ pub struct SqliteStore {
     reads: SqlitePool,
     /// Seals personal data and indexes ID numbers.
     vault: Vault,
+    /// The writer and the readers, keeping none warm: a test on giving a connection back is
+    /// a call within this process, not a round trip.
+    warm: Warm<sqlx::Sqlite>,
+    warm_reads: Warm<sqlx::Sqlite>,
 }
 
 impl SqliteStore {
@@ -57,6 +61,8 @@ impl SqliteStore {
     pub async fn connect(url: &str, vault: Vault) -> Result<Self, StoreError> {
         let pools = gongji_shared::db::sqlite_pools(url).await?;
         Ok(Self {
+            warm: Warm::new(pools.writer.clone(), 0, 0),
+            warm_reads: Warm::new(pools.readers.clone(), 0, 0),
             pool: pools.writer,
             reads: pools.readers,
             vault,

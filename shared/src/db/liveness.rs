@@ -60,6 +60,11 @@ pub fn must_test(idle_ms: u64, since_outage_ms: Option<u64>) -> bool {
     idle_ms >= TEST_IDLE_AFTER_MS || since_outage_ms.is_some_and(|s| s < TEST_ALL_AFTER_OUTAGE_MS)
 }
 
+/// Whether a connection idle for `idle_ms` is tested now.
+pub fn must_test_now(idle_ms: u64) -> bool {
+    must_test(idle_ms, since_outage_ms())
+}
+
 /// The pool's `before_acquire`: tests the connection when [`must_test`] says so; one that
 /// fails is closed and the pool hands out another (or opens one).
 pub fn before_acquire(

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod coalesce;
 pub mod liveness;
 pub mod reseal;
+pub mod warm;
 
 use std::{future::Future, path::Path, str::FromStr, time::Duration};
 
@@ -572,8 +573,8 @@ macro_rules! idempotency_sql {
         }
 
         /// The response recorded under a request ID in a scope, if any.
-        async fn saved_response_of(
-            pool: &sqlx::Pool<$db>,
+        async fn saved_response_of<'c>(
+            executor: impl sqlx::Executor<'c, Database = $db>,
             vault: &$crate::vault::Vault,
             scope: &str,
             request_id: &str,
@@ -583,7 +584,7 @@ macro_rules! idempotency_sql {
             )
             .bind(scope)
             .bind(request_id)
-            .fetch_optional(pool)
+            .fetch_optional(executor)
             .await?;
             let Some((operation, fingerprint, response)) = row else {
                 return Ok(None);
@@ -619,6 +620,8 @@ macro_rules! database_sql {
 
             fn pool_connections(&self) -> $crate::db::PoolConnections {
                 let (size, idle) = (self.pool.size(), self.pool.num_idle());
+                // A connection kept warm (see `warm`) is out of the pool but idle.
+                let idle = idle.saturating_add(self.warm.kept());
                 let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
                 $crate::db::PoolConnections {
                     in_use: size - idle,
@@ -710,7 +713,11 @@ macro_rules! database_sql {
                 request_id: &str,
             ) -> Result<Option<$crate::command::SavedResponse>, $crate::db::StoreError<$conflict>>
             {
-                saved_response_of(&self.reads, &self.vault, scope, request_id).await
+                // Looked up before almost every write: on a kept connection (see `warm`).
+                let mut connection = self.warm_reads.acquire().await?;
+                let saved = saved_response_of(&mut *connection, &self.vault, scope, request_id).await?;
+                self.warm_reads.keep(connection);
+                Ok(saved)
             }
 
             async fn record_answer(
