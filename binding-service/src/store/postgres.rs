@@ -60,8 +60,8 @@ pub struct PgStore {
     reads: PgPool,
     /// Seals personal data and indexes ID numbers.
     vault: Vault,
-    /// The pool with a few connections kept warm for the calls of every payment (see
-    /// `warm`); reads and writes share it, as they share the pool.
+    /// The pool with a few connections kept warm for the calls every payment makes here
+    /// (its use, request IDs; see `warm`); reads and writes share it, as they share the pool.
     warm: Warm<sqlx::Postgres>,
     warm_reads: Warm<sqlx::Postgres>,
     /// Reads the facts of authorizations asked at the same moment together.
