@@ -133,7 +133,7 @@ impl<DB: Database> Warm<DB> {
 
     /// Whether every connection the pool may open is out and none is idle: calls may be
     /// waiting for one, in order, and a kept connection would pass them by (under load that
-    /// starved them: a tenth of the payments at 32 clients waited ten times the median).
+    /// starved them: at 32 clients the slowest 1% of payments waited five times the median).
     fn pool_is_short(&self) -> bool {
         self.pool.num_idle() == 0 && self.pool.size() >= self.pool.options().get_max_connections()
     }
