@@ -47,10 +47,11 @@ const NEXT_USE_SEQ: &str = "nextval('binding_uses_seq')";
 const FACTS_LANES: usize = 2;
 /// Most authorizations one statement reads: a bound on its rows (one per pair).
 const MAX_FACTS_BATCH: usize = 64;
-/// How long a lane keeps its connection once no check comes: long enough to span the gaps
+/// How long a lane keeps its connection once no check comes: as long as a connection is
+/// kept warm for the next call (`warm`), for the same reasons: long enough to span the gaps
 /// between batches under load and between one caller's checks (each give-back is a round
 /// trip, sqlx's test), short enough that an idle service holds none.
-const FACTS_LINGER_MS: u64 = 10;
+const FACTS_LINGER_MS: u64 = warm::KEEP_LINGER_MS;
 
 /// PostgreSQL store.
 #[derive(Clone)]

@@ -209,13 +209,19 @@ mod tests {
             .0
     }
 
+    /// Takes a connection, uses it, keeps it; its server process.
+    async fn use_and_keep(warm: &Warm<Postgres>) -> i32 {
+        let mut connection = warm.acquire().await.unwrap();
+        let used = pid(&mut connection).await;
+        warm.keep(connection);
+        used
+    }
+
     #[tokio::test]
     async fn a_kept_connection_serves_the_next_call_then_goes_back_to_the_pool_after_the_linger() {
         let Some(pool) = pool(2).await else { return };
         let warm = Warm::new(pool.clone(), 1, 200);
-        let mut first = warm.acquire().await.unwrap();
-        let kept_pid = pid(&mut first).await;
-        warm.keep(first);
+        let kept_pid = use_and_keep(&warm).await;
         assert_eq!((warm.kept(), pool.size(), pool.num_idle()), (1, 1, 0));
         // Taken again within the linger: the same connection, still out of the pool.
         let mut again = warm.acquire().await.unwrap();
@@ -287,9 +293,7 @@ mod tests {
     async fn soon_after_an_outage_a_kept_connection_is_tested_and_a_dead_one_replaced() {
         let Some(pool) = pool(2).await else { return };
         let warm = Warm::new(pool.clone(), 1, 60_000);
-        let mut c = warm.acquire().await.unwrap();
-        let lost = pid(&mut c).await;
-        warm.keep(c);
+        let lost = use_and_keep(&warm).await;
         // The server ends the kept connection (waiting until its process has exited).
         let mut other = pool.acquire().await.unwrap();
         let ended: (bool,) = sqlx::query_as("SELECT pg_terminate_backend($1, 5000)")
