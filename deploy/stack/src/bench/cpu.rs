@@ -8,7 +8,7 @@ use std::path::Path;
 /// Clock ticks per second of `/proc`'s times (`USER_HZ`, 100 on Linux).
 const TICKS_PER_S: f64 = 100.0;
 /// Most processes read in one sample: a bound on the work of one reading of `/proc`.
-const MAX_PROCESSES: usize = 65_536;
+pub const MAX_PROCESSES: usize = 65_536;
 
 /// CPU ticks so far.
 #[derive(Debug, Clone, Copy, Default)]
@@ -71,7 +71,7 @@ impl Sample {
     }
 }
 
-fn read_stat(path: &Path) -> Option<(String, u64)> {
+pub fn read_stat(path: &Path) -> Option<(String, u64)> {
     ticks_of(&std::fs::read_to_string(path).ok()?)
 }
 

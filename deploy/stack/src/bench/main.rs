@@ -6,6 +6,7 @@
 //! A benchmark, not a test: figures are only compared as ratios within one run.
 
 mod cpu;
+mod neighbours;
 
 use std::{
     net::SocketAddr,
@@ -76,9 +77,10 @@ const CLOCK: &str = "2024-11-15T10:00:00+08:00";
 #[command(name = "gongji-bench")]
 struct Args {
     /// Families loaded (employee, child, account, binding) before the load runs. Each
-    /// PayPremium uses one family up (a year is paid once): enough for the default runs at
-    /// about 600 payments a second.
-    #[arg(long, default_value_t = 12_000)]
+    /// PayPremium uses one family up (a year is paid once), and the default runs pay for
+    /// about 16 seconds at up to the peak rate: enough for a peak of about 1,500 payments a
+    /// second (12,000 ran out at 920 a second on a fast day).
+    #[arg(long, default_value_t = 24_000)]
     families: usize,
     /// Concurrencies of the closed-loop runs.
     #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
@@ -177,6 +179,9 @@ struct Figure {
     sql_per_call: Option<f64>,
     /// CPU per call, here and in PostgreSQL.
     cpu_per_call: Option<cpu::PerCall>,
+    /// What other processes on this host took of its CPU during the run (the paced run's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    neighbours: Option<neighbours::Neighbours>,
 }
 
 #[tokio::main]
@@ -302,6 +307,7 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
         errors: 0,
         sql_per_call: None,
         cpu_per_call: None,
+        neighbours: None,
     });
     println!(
         "{backend}: SERVING in {ready_ms:.0} ms; {} families in {load_s:.1} s",
@@ -441,6 +447,7 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
         errors: 0,
         sql_per_call: None,
         cpu_per_call: None,
+        neighbours: None,
     });
     figures.push(Figure {
         backend: backend.to_owned(),
@@ -452,6 +459,7 @@ async fn run_backend(args: &Args, backend: &str) -> anyhow::Result<Vec<Figure>> 
         errors: 0,
         sql_per_call: None,
         cpu_per_call: None,
+        neighbours: None,
     });
     println!("{backend}: peak RSS of both services {peak_mib:.0} MiB");
     stack.stop().await?;
@@ -924,6 +932,7 @@ fn figure_of(
         errors,
         sql_per_call: None,
         cpu_per_call: None,
+        neighbours: None,
     }
 }
 
@@ -953,6 +962,7 @@ where
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let cpu_before = cpu::sample();
+    let probe = neighbours::Probe::start();
     let mut tasks = Vec::new();
     let mut k = 0;
     while Instant::now() < deadline {
@@ -992,6 +1002,7 @@ where
         first_error,
     );
     figure.cpu_per_call = cpu::sample().per_call_since(&cpu_before, calls);
+    figure.neighbours = probe.stop();
     println!(
         "  {backend:8} {workload:36} offered {rate:6.0}/s: {:8.0}/s  p50 {:6.2} ms  p99 {:6.2} ms  errors {}{}",
         figure.per_second,
@@ -1000,6 +1011,19 @@ where
         figure.errors,
         cpu_text(figure.cpu_per_call),
     );
+    if let Some(n) = &figure.neighbours {
+        let busiest = n
+            .peak_busiest
+            .as_ref()
+            .map(|(name, share)| format!(" ({name} {:.0}%)", share * 100.0))
+            .unwrap_or_default();
+        println!(
+            "  {backend:8} {:36} other processes on this host took {:.0}% of its CPU, {:.0}% in the busiest half second{busiest}",
+            "",
+            n.share * 100.0,
+            n.peak_share * 100.0,
+        );
+    }
     figure
 }
 
@@ -1070,6 +1094,7 @@ fn pgbench(args: &Args) -> anyhow::Result<Vec<Figure>> {
                 errors: 0,
                 sql_per_call: None,
                 cpu_per_call: cpu_after.per_call_since(&cpu_before, transactions),
+                neighbours: None,
             };
             println!(
                 "  postgres {workload:36} {n:3} clients: {:8.0}/s  avg {:6.2} ms{}",
