@@ -6,9 +6,11 @@
 use std::path::Path;
 
 /// Clock ticks per second of `/proc`'s times (`USER_HZ`, 100 on Linux).
-const TICKS_PER_S: f64 = 100.0;
+pub const TICKS_PER_S: f64 = 100.0;
 /// Most processes read in one sample: a bound on the work of one reading of `/proc`.
-pub const MAX_PROCESSES: usize = 65_536;
+const MAX_PROCESSES: usize = 65_536;
+/// The command name of PostgreSQL's server processes.
+pub const POSTGRES: &str = "postgres";
 
 /// CPU ticks so far.
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,18 +36,9 @@ pub fn sample() -> Sample {
         .and_then(|s| ticks_of(&s))
         .map_or(0, |(_, ticks)| ticks);
     let mut postgres_ticks = None;
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten().take(MAX_PROCESSES) {
-            let name = entry.file_name();
-            if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
-            let Some((comm, ticks)) = read_stat(&entry.path().join("stat")) else {
-                continue;
-            };
-            if comm == "postgres" {
-                *postgres_ticks.get_or_insert(0) += ticks;
-            }
+    for (_, comm, ticks) in processes() {
+        if comm == POSTGRES {
+            *postgres_ticks.get_or_insert(0) += ticks;
         }
     }
     Sample {
@@ -71,7 +64,22 @@ impl Sample {
     }
 }
 
-pub fn read_stat(path: &Path) -> Option<(String, u64)> {
+/// Every process's ID, command name and ticks (its own and its waited-for children's), read
+/// from `/proc`: at most `MAX_PROCESSES` entries of it.
+pub fn processes() -> impl Iterator<Item = (u32, String, u64)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .take(MAX_PROCESSES)
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let (comm, ticks) = read_stat(&entry.path().join("stat"))?;
+            Some((pid, comm, ticks))
+        })
+}
+
+fn read_stat(path: &Path) -> Option<(String, u64)> {
     ticks_of(&std::fs::read_to_string(path).ok()?)
 }
 

@@ -19,10 +19,6 @@ use crate::cpu;
 
 /// One window. `/proc` counts in 10 ms ticks: 500 ms on 2 CPUs is 100 of them.
 const WINDOW_MS: u64 = 500;
-/// `/proc`'s clock ticks per second (`USER_HZ`).
-const TICKS_PER_S: f64 = 100.0;
-/// The processes that are the run itself: the database's, besides this one.
-const RUN_ITSELF: &str = "postgres";
 
 /// Other processes' share of the host's CPU during a run.
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
@@ -38,31 +34,13 @@ pub struct Neighbours {
 /// CPU ticks of every other process, by process ID, with its command name.
 type Ticks = HashMap<u32, (String, u64)>;
 
-/// Reads the ticks of every process but this one and the run's own database.
+/// Reads the ticks of every process but the run's own: this one and PostgreSQL's.
 fn others() -> Ticks {
     let own = std::process::id();
-    let mut ticks = Ticks::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return ticks;
-    };
-    for entry in entries.flatten().take(cpu::MAX_PROCESSES) {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == own {
-            continue;
-        }
-        if let Some((comm, t)) = cpu::read_stat(&entry.path().join("stat"))
-            && comm != RUN_ITSELF
-        {
-            ticks.insert(pid, (comm, t));
-        }
-    }
-    ticks
+    cpu::processes()
+        .filter(|(pid, comm, _)| *pid != own && comm != cpu::POSTGRES)
+        .map(|(pid, comm, ticks)| (pid, (comm, ticks)))
+        .collect()
 }
 
 /// Ticks spent between two readings, in all and by command name. A process that started
@@ -84,7 +62,7 @@ fn spent(before: &Ticks, after: &Ticks) -> (u64, HashMap<String, u64>) {
 
 /// The share of `cpus` CPUs that `ticks` are over `elapsed`.
 fn share_of(ticks: u64, elapsed: Duration, cpus: usize) -> f64 {
-    let capacity = elapsed.as_secs_f64() * TICKS_PER_S * cpus as f64;
+    let capacity = elapsed.as_secs_f64() * cpu::TICKS_PER_S * cpus as f64;
     if capacity <= 0.0 {
         0.0
     } else {
@@ -173,6 +151,6 @@ mod tests {
     fn others_leave_out_this_process() {
         let others = others();
         assert!(!others.contains_key(&std::process::id()));
-        assert!(others.values().all(|(comm, _)| comm != RUN_ITSELF));
+        assert!(others.values().all(|(comm, _)| comm != cpu::POSTGRES));
     }
 }
