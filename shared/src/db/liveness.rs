@@ -105,14 +105,9 @@ mod tests {
 
     #[tokio::test]
     async fn connections_lost_while_pooled_fail_at_most_one_call_then_are_replaced() {
-        let admin = std::env::var("GONGJI_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let required = std::env::var("GONGJI_TEST_POSTGRES").is_ok_and(|v| v == "require");
         // The pool as the services make it, of two connections.
-        let pool = match super::super::postgres_pool(&admin, 2).await {
-            Ok(pool) => pool,
-            Err(error) if required => panic!("GONGJI_TEST_POSTGRES=require: {error}"),
-            Err(_) => return eprintln!("!!! SKIPPED a PostgreSQL test: no server"),
+        let Some((admin, pool)) = super::super::test_server(2).await else {
+            return;
         };
         let pid_sql = "SELECT pg_backend_pid()";
         // Both connections opened and used, then idle in the pool.

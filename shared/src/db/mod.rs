@@ -741,6 +741,25 @@ macro_rules! database_sql {
     };
 }
 
+/// The test server's admin URL and a pool of `max_connections` on it, as the services make
+/// their pools; `None` (with a loud warning) when it cannot be reached and is not required,
+/// as `testing` does for the services' tests (that module is behind a feature; these are
+/// this crate's own tests).
+#[cfg(test)]
+pub(crate) async fn test_server(max_connections: u32) -> Option<(String, PgPool)> {
+    let admin = std::env::var("GONGJI_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let required = std::env::var("GONGJI_TEST_POSTGRES").is_ok_and(|v| v == "require");
+    match postgres_pool(&admin, max_connections).await {
+        Ok(pool) => Some((admin, pool)),
+        Err(error) if required => panic!("GONGJI_TEST_POSTGRES=require: {error}"),
+        Err(_) => {
+            eprintln!("!!! SKIPPED a PostgreSQL test: no server");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -883,13 +902,8 @@ mod tests {
     #[tokio::test]
     async fn postgres_connections_verify_the_server_certificate_when_asked() {
         use sqlx::postgres::PgConnectOptions;
-        let admin = std::env::var("GONGJI_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let required = std::env::var("GONGJI_TEST_POSTGRES").is_ok_and(|v| v == "require");
-        let plain = match postgres_pool(&admin, 1).await {
-            Ok(pool) => pool,
-            Err(error) if required => panic!("GONGJI_TEST_POSTGRES=require: {error}"),
-            Err(_) => return eprintln!("!!! SKIPPED a PostgreSQL test: no server"),
+        let Some((admin, plain)) = test_server(1).await else {
+            return;
         };
         let (ssl, cert_file): (String, String) =
             sqlx::query_as("SELECT current_setting('ssl'), current_setting('ssl_cert_file')")

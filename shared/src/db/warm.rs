@@ -188,17 +188,7 @@ mod tests {
     use super::*;
 
     async fn pool(size: u32) -> Option<Pool<Postgres>> {
-        let admin = std::env::var("GONGJI_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let required = std::env::var("GONGJI_TEST_POSTGRES").is_ok_and(|v| v == "require");
-        match super::super::postgres_pool(&admin, size).await {
-            Ok(pool) => Some(pool),
-            Err(error) if required => panic!("GONGJI_TEST_POSTGRES=require: {error}"),
-            Err(_) => {
-                eprintln!("!!! SKIPPED a PostgreSQL test: no server");
-                None
-            }
-        }
+        super::super::test_server(size).await.map(|(_, pool)| pool)
     }
 
     async fn pid(connection: &mut PgConnection) -> i32 {
